@@ -1,0 +1,40 @@
+//! `mlx-manager`: run local MLX models from the command line.
+
+mod generate;
+mod tiny;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mlx-manager", version, about = "Run local MLX language models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a local model folder.
+    Generate(generate::GenerateArgs),
+    /// Write a tiny random-weight model folder (for tests, benchmarks and the default model).
+    MakeTinyModel(tiny::TinyArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MLX_MANAGER_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::MakeTinyModel(args) => tiny::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

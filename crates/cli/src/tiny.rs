@@ -1,0 +1,90 @@
+//! `mlx-manager make-tiny-model`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use mlx_manager_engine::tiny::{write_tiny_model, TinyDtype, TinyFamily, TinySpec};
+use mlx_manager_engine::EngineError;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Family {
+    Llama,
+    Qwen2,
+    Qwen3,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Args)]
+pub struct TinyArgs {
+    /// Folder to write (created if needed).
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "llama")]
+    family: Family,
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Dtype,
+    /// Quantize linear and embedding weights to this many bits (4 or 8).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=8))]
+    bits: Option<u8>,
+    /// Quantization group size.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(32..=128))]
+    group_size: u16,
+    /// Tie the output projection to the embedding.
+    #[arg(long)]
+    tied: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    #[arg(long, default_value_t = 64)]
+    hidden_size: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 2)]
+    kv_heads: usize,
+    #[arg(long, default_value_t = 128)]
+    intermediate_size: usize,
+    /// BPE vocabulary size (special tokens come on top).
+    #[arg(long, default_value_t = 512)]
+    vocab_size: usize,
+    /// Split the weights over this many safetensors shards.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+}
+
+pub fn run(a: TinyArgs) -> Result<(), EngineError> {
+    let spec = TinySpec {
+        family: match a.family {
+            Family::Llama => TinyFamily::Llama,
+            Family::Qwen2 => TinyFamily::Qwen2,
+            Family::Qwen3 => TinyFamily::Qwen3,
+        },
+        hidden_size: a.hidden_size,
+        layers: a.layers,
+        heads: a.heads,
+        kv_heads: a.kv_heads,
+        intermediate_size: a.intermediate_size,
+        vocab_size: a.vocab_size,
+        tied: a.tied,
+        dtype: match a.dtype {
+            Dtype::F32 => TinyDtype::F32,
+            Dtype::F16 => TinyDtype::F16,
+            Dtype::Bf16 => TinyDtype::Bf16,
+        },
+        quantize: a.bits.map(|b| (u32::from(b), usize::from(a.group_size))),
+        seed: a.seed,
+        max_position_embeddings: 4096,
+        shards: a.shards,
+    };
+    if spec.hidden_size % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {
+        return Err(EngineError::InvalidRequest { message: "hidden-size must divide by heads, heads by kv-heads".into() });
+    }
+    write_tiny_model(&a.out, &spec)?;
+    println!("{}", a.out.display());
+    Ok(())
+}

@@ -1,0 +1,360 @@
+//! The engine thread: the only thread that ever touches MLX. Callers hold a cloneable
+//! [`EngineHandle`] and send commands, each with its own reply channel and tracing span. Running
+//! generations are stepped round-robin (one prefill chunk or one token each), so concurrent
+//! requests to a model share it fairly; a generation whose receiver is gone stops at its next
+//! step, and one whose receiver is full waits without holding the others up.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Span;
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
+use crate::model::Model;
+use crate::tokenizer::Tokenizer;
+
+/// Tokens buffered per generation before the engine waits for the reader.
+const STREAM_BUFFER: usize = 32;
+
+/// Facts about a loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The id requests use.
+    pub id: String,
+    /// The folder it was loaded from.
+    pub path: PathBuf,
+    /// `model_type` from config.json.
+    pub model_type: String,
+    /// Weight dtype (`float32`, `bfloat16`, …).
+    pub dtype: String,
+    /// `(bits, group_size)` when quantized.
+    pub quantization: Option<(i32, i32)>,
+    /// Bytes of weights in memory.
+    pub weight_bytes: usize,
+    /// Context window, when known.
+    pub context_length: Option<usize>,
+}
+
+/// Is the engine usable?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineHealth {
+    /// Accepting commands.
+    Ready,
+    /// The thread has ended.
+    Stopped,
+}
+
+/// A request to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Model id (registered or loaded).
+    pub model: String,
+    /// What to continue.
+    pub prompt: Prompt,
+    /// Limits and sampling.
+    pub params: GenerationParams,
+}
+
+enum Command {
+    Load { id: String, path: PathBuf, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
+    Unload { id: String, reply: oneshot::Sender<bool> },
+    List { reply: oneshot::Sender<Vec<ModelInfo>> },
+    Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
+    Shutdown,
+}
+
+/// A cloneable, thread-safe way to talk to the engine thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: std_mpsc::Sender<Command>,
+    health: watch::Receiver<EngineHealth>,
+}
+
+/// Owns the engine thread; dropping it stops the thread and joins it.
+pub struct Engine {
+    handle: EngineHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The events of one generation, in order; ends after `Done` or an error.
+pub struct GenerationStream {
+    rx: mpsc::Receiver<Result<GenerationEvent>>,
+}
+
+impl GenerationStream {
+    /// The next event, or None when the stream is over.
+    pub async fn next(&mut self) -> Option<Result<GenerationEvent>> {
+        self.rx.recv().await
+    }
+
+    /// The next event, blocking the current (non-async) thread.
+    pub fn blocking_next(&mut self) -> Option<Result<GenerationEvent>> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl Engine {
+    /// Starts the engine thread and waits until MLX is initialised on it.
+    pub fn start() -> Result<Engine> {
+        let (tx, rx) = std_mpsc::channel();
+        let (health_tx, health) = watch::channel(EngineHealth::Ready);
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("mlx-engine".into())
+            .spawn(move || {
+                let init = init_device();
+                let ok = init.is_ok();
+                let _ = ready_tx.send(init);
+                if ok {
+                    Actor::default().run(rx);
+                }
+                let _ = health_tx.send(EngineHealth::Stopped);
+            })
+            .map_err(|e| EngineError::Mlx { message: format!("cannot start the engine thread: {e}") })?;
+        ready_rx.recv().map_err(|_| EngineError::Stopped)??;
+        Ok(Engine { handle: EngineHandle { tx, health }, thread: Some(thread) })
+    }
+
+    /// A handle for callers.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.handle.tx.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Selects the device on the engine thread: the GPU where MLX has one (Metal), else the CPU.
+fn init_device() -> Result<()> {
+    #[cfg(feature = "metal")]
+    {
+        if mlx_rs::Stream::try_default_on_device(&mlx_rs::Device::gpu()).is_ok() {
+            mlx_rs::Device::set_default(&mlx_rs::Device::gpu());
+            return Ok(());
+        }
+    }
+    mlx_rs::Device::set_default(&mlx_rs::Device::cpu());
+    Ok(())
+}
+
+impl EngineHandle {
+    fn send(&self, command: Command) -> Result<()> {
+        self.tx.send(command).map_err(|_| EngineError::Stopped)
+    }
+
+    /// Loads the model folder at `path` under `id` (no-op when already loaded).
+    pub async fn load(&self, id: impl Into<String>, path: impl Into<PathBuf>) -> Result<ModelInfo> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Load { id: id.into(), path: path.into(), reply, span: Span::current() })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// [`EngineHandle::load`] for non-async callers.
+    pub fn load_blocking(&self, id: impl Into<String>, path: impl Into<PathBuf>) -> Result<ModelInfo> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Load { id: id.into(), path: path.into(), reply, span: Span::current() })?;
+        rx.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Unloads a model; returns whether it was loaded.
+    pub async fn unload(&self, id: impl Into<String>) -> Result<bool> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Unload { id: id.into(), reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// The loaded models.
+    pub async fn list(&self) -> Result<Vec<ModelInfo>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::List { reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Starts a generation; dropping the stream cancels it at the next token.
+    pub fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
+        let (events, rx) = mpsc::channel(STREAM_BUFFER);
+        self.send(Command::Generate { request, events, span: Span::current() })?;
+        Ok(GenerationStream { rx })
+    }
+
+    /// Health, updated when the thread stops.
+    pub fn health(&self) -> watch::Receiver<EngineHealth> {
+        self.health.clone()
+    }
+}
+
+struct Loaded {
+    info: ModelInfo,
+    model: Model,
+    tokenizer: Tokenizer,
+    eos: BTreeSet<u32>,
+}
+
+struct Running {
+    model: String,
+    seq: Sequence,
+    events: mpsc::Sender<Result<GenerationEvent>>,
+    span: Span,
+}
+
+#[derive(Default)]
+struct Actor {
+    models: HashMap<String, Loaded>,
+    running: VecDeque<Running>,
+}
+
+fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
+    let started = Instant::now();
+    let config = ModelConfig::load(path)?;
+    let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
+    let model = Model::load(path, config)?;
+    let c = &model.config;
+    let info = ModelInfo {
+        id: id.to_string(),
+        path: path.to_path_buf(),
+        model_type: c.model_type.clone(),
+        dtype: format!("{:?}", model.dtype()).to_lowercase(),
+        quantization: c.quantization.map(|q| (q.bits, q.group_size)),
+        weight_bytes: model.weight_bytes(),
+        context_length: c.max_position_embeddings,
+    };
+    tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
+    let eos = tokenizer.eos_token_ids.clone();
+    Ok(Loaded { info, model, tokenizer, eos })
+}
+
+impl Actor {
+    fn run(mut self, rx: std_mpsc::Receiver<Command>) {
+        loop {
+            // Block when idle; otherwise only drain what is waiting.
+            let command = if self.running.is_empty() {
+                match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(std_mpsc::TryRecvError::Empty) => None,
+                    Err(std_mpsc::TryRecvError::Disconnected) => return,
+                }
+            };
+            if let Some(command) = command {
+                if !self.handle(command) {
+                    return;
+                }
+                continue;
+            }
+            if !self.step_one() {
+                // Every running generation waits for its reader: give them a moment.
+                if let Ok(command) = rx.recv_timeout(Duration::from_millis(2)) {
+                    if !self.handle(command) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Load { id, path, reply, span } => {
+                let _enter = span.enter();
+                let result = match self.models.get(&id) {
+                    Some(loaded) => Ok(loaded.info.clone()),
+                    None => load_model(&id, &path).map(|loaded| {
+                        let info = loaded.info.clone();
+                        self.models.insert(id, loaded);
+                        info
+                    }),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Unload { id, reply } => {
+                self.running.retain(|r| r.model != id);
+                let was = self.models.remove(&id).is_some();
+                let _ = mlx_rs::memory::clear_cache();
+                let _ = reply.send(was);
+            }
+            Command::List { reply } => {
+                let mut infos: Vec<_> = self.models.values().map(|m| m.info.clone()).collect();
+                infos.sort_by(|a, b| a.id.cmp(&b.id));
+                let _ = reply.send(infos);
+            }
+            Command::Generate { request, events, span } => {
+                let started = span.in_scope(|| self.start(&request));
+                match started {
+                    Ok(seq) => self.running.push_back(Running { model: request.model, seq, events, span }),
+                    Err(e) => {
+                        let _ = events.try_send(Err(e));
+                    }
+                }
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn start(&self, request: &GenerateRequest) -> Result<Sequence> {
+        let loaded = self
+            .models
+            .get(&request.model)
+            .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
+        let tokens = prompt_tokens(&loaded.tokenizer, &request.prompt)?;
+        Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone())
+    }
+
+    /// Steps the first generation that can take a token; false when none could.
+    fn step_one(&mut self) -> bool {
+        for _ in 0..self.running.len() {
+            let Some(mut r) = self.running.pop_front() else { return false };
+            if r.events.is_closed() {
+                tracing::debug!(parent: &r.span, "generation cancelled: receiver gone");
+                continue;
+            }
+            // Room for a token and the final event, so sends below never block.
+            if r.events.capacity() < 2 {
+                self.running.push_back(r);
+                continue;
+            }
+            let Some(loaded) = self.models.get(&r.model) else {
+                let _ = r.events.try_send(Err(EngineError::ModelNotFound { model: r.model.clone() }));
+                continue;
+            };
+            let step = r.span.in_scope(|| r.seq.step(&loaded.model, &loaded.tokenizer, &loaded.eos));
+            match step {
+                Ok(Step::Continue) => self.running.push_back(r),
+                Ok(Step::Token(event)) => {
+                    if r.events.try_send(Ok(event)).is_ok() {
+                        self.running.push_back(r);
+                    }
+                }
+                Ok(Step::Finished(events)) => {
+                    for event in events {
+                        let _ = r.events.try_send(Ok(event));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(parent: &r.span, error = %e, "generation failed");
+                    let _ = r.events.try_send(Err(e));
+                }
+            }
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,149 @@
+//! Chat templates: HF's Jinja dialect rendered with minijinja, configured the way transformers'
+//! `apply_chat_template` configures jinja2 (trim/lstrip blocks, loop controls, `raise_exception`,
+//! `strftime_now`, a `tojson` that prints like Python's `json.dumps`, Python string methods), so
+//! the rendered prompt is byte-identical.
+
+use minijinja::value::Kwargs;
+use minijinja::{Environment, Error, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::tokenizer::Tokenizer;
+
+/// One message of a conversation, in the shape chat templates expect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text (content parts are joined by the caller).
+    pub content: String,
+    /// Optional author name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tool calls an assistant message made (OpenAI shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    /// The call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message with just a role and text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into(), name: None, tool_calls: None, tool_call_id: None }
+    }
+}
+
+/// Python's `json.dumps` spacing: `", "` between items and `": "` after keys, or `indent`.
+struct PyJsonFormatter {
+    first: bool,
+}
+
+impl serde_json::ser::Formatter for PyJsonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        self.first = first;
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+fn py_json(value: &serde_json::Value, indent: Option<usize>) -> std::result::Result<String, serde_json::Error> {
+    let mut out = Vec::new();
+    match indent {
+        Some(n) => {
+            let pad = vec![b' '; n];
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(&pad));
+            value.serialize(&mut ser)?;
+        }
+        None => {
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, PyJsonFormatter { first: true });
+            value.serialize(&mut ser)?;
+        }
+    }
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<String, Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let _: Option<bool> = kwargs.get("ensure_ascii")?;
+    let _: Option<bool> = kwargs.get("sort_keys")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    py_json(&json, indent).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+fn raise_exception(message: String) -> std::result::Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, message))
+}
+
+fn strftime_now(format: String) -> String {
+    // Templates use it for "today's date"; transformers renders local time, we render UTC.
+    chrono::Utc::now().format(&format).to_string()
+}
+
+/// Renders `messages` with the tokenizer's chat template.
+pub fn render(
+    tokenizer: &Tokenizer,
+    messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
+    add_generation_prompt: bool,
+) -> Result<String> {
+    let template = tokenizer.chat_template.as_deref().ok_or_else(|| EngineError::ChatTemplate {
+        message: "this model has no chat template; send a plain prompt to /v1/completions".into(),
+    })?;
+    render_template(template, tokenizer, messages, tools, add_generation_prompt)
+}
+
+/// Renders an explicit template (tests use it to compare with transformers).
+pub fn render_template(
+    template: &str,
+    tokenizer: &Tokenizer,
+    messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
+    add_generation_prompt: bool,
+) -> Result<String> {
+    let mut env = Environment::new();
+    let err = |e: Error| EngineError::ChatTemplate { message: e.to_string() };
+    env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(err)?);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_filter("tojson", tojson);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", strftime_now);
+    env.add_template("chat", template).map_err(err)?;
+    let mut ctx = serde_json::Map::new();
+    ctx.insert("messages".into(), serde_json::to_value(messages).expect("messages serialise"));
+    ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
+    if let Some(tools) = tools {
+        ctx.insert("tools".into(), tools.clone());
+    }
+    if let Some(bos) = &tokenizer.bos_token {
+        ctx.insert("bos_token".into(), bos.clone().into());
+    }
+    if let Some(eos) = &tokenizer.eos_token {
+        ctx.insert("eos_token".into(), eos.clone().into());
+    }
+    for (name, text) in &tokenizer.special_tokens {
+        ctx.insert(name.clone(), text.clone().into());
+    }
+    env.get_template("chat")
+        .and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx))))
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tojson_spacing_matches_python() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"b":[1,2,{"c":"é<"}],"a":1.5}"#).unwrap();
+        assert_eq!(py_json(&v, None).unwrap(), r#"{"b": [1, 2, {"c": "é<"}], "a": 1.5}"#);
+        assert_eq!(py_json(&v, Some(2)).unwrap(), "{\n  \"b\": [\n    1,\n    2,\n    {\n      \"c\": \"é<\"\n    }\n  ],\n  \"a\": 1.5\n}");
+    }
+}

@@ -1,0 +1,329 @@
+//! One generation: prefill in chunks, then decode token by token with the next step already
+//! scheduled (as mlx-lm pipelines it), streaming valid UTF-8 text, honouring stop tokens, stop
+//! strings and max_tokens, and counting usage.
+
+use std::time::{Duration, Instant};
+
+use mlx_rs::Array;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::KvCache;
+use crate::chat::ChatMessage;
+use crate::error::{EngineError, Result};
+use crate::model::Model;
+use crate::sampler::{Sampler, SamplingParams};
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+
+/// Same chunk as mlx-lm's default `prefill_step_size`, so long prompts round identically.
+const PREFILL_CHUNK: usize = 2048;
+
+/// What to generate from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Prompt {
+    /// Raw text, tokenized with the tokenizer's special tokens (BOS) added.
+    Text(String),
+    /// Token ids, used as given.
+    Tokens(Vec<u32>),
+    /// A conversation, rendered with the model's chat template (generation prompt added).
+    Chat {
+        /// The messages.
+        messages: Vec<ChatMessage>,
+        /// Tool definitions passed to the template, if any.
+        tools: Option<serde_json::Value>,
+    },
+}
+
+/// Everything about one request except the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// Upper bound on generated tokens.
+    pub max_tokens: usize,
+    /// Sampling settings.
+    pub sampling: SamplingParams,
+    /// Stop strings: generation ends before the first one, which is not returned.
+    pub stop: Vec<String>,
+    /// Extra token ids that end generation (besides the model's EOS ids).
+    pub stop_token_ids: Vec<u32>,
+    /// Report the log-probability of each chosen token.
+    pub logprobs: bool,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        GenerationParams { max_tokens: 256, sampling: SamplingParams::default(), stop: Vec::new(), stop_token_ids: Vec::new(), logprobs: false }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An EOS/stop token or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+}
+
+/// Counts and timings of a finished generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated (the stop token not counted).
+    pub completion_tokens: usize,
+    /// Seconds from start to the first generated token (prefill).
+    pub prompt_seconds: f64,
+    /// Seconds spent decoding after the first token.
+    pub generation_seconds: f64,
+}
+
+impl Usage {
+    /// Prompt tokens per second.
+    pub fn prompt_tps(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prompt_seconds.max(1e-9)
+    }
+    /// Generated tokens per second, after the first.
+    pub fn generation_tps(&self) -> f64 {
+        self.completion_tokens.saturating_sub(1) as f64 / self.generation_seconds.max(1e-9)
+    }
+}
+
+/// What a generation stream yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// One generated token and the text it completed (may be empty while a multi-byte
+    /// character or a possible stop string is incomplete).
+    Token {
+        /// The token id.
+        id: u32,
+        /// Newly released text.
+        text: String,
+        /// Log-probability of the token, when asked for.
+        logprob: Option<f32>,
+    },
+    /// The end: any text still held back, why it ended, and usage.
+    Done {
+        /// Text released at the end.
+        text: String,
+        /// Why it ended.
+        finish_reason: FinishReason,
+        /// Counts and timings.
+        usage: Usage,
+    },
+}
+
+/// Holds back text that could be the start of a stop string.
+struct StopMatcher {
+    stops: Vec<String>,
+    pending: String,
+}
+
+impl StopMatcher {
+    /// Returns the text safe to release and whether a stop string was hit.
+    fn push(&mut self, text: &str) -> (String, bool) {
+        self.pending.push_str(text);
+        if let Some(pos) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+            let out = self.pending[..pos].to_string();
+            self.pending.clear();
+            return (out, true);
+        }
+        // The longest suffix of `pending` that is a proper prefix of some stop string stays.
+        let keep = self
+            .pending
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| self.stops.iter().any(|s| s.starts_with(&self.pending[i..])))
+            .unwrap_or(self.pending.len());
+        let out = self.pending[..keep].to_string();
+        self.pending.drain(..keep);
+        (out, false)
+    }
+
+    fn flush(&mut self) -> String {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// Where a sequence is.
+enum Phase {
+    /// Prompt tokens still to run through the model (all but the last).
+    Prefill { next: usize },
+    /// Decoding; `pending` is the scheduled next token (and its logprob).
+    Decode { pending: (Array, Option<Array>) },
+    Finished,
+}
+
+/// One running generation, stepped by the engine thread.
+pub(crate) struct Sequence {
+    prompt: Vec<u32>,
+    params: GenerationParams,
+    cache: KvCache,
+    sampler: Sampler,
+    decoder: StreamDecoder,
+    stop: StopMatcher,
+    phase: Phase,
+    generated: usize,
+    started: Instant,
+    first_token: Option<Instant>,
+}
+
+/// The result of one step.
+pub(crate) enum Step {
+    /// Nothing to report yet (a prefill chunk ran).
+    Continue,
+    /// A token to send; the sequence goes on.
+    Token(GenerationEvent),
+    /// The last events of the sequence.
+    Finished(Vec<GenerationEvent>),
+}
+
+/// Tokenizes a prompt for a model.
+pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Vec<u32>> {
+    let tokens = match prompt {
+        Prompt::Text(text) => tokenizer.encode(text, true)?,
+        Prompt::Tokens(ids) => ids.clone(),
+        Prompt::Chat { messages, tools } => {
+            let text = crate::chat::render(tokenizer, messages, tools.as_ref(), true)?;
+            tokenizer.encode(&text, false)?
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::InvalidRequest { message: "the prompt is empty".into() });
+    }
+    Ok(tokens)
+}
+
+impl Sequence {
+    pub(crate) fn new(model: &Model, tokenizer: &Tokenizer, prompt: Vec<u32>, params: GenerationParams) -> Result<Sequence> {
+        params.sampling.validate(tokenizer.vocab_size().max(model.config.vocab_size as usize))?;
+        let vocab = model.config.vocab_size as u32;
+        if let Some(bad) = prompt.iter().find(|&&t| t >= vocab) {
+            return Err(EngineError::InvalidRequest { message: format!("token id {bad} is outside the vocabulary ({vocab})") });
+        }
+        if let Some(ctx) = model.config.max_position_embeddings {
+            if prompt.len() >= ctx {
+                return Err(EngineError::ContextLength { prompt_tokens: prompt.len(), context_length: ctx });
+            }
+        }
+        let mut sampler = Sampler::new(params.sampling.clone())?;
+        sampler.observe(&Array::from_slice(&prompt, &[prompt.len() as i32]))?;
+        let stop = StopMatcher { stops: params.stop.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() };
+        Ok(Sequence {
+            prompt,
+            params,
+            cache: model.new_cache(),
+            sampler,
+            decoder: StreamDecoder::new(),
+            stop,
+            phase: Phase::Prefill { next: 0 },
+            generated: 0,
+            started: Instant::now(),
+            first_token: None,
+        })
+    }
+
+    fn schedule(&mut self, model: &Model, input: &Array) -> Result<(Array, Option<Array>)> {
+        let logits = model.logits(input, &mut self.cache)?;
+        let (token, logprob) = self.sampler.sample(logits, self.params.logprobs)?;
+        self.sampler.observe(&token)?;
+        let mut outputs = vec![&token];
+        outputs.extend(logprob.iter());
+        mlx_rs::transforms::async_eval(outputs)?;
+        Ok((token, logprob))
+    }
+
+    /// Advances by one prefill chunk or one token.
+    pub(crate) fn step(&mut self, model: &Model, tokenizer: &Tokenizer, eos: &std::collections::BTreeSet<u32>) -> Result<Step> {
+        match std::mem::replace(&mut self.phase, Phase::Finished) {
+            Phase::Finished => Ok(Step::Finished(Vec::new())),
+            Phase::Prefill { next } => {
+                let last = self.prompt.len() - 1;
+                if next < last {
+                    let end = (next + PREFILL_CHUNK).min(last);
+                    let chunk = Array::from_slice(&self.prompt[next..end], &[(end - next) as i32]);
+                    model.hidden(&chunk, &mut self.cache)?;
+                    mlx_rs::transforms::eval(self.cache.layers.iter().flat_map(|l| l.state()))?;
+                    self.phase = Phase::Prefill { next: end };
+                    return Ok(Step::Continue);
+                }
+                let input = Array::from_slice(&self.prompt[last..], &[1]);
+                let pending = self.schedule(model, &input)?;
+                self.phase = Phase::Decode { pending };
+                Ok(Step::Continue)
+            }
+            Phase::Decode { pending: (token, logprob) } => {
+                // Schedule the following token before reading this one, unless this is the last.
+                let next = if self.generated + 1 < self.params.max_tokens {
+                    Some(self.schedule(model, &token)?)
+                } else {
+                    None
+                };
+                let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
+                let logprob = match logprob {
+                    Some(l) => Some(l.try_item_cast::<f32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?),
+                    None => None,
+                };
+                if self.first_token.is_none() {
+                    self.first_token = Some(Instant::now());
+                }
+                if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
+                    return self.finish(tokenizer, FinishReason::Stop, None);
+                }
+                self.generated += 1;
+                let piece = self.decoder.push(tokenizer, id)?;
+                let (text, hit) = self.stop.push(&piece);
+                let event = GenerationEvent::Token { id, text, logprob };
+                if hit {
+                    return self.finish(tokenizer, FinishReason::Stop, Some(event));
+                }
+                match next {
+                    Some(pending) => {
+                        self.phase = Phase::Decode { pending };
+                        Ok(Step::Token(event))
+                    }
+                    None => self.finish(tokenizer, FinishReason::Length, Some(event)),
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, tokenizer: &Tokenizer, reason: FinishReason, last: Option<GenerationEvent>) -> Result<Step> {
+        self.phase = Phase::Finished;
+        let text = if reason == FinishReason::Stop && matches!(last, Some(GenerationEvent::Token { .. })) && self.stop.pending.is_empty() {
+            String::new()
+        } else {
+            let tail = self.decoder.finish(tokenizer)?;
+            let (mut text, hit) = self.stop.push(&tail);
+            if !hit {
+                text.push_str(&self.stop.flush());
+            }
+            text
+        };
+        let first = self.first_token.unwrap_or_else(Instant::now);
+        let usage = Usage {
+            prompt_tokens: self.prompt.len(),
+            completion_tokens: self.generated,
+            prompt_seconds: first.duration_since(self.started).as_secs_f64(),
+            generation_seconds: Instant::now().duration_since(first).max(Duration::from_nanos(1)).as_secs_f64(),
+        };
+        let mut events: Vec<GenerationEvent> = last.into_iter().collect();
+        events.push(GenerationEvent::Done { text, finish_reason: reason, usage });
+        Ok(Step::Finished(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopMatcher;
+
+    #[test]
+    fn stop_strings_hold_back_prefixes_and_cut_at_the_match() {
+        let mut m = StopMatcher { stops: vec!["END".into(), "éx".into()], pending: String::new() };
+        assert_eq!(m.push("abc E"), ("abc ".to_string(), false));
+        assert_eq!(m.push("N"), (String::new(), false));
+        assert_eq!(m.push("Dtail"), (String::new(), true));
+        let mut m = StopMatcher { stops: vec!["éx".into()], pending: String::new() };
+        assert_eq!(m.push("aé"), ("a".to_string(), false));
+        assert_eq!(m.push("y"), ("éy".to_string(), false));
+    }
+}

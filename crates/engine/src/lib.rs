@@ -1,0 +1,27 @@
+//! MLX Manager's inference core, on mlx-rs.
+//!
+//! Why a crate of its own: everything that touches MLX lives here, behind one thread (Metal
+//! crashes when work is dispatched from several), so the HTTP server, the CLI and the desktop shell
+//! only ever hold an [`EngineHandle`] and never link model code into their own logic. It loads the
+//! same model folders mlx-lm and LM Studio load (Hugging Face / mlx-community layout: config.json,
+//! safetensors shards, tokenizer.json, tokenizer_config.json), runs the Llama/Mistral/Qwen2/Qwen3
+//! families in fp32/fp16/bf16 or 4/8-bit, and generates the same tokens as mlx-lm.
+#![deny(missing_docs)]
+
+mod actor;
+mod cache;
+pub mod chat;
+pub mod config;
+mod error;
+mod generate;
+mod model;
+mod sampler;
+pub mod tiny;
+pub mod tokenizer;
+
+pub use actor::{Engine, EngineHandle, EngineHealth, GenerateRequest, GenerationStream, ModelInfo};
+pub use chat::ChatMessage;
+pub use error::{EngineError, Result};
+pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
+pub use model::Model;
+pub use sampler::SamplingParams;

@@ -1,0 +1,233 @@
+//! The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, mirroring mlx-lm's
+//! graphs op for op (so greedy outputs are token-identical to it).
+
+mod layers;
+mod weights;
+
+use std::path::Path;
+
+use mlx_rs::fast::ScaledDotProductAttentionMask;
+use mlx_rs::{ops, Array, Dtype};
+
+use crate::cache::{KvCache, LayerCache};
+use crate::config::{Family, ModelConfig, RopeScaling};
+use crate::error::Result;
+use layers::{Embedding, Linear, RmsNorm};
+use weights::WeightSet;
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    /// Qwen3 normalises queries and keys per head.
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+struct Block {
+    attn: Attention,
+    mlp: Mlp,
+    input_norm: RmsNorm,
+    post_attn_norm: RmsNorm,
+}
+
+/// Precomputed RoPE parameters.
+struct Rope {
+    dims: i32,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    /// Llama 3 scaled frequencies (then `base` is None).
+    freqs: Option<Array>,
+}
+
+impl Rope {
+    fn new(cfg: &ModelConfig) -> Result<Rope> {
+        let dims = cfg.head_dim;
+        Ok(match cfg.rope_scaling {
+            RopeScaling::Default { scale } => {
+                Rope { dims, traditional: cfg.rope_traditional, base: Some(cfg.rope_theta), scale, freqs: None }
+            }
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                // Same arithmetic as mlx-lm's Llama3RoPE, in MLX ops so rounding matches.
+                let old = original_max_position_embeddings;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
+                let freqs = ops::power(Array::from_f32(cfg.rope_theta), &exps)?;
+                let wavelens = freqs.multiply(Array::from_f32(2.0 * std::f32::consts::PI))?;
+                let freqs = ops::select(
+                    wavelens.gt(Array::from_f32(low_wavelen))?,
+                    freqs.multiply(Array::from_f32(factor))?,
+                    &freqs,
+                )?;
+                let is_medium = wavelens
+                    .gt(Array::from_f32(high_wavelen))?
+                    .logical_and(wavelens.lt(Array::from_f32(low_wavelen))?)?;
+                let smooth = Array::from_f32(old)
+                    .divide(&wavelens)?
+                    .subtract(Array::from_f32(low_freq_factor))?
+                    .divide(Array::from_f32(high_freq_factor - low_freq_factor))?;
+                let smooth_freqs = freqs.divide(
+                    Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?,
+                )?;
+                let freqs = ops::select(is_medium, smooth_freqs, &freqs)?;
+                freqs.eval()?;
+                Rope { dims, traditional: cfg.rope_traditional, base: None, scale: 1.0, freqs: Some(freqs) }
+            }
+        })
+    }
+
+    fn apply(&self, x: &Array, offset: i32) -> Result<Array> {
+        Ok(mlx_rs::fast::rope(x, self.dims, self.traditional, self.base, self.scale, offset, self.freqs.as_ref())?)
+    }
+}
+
+/// A loaded model: weights on the engine thread's device, ready to run.
+pub struct Model {
+    /// The validated config.
+    pub config: ModelConfig,
+    embed: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Option<Linear>,
+    rope: Rope,
+    weight_bytes: usize,
+}
+
+impl Model {
+    /// Loads and validates the weights in `dir` for `config`, and evaluates them (so a bad file
+    /// fails here, not in the middle of a request).
+    pub fn load(dir: &Path, config: ModelConfig) -> Result<Model> {
+        let mut w = WeightSet::load(dir)?;
+        let c = &config;
+        let q = c.quantization;
+        let (d, hd) = (c.hidden_size, c.head_dim);
+        let embed = w.embedding("model.embed_tokens", c.vocab_size, d, q)?;
+        let mut blocks = Vec::with_capacity(c.num_layers as usize);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let qk_norm = c.family == Family::Qwen3;
+            let attn = Attention {
+                q_proj: w.linear(&format!("{p}.self_attn.q_proj"), d, c.num_heads * hd, c.qkv_bias, q)?,
+                k_proj: w.linear(&format!("{p}.self_attn.k_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
+                v_proj: w.linear(&format!("{p}.self_attn.v_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
+                o_proj: w.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * hd, d, c.o_bias, q)?,
+                q_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.q_norm"), hd, c.rms_norm_eps)).transpose()?,
+                k_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.k_norm"), hd, c.rms_norm_eps)).transpose()?,
+            };
+            let mlp = Mlp {
+                gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
+                up_proj: w.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
+                down_proj: w.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, d, c.mlp_bias, q)?,
+            };
+            blocks.push(Block {
+                attn,
+                mlp,
+                input_norm: w.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
+                post_attn_norm: w.norm(&format!("{p}.post_attention_layernorm"), d, c.rms_norm_eps)?,
+            });
+        }
+        let norm = w.norm("model.norm", d, c.rms_norm_eps)?;
+        let lm_head = if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
+        w.finish(c.tie_word_embeddings)?;
+        let rope = Rope::new(c)?;
+        let mut model = Model { config, embed, blocks, norm, lm_head, rope, weight_bytes: 0 };
+        model.weight_bytes = model.eval_weights()?;
+        Ok(model)
+    }
+
+    /// Materialises every weight (reads the files) and returns the bytes they hold.
+    fn eval_weights(&self) -> Result<usize> {
+        let mut bytes = self.embed.nbytes() + self.norm.weight.nbytes();
+        bytes += self.lm_head.as_ref().map_or(0, Linear::nbytes);
+        for b in &self.blocks {
+            for l in [&b.attn.q_proj, &b.attn.k_proj, &b.attn.v_proj, &b.attn.o_proj, &b.mlp.gate_proj, &b.mlp.up_proj, &b.mlp.down_proj] {
+                bytes += l.nbytes();
+            }
+            bytes += b.input_norm.weight.nbytes() + b.post_attn_norm.weight.nbytes();
+        }
+        // Evaluating the lm_head path on one token touches every weight once.
+        let mut cache = self.new_cache();
+        let logits = self.logits(&Array::from_slice(&[0u32], &[1]), &mut cache)?;
+        logits.eval()?;
+        Ok(bytes)
+    }
+
+    /// Bytes of weights in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    /// The dtype activations run in (that of the norm weights).
+    pub fn dtype(&self) -> Dtype {
+        self.norm.weight.dtype()
+    }
+
+    pub(crate) fn new_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len())
+    }
+
+    /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
+    /// `[1, L, hidden]` before the last norm.
+    pub(crate) fn hidden(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
+        let mut h = self.embed.forward(&tokens.expand_dims(0)?)?;
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            h = self.block(block, &h, layer_cache)?;
+        }
+        Ok(h)
+    }
+
+    /// Logits of the last position, `[1, vocab]`.
+    pub(crate) fn logits(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
+        let h = self.norm.forward(&self.hidden(tokens, cache)?)?;
+        let out = match &self.lm_head {
+            Some(head) => head.forward(&h)?,
+            None => self.embed.as_linear(&h)?,
+        };
+        let last = out.shape()[1] - 1;
+        Ok(out.take_axis(Array::from_int(last), 1)?)
+    }
+
+    fn block(&self, b: &Block, x: &Array, cache: &mut LayerCache) -> Result<Array> {
+        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, cache)?;
+        let h = x.add(&r)?;
+        let m = &b.mlp;
+        let n = b.post_attn_norm.forward(&h)?;
+        let gate = m.gate_proj.forward(&n)?;
+        let act = gate.multiply(ops::sigmoid(&gate)?)?.multiply(m.up_proj.forward(&n)?)?;
+        Ok(h.add(m.down_proj.forward(&act)?)?)
+    }
+
+    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> Result<Array> {
+        let c = &self.config;
+        let (b, l) = (x.shape()[0], x.shape()[1]);
+        let heads = |proj: &Linear, n: i32, norm: &Option<RmsNorm>| -> Result<Array> {
+            let t = proj.forward(x)?.reshape(&[b, l, n, -1])?;
+            let t = match norm {
+                Some(norm) => norm.forward(&t)?,
+                None => t,
+            };
+            Ok(t.transpose_axes(&[0, 2, 1, 3])?)
+        };
+        let q = heads(&a.q_proj, c.num_heads, &a.q_norm)?;
+        let k = heads(&a.k_proj, c.num_kv_heads, &a.k_norm)?;
+        let v = heads(&a.v_proj, c.num_kv_heads, &None)?;
+        let offset = cache.offset();
+        let q = self.rope.apply(&q, offset)?;
+        let k = self.rope.apply(&k, offset)?;
+        let (k, v) = cache.update(k, v)?;
+        let scale = (c.head_dim as f64).powf(-0.5) as f32;
+        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
+        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+        a.o_proj.forward(&o)
+    }
+}

@@ -1,0 +1,168 @@
+//! Reads a model folder's safetensors (one file or an index of shards), checks every tensor's name
+//! and shape against the architecture, and hands out the layers. A wrong checkpoint is a typed
+//! error naming the file and tensor, never garbage output: MLX's own loader silently ignores
+//! unknown keys and never reports missing ones.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use mlx_rs::{Array, Dtype};
+
+use super::layers::{Embedding, Linear, RmsNorm};
+use crate::config::Quantization;
+use crate::error::{EngineError, Result};
+
+/// The safetensors files of a model folder, in a stable order.
+pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index)
+            .map_err(|source| EngineError::Io { path: index.clone(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| EngineError::InvalidConfig {
+            path: index.clone(),
+            message: e.to_string(),
+        })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
+            EngineError::InvalidConfig { path: index.clone(), message: "no `weight_map` object".into() }
+        })?;
+        let files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| EngineError::Io { path: dir.to_path_buf(), source })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(EngineError::MissingTensor { path: dir.to_path_buf(), tensor: "*.safetensors (no weight files)".into() });
+    }
+    Ok(files)
+}
+
+/// Checks a safetensors file's header against its length (catches truncated downloads before MLX
+/// reads the data).
+fn check_file(path: &Path) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+    // SAFETY: the map is read-only and dropped before this function returns; a concurrent writer
+    // could only make the check fail, not corrupt memory we hand out.
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+    safetensors::SafeTensors::read_metadata(&map)
+        .map(|_| ())
+        .map_err(|e| EngineError::CorruptWeights { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// All tensors of a model, with the file each came from, consumed as layers are built.
+pub(crate) struct WeightSet {
+    dir: PathBuf,
+    tensors: HashMap<String, (Array, PathBuf)>,
+}
+
+impl WeightSet {
+    pub(crate) fn load(dir: &Path) -> Result<WeightSet> {
+        let mut tensors = HashMap::new();
+        for file in weight_files(dir)? {
+            if !file.is_file() {
+                return Err(EngineError::Io {
+                    path: file,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "weight shard listed but absent"),
+                });
+            }
+            check_file(&file)?;
+            let arrays = Array::load_safetensors(&file)
+                .map_err(|e| EngineError::CorruptWeights { path: file.clone(), message: e.to_string() })?;
+            for (name, array) in arrays {
+                tensors.insert(name, (array, file.clone()));
+            }
+        }
+        Ok(WeightSet { dir: dir.to_path_buf(), tensors })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Removes a tensor, checking its shape (and, for packed weights, its dtype).
+    fn take(&mut self, name: &str, shape: &[i32], dtype: Option<Dtype>) -> Result<Array> {
+        let (array, path) = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor { path: self.dir.clone(), tensor: name.to_string() })?;
+        if array.shape() != shape || dtype.is_some_and(|d| array.dtype() != d) {
+            return Err(EngineError::TensorShape {
+                path,
+                tensor: name.to_string(),
+                expected: shape.to_vec(),
+                actual: array.shape().to_vec(),
+            });
+        }
+        Ok(array)
+    }
+
+    fn quantization_for(&self, prefix: &str, q: Option<Quantization>) -> Result<Option<Quantization>> {
+        if !self.has(&format!("{prefix}.scales")) {
+            return Ok(None);
+        }
+        q.map(Some).ok_or_else(|| EngineError::InvalidConfig {
+            path: self.dir.join("config.json"),
+            message: format!("`{prefix}` is quantized but config.json has no `quantization`"),
+        })
+    }
+
+    fn packed(&mut self, prefix: &str, rows: i32, cols: i32, q: Quantization) -> Result<(Array, Array, Array)> {
+        let packed_cols = cols * q.bits / 32;
+        let groups = cols / q.group_size;
+        Ok((
+            self.take(&format!("{prefix}.weight"), &[rows, packed_cols], Some(Dtype::Uint32))?,
+            self.take(&format!("{prefix}.scales"), &[rows, groups], None)?,
+            self.take(&format!("{prefix}.biases"), &[rows, groups], None)?,
+        ))
+    }
+
+    pub(crate) fn linear(
+        &mut self,
+        prefix: &str,
+        in_dim: i32,
+        out_dim: i32,
+        bias: bool,
+        q: Option<Quantization>,
+    ) -> Result<Linear> {
+        let bias = if bias { Some(self.take(&format!("{prefix}.bias"), &[out_dim], None)?) } else { None };
+        match self.quantization_for(prefix, q)? {
+            Some(q) => {
+                let (weight, scales, biases) = self.packed(prefix, out_dim, in_dim, q)?;
+                Ok(Linear::Quantized { weight, scales, biases, bias, q })
+            }
+            None => {
+                let weight = self.take(&format!("{prefix}.weight"), &[out_dim, in_dim], None)?;
+                Ok(Linear::Dense { weight, bias })
+            }
+        }
+    }
+
+    pub(crate) fn embedding(&mut self, prefix: &str, vocab: i32, dim: i32, q: Option<Quantization>) -> Result<Embedding> {
+        match self.quantization_for(prefix, q)? {
+            Some(q) => {
+                let (weight, scales, biases) = self.packed(prefix, vocab, dim, q)?;
+                Ok(Embedding::Quantized { weight, scales, biases, q })
+            }
+            None => Ok(Embedding::Dense { weight: self.take(&format!("{prefix}.weight"), &[vocab, dim], None)? }),
+        }
+    }
+
+    pub(crate) fn norm(&mut self, prefix: &str, dim: i32, eps: f32) -> Result<RmsNorm> {
+        Ok(RmsNorm { weight: self.take(&format!("{prefix}.weight"), &[dim], None)?, eps })
+    }
+
+    /// Drops tensors every loader ignores; anything else left over is a checkpoint of another shape.
+    pub(crate) fn finish(mut self, tied: bool) -> Result<()> {
+        self.tensors.retain(|name, _| !name.contains("rotary_emb.inv_freq") && !(tied && name.starts_with("lm_head.")));
+        let mut left: Vec<_> = self.tensors.into_iter().collect();
+        left.sort_by(|a, b| a.0.cmp(&b.0));
+        match left.into_iter().next() {
+            Some((tensor, (_, path))) => Err(EngineError::UnexpectedTensor { path, tensor }),
+            None => Ok(()),
+        }
+    }
+}
