@@ -42,6 +42,15 @@ pub struct ModelInfo {
     pub context_length: Option<usize>,
 }
 
+/// A snapshot of the engine's work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// Generations in progress (prefilling or decoding).
+    pub running: usize,
+    /// Models loaded.
+    pub loaded: Vec<ModelInfo>,
+}
+
 /// Is the engine usable?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineHealth {
@@ -66,6 +75,7 @@ enum Command {
     Load { id: String, path: PathBuf, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
     Unload { id: String, reply: oneshot::Sender<bool> },
     List { reply: oneshot::Sender<Vec<ModelInfo>> },
+    Status { reply: oneshot::Sender<EngineStatus> },
     Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
     Shutdown,
 }
@@ -183,6 +193,13 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// What the engine is doing now.
+    pub async fn status(&self) -> Result<EngineStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status { reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Starts a generation; dropping the stream cancels it at the next token.
     pub fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
         let (events, rx) = mpsc::channel(STREAM_BUFFER);
@@ -291,9 +308,11 @@ impl Actor {
                 let _ = reply.send(was);
             }
             Command::List { reply } => {
-                let mut infos: Vec<_> = self.models.values().map(|m| m.info.clone()).collect();
-                infos.sort_by(|a, b| a.id.cmp(&b.id));
-                let _ = reply.send(infos);
+                let _ = reply.send(self.loaded());
+            }
+            Command::Status { reply } => {
+                self.running.retain(|r| !r.events.is_closed());
+                let _ = reply.send(EngineStatus { running: self.running.len(), loaded: self.loaded() });
             }
             Command::Generate { request, events, span } => {
                 let started = span.in_scope(|| self.start(&request));
@@ -307,6 +326,12 @@ impl Actor {
             Command::Shutdown => return false,
         }
         true
+    }
+
+    fn loaded(&self) -> Vec<ModelInfo> {
+        let mut infos: Vec<_> = self.models.values().map(|m| m.info.clone()).collect();
+        infos.sort_by(|a, b| a.id.cmp(&b.id));
+        infos
     }
 
     fn start(&self, request: &GenerateRequest) -> Result<Sequence> {
