@@ -82,7 +82,9 @@ pub fn run(a: TinyArgs) -> Result<(), EngineError> {
         shards: a.shards,
     };
     if spec.hidden_size % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {
-        return Err(EngineError::InvalidRequest { message: "hidden-size must divide by heads, heads by kv-heads".into() });
+        return Err(EngineError::InvalidRequest {
+            message: "hidden-size must divide by heads, heads by kv-heads".into(),
+        });
     }
     write_tiny_model(&a.out, &spec)?;
     println!("{}", a.out.display());

@@ -1,15 +1,34 @@
-//! Per-sequence key/value cache: one entry per layer, growing in steps like mlx-lm's `KVCache`.
+//! Per-sequence key/value cache, grown in steps of 256 positions and written in place like
+//! mlx-lm's `KVCache`, so a decode step does not copy the whole history.
 
+use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
 use mlx_rs::{ops, Array};
 
 use crate::error::Result;
 
-/// Keys and values of one layer for one sequence, `[1, kv_heads, tokens, head_dim]`.
+/// Positions added each time the buffers grow.
+const STEP: i32 = 256;
+
+/// Keys and values of one layer for one sequence, `[1, kv_heads, capacity, head_dim]`; the first
+/// `offset` positions are filled.
 #[derive(Default)]
 pub(crate) struct LayerCache {
     keys: Option<Array>,
     values: Option<Array>,
     offset: i32,
+}
+
+fn grow(buffer: Option<Array>, like: &Array, offset: i32, new: i32) -> Result<Array> {
+    let shape = like.shape();
+    let steps = (new + STEP - 1) / STEP;
+    let fresh = ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?;
+    Ok(match buffer {
+        Some(old) => {
+            let old = if old.shape()[2] != offset { old.try_index((.., .., ..offset, ..))? } else { old };
+            ops::concatenate(&[old, fresh], 2)?
+        }
+        None => fresh,
+    })
 }
 
 impl LayerCache {
@@ -18,17 +37,20 @@ impl LayerCache {
         self.offset
     }
 
-    /// Appends this step's keys/values and returns the whole history.
+    /// Writes this step's keys/values after the history and returns the filled part.
     pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
         let new = keys.shape()[2];
-        let (k, v) = match (self.keys.take(), self.values.take()) {
-            (Some(k), Some(v)) => (ops::concatenate(&[k, keys], 2)?, ops::concatenate(&[v, values], 2)?),
-            _ => (keys, values),
-        };
-        self.offset += new;
-        self.keys = Some(k.clone());
-        self.values = Some(v.clone());
-        Ok((k, v))
+        let (start, end) = (self.offset, self.offset + new);
+        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
+        if end > capacity {
+            self.keys = Some(grow(self.keys.take(), &keys, start, new)?);
+            self.values = Some(grow(self.values.take(), &values, start, new)?);
+        }
+        let (k, v) = (self.keys.as_mut().expect("allocated"), self.values.as_mut().expect("allocated"));
+        k.try_index_mut((.., .., start..end, ..), &keys)?;
+        v.try_index_mut((.., .., start..end, ..), &values)?;
+        self.offset = end;
+        Ok((k.try_index((.., .., ..end, ..))?, v.try_index((.., .., ..end, ..))?))
     }
 
     /// The arrays to evaluate so the cache is materialised (prefill chunks).

@@ -43,10 +43,18 @@ struct PyJsonFormatter {
 impl serde_json::ser::Formatter for PyJsonFormatter {
     fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
         self.first = first;
-        if first { Ok(()) } else { w.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
     }
     fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
     }
     fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         w.write_all(b": ")
@@ -58,7 +66,8 @@ fn py_json(value: &serde_json::Value, indent: Option<usize>) -> std::result::Res
     match indent {
         Some(n) => {
             let pad = vec![b' '; n];
-            let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(&pad));
+            let mut ser =
+                serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(&pad));
             value.serialize(&mut ser)?;
         }
         None => {
@@ -110,7 +119,9 @@ pub fn render_template(
 ) -> Result<String> {
     let mut env = Environment::new();
     let err = |e: Error| EngineError::ChatTemplate { message: e.to_string() };
-    env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(err)?);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(err)?,
+    );
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_filter("tojson", tojson);
     env.add_function("raise_exception", raise_exception);
@@ -131,9 +142,7 @@ pub fn render_template(
     for (name, text) in &tokenizer.special_tokens {
         ctx.insert(name.clone(), text.clone().into());
     }
-    env.get_template("chat")
-        .and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx))))
-        .map_err(err)
+    env.get_template("chat").and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx)))).map_err(err)
 }
 
 #[cfg(test)]
@@ -144,6 +153,9 @@ mod tests {
     fn tojson_spacing_matches_python() {
         let v: serde_json::Value = serde_json::from_str(r#"{"b":[1,2,{"c":"é<"}],"a":1.5}"#).unwrap();
         assert_eq!(py_json(&v, None).unwrap(), r#"{"b": [1, 2, {"c": "é<"}], "a": 1.5}"#);
-        assert_eq!(py_json(&v, Some(2)).unwrap(), "{\n  \"b\": [\n    1,\n    2,\n    {\n      \"c\": \"é<\"\n    }\n  ],\n  \"a\": 1.5\n}");
+        assert_eq!(
+            py_json(&v, Some(2)).unwrap(),
+            "{\n  \"b\": [\n    1,\n    2,\n    {\n      \"c\": \"é<\"\n    }\n  ],\n  \"a\": 1.5\n}"
+        );
     }
 }

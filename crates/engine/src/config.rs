@@ -133,9 +133,7 @@ pub struct ModelConfig {
 fn token_ids(value: &Option<serde_json::Value>) -> Vec<u32> {
     match value {
         Some(serde_json::Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-        Some(serde_json::Value::Array(items)) => {
-            items.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect()
-        }
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect(),
         _ => Vec::new(),
     }
 }
@@ -144,19 +142,18 @@ impl ModelConfig {
     /// Reads and validates `config.json` in `dir`.
     pub fn load(dir: &Path) -> Result<ModelConfig> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| EngineError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| EngineError::Io { path: path.clone(), source })?;
         Self::parse(&text, &path)
     }
 
     /// Parses config.json text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<ModelConfig> {
         let invalid = |message: String| EngineError::InvalidConfig { path: path.to_path_buf(), message };
-        let raw: RawConfig =
-            serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        let raw: RawConfig = serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
         let model_type = raw.model_type.clone().ok_or_else(|| invalid("no `model_type`".into()))?;
-        let family = Family::from_model_type(&model_type).ok_or_else(|| {
-            EngineError::UnsupportedArchitecture { model_type: model_type.clone(), path: path.to_path_buf() }
+        let family = Family::from_model_type(&model_type).ok_or_else(|| EngineError::UnsupportedArchitecture {
+            model_type: model_type.clone(),
+            path: path.to_path_buf(),
         })?;
         let need = |v: Option<i32>, name: &str| -> Result<i32> {
             match v {
@@ -193,10 +190,7 @@ impl ModelConfig {
         let rope_scaling = parse_rope_scaling(raw.rope_scaling.as_ref()).map_err(invalid)?;
         if let Some(q) = raw.quantization {
             if ![2, 3, 4, 5, 6, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) {
-                return Err(invalid(format!(
-                    "unsupported quantization bits={} group_size={}",
-                    q.bits, q.group_size
-                )));
+                return Err(invalid(format!("unsupported quantization bits={} group_size={}", q.bits, q.group_size)));
             }
         }
         let attention_bias = raw.attention_bias.unwrap_or(false);
@@ -236,11 +230,7 @@ fn parse_rope_scaling(
     map: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> std::result::Result<RopeScaling, String> {
     let Some(map) = map else { return Ok(RopeScaling::Default { scale: 1.0 }) };
-    let kind = map
-        .get("type")
-        .or_else(|| map.get("rope_type"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("default");
+    let kind = map.get("type").or_else(|| map.get("rope_type")).and_then(|v| v.as_str()).unwrap_or("default");
     let num = |key: &str, default: Option<f32>| -> std::result::Result<f32, String> {
         match map.get(key).and_then(|v| v.as_f64()) {
             Some(v) => Ok(v as f32),

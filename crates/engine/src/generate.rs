@@ -50,7 +50,13 @@ pub struct GenerationParams {
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        GenerationParams { max_tokens: 256, sampling: SamplingParams::default(), stop: Vec::new(), stop_token_ids: Vec::new(), logprobs: false }
+        GenerationParams {
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            stop_token_ids: Vec::new(),
+            logprobs: false,
+        }
     }
 }
 
@@ -147,9 +153,13 @@ impl StopMatcher {
 /// Where a sequence is.
 enum Phase {
     /// Prompt tokens still to run through the model (all but the last).
-    Prefill { next: usize },
+    Prefill {
+        next: usize,
+    },
     /// Decoding; `pending` is the scheduled next token (and its logprob).
-    Decode { pending: (Array, Option<Array>) },
+    Decode {
+        pending: (Array, Option<Array>),
+    },
     Finished,
 }
 
@@ -194,11 +204,18 @@ pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Ve
 }
 
 impl Sequence {
-    pub(crate) fn new(model: &Model, tokenizer: &Tokenizer, prompt: Vec<u32>, params: GenerationParams) -> Result<Sequence> {
+    pub(crate) fn new(
+        model: &Model,
+        tokenizer: &Tokenizer,
+        prompt: Vec<u32>,
+        params: GenerationParams,
+    ) -> Result<Sequence> {
         params.sampling.validate(tokenizer.vocab_size().max(model.config.vocab_size as usize))?;
         let vocab = model.config.vocab_size as u32;
         if let Some(bad) = prompt.iter().find(|&&t| t >= vocab) {
-            return Err(EngineError::InvalidRequest { message: format!("token id {bad} is outside the vocabulary ({vocab})") });
+            return Err(EngineError::InvalidRequest {
+                message: format!("token id {bad} is outside the vocabulary ({vocab})"),
+            });
         }
         if let Some(ctx) = model.config.max_position_embeddings {
             if prompt.len() >= ctx {
@@ -207,7 +224,10 @@ impl Sequence {
         }
         let mut sampler = Sampler::new(params.sampling.clone())?;
         sampler.observe(&Array::from_slice(&prompt, &[prompt.len() as i32]))?;
-        let stop = StopMatcher { stops: params.stop.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new() };
+        let stop = StopMatcher {
+            stops: params.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            pending: String::new(),
+        };
         Ok(Sequence {
             prompt,
             params,
@@ -233,7 +253,12 @@ impl Sequence {
     }
 
     /// Advances by one prefill chunk or one token.
-    pub(crate) fn step(&mut self, model: &Model, tokenizer: &Tokenizer, eos: &std::collections::BTreeSet<u32>) -> Result<Step> {
+    pub(crate) fn step(
+        &mut self,
+        model: &Model,
+        tokenizer: &Tokenizer,
+        eos: &std::collections::BTreeSet<u32>,
+    ) -> Result<Step> {
         match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Finished => Ok(Step::Finished(Vec::new())),
             Phase::Prefill { next } => {
@@ -289,7 +314,10 @@ impl Sequence {
 
     fn finish(&mut self, tokenizer: &Tokenizer, reason: FinishReason, last: Option<GenerationEvent>) -> Result<Step> {
         self.phase = Phase::Finished;
-        let text = if reason == FinishReason::Stop && matches!(last, Some(GenerationEvent::Token { .. })) && self.stop.pending.is_empty() {
+        let text = if reason == FinishReason::Stop
+            && matches!(last, Some(GenerationEvent::Token { .. }))
+            && self.stop.pending.is_empty()
+        {
             String::new()
         } else {
             let tail = self.decoder.finish(tokenizer)?;

@@ -134,7 +134,9 @@ impl Sampler {
             logits = logits.put_along_axis(&idx, &penalised, -1)?;
         }
         let vocab = logits.shape()[1];
-        if self.params.presence_penalty.is_some_and(|p| p != 0.0) || self.params.frequency_penalty.is_some_and(|p| p != 0.0) {
+        if self.params.presence_penalty.is_some_and(|p| p != 0.0)
+            || self.params.frequency_penalty.is_some_and(|p| p != 0.0)
+        {
             // counts[v] = occurrences of v in the window.
             let one_hot = history.expand_dims(1)?.eq(ops::arange::<_, u32>(0, vocab as u32, 1)?.expand_dims(0)?)?;
             let counts = one_hot.as_dtype(logits.dtype())?.sum_axis(0, true)?;
@@ -153,8 +155,12 @@ impl Sampler {
     /// its log-probability (both lazy).
     pub(crate) fn sample(&mut self, logits: Array, want_logprob: bool) -> Result<(Array, Option<Array>)> {
         let logits = self.apply_penalties(logits)?;
-        let logprobs = logits.subtract(logits.logsumexp_axis(-1, true)?)?;
         let p = &self.params;
+        if p.temperature == 0.0 && !want_logprob {
+            // Normalising cannot move the maximum: skip it on the hot path.
+            return Ok((ops::indexing::argmax_axis(&logits, -1, false)?, None));
+        }
+        let logprobs = logits.subtract(logits.logsumexp_axis(-1, true)?)?;
         let token = if p.temperature == 0.0 {
             ops::indexing::argmax_axis(&logprobs, -1, false)?
         } else {

@@ -14,7 +14,9 @@ use serde_json::json;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder,
+};
 
 use crate::error::{EngineError, Result};
 
@@ -132,12 +134,13 @@ fn write_tokenizer(dir: &Path, spec: &TinySpec) -> Result<(Vec<u32>, usize)> {
         .special_tokens(added)
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    let mut tokenizer = TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-        .with_model(BPE::default())
-        .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
-        .with_decoder(Some(ByteLevel::default().into()))
-        .build()
-        .map_err(tok_err(&path))?;
+    let mut tokenizer =
+        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
+            .with_model(BPE::default())
+            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
+            .with_decoder(Some(ByteLevel::default().into()))
+            .build()
+            .map_err(tok_err(&path))?;
     tokenizer.train(&mut trainer, CORPUS.lines()).map_err(tok_err(&path))?;
     let ids: Vec<u32> = specials
         .iter()
@@ -195,8 +198,12 @@ impl Weights {
 fn float_bytes(data: &[f32], dtype: TinyDtype) -> (safetensors::Dtype, Vec<u8>) {
     match dtype {
         TinyDtype::F32 => (safetensors::Dtype::F32, data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        TinyDtype::F16 => (safetensors::Dtype::F16, data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()),
-        TinyDtype::Bf16 => (safetensors::Dtype::BF16, data.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()),
+        TinyDtype::F16 => {
+            (safetensors::Dtype::F16, data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+        }
+        TinyDtype::Bf16 => {
+            (safetensors::Dtype::BF16, data.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect())
+        }
     }
 }
 
@@ -302,7 +309,10 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec) -> Result<()> {
             obj.insert("rope_scaling".into(), json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 256}));
             obj.insert("attention_bias".into(), json!(false));
             if let Some(bos) = bos {
-                obj.insert("bos_token_id".into(), json!(special_ids[specials.iter().position(|s| *s == bos).expect("bos")]));
+                obj.insert(
+                    "bos_token_id".into(),
+                    json!(special_ids[specials.iter().position(|s| *s == bos).expect("bos")]),
+                );
             }
         }
         TinyFamily::Qwen2 | TinyFamily::Qwen3 => {
@@ -349,7 +359,12 @@ fn write_weights(dir: &Path, spec: &TinySpec, tensors: Vec<(String, Vec<usize>, 
                 let prefix = name.trim_end_matches(".weight");
                 let (words, scales, biases) = quantize(&data, shape[1], bits, group, spec.dtype);
                 let packed = vec![shape[0], shape[1] * bits as usize / 32];
-                out.push((name.clone(), safetensors::Dtype::U32, packed, words.iter().flat_map(|w| w.to_le_bytes()).collect()));
+                out.push((
+                    name.clone(),
+                    safetensors::Dtype::U32,
+                    packed,
+                    words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                ));
                 let gshape = vec![shape[0], shape[1] / group];
                 let (dt, bytes) = float_bytes(&scales, spec.dtype);
                 out.push((format!("{prefix}.scales"), dt, gshape.clone(), bytes));
@@ -366,7 +381,11 @@ fn write_weights(dir: &Path, spec: &TinySpec, tensors: Vec<(String, Vec<usize>, 
     let per_shard = out.len().div_ceil(shards);
     let mut weight_map = serde_json::Map::new();
     for (i, chunk) in out.chunks(per_shard).enumerate() {
-        let file = if shards == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{shards:05}.safetensors", i + 1) };
+        let file = if shards == 1 {
+            "model.safetensors".to_string()
+        } else {
+            format!("model-{:05}-of-{shards:05}.safetensors", i + 1)
+        };
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = chunk
             .iter()
             .map(|(name, dt, shape, bytes)| {

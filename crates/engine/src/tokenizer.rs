@@ -108,7 +108,6 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
-
 }
 
 /// Turns a stream of token ids into text pieces that are always valid UTF-8, decoding only a

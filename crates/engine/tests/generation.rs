@@ -49,7 +49,11 @@ async fn strong_repetition_penalty_avoids_repeats_in_its_window() {
     let m = load_tiny(spec(TinyFamily::Llama)).await;
     let params = GenerationParams {
         max_tokens: 40,
-        sampling: SamplingParams { repetition_penalty: Some(1000.0), penalty_context_size: 20, ..SamplingParams::default() },
+        sampling: SamplingParams {
+            repetition_penalty: Some(1000.0),
+            penalty_context_size: 20,
+            ..SamplingParams::default()
+        },
         ..GenerationParams::default()
     };
     let out = generate(&m.id, tokens(&[7]), params).await.unwrap();
@@ -127,7 +131,10 @@ async fn streamed_pieces_are_whole_characters() {
 #[tokio::test]
 async fn chat_prompts_use_the_template_and_template_errors_are_typed() {
     let m = load_tiny(spec(TinyFamily::Qwen2)).await;
-    let chat = Prompt::Chat { messages: vec![ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi!")], tools: None };
+    let chat = Prompt::Chat {
+        messages: vec![ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi!")],
+        tools: None,
+    };
     let out = generate(&m.id, chat, greedy(5)).await.unwrap();
     let tok = Tokenizer::load(&m.path(), &[]).unwrap();
     let rendered = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n";
@@ -156,7 +163,10 @@ async fn invalid_requests_are_rejected_with_the_parameter_named() {
         }
     }
     assert!(matches!(generate(&m.id, tokens(&[]), greedy(1)).await.unwrap_err(), EngineError::InvalidRequest { .. }));
-    assert!(matches!(generate(&m.id, tokens(&[999_999]), greedy(1)).await.unwrap_err(), EngineError::InvalidRequest { .. }));
+    assert!(matches!(
+        generate(&m.id, tokens(&[999_999]), greedy(1)).await.unwrap_err(),
+        EngineError::InvalidRequest { .. }
+    ));
 }
 
 #[tokio::test]
@@ -166,7 +176,9 @@ async fn prompts_longer_than_the_context_are_typed_errors() {
     let m = load_tiny(s).await;
     let long: Vec<u32> = (1..40).collect();
     match generate(&m.id, tokens(&long), greedy(4)).await.unwrap_err() {
-        EngineError::ContextLength { prompt_tokens, context_length } => assert_eq!((prompt_tokens, context_length), (39, 16)),
+        EngineError::ContextLength { prompt_tokens, context_length } => {
+            assert_eq!((prompt_tokens, context_length), (39, 16))
+        }
         other => panic!("unexpected {other:?}"),
     }
 }

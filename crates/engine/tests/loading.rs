@@ -25,7 +25,8 @@ async fn every_family_dtype_and_quantization_loads_and_generates() {
         s.quantize = quantize;
         s.tied = tied;
         let m = write_tiny(s);
-        let info = engine().load(&m.id, m.path()).await.unwrap_or_else(|e| panic!("{family:?} {dtype:?} {quantize:?}: {e}"));
+        let info =
+            engine().load(&m.id, m.path()).await.unwrap_or_else(|e| panic!("{family:?} {dtype:?} {quantize:?}: {e}"));
         assert_eq!(info.dtype, dtype_name);
         assert_eq!(info.quantization, quantize.map(|(b, g)| (b as i32, g as i32)));
         assert!(info.weight_bytes > 10_000, "{info:?}");
@@ -71,7 +72,10 @@ fn generator_is_deterministic_from_its_seed() {
     for file in ["model.safetensors", "tokenizer.json", "config.json", "tokenizer_config.json"] {
         assert_eq!(fs::read(a.path().join(file)).unwrap(), fs::read(b.path().join(file)).unwrap(), "{file} differs");
     }
-    assert_ne!(fs::read(a.path().join("model.safetensors")).unwrap(), fs::read(c.path().join("model.safetensors")).unwrap());
+    assert_ne!(
+        fs::read(a.path().join("model.safetensors")).unwrap(),
+        fs::read(c.path().join("model.safetensors")).unwrap()
+    );
 }
 
 async fn load_err(m: &TinyModel) -> EngineError {

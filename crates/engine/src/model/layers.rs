@@ -12,6 +12,8 @@ pub(crate) enum Linear {
     Dense { weight: Array, bias: Option<Array> },
     /// Packed weights with per-group scales and biases.
     Quantized { weight: Array, scales: Array, biases: Array, bias: Option<Array>, q: Quantization },
+    /// Projections that could not be fused (mixed layouts): run one by one, outputs concatenated.
+    Many(Vec<Linear>),
 }
 
 impl Linear {
@@ -26,6 +28,69 @@ impl Linear {
                     None => y,
                 })
             }
+            Linear::Many(parts) => {
+                let outs = parts.iter().map(|p| p.forward(x)).collect::<Result<Vec<_>>>()?;
+                Ok(ops::concatenate(&outs, -1)?)
+            }
+        }
+    }
+
+    /// One projection computing several (same input, outputs concatenated), so a decode step runs
+    /// one matrix product instead of three (q/k/v) or two (gate/up). Rows are independent in both
+    /// the dense and the quantized layout, so the outputs are the same numbers.
+    pub(crate) fn fuse(parts: Vec<Linear>) -> Result<Linear> {
+        let with_bias = parts
+            .iter()
+            .filter(|p| matches!(p, Linear::Dense { bias: Some(_), .. } | Linear::Quantized { bias: Some(_), .. }))
+            .count();
+        if with_bias != 0 && with_bias != parts.len() {
+            return Ok(Linear::Many(parts));
+        }
+        let cat = |arrays: Vec<&Array>| -> Result<Array> { Ok(ops::concatenate(&arrays, 0)?) };
+        let biases: Option<Vec<&Array>> = parts
+            .iter()
+            .map(|p| match p {
+                Linear::Dense { bias, .. } | Linear::Quantized { bias, .. } => bias.as_ref(),
+                Linear::Many(_) => None,
+            })
+            .collect();
+        let bias = biases.map(cat).transpose()?;
+        match &parts[0] {
+            Linear::Dense { .. } => {
+                let weights = parts
+                    .iter()
+                    .map(|p| match p {
+                        Linear::Dense { weight, .. } => Ok(weight),
+                        Linear::Quantized { .. } | Linear::Many(_) => Err(()),
+                    })
+                    .collect::<std::result::Result<Vec<_>, ()>>();
+                match weights {
+                    Ok(w) => Ok(Linear::Dense { weight: cat(w)?, bias }),
+                    Err(()) => Ok(Linear::Many(parts)),
+                }
+            }
+            Linear::Quantized { q, .. } => {
+                let q = *q;
+                let mut packed = (Vec::new(), Vec::new(), Vec::new());
+                for p in &parts {
+                    match p {
+                        Linear::Quantized { weight, scales, biases, q: pq, .. } if *pq == q => {
+                            packed.0.push(weight);
+                            packed.1.push(scales);
+                            packed.2.push(biases);
+                        }
+                        _ => return Ok(Linear::Many(parts)),
+                    }
+                }
+                Ok(Linear::Quantized {
+                    weight: cat(packed.0)?,
+                    scales: cat(packed.1)?,
+                    biases: cat(packed.2)?,
+                    bias,
+                    q,
+                })
+            }
+            Linear::Many(_) => Ok(Linear::Many(parts)),
         }
     }
 
@@ -36,6 +101,7 @@ impl Linear {
             Linear::Quantized { weight, scales, biases, bias, .. } => {
                 weight.nbytes() + scales.nbytes() + biases.nbytes() + bias.as_ref().map_or(0, Array::nbytes)
             }
+            Linear::Many(parts) => parts.iter().map(Linear::nbytes).sum(),
         }
     }
 }
@@ -73,9 +139,7 @@ impl Embedding {
     pub(crate) fn nbytes(&self) -> usize {
         match self {
             Embedding::Dense { weight } => weight.nbytes(),
-            Embedding::Quantized { weight, scales, biases, .. } => {
-                weight.nbytes() + scales.nbytes() + biases.nbytes()
-            }
+            Embedding::Quantized { weight, scales, biases, .. } => weight.nbytes() + scales.nbytes() + biases.nbytes(),
         }
     }
 }

@@ -16,9 +16,8 @@ use layers::{Embedding, Linear, RmsNorm};
 use weights::WeightSet;
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k and v projections fused (outputs in that order).
+    qkv_proj: Linear,
     o_proj: Linear,
     /// Qwen3 normalises queries and keys per head.
     q_norm: Option<RmsNorm>,
@@ -26,8 +25,8 @@ struct Attention {
 }
 
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// gate and up projections fused; split at `intermediate_size`.
+    gate_up_proj: Linear,
     down_proj: Linear,
 }
 
@@ -75,9 +74,8 @@ impl Rope {
                     .divide(&wavelens)?
                     .subtract(Array::from_f32(low_freq_factor))?
                     .divide(Array::from_f32(high_freq_factor - low_freq_factor))?;
-                let smooth_freqs = freqs.divide(
-                    Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?,
-                )?;
+                let smooth_freqs = freqs
+                    .divide(Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?)?;
                 let freqs = ops::select(is_medium, smooth_freqs, &freqs)?;
                 freqs.eval()?;
                 Rope { dims, traditional: cfg.rope_traditional, base: None, scale: 1.0, freqs: Some(freqs) }
@@ -116,16 +114,20 @@ impl Model {
             let p = format!("model.layers.{i}");
             let qk_norm = c.family == Family::Qwen3;
             let attn = Attention {
-                q_proj: w.linear(&format!("{p}.self_attn.q_proj"), d, c.num_heads * hd, c.qkv_bias, q)?,
-                k_proj: w.linear(&format!("{p}.self_attn.k_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
-                v_proj: w.linear(&format!("{p}.self_attn.v_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
+                qkv_proj: Linear::fuse(vec![
+                    w.linear(&format!("{p}.self_attn.q_proj"), d, c.num_heads * hd, c.qkv_bias, q)?,
+                    w.linear(&format!("{p}.self_attn.k_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
+                    w.linear(&format!("{p}.self_attn.v_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
+                ])?,
                 o_proj: w.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * hd, d, c.o_bias, q)?,
                 q_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.q_norm"), hd, c.rms_norm_eps)).transpose()?,
                 k_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.k_norm"), hd, c.rms_norm_eps)).transpose()?,
             };
             let mlp = Mlp {
-                gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
-                up_proj: w.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
+                gate_up_proj: Linear::fuse(vec![
+                    w.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
+                    w.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
+                ])?,
                 down_proj: w.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, d, c.mlp_bias, q)?,
             };
             blocks.push(Block {
@@ -136,7 +138,8 @@ impl Model {
             });
         }
         let norm = w.norm("model.norm", d, c.rms_norm_eps)?;
-        let lm_head = if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
+        let lm_head =
+            if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
         w.finish(c.tie_word_embeddings)?;
         let rope = Rope::new(c)?;
         let mut model = Model { config, embed, blocks, norm, lm_head, rope, weight_bytes: 0 };
@@ -149,7 +152,7 @@ impl Model {
         let mut bytes = self.embed.nbytes() + self.norm.weight.nbytes();
         bytes += self.lm_head.as_ref().map_or(0, Linear::nbytes);
         for b in &self.blocks {
-            for l in [&b.attn.q_proj, &b.attn.k_proj, &b.attn.v_proj, &b.attn.o_proj, &b.mlp.gate_proj, &b.mlp.up_proj, &b.mlp.down_proj] {
+            for l in [&b.attn.qkv_proj, &b.attn.o_proj, &b.mlp.gate_up_proj, &b.mlp.down_proj] {
                 bytes += l.nbytes();
             }
             bytes += b.input_norm.weight.nbytes() + b.post_attn_norm.weight.nbytes();
@@ -192,8 +195,11 @@ impl Model {
             Some(head) => head.forward(&h)?,
             None => self.embed.as_linear(&h)?,
         };
-        let last = out.shape()[1] - 1;
-        Ok(out.take_axis(Array::from_int(last), 1)?)
+        let (b, l, vocab) = (out.shape()[0], out.shape()[1], out.shape()[2]);
+        if l == 1 {
+            return Ok(out.reshape(&[b, vocab])?);
+        }
+        Ok(out.take_axis(Array::from_int(l - 1), 1)?)
     }
 
     fn block(&self, b: &Block, x: &Array, cache: &mut LayerCache) -> Result<Array> {
@@ -201,25 +207,28 @@ impl Model {
         let h = x.add(&r)?;
         let m = &b.mlp;
         let n = b.post_attn_norm.forward(&h)?;
-        let gate = m.gate_proj.forward(&n)?;
-        let act = gate.multiply(ops::sigmoid(&gate)?)?.multiply(m.up_proj.forward(&n)?)?;
+        let gate_up = m.gate_up_proj.forward(&n)?.split_at_indices(&[self.config.intermediate_size], -1)?;
+        let (gate, up) = (&gate_up[0], &gate_up[1]);
+        let act = gate.multiply(ops::sigmoid(gate)?)?.multiply(up)?;
         Ok(h.add(m.down_proj.forward(&act)?)?)
     }
 
     fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> Result<Array> {
         let c = &self.config;
         let (b, l) = (x.shape()[0], x.shape()[1]);
-        let heads = |proj: &Linear, n: i32, norm: &Option<RmsNorm>| -> Result<Array> {
-            let t = proj.forward(x)?.reshape(&[b, l, n, -1])?;
+        // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
+        let heads = a.qkv_proj.forward(x)?.reshape(&[b, l, c.num_heads + 2 * c.num_kv_heads, c.head_dim])?;
+        let qkv = heads.split_at_indices(&[c.num_heads, c.num_heads + c.num_kv_heads], 2)?;
+        let per_head = |t: &Array, norm: &Option<RmsNorm>| -> Result<Array> {
             let t = match norm {
-                Some(norm) => norm.forward(&t)?,
-                None => t,
+                Some(norm) => norm.forward(t)?,
+                None => t.clone(),
             };
             Ok(t.transpose_axes(&[0, 2, 1, 3])?)
         };
-        let q = heads(&a.q_proj, c.num_heads, &a.q_norm)?;
-        let k = heads(&a.k_proj, c.num_kv_heads, &a.k_norm)?;
-        let v = heads(&a.v_proj, c.num_kv_heads, &None)?;
+        let q = per_head(&qkv[0], &a.q_norm)?;
+        let k = per_head(&qkv[1], &a.k_norm)?;
+        let v = per_head(&qkv[2], &None)?;
         let offset = cache.offset();
         let q = self.rope.apply(&q, offset)?;
         let k = self.rope.apply(&k, offset)?;

@@ -16,14 +16,12 @@ use crate::error::{EngineError, Result};
 pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index)
-            .map_err(|source| EngineError::Io { path: index.clone(), source })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| EngineError::InvalidConfig {
+        let text = std::fs::read_to_string(&index).map_err(|source| EngineError::Io { path: index.clone(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| EngineError::InvalidConfig { path: index.clone(), message: e.to_string() })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| EngineError::InvalidConfig {
             path: index.clone(),
-            message: e.to_string(),
-        })?;
-        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-            EngineError::InvalidConfig { path: index.clone(), message: "no `weight_map` object".into() }
+            message: "no `weight_map` object".into(),
         })?;
         let files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
         return Ok(files.into_iter().map(|f| dir.join(f)).collect());
@@ -35,7 +33,10 @@ pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(EngineError::MissingTensor { path: dir.to_path_buf(), tensor: "*.safetensors (no weight files)".into() });
+        return Err(EngineError::MissingTensor {
+            path: dir.to_path_buf(),
+            tensor: "*.safetensors (no weight files)".into(),
+        });
     }
     Ok(files)
 }
@@ -46,8 +47,8 @@ fn check_file(path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
     // SAFETY: the map is read-only and dropped before this function returns; a concurrent writer
     // could only make the check fail, not corrupt memory we hand out.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
     safetensors::SafeTensors::read_metadata(&map)
         .map(|_| ())
         .map_err(|e| EngineError::CorruptWeights { path: path.to_path_buf(), message: e.to_string() })
@@ -141,7 +142,13 @@ impl WeightSet {
         }
     }
 
-    pub(crate) fn embedding(&mut self, prefix: &str, vocab: i32, dim: i32, q: Option<Quantization>) -> Result<Embedding> {
+    pub(crate) fn embedding(
+        &mut self,
+        prefix: &str,
+        vocab: i32,
+        dim: i32,
+        q: Option<Quantization>,
+    ) -> Result<Embedding> {
         match self.quantization_for(prefix, q)? {
             Some(q) => {
                 let (weight, scales, biases) = self.packed(prefix, vocab, dim, q)?;
@@ -157,7 +164,7 @@ impl WeightSet {
 
     /// Drops tensors every loader ignores; anything else left over is a checkpoint of another shape.
     pub(crate) fn finish(mut self, tied: bool) -> Result<()> {
-        self.tensors.retain(|name, _| !name.contains("rotary_emb.inv_freq") && !(tied && name.starts_with("lm_head.")));
+        self.tensors.retain(|name, _| !(name.contains("rotary_emb.inv_freq") || tied && name.starts_with("lm_head.")));
         let mut left: Vec<_> = self.tensors.into_iter().collect();
         left.sort_by(|a, b| a.0.cmp(&b.0));
         match left.into_iter().next() {

@@ -7,8 +7,7 @@ use std::sync::OnceLock;
 
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use mlx_manager_engine::{
-    Engine, EngineError, EngineHandle, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt,
-    Usage,
+    Engine, EngineError, EngineHandle, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt, Usage,
 };
 
 /// The one engine (one MLX thread) of this test binary.
@@ -103,11 +102,7 @@ pub fn reference_python() -> PathBuf {
 /// Runs tests/reference/mlx_lm_reference.py and parses its JSON.
 pub fn reference(args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/mlx_lm_reference.py");
-    let out = std::process::Command::new(reference_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("reference runs");
+    let out = std::process::Command::new(reference_python()).arg(script).args(args).output().expect("reference runs");
     assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("reference prints JSON")
 }
