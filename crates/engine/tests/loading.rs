@@ -186,3 +186,17 @@ async fn generating_with_an_unknown_model_is_model_not_found() {
     let err = generate("no-such-model", tokens(&[1]), greedy(1)).await.unwrap_err();
     assert!(matches!(err, EngineError::ModelNotFound { ref model } if model == "no-such-model"));
 }
+
+#[tokio::test]
+async fn mistral_configs_run_the_llama_graph() {
+    let llama = load_tiny(spec(TinyFamily::Llama)).await;
+    let mistral = write_tiny(spec(TinyFamily::Llama));
+    edit_config(&mistral, |c| {
+        c.insert("model_type".into(), "mistral".into());
+    });
+    let info = engine().load(&mistral.id, mistral.path()).await.unwrap();
+    assert_eq!(info.model_type, "mistral");
+    let a = generate(&llama.id, tokens(&[3, 4, 5]), greedy(16)).await.unwrap();
+    let b = generate(&mistral.id, tokens(&[3, 4, 5]), greedy(16)).await.unwrap();
+    assert_eq!(a.ids, b.ids);
+}
