@@ -42,6 +42,35 @@ pub struct ModelInfo {
     pub context_length: Option<usize>,
 }
 
+/// A request for embeddings.
+#[derive(Debug, Clone)]
+pub struct EmbedRequest {
+    /// Model id (loaded).
+    pub model: String,
+    /// Texts (tokenized without special tokens) or token ids, one vector each.
+    pub inputs: Vec<EmbedInput>,
+    /// Cut inputs longer than the context instead of failing.
+    pub truncate: bool,
+}
+
+/// One input to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedInput {
+    /// Text.
+    Text(String),
+    /// Token ids.
+    Tokens(Vec<u32>),
+}
+
+/// Unit-length embeddings, one per input, and the tokens they consumed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens read over all inputs.
+    pub prompt_tokens: usize,
+}
+
 /// A snapshot of the engine's work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineStatus {
@@ -76,6 +105,7 @@ enum Command {
     Unload { id: String, reply: oneshot::Sender<bool> },
     List { reply: oneshot::Sender<Vec<ModelInfo>> },
     Status { reply: oneshot::Sender<EngineStatus> },
+    Embed { request: EmbedRequest, reply: oneshot::Sender<Result<Embeddings>>, span: Span },
     Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
     Shutdown,
 }
@@ -198,6 +228,13 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Status { reply })?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Mean-pooled, L2-normalised final hidden states of a loaded model, one per input.
+    pub async fn embed(&self, request: EmbedRequest) -> Result<Embeddings> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Embed { request, reply, span: Span::current() })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// Starts a generation; dropping the stream cancels it at the next token.
@@ -323,6 +360,10 @@ impl Actor {
                     }
                 }
             }
+            Command::Embed { request, reply, span } => {
+                let result = span.in_scope(|| self.embed(&request));
+                let _ = reply.send(result);
+            }
             Command::Shutdown => return false,
         }
         true
@@ -332,6 +373,43 @@ impl Actor {
         let mut infos: Vec<_> = self.models.values().map(|m| m.info.clone()).collect();
         infos.sort_by(|a, b| a.id.cmp(&b.id));
         infos
+    }
+
+    fn embed(&self, request: &EmbedRequest) -> Result<Embeddings> {
+        let loaded = self
+            .models
+            .get(&request.model)
+            .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
+        if request.inputs.is_empty() {
+            return Err(EngineError::InvalidRequest { message: "input must not be empty".into() });
+        }
+        let vocab = loaded.model.config.vocab_size as u32;
+        let (mut vectors, mut prompt_tokens) = (Vec::with_capacity(request.inputs.len()), 0);
+        for input in &request.inputs {
+            let mut tokens = match input {
+                EmbedInput::Text(text) => loaded.tokenizer.encode(text, false)?,
+                EmbedInput::Tokens(ids) => ids.clone(),
+            };
+            if tokens.is_empty() {
+                return Err(EngineError::InvalidRequest { message: "an input is empty".into() });
+            }
+            if let Some(bad) = tokens.iter().find(|&&t| t >= vocab) {
+                return Err(EngineError::InvalidRequest {
+                    message: format!("token id {bad} is outside the vocabulary ({vocab})"),
+                });
+            }
+            if let Some(ctx) = loaded.model.config.max_position_embeddings {
+                if tokens.len() > ctx {
+                    if !request.truncate {
+                        return Err(EngineError::ContextLength { prompt_tokens: tokens.len(), context_length: ctx });
+                    }
+                    tokens.truncate(ctx);
+                }
+            }
+            prompt_tokens += tokens.len();
+            vectors.push(loaded.model.embed(&tokens)?);
+        }
+        Ok(Embeddings { vectors, prompt_tokens })
     }
 
     fn start(&self, request: &GenerateRequest) -> Result<Sequence> {

@@ -19,7 +19,10 @@ mod sampler;
 pub mod tiny;
 pub mod tokenizer;
 
-pub use actor::{Engine, EngineHandle, EngineHealth, EngineStatus, GenerateRequest, GenerationStream, ModelInfo};
+pub use actor::{
+    EmbedInput, EmbedRequest, Embeddings, Engine, EngineHandle, EngineHealth, EngineStatus, GenerateRequest,
+    GenerationStream, ModelInfo,
+};
 pub use chat::ChatMessage;
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};

@@ -202,6 +202,19 @@ impl Model {
         Ok(out.take_axis(Array::from_int(l - 1), 1)?)
     }
 
+    /// Embedding of a token sequence: final hidden states (after the last norm), mean-pooled over
+    /// the positions and L2-normalised, as f32.
+    pub(crate) fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut cache = self.new_cache();
+        let ids = Array::from_slice(tokens, &[tokens.len() as i32]);
+        let h = self.norm.forward(&self.hidden(&ids, &mut cache)?)?.as_dtype(Dtype::Float32)?;
+        let mean = h.mean_axis(1, false)?;
+        let norm = mean.square()?.sum_axis(-1, true)?.sqrt()?;
+        let unit = mean.divide(ops::maximum(&norm, Array::from_f32(1e-12))?)?;
+        unit.eval()?;
+        Ok(unit.as_slice::<f32>().to_vec())
+    }
+
     fn block(&self, b: &Block, x: &Array, cache: &mut LayerCache) -> Result<Array> {
         let r = self.attention(&b.attn, &b.input_norm.forward(x)?, cache)?;
         let h = x.add(&r)?;

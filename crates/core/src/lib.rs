@@ -1,0 +1,12 @@
+//! Domain types shared by every other crate of MLX Manager.
+//!
+//! Why a crate of its own: the server, the audit store, the CLI and the desktop shell all speak
+//! about the same things (an audit entry, a backend, request timeouts) and must agree on their
+//! shape without depending on each other's machinery (no tokio, axum, rusqlite or MLX here).
+#![deny(missing_docs)]
+
+mod audit;
+mod settings;
+
+pub use audit::{AuditEntry, AuditSink, AuditStatus, BackendType, NullAuditSink};
+pub use settings::{EndpointKind, Timeouts};

@@ -1,0 +1,45 @@
+//! Embeddings from a loaded decoder model: unit vectors, deterministic, order kept, context checked.
+
+mod common;
+
+use common::*;
+use mlx_manager_engine::tiny::TinyFamily;
+use mlx_manager_engine::{EmbedInput, EmbedRequest, EngineError};
+
+fn texts(items: &[&str]) -> Vec<EmbedInput> {
+    items.iter().map(|t| EmbedInput::Text(t.to_string())).collect()
+}
+
+#[tokio::test]
+async fn embeddings_are_unit_vectors_in_input_order() {
+    let m = load_tiny(spec(TinyFamily::Qwen2)).await;
+    let request = |inputs| EmbedRequest { model: m.id.clone(), inputs, truncate: false };
+    let batch =
+        engine().embed(request(texts(&["the sea is calm", "a tiny function", "the sea is calm"]))).await.unwrap();
+    assert_eq!(batch.vectors.len(), 3);
+    for v in &batch.vectors {
+        assert_eq!(v.len(), 64);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    assert_eq!(batch.vectors[0], batch.vectors[2]);
+    assert_ne!(batch.vectors[0], batch.vectors[1]);
+    let single = engine().embed(request(texts(&["a tiny function"]))).await.unwrap();
+    assert_eq!(single.vectors[0], batch.vectors[1], "batching must not change a vector");
+    assert!(batch.prompt_tokens > single.prompt_tokens);
+}
+
+#[tokio::test]
+async fn over_long_inputs_fail_unless_truncation_is_asked() {
+    let mut s = spec(TinyFamily::Llama);
+    s.max_position_embeddings = 8;
+    let m = load_tiny(s).await;
+    let long = vec![EmbedInput::Tokens((1..30).collect())];
+    let err =
+        engine().embed(EmbedRequest { model: m.id.clone(), inputs: long.clone(), truncate: false }).await.unwrap_err();
+    assert!(matches!(err, EngineError::ContextLength { prompt_tokens: 29, context_length: 8 }), "{err:?}");
+    let ok = engine().embed(EmbedRequest { model: m.id.clone(), inputs: long, truncate: true }).await.unwrap();
+    assert_eq!(ok.prompt_tokens, 8);
+    let empty = engine().embed(EmbedRequest { model: m.id, inputs: vec![], truncate: false }).await.unwrap_err();
+    assert!(matches!(empty, EngineError::InvalidRequest { .. }));
+}
