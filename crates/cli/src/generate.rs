@@ -82,7 +82,7 @@ pub fn run(a: GenerateArgs) -> Result<(), EngineError> {
                     let _ = out.flush();
                 }
             }
-            GenerationEvent::Done { text: piece, finish_reason, usage } => {
+            GenerationEvent::Done { text: piece, finish_reason, usage, .. } => {
                 text.push_str(&piece);
                 if a.json {
                     let json = serde_json::json!({

@@ -1,6 +1,7 @@
 //! `mlx-manager`: run local MLX models from the command line.
 
 mod generate;
+mod serve;
 mod tiny;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve local models on an OpenAI- and Anthropic-compatible HTTP endpoint.
+    Serve(serve::ServeArgs),
     /// Generate text from a local model folder.
     Generate(generate::GenerateArgs),
     /// Write a tiny random-weight model folder (for tests, benchmarks and the default model).
@@ -28,9 +31,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Generate(args) => generate::run(args),
-        Command::MakeTinyModel(args) => tiny::run(args),
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Serve(args) => serve::run(args).map_err(Into::into),
+        Command::Generate(args) => generate::run(args).map_err(Into::into),
+        Command::MakeTinyModel(args) => tiny::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

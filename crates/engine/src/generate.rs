@@ -113,6 +113,8 @@ pub enum GenerationEvent {
         text: String,
         /// Why it ended.
         finish_reason: FinishReason,
+        /// The stop string that ended it, if one did.
+        stop_sequence: Option<String>,
         /// Counts and timings.
         usage: Usage,
     },
@@ -125,13 +127,19 @@ struct StopMatcher {
 }
 
 impl StopMatcher {
-    /// Returns the text safe to release and whether a stop string was hit.
-    fn push(&mut self, text: &str) -> (String, bool) {
+    /// Returns the text safe to release and the stop string hit, if any.
+    fn push(&mut self, text: &str) -> (String, Option<String>) {
         self.pending.push_str(text);
-        if let Some(pos) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+        let hit = self
+            .stops
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()).map(|pos| (pos, s)))
+            .min_by_key(|(pos, _)| *pos);
+        if let Some((pos, stop)) = hit {
+            let stop = stop.clone();
             let out = self.pending[..pos].to_string();
             self.pending.clear();
-            return (out, true);
+            return (out, Some(stop));
         }
         // The longest suffix of `pending` that is a proper prefix of some stop string stays.
         let keep = self
@@ -142,7 +150,7 @@ impl StopMatcher {
             .unwrap_or(self.pending.len());
         let out = self.pending[..keep].to_string();
         self.pending.drain(..keep);
-        (out, false)
+        (out, None)
     }
 
     fn flush(&mut self) -> String {
@@ -292,27 +300,33 @@ impl Sequence {
                     self.first_token = Some(Instant::now());
                 }
                 if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
-                    return self.finish(tokenizer, FinishReason::Stop, None);
+                    return self.finish(tokenizer, FinishReason::Stop, None, None);
                 }
                 self.generated += 1;
                 let piece = self.decoder.push(tokenizer, id)?;
                 let (text, hit) = self.stop.push(&piece);
                 let event = GenerationEvent::Token { id, text, logprob };
-                if hit {
-                    return self.finish(tokenizer, FinishReason::Stop, Some(event));
+                if hit.is_some() {
+                    return self.finish(tokenizer, FinishReason::Stop, hit, Some(event));
                 }
                 match next {
                     Some(pending) => {
                         self.phase = Phase::Decode { pending };
                         Ok(Step::Token(event))
                     }
-                    None => self.finish(tokenizer, FinishReason::Length, Some(event)),
+                    None => self.finish(tokenizer, FinishReason::Length, None, Some(event)),
                 }
             }
         }
     }
 
-    fn finish(&mut self, tokenizer: &Tokenizer, reason: FinishReason, last: Option<GenerationEvent>) -> Result<Step> {
+    fn finish(
+        &mut self,
+        tokenizer: &Tokenizer,
+        mut reason: FinishReason,
+        mut stop_sequence: Option<String>,
+        last: Option<GenerationEvent>,
+    ) -> Result<Step> {
         self.phase = Phase::Finished;
         let text = if reason == FinishReason::Stop
             && matches!(last, Some(GenerationEvent::Token { .. }))
@@ -322,8 +336,12 @@ impl Sequence {
         } else {
             let tail = self.decoder.finish(tokenizer)?;
             let (mut text, hit) = self.stop.push(&tail);
-            if !hit {
-                text.push_str(&self.stop.flush());
+            match hit {
+                Some(stop) => {
+                    reason = FinishReason::Stop;
+                    stop_sequence = Some(stop);
+                }
+                None => text.push_str(&self.stop.flush()),
             }
             text
         };
@@ -335,7 +353,7 @@ impl Sequence {
             generation_seconds: Instant::now().duration_since(first).max(Duration::from_nanos(1)).as_secs_f64(),
         };
         let mut events: Vec<GenerationEvent> = last.into_iter().collect();
-        events.push(GenerationEvent::Done { text, finish_reason: reason, usage });
+        events.push(GenerationEvent::Done { text, finish_reason: reason, stop_sequence, usage });
         Ok(Step::Finished(events))
     }
 }
@@ -347,11 +365,11 @@ mod tests {
     #[test]
     fn stop_strings_hold_back_prefixes_and_cut_at_the_match() {
         let mut m = StopMatcher { stops: vec!["END".into(), "éx".into()], pending: String::new() };
-        assert_eq!(m.push("abc E"), ("abc ".to_string(), false));
-        assert_eq!(m.push("N"), (String::new(), false));
-        assert_eq!(m.push("Dtail"), (String::new(), true));
+        assert_eq!(m.push("abc E"), ("abc ".to_string(), None));
+        assert_eq!(m.push("N"), (String::new(), None));
+        assert_eq!(m.push("Dtail"), (String::new(), Some("END".to_string())));
         let mut m = StopMatcher { stops: vec!["éx".into()], pending: String::new() };
-        assert_eq!(m.push("aé"), ("a".to_string(), false));
-        assert_eq!(m.push("y"), ("éy".to_string(), false));
+        assert_eq!(m.push("aé"), ("a".to_string(), None));
+        assert_eq!(m.push("y"), ("éy".to_string(), None));
     }
 }

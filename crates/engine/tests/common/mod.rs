@@ -69,7 +69,7 @@ pub async fn generate(model: &str, prompt: Prompt, params: GenerationParams) -> 
                 pieces.push(piece);
                 logprobs.push(logprob);
             }
-            GenerationEvent::Done { text: piece, finish_reason, usage } => {
+            GenerationEvent::Done { text: piece, finish_reason, usage, .. } => {
                 text.push_str(&piece);
                 return Ok(Outcome { ids, pieces, text, logprobs, finish: finish_reason, usage });
             }

@@ -1,0 +1,151 @@
+//! `mlx-manager serve`: the headless server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use mlx_manager_core::{AuditEntry, AuditSink, Timeouts};
+use mlx_manager_engine::{Engine, EngineError};
+use mlx_manager_server::{AppState, ServerSettings};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A model folder to serve (repeatable); its id is the folder's name.
+    #[arg(long = "model", short = 'm')]
+    models: Vec<PathBuf>,
+    /// Address to bind (loopback by default: other hosts cannot reach it).
+    #[arg(long, default_value = "127.0.0.1", env = "MLX_MANAGER_HOST")]
+    host: String,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 10242, env = "MLX_MANAGER_PORT")]
+    port: u16,
+    /// Where the database and logs live (default: the XDG data dir).
+    #[arg(long, env = "MLX_MANAGER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Require this key (`Authorization: Bearer` or `x-api-key`) on every route but /health.
+    #[arg(long, env = "MLX_MANAGER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// A browser origin allowed to call the API (repeatable).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_body_bytes: usize,
+    /// Chat timeout in seconds.
+    #[arg(long, default_value_t = 900)]
+    chat_timeout: u32,
+    /// Completions timeout in seconds.
+    #[arg(long, default_value_t = 600)]
+    completions_timeout: u32,
+    /// Embeddings timeout in seconds.
+    #[arg(long, default_value_t = 120)]
+    embeddings_timeout: u32,
+    /// Model requests served at once before answering 429.
+    #[arg(long, default_value_t = 16)]
+    max_concurrent: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Do not register models found in the Hugging Face cache.
+    #[arg(long)]
+    no_hf_cache: bool,
+}
+
+/// Until the audit store exists, entries go to the log (never with secrets: entries hold none).
+struct LogAuditSink;
+
+impl AuditSink for LogAuditSink {
+    fn record(&self, e: AuditEntry) {
+        tracing::info!(
+            target: "audit",
+            request_id = %e.request_id, model = %e.model, endpoint = %e.endpoint, status = ?e.status,
+            duration_ms = e.duration_ms, prompt_tokens = e.prompt_tokens, completion_tokens = e.completion_tokens,
+            error = e.error_type.as_deref().unwrap_or(""),
+        );
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid --host/--port: {0}")]
+    Address(String),
+}
+
+fn hf_hub_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(home) = std::env::var_os("HF_HOME") {
+        dirs.push(PathBuf::from(home).join("hub"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cache/huggingface/hub"));
+    }
+    dirs
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+pub fn run(a: ServeArgs) -> Result<(), ServeError> {
+    if let Some(dir) = &a.data_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let engine = Engine::start()?;
+    let settings = ServerSettings {
+        timeouts: Timeouts {
+            chat_seconds: a.chat_timeout,
+            completions_seconds: a.completions_timeout,
+            embeddings_seconds: a.embeddings_timeout,
+        },
+        api_key: a.api_key.filter(|k| !k.is_empty()),
+        allowed_origins: a.allowed_origins,
+        max_body_bytes: a.max_body_bytes,
+    };
+    let state = AppState::new(engine.handle(), settings, Arc::new(LogAuditSink), a.max_concurrent.max(1));
+    if !a.no_hf_cache {
+        for hub in hf_hub_dirs() {
+            let n = state.registry.scan_hf_cache(&hub);
+            if n > 0 {
+                tracing::info!(hub = %hub.display(), models = n, "registered models from the Hugging Face cache");
+            }
+        }
+    }
+    for path in &a.models {
+        let id = state.registry.insert_folder(path);
+        tracing::info!(model = %id, path = %path.display(), "registered");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let addr: SocketAddr = format!("{}:{}", a.host, a.port)
+            .parse()
+            .or_else(|_| format!("[{}]:{}", a.host, a.port).parse())
+            .map_err(|e: std::net::AddrParseError| ServeError::Address(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        println!("listening on http://{local}");
+        mlx_manager_server::serve(listener, state, shutdown_signal(), Duration::from_secs(a.drain_seconds)).await?;
+        Ok::<_, ServeError>(())
+    })?;
+    drop(engine);
+    Ok(())
+}

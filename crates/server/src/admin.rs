@@ -1,0 +1,104 @@
+//! Headless equivalents of the desktop UI: model pool, timeouts, health.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::{Extension, Json};
+use mlx_manager_core::{EndpointKind, Timeouts};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::{invalid, parse, JsonBody};
+use crate::middleware::RequestContext;
+use crate::run::{ensure_loaded, Deadline};
+use crate::state::AppState;
+
+/// `GET /health`.
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let status = state.engine.status().await;
+    let (ok, loaded) = match &status {
+        Ok(s) => (true, s.loaded.len()),
+        Err(_) => (false, 0),
+    };
+    Json(json!({
+        "status": if ok { "ok" } else { "engine_stopped" },
+        "models_loaded": loaded,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    }))
+}
+
+/// `GET /admin/models`: every known model, and what is loaded.
+pub async fn models(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let status = state.engine.status().await.map_err(|e| ApiError::from_engine(e, ""))?;
+    let available: Vec<_> = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|m| {
+            let loaded = status.loaded.iter().any(|l| l.id == m.id);
+            json!({"id": m.id, "path": m.path, "size_bytes": m.size_bytes, "loaded": loaded})
+        })
+        .collect();
+    ctx.record.succeed();
+    Ok(Json(json!({"available": available, "loaded": status.loaded, "running_generations": status.running})))
+}
+
+/// `POST /admin/models/{id}/preload` and `DELETE /admin/models/{id}` (ids may contain `/`).
+pub async fn model_action(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    method: Method,
+    Path(rest): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if method == Method::POST {
+        let id = rest.strip_suffix("/preload").ok_or(ApiError::NotFound)?;
+        ctx.record.set_model(id);
+        let info = ensure_loaded(&state, id, Deadline::new(&state, EndpointKind::Chat)).await?;
+        ctx.record.succeed();
+        return Ok(Json(json!({"loaded": info})));
+    }
+    if method == Method::DELETE {
+        ctx.record.set_model(&rest);
+        if state.registry.get(&rest).is_none() {
+            return Err(ApiError::ModelNotFound(rest));
+        }
+        let was_loaded = state.engine.unload(&rest).await.map_err(|e| ApiError::from_engine(e, &rest))?;
+        ctx.record.succeed();
+        return Ok(Json(json!({"id": rest, "unloaded": was_loaded})));
+    }
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// `GET /admin/settings/timeouts`.
+pub async fn get_timeouts(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+) -> Json<Timeouts> {
+    ctx.record.succeed();
+    Json(state.settings().timeouts)
+}
+
+/// `PUT /admin/settings/timeouts`: applies to requests from now on, no restart.
+pub async fn put_timeouts(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Timeouts>, ApiError> {
+    let t: Timeouts = parse(body, &["chat_seconds", "completions_seconds", "embeddings_seconds"], &[])?;
+    for (field, v) in [
+        ("chat_seconds", t.chat_seconds),
+        ("completions_seconds", t.completions_seconds),
+        ("embeddings_seconds", t.embeddings_seconds),
+    ] {
+        if !(1..=86_400).contains(&v) {
+            return Err(invalid(field, "must be between 1 and 86400 seconds"));
+        }
+    }
+    state.set_timeouts(t);
+    ctx.record.succeed();
+    Ok(Json(t))
+}

@@ -1,0 +1,304 @@
+//! The one error envelope: every error response on every route is an RFC 7807 problem document
+//! (`application/problem+json`) that also carries the `error` member the route's SDK parses
+//! (OpenAI's `{"error": {message, type, param, code}}`, or Anthropic's `{"type": "error",
+//! "error": {type, message}}`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mlx_manager_engine::EngineError;
+use serde::Serialize;
+use serde_json::json;
+
+/// One problem with one request field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// The field's path, e.g. `messages[0].content`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Everything the HTTP layer can answer with instead of a success.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// No route for this path.
+    #[error("no route for this path")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// The body is not JSON (syntax, encoding, nesting).
+    #[error("the request body is not valid JSON: {0}")]
+    BadJson(String),
+    /// The body is not declared as JSON.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the configured limit.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Well-formed JSON with invalid or unsupported fields.
+    #[error("{}", .0.first().map(|e| format!("{}: {}", e.field, e.message)).unwrap_or_default())]
+    Validation(Vec<FieldError>),
+    /// No such model.
+    #[error("model `{0}` not found")]
+    ModelNotFound(String),
+    /// Missing or wrong API key.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// Host or Origin not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests in flight.
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
+    /// The endpoint's timeout expired.
+    #[error("the request did not finish within {seconds} s")]
+    Timeout {
+        /// The timeout that applied.
+        seconds: u32,
+    },
+    /// Shutting down.
+    #[error("the server is shutting down")]
+    Draining,
+    /// A model folder could not be loaded (details in the server log).
+    #[error("model `{0}` could not be loaded; see the server log")]
+    ModelLoad(String),
+    /// The engine has stopped.
+    #[error("the inference engine is not running")]
+    EngineUnavailable,
+    /// Anything else (details only in the server log).
+    #[error("internal error")]
+    Internal,
+}
+
+/// Which SDK reads the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// OpenAI routes and everything else.
+    OpenAi,
+    /// `/v1/messages`.
+    Anthropic,
+}
+
+impl Flavor {
+    /// The flavour of a request path.
+    pub fn of_path(path: &str) -> Flavor {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Flavor::Anthropic
+        } else {
+            Flavor::OpenAi
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps an engine error; internal details go to the log, not the client.
+    pub fn from_engine(e: EngineError, model: &str) -> ApiError {
+        match e {
+            EngineError::ModelNotFound { model } => ApiError::ModelNotFound(model),
+            EngineError::InvalidRequest { message } => {
+                ApiError::Validation(vec![FieldError { field: field_of(&message), message }])
+            }
+            EngineError::ContextLength { prompt_tokens, context_length } => ApiError::Validation(vec![FieldError {
+                field: "messages".into(),
+                message: format!("the prompt has {prompt_tokens} tokens; this model's context is {context_length}"),
+            }]),
+            EngineError::ChatTemplate { message } => ApiError::Validation(vec![FieldError {
+                field: "messages".into(),
+                message: format!("chat template: {message}"),
+            }]),
+            e @ (EngineError::Io { .. }
+            | EngineError::InvalidConfig { .. }
+            | EngineError::UnsupportedArchitecture { .. }
+            | EngineError::MissingTensor { .. }
+            | EngineError::TensorShape { .. }
+            | EngineError::UnexpectedTensor { .. }
+            | EngineError::CorruptWeights { .. }
+            | EngineError::Tokenizer { .. }) => {
+                tracing::error!(model, error = %e, "model load failed");
+                ApiError::ModelLoad(model.to_string())
+            }
+            e @ EngineError::Mlx { .. } => {
+                tracing::error!(model, error = %e, "engine error");
+                ApiError::Internal
+            }
+            EngineError::Stopped => ApiError::EngineUnavailable,
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Draining | ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ModelLoad(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Our stable error code (also the last segment of the problem `type`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::BadJson(_) => "invalid_json",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Validation(_) => "validation_error",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::Unauthorized => "invalid_api_key",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::Draining => "shutting_down",
+            ApiError::ModelLoad(_) => "model_load_failed",
+            ApiError::EngineUnavailable => "engine_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::BadJson(_) => "Malformed JSON",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::Validation(_) => "Invalid request",
+            ApiError::ModelNotFound(_) => "Model not found",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Overloaded => "Too many requests",
+            ApiError::Timeout { .. } => "Request timeout",
+            ApiError::Draining => "Shutting down",
+            ApiError::ModelLoad(_) => "Model load failed",
+            ApiError::EngineUnavailable => "Engine unavailable",
+            ApiError::Internal => "Internal error",
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    fn openai_type(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::Forbidden(_) => "permission_error",
+            ApiError::Overloaded => "rate_limit_error",
+            ApiError::Timeout { .. } => "timeout_error",
+            ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
+            ApiError::Draining | ApiError::EngineUnavailable | ApiError::ModelLoad(_) | ApiError::Internal => {
+                "server_error"
+            }
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// Anthropic's `error.type`.
+    fn anthropic_type(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::Forbidden(_) => "permission_error",
+            ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
+            ApiError::PayloadTooLarge { .. } => "request_too_large",
+            ApiError::Overloaded => "rate_limit_error",
+            ApiError::Timeout { .. } => "timeout_error",
+            ApiError::Draining | ApiError::EngineUnavailable => "overloaded_error",
+            ApiError::ModelLoad(_) | ApiError::Internal => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn body(&self, flavor: Flavor, instance: &str, request_id: &str) -> serde_json::Value {
+        let message = self.to_string();
+        let param = match self {
+            ApiError::Validation(errors) => errors.first().map(|e| e.field.clone()),
+            _ => None,
+        };
+        let mut body = json!({
+            "type": format!("https://mlx-manager.dev/errors/{}", self.code()),
+            "title": self.title(),
+            "status": self.status().as_u16(),
+            "detail": message,
+            "instance": instance,
+            "request_id": request_id,
+            "code": self.code(),
+        });
+        let obj = body.as_object_mut().expect("object");
+        match flavor {
+            Flavor::OpenAi => {
+                obj.insert(
+                    "error".into(),
+                    json!({"message": message, "type": self.openai_type(), "param": param, "code": self.code()}),
+                );
+            }
+            Flavor::Anthropic => {
+                obj.insert("type".into(), json!("error"));
+                obj.insert("error".into(), json!({"type": self.anthropic_type(), "message": message}));
+            }
+        }
+        match self {
+            ApiError::Validation(errors) => {
+                obj.insert("errors".into(), json!(errors));
+            }
+            ApiError::Timeout { seconds } => {
+                obj.insert("timeout_seconds".into(), json!(seconds));
+            }
+            _ => {}
+        }
+        body
+    }
+
+    /// `Retry-After` seconds, for the statuses that have one.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Overloaded => Some(1),
+            ApiError::Draining | ApiError::EngineUnavailable => Some(5),
+            _ => None,
+        }
+    }
+}
+
+/// Guesses the request field an engine validation message is about (it names it first).
+fn field_of(message: &str) -> String {
+    message
+        .split([' ', ':'])
+        .next()
+        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Handlers return this; the envelope middleware renders it with the request id and path.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status().into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Renders the final response for `error` (called by the envelope middleware).
+pub fn render(error: &ApiError, flavor: Flavor, instance: &str, request_id: &str) -> Response {
+    let body = error.body(flavor, instance, request_id).to_string();
+    let mut response = (error.status(), body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if let Some(secs) = error.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if matches!(error, ApiError::Unauthorized) {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}

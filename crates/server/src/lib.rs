@@ -1,0 +1,82 @@
+//! MLX Manager's local HTTP endpoint: OpenAI- and Anthropic-compatible routes over the engine,
+//! admin routes, one error envelope, request ids, timeouts, Host/Origin checks and an API key.
+//!
+//! Why a crate of its own: the same server runs headless (`mlx-manager serve`) and inside the
+//! desktop shell; both only build an [`AppState`] and call [`serve`]. Nothing here touches MLX
+//! (the engine thread does) or storage (audit entries leave through an
+//! [`mlx_manager_core::AuditSink`] without waiting).
+#![deny(missing_docs)]
+
+mod admin;
+mod anthropic;
+mod error;
+mod extract;
+mod middleware;
+mod openai;
+mod record;
+mod registry;
+mod run;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::{ApiError, FieldError, Flavor};
+pub use registry::{ModelEntry, Registry};
+pub use state::{AppState, ServerSettings};
+
+/// All routes, behind the gate middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.settings().max_body_bytes;
+    Router::new()
+        .route("/health", get(admin::health))
+        .route("/v1/models", get(openai::models::list))
+        .route("/v1/models/{*id}", get(openai::models::get))
+        .route("/v1/chat/completions", post(openai::chat::chat_completions))
+        .route("/v1/completions", post(openai::completions::completions))
+        .route("/v1/embeddings", post(openai::embeddings::embeddings))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/admin/models", get(admin::models))
+        .route("/admin/models/{*rest}", any(admin::model_action))
+        .route("/admin/settings/timeouts", get(admin::get_timeouts).put(admin::put_timeouts))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::Extension(extract::BodyLimit(limit)))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::gate))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` resolves; then answers new requests with 503 while the
+/// ones in flight finish (at most `drain`), and returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    *state.bound.write().expect("bound lock") = listener.local_addr().ok();
+    let app = router(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let drainer = state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        drainer.start_draining();
+        let deadline = tokio::time::Instant::now() + drain;
+        while drainer.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop_tx.send(());
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .await
+}

@@ -1,0 +1,267 @@
+//! `POST /v1/chat/completions`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use mlx_manager_core::EndpointKind;
+use mlx_manager_engine::{ChatMessage, GenerationEvent, Prompt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::params::{finish_reason, now, Sampling, Stop, StreamOptions};
+use crate::error::{ApiError, Flavor};
+use crate::extract::{invalid, parse, JsonBody};
+use crate::middleware::RequestContext;
+use crate::run::{Deadline, Next, Run};
+use crate::state::AppState;
+
+/// One content part.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Part {
+    Text { text: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<serde_json::Value>),
+}
+
+#[derive(Debug, Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<serde_json::Value>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<InMessage>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<u32>,
+    min_p: Option<f32>,
+    seed: Option<u64>,
+    stop: Option<Stop>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    n: Option<u32>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    repetition_penalty: Option<f32>,
+    #[serde(default)]
+    logprobs: bool,
+    top_logprobs: Option<u32>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+const SUPPORTED: &[&str] = &[
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "logprobs",
+    "top_logprobs",
+    "stream",
+    "stream_options",
+    "user",
+];
+
+/// Parameters of the OpenAI API we know but do not implement yet.
+pub(crate) const UNSUPPORTED: &[(&str, &str)] = &[
+    ("tools", "tool calling is not implemented yet"),
+    ("tool_choice", "tool calling is not implemented yet"),
+    ("parallel_tool_calls", "tool calling is not implemented yet"),
+    ("functions", "function calling is not implemented"),
+    ("function_call", "function calling is not implemented"),
+    ("response_format", "structured output is not implemented yet"),
+    ("logit_bias", "logit_bias is not implemented"),
+    ("audio", "audio output is not supported"),
+    ("modalities", "only text is supported"),
+    ("prediction", "predicted outputs are not supported"),
+    ("suffix", "suffix is not supported"),
+    ("best_of", "best_of is not supported"),
+];
+
+fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    if input.is_empty() {
+        return Err(invalid("messages", "must contain at least one message"));
+    }
+    let mut out = Vec::with_capacity(input.len());
+    for (i, m) in input.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "developer" => "system".to_string(),
+            "system" | "user" | "assistant" | "tool" => m.role,
+            other => return Err(invalid(&format!("messages[{i}].role"), format!("unknown role `{other}`"))),
+        };
+        let content = match m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for (j, part) in parts.into_iter().enumerate() {
+                    match serde_json::from_value::<Part>(part) {
+                        Ok(Part::Text { text: t }) => text.push_str(&t),
+                        Err(_) => {
+                            return Err(invalid(
+                                &format!("messages[{i}].content[{j}]"),
+                                "only text content parts are supported",
+                            ))
+                        }
+                    }
+                }
+                text
+            }
+        };
+        out.push(ChatMessage { role, content, name: m.name, tool_calls: m.tool_calls, tool_call_id: m.tool_call_id });
+    }
+    Ok(out)
+}
+
+fn chunk(
+    id: &str,
+    created: i64,
+    model: &str,
+    delta: serde_json::Value,
+    finish: Option<&str>,
+    logprobs: serde_json::Value,
+) -> Event {
+    let body = json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+    });
+    Event::default().data(body.to_string())
+}
+
+fn logprob_entry(text: &str, logprob: f32) -> serde_json::Value {
+    json!({"token": text, "logprob": logprob, "bytes": text.as_bytes(), "top_logprobs": []})
+}
+
+/// The handler.
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
+        ctx.record.set_model(model);
+    }
+    let req: ChatRequest = parse(body, SUPPORTED, UNSUPPORTED)?;
+    if req.top_logprobs.is_some_and(|n| n > 0) {
+        return Err(invalid("top_logprobs", "only the chosen token's logprob is supported (top_logprobs must be 0)"));
+    }
+    if req.stream_options.is_some() && !req.stream {
+        return Err(invalid("stream_options", "only allowed when stream is true"));
+    }
+    let messages = messages(req.messages)?;
+    let info = crate::run::ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Chat)).await?;
+    let sampling = Sampling {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        min_p: req.min_p,
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        repetition_penalty: req.repetition_penalty,
+        stop: req.stop,
+        n: req.n,
+    };
+    let max_tokens =
+        req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
+    let params = sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
+    let prompt = Prompt::Chat { messages, tools: None };
+    let mut run = Run::start(&state, &ctx, &req.model, prompt, params, EndpointKind::Chat).await?;
+    let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
+    let created = now();
+    let model = req.model;
+    let want_logprobs = req.logprobs;
+
+    if !req.stream {
+        let c = run.collect().await?;
+        ctx.record.set_tokens(c.usage.prompt_tokens, c.usage.completion_tokens);
+        ctx.record.succeed();
+        let logprobs = if want_logprobs {
+            json!({"content": c.tokens.iter().map(|(_, t, lp)| logprob_entry(t, lp.unwrap_or(0.0))).collect::<Vec<_>>()})
+        } else {
+            serde_json::Value::Null
+        };
+        return Ok(Json(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "logprobs": logprobs, "finish_reason": finish_reason(c.finish_reason)}],
+            "usage": {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens, "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens},
+        }))
+        .into_response());
+    }
+
+    let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+    let record = ctx.record.clone();
+    let (request_id, path) = (ctx.request_id.clone(), "/v1/chat/completions");
+    let stream = async_stream::stream! {
+        yield Ok::<_, Infallible>(chunk(&id, created, &model, json!({"role": "assistant", "content": ""}), None, serde_json::Value::Null));
+        let mut completion = 0usize;
+        loop {
+            match run.next().await {
+                Next::Event(GenerationEvent::Token { text, logprob, .. }) => {
+                    completion += 1;
+                    let lp = match (want_logprobs, logprob) {
+                        (true, Some(lp)) => json!({"content": [logprob_entry(&text, lp)]}),
+                        _ => serde_json::Value::Null,
+                    };
+                    if !text.is_empty() || want_logprobs {
+                        yield Ok(chunk(&id, created, &model, json!({"content": text}), None, lp));
+                    }
+                }
+                Next::Event(GenerationEvent::Done { text, finish_reason: reason, usage, .. }) => {
+                    if !text.is_empty() {
+                        yield Ok(chunk(&id, created, &model, json!({"content": text}), None, serde_json::Value::Null));
+                    }
+                    yield Ok(chunk(&id, created, &model, json!({}), Some(finish_reason(reason)), serde_json::Value::Null));
+                    if include_usage {
+                        let body = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.prompt_tokens + usage.completion_tokens}});
+                        yield Ok(Event::default().data(body.to_string()));
+                    }
+                    record.set_tokens(usage.prompt_tokens, usage.completion_tokens);
+                    record.succeed();
+                    yield Ok(Event::default().data("[DONE]"));
+                    break;
+                }
+                Next::Error(e) => {
+                    record.set_tokens(0, completion);
+                    record.fail(&e);
+                    yield Ok(Event::default().data(e.body(Flavor::OpenAi, path, &request_id).to_string()));
+                    break;
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,109 @@
+//! The life of one request: counted as in flight, and recorded as exactly one audit entry when
+//! its last part (the handler, or the stream it returned) is gone. A request nobody marked
+//! finished was abandoned by its client: `cancelled`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use mlx_manager_core::{AuditEntry, AuditStatus, BackendType};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+struct Draft {
+    entry: AuditEntry,
+    outcome: Option<AuditStatus>,
+}
+
+struct Inner {
+    state: Arc<AppState>,
+    started: Instant,
+    audited: bool,
+    draft: Mutex<Draft>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !self.audited {
+            return;
+        }
+        let draft = self.draft.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut entry = draft.entry.clone();
+        entry.status = draft.outcome.unwrap_or(AuditStatus::Cancelled);
+        entry.duration_ms = self.started.elapsed().as_millis() as u64;
+        entry.total_tokens = entry.prompt_tokens + entry.completion_tokens;
+        self.state.audit.record(entry);
+    }
+}
+
+/// A cloneable handle on the request's record.
+#[derive(Clone)]
+pub struct RequestRecord(Arc<Inner>);
+
+impl RequestRecord {
+    pub(crate) fn start(state: Arc<AppState>, request_id: &str, endpoint: &str, audited: bool) -> RequestRecord {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        let entry = AuditEntry {
+            timestamp: Utc::now(),
+            request_id: request_id.to_string(),
+            model: String::new(),
+            backend_type: BackendType::Local,
+            endpoint: endpoint.to_string(),
+            duration_ms: 0,
+            status: AuditStatus::Cancelled,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+            error_type: None,
+            error_message: None,
+        };
+        RequestRecord(Arc::new(Inner {
+            state,
+            started: Instant::now(),
+            audited,
+            draft: Mutex::new(Draft { entry, outcome: None }),
+        }))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Draft) -> R) -> R {
+        f(&mut self.0.draft.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The model the request named.
+    pub fn set_model(&self, model: &str) {
+        self.with(|d| d.entry.model = model.to_string());
+    }
+
+    /// Token counts so far.
+    pub fn set_tokens(&self, prompt: usize, completion: usize) {
+        self.with(|d| {
+            d.entry.prompt_tokens = prompt as u32;
+            d.entry.completion_tokens = completion as u32;
+        });
+    }
+
+    /// The request was answered in full.
+    pub fn succeed(&self) {
+        self.with(|d| {
+            d.outcome.get_or_insert(AuditStatus::Success);
+        });
+    }
+
+    /// The request failed with `error` (first outcome wins).
+    pub fn fail(&self, error: &ApiError) {
+        self.with(|d| {
+            if d.outcome.is_none() {
+                d.outcome = Some(if matches!(error, ApiError::Timeout { .. }) {
+                    AuditStatus::Timeout
+                } else {
+                    AuditStatus::Error
+                });
+                d.entry.error_type = Some(error.code().to_string());
+                d.entry.error_message = Some(error.to_string());
+            }
+        });
+    }
+}

@@ -1,0 +1,87 @@
+//! Which model ids the server knows, and where their folders are: folders given on the command
+//! line (id = folder name) and models found in the Hugging Face cache (id = `org/name`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// A known model folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelEntry {
+    /// The id clients use.
+    pub id: String,
+    /// The folder.
+    pub path: PathBuf,
+    /// Bytes of weight files on disk.
+    pub size_bytes: u64,
+}
+
+/// Model ids → folders.
+#[derive(Debug, Default)]
+pub struct Registry {
+    models: RwLock<BTreeMap<String, ModelEntry>>,
+}
+
+fn size_on_disk(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+impl Registry {
+    /// Registers a folder under an id (replacing any previous one).
+    pub fn insert(&self, id: impl Into<String>, path: impl Into<PathBuf>) {
+        let (id, path) = (id.into(), path.into());
+        let size_bytes = size_on_disk(&path);
+        self.models.write().expect("registry lock").insert(id.clone(), ModelEntry { id, path, size_bytes });
+    }
+
+    /// Registers a folder under its folder name; returns the id.
+    pub fn insert_folder(&self, path: &Path) -> String {
+        let id =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        self.insert(id.clone(), path);
+        id
+    }
+
+    /// Registers every model snapshot in a Hugging Face hub cache (`…/hub/models--org--name/
+    /// snapshots/<rev>/config.json`); returns how many were found.
+    pub fn scan_hf_cache(&self, hub: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(hub) else { return 0 };
+        let mut found = 0;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(repo) = name.strip_prefix("models--") else { continue };
+            let id = repo.replacen("--", "/", 1);
+            let snapshots = entry.path().join("snapshots");
+            let Ok(revs) = std::fs::read_dir(&snapshots) else { continue };
+            // The newest snapshot that has a config.
+            let newest = revs
+                .filter_map(|r| r.ok())
+                .filter(|r| r.path().join("config.json").is_file())
+                .max_by_key(|r| r.metadata().and_then(|m| m.modified()).ok());
+            if let Some(rev) = newest {
+                self.insert(id, rev.path());
+                found += 1;
+            }
+        }
+        found
+    }
+
+    /// The folder of an id.
+    pub fn get(&self, id: &str) -> Option<ModelEntry> {
+        self.models.read().expect("registry lock").get(id).cloned()
+    }
+
+    /// All entries, sorted by id.
+    pub fn list(&self) -> Vec<ModelEntry> {
+        self.models.read().expect("registry lock").values().cloned().collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! Running one generation for a route: resolve and load the model, admission, the endpoint's
+//! deadline (covering loading, queueing and generation), and the events as they come.
+
+use std::sync::Arc;
+
+use mlx_manager_core::EndpointKind;
+use mlx_manager_engine::{
+    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, ModelInfo, Prompt, Usage,
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+/// A deadline for one request.
+#[derive(Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    seconds: u32,
+}
+
+impl Deadline {
+    /// The deadline of an endpoint family, from now.
+    pub fn new(state: &AppState, kind: EndpointKind) -> Deadline {
+        let seconds = state.settings().timeouts.seconds(kind);
+        Deadline { at: Instant::now() + std::time::Duration::from_secs(u64::from(seconds)), seconds }
+    }
+
+    /// Runs `f` unless the deadline passes first.
+    pub async fn run<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, ApiError> {
+        tokio::time::timeout_at(self.at, f).await.map_err(|_| ApiError::Timeout { seconds: self.seconds })
+    }
+}
+
+/// Makes sure `model` is registered and loaded; returns what the engine knows of it.
+pub async fn ensure_loaded(state: &AppState, model: &str, deadline: Deadline) -> Result<ModelInfo, ApiError> {
+    let entry = state.registry.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_string()))?;
+    deadline.run(state.engine.load(&entry.id, &entry.path)).await?.map_err(|e| ApiError::from_engine(e, model))
+}
+
+/// A running generation.
+pub struct Run {
+    stream: GenerationStream,
+    deadline: Deadline,
+    model: String,
+    _permit: OwnedSemaphorePermit,
+    /// The first event, already received (so errors before any output are plain HTTP errors).
+    first: Option<GenerationEvent>,
+}
+
+/// What the next step of a run gave.
+pub enum Next {
+    /// An event.
+    Event(GenerationEvent),
+    /// The run failed (deadline, engine error).
+    Error(ApiError),
+}
+
+impl Run {
+    /// Starts generating; fails (as an HTTP error) if the model is unknown, the server is full,
+    /// the request is invalid for the engine, or the deadline passes before the first token.
+    pub async fn start(
+        state: &Arc<AppState>,
+        ctx: &RequestContext,
+        model: &str,
+        prompt: Prompt,
+        params: GenerationParams,
+        kind: EndpointKind,
+    ) -> Result<Run, ApiError> {
+        let deadline = Deadline::new(state, kind);
+        ctx.record.set_model(model);
+        let permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
+        ensure_loaded(state, model, deadline).await?;
+        let stream = state
+            .engine
+            .generate(GenerateRequest { model: model.to_string(), prompt, params })
+            .map_err(|e| ApiError::from_engine(e, model))?;
+        let mut run = Run { stream, deadline, model: model.to_string(), _permit: permit, first: None };
+        match run.next().await {
+            Next::Event(e) => run.first = Some(e),
+            Next::Error(e) => return Err(e),
+        }
+        Ok(run)
+    }
+
+    /// The next event (Done is the last).
+    pub async fn next(&mut self) -> Next {
+        if let Some(first) = self.first.take() {
+            return Next::Event(first);
+        }
+        match self.deadline.run(self.stream.next()).await {
+            Err(timeout) => Next::Error(timeout),
+            Ok(None) => Next::Error(ApiError::EngineUnavailable),
+            Ok(Some(Err(e))) => Next::Error(ApiError::from_engine(e, &self.model)),
+            Ok(Some(Ok(event))) => Next::Event(event),
+        }
+    }
+
+    /// Drains the run into one completion.
+    pub async fn collect(mut self) -> Result<Completion, ApiError> {
+        let mut c = Completion::default();
+        loop {
+            match self.next().await {
+                Next::Error(e) => return Err(e),
+                Next::Event(GenerationEvent::Token { id, text, logprob }) => {
+                    c.text.push_str(&text);
+                    c.tokens.push((id, text, logprob));
+                }
+                Next::Event(GenerationEvent::Done { text, finish_reason, stop_sequence, usage }) => {
+                    c.text.push_str(&text);
+                    c.finish_reason = finish_reason;
+                    c.stop_sequence = stop_sequence;
+                    c.usage = usage;
+                    return Ok(c);
+                }
+            }
+        }
+    }
+}
+
+/// A finished generation.
+#[derive(Debug)]
+pub struct Completion {
+    /// The text.
+    pub text: String,
+    /// Each token: id, the text it released, logprob.
+    pub tokens: Vec<(u32, String, Option<f32>)>,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// The stop string that ended it.
+    pub stop_sequence: Option<String>,
+    /// Counts.
+    pub usage: Usage,
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Completion {
+            text: String::new(),
+            tokens: Vec::new(),
+            finish_reason: FinishReason::Length,
+            stop_sequence: None,
+            usage: Usage { prompt_tokens: 0, completion_tokens: 0, prompt_seconds: 0.0, generation_seconds: 0.0 },
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Shared server state and configuration.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use mlx_manager_core::{AuditSink, Timeouts};
+use mlx_manager_engine::EngineHandle;
+use tokio::sync::Semaphore;
+
+use crate::registry::Registry;
+
+/// Settings the server reads per request; changeable while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Per-endpoint timeouts.
+    pub timeouts: Timeouts,
+    /// When set, every route but /health needs it (`Authorization: Bearer` or `x-api-key`).
+    pub api_key: Option<String>,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            timeouts: Timeouts::default(),
+            api_key: None,
+            allowed_origins: Vec::new(),
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    /// The engine thread's handle.
+    pub engine: EngineHandle,
+    /// Known model folders.
+    pub registry: Registry,
+    pub(crate) settings: RwLock<ServerSettings>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    /// Bounds concurrent model requests (429 beyond).
+    pub(crate) admission: Arc<Semaphore>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) in_flight: AtomicUsize,
+    /// The address the listener is bound to (its host is an allowed `Host`).
+    pub(crate) bound: RwLock<Option<SocketAddr>>,
+    pub(crate) started: std::time::Instant,
+}
+
+impl AppState {
+    /// State for a server over `engine`, recording to `audit`, admitting at most `max_concurrent`
+    /// model requests at once.
+    pub fn new(
+        engine: EngineHandle,
+        settings: ServerSettings,
+        audit: Arc<dyn AuditSink>,
+        max_concurrent: usize,
+    ) -> Arc<AppState> {
+        Arc::new(AppState {
+            engine,
+            registry: Registry::default(),
+            settings: RwLock::new(settings),
+            audit,
+            admission: Arc::new(Semaphore::new(max_concurrent)),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            bound: RwLock::new(None),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// A copy of the current settings.
+    pub fn settings(&self) -> ServerSettings {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    /// Replaces the timeouts; requests arriving from now on use them.
+    pub fn set_timeouts(&self, timeouts: Timeouts) {
+        self.settings.write().expect("settings lock").timeouts = timeouts;
+    }
+
+    /// Requests (and streams) still running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// From now on, new requests get 503.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
