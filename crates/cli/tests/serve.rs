@@ -1,0 +1,94 @@
+//! The real `mlx-manager serve` binary on 127.0.0.1:0 with a generated model: driven by the
+//! official openai and anthropic Python SDKs, and shut down by SIGTERM while a request runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-qwen");
+    write_tiny_model(&model, &TinySpec { max_position_embeddings: 1_000_000, ..TinySpec::new(TinyFamily::Qwen2) })
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
+        .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
+        .arg(&model)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server { child, url, _dir: dir }
+}
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("MLX_MANAGER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlx-manager/venv"));
+    let python = venv.join("bin/python3");
+    assert!(python.is_file(), "run scripts/setup first (no venv at {})", venv.display());
+    python
+}
+
+#[test]
+fn official_sdks_work_against_the_server() {
+    let server = start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/check_sdks.py");
+    let out = Command::new(python()).arg(script).args([&server.url, "tiny-qwen"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_then_exits_zero() {
+    let mut server = start(&["--drain-seconds", "10"]);
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"model": "tiny-qwen", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400, "temperature": 0});
+    let url = format!("{}/v1/chat/completions", server.url);
+    let in_flight = tokio::spawn({
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move { client.post(url).json(&body).send().await.unwrap().status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // New requests during the drain get 503 with Retry-After.
+    let late = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(late.status().as_u16(), 503);
+    assert!(late.headers().contains_key("retry-after"));
+    assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request must finish");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
