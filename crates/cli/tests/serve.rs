@@ -22,14 +22,21 @@ impl Drop for Server {
 }
 
 fn start(extra: &[&str]) -> Server {
+    start_with_env(extra, &[])
+}
+
+fn start_with_env(extra: &[&str], env: &[(&str, &Path)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny-qwen");
     write_tiny_model(&model, &TinySpec { max_position_embeddings: 1_000_000, ..TinySpec::new(TinyFamily::Qwen2) })
         .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
-        .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
+        .args(["serve", "--port", "0", "--model"])
         .arg(&model)
         .args(extra)
+        .env("HOME", dir.path())
+        .env_remove("HF_HOME")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -91,4 +98,23 @@ async fn sigterm_drains_then_exits_zero() {
         assert!(Instant::now() < deadline, "server did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_in_the_hugging_face_cache_are_served_by_repo_id() {
+    let hf = tempfile::tempdir().unwrap();
+    let snapshot = hf.path().join("hub/models--tiny-org--tiny-llama/snapshots/0123abcd");
+    write_tiny_model(&snapshot, &TinySpec::new(TinyFamily::Llama)).unwrap();
+    let server = start_with_env(&[], &[("HF_HOME", hf.path())]);
+    let client = reqwest::Client::new();
+    let list: serde_json::Value =
+        client.get(format!("{}/v1/models", server.url)).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["tiny-org/tiny-llama", "tiny-qwen"]);
+    let body = serde_json::json!({"model": "tiny-org/tiny-llama", "prompt": "hi", "max_tokens": 3});
+    let r: serde_json::Value =
+        client.post(format!("{}/v1/completions", server.url)).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["usage"]["completion_tokens"], 3);
+    let one = client.get(format!("{}/v1/models/tiny-org/tiny-llama", server.url)).send().await.unwrap();
+    assert_eq!(one.status(), 200);
 }

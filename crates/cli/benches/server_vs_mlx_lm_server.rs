@@ -1,0 +1,242 @@
+//! `mlx-manager serve` against `mlx_lm.server` on the same model, side by side in one run:
+//! time to first token (p50/p90, streaming chat), decode tok/s, and max_tokens=1 requests/s at
+//! concurrency 1 and 4; plus our HTTP overhead on TTFT over in-process generation.
+//!
+//! `cargo bench -p mlx-manager-cli --bench server_vs_mlx_lm_server` (scripts/bench-server).
+//! BENCH_REQUESTS (default 24) requests per measurement; BENCH_HIDDEN (512) and BENCH_LAYERS (4)
+//! shape the model. Loopback only; loops are bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use mlx_manager_engine::{ChatMessage, Engine, GenerateRequest, GenerationEvent, GenerationParams, Prompt};
+use serde_json::json;
+
+const MODEL: &str = "bench-llama";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("MLX_MANAGER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mlx-manager/venv"))
+        .join("bin/python3")
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn body(model: &str, i: usize, max_tokens: u32, stream: bool) -> serde_json::Value {
+    json!({"model": model, "messages": [{"role": "user", "content": format!("Request {i}: tell me about the sea.")}],
+           "max_tokens": max_tokens, "temperature": 0, "stream": stream})
+}
+
+struct Results {
+    ttft_p50: f64,
+    ttft_p90: f64,
+    decode_tps: f64,
+    rps1: f64,
+    rps4: f64,
+}
+
+/// `model` is the id the server knows the model by (mlx_lm.server: its path).
+async fn measure(client: &reqwest::Client, url: &str, model: &str, n: usize) -> Results {
+    let chat = format!("{url}/v1/chat/completions");
+    // Warm-up (model load, caches).
+    for i in 0..2 {
+        client.post(&chat).json(&body(model, 1000 + i, 8, false)).send().await.unwrap().error_for_status().unwrap();
+    }
+    let mut ttft = Vec::new();
+    for i in 0..n {
+        let start = Instant::now();
+        let response = client.post(&chat).json(&body(model, i, 8, true)).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let mut events = response.bytes_stream().eventsource();
+        let mut first = None;
+        while let Some(event) = events.next().await {
+            let data = event.unwrap().data;
+            if data == "[DONE]" {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if first.is_none() && v["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+                first = Some(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        ttft.push(first.unwrap_or_else(|| start.elapsed().as_secs_f64() * 1000.0));
+    }
+    let ttft_p50 = percentile(&mut ttft, 0.5);
+    let ttft_p90 = percentile(&mut ttft, 0.9);
+    let mut tps = Vec::new();
+    for i in 0..3 {
+        let start = Instant::now();
+        let r: serde_json::Value =
+            client.post(&chat).json(&body(model, 2000 + i, 128, false)).send().await.unwrap().json().await.unwrap();
+        let secs = start.elapsed().as_secs_f64() - ttft_p50 / 1000.0;
+        tps.push(r["usage"]["completion_tokens"].as_f64().unwrap() / secs);
+    }
+    let decode_tps = percentile(&mut tps, 0.5);
+    let mut rps = [0.0; 2];
+    for (slot, concurrency) in [(0, 1usize), (1, 4)] {
+        let start = Instant::now();
+        let per_worker = n / concurrency;
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let (client, chat, model) = (client.clone(), chat.clone(), model.to_string());
+                tokio::spawn(async move {
+                    for i in 0..per_worker {
+                        let r =
+                            client.post(&chat).json(&body(&model, 3000 + w * 1000 + i, 1, false)).send().await.unwrap();
+                        assert!(r.status().is_success());
+                        r.bytes().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
+        }
+        rps[slot] = (per_worker * concurrency) as f64 / start.elapsed().as_secs_f64();
+    }
+    Results { ttft_p50, ttft_p90, decode_tps, rps1: rps[0], rps4: rps[1] }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if client.get(format!("{url}/v1/models")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// TTFT of the engine called in-process (no HTTP), for the same chat prompt.
+fn in_process_ttft(model: &Path, n: usize) -> f64 {
+    let engine = Engine::start().unwrap();
+    let handle = engine.handle();
+    handle.load_blocking(MODEL, model).unwrap();
+    let mut ttft = Vec::new();
+    for i in 0..n + 2 {
+        let prompt = Prompt::Chat {
+            messages: vec![ChatMessage::new("user", format!("Request {i}: tell me about the sea."))],
+            tools: None,
+        };
+        let params = GenerationParams { max_tokens: 8, ..GenerationParams::default() };
+        let start = Instant::now();
+        let mut stream = handle.generate(GenerateRequest { model: MODEL.into(), prompt, params }).unwrap();
+        let mut first = None;
+        while let Some(event) = stream.blocking_next() {
+            match event.unwrap() {
+                GenerationEvent::Token { text, .. } if first.is_none() && !text.is_empty() => {
+                    first = Some(start.elapsed().as_secs_f64() * 1000.0)
+                }
+                GenerationEvent::Done { .. } => break,
+                _ => {}
+            }
+        }
+        if i >= 2 {
+            ttft.push(first.unwrap_or_else(|| start.elapsed().as_secs_f64() * 1000.0));
+        }
+    }
+    percentile(&mut ttft, 0.5)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join(MODEL);
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (hidden, layers) = (env("BENCH_HIDDEN", 512), env("BENCH_LAYERS", 4));
+    let spec = TinySpec {
+        hidden_size: hidden,
+        layers,
+        heads: 8,
+        kv_heads: 4,
+        intermediate_size: hidden * 11 / 4,
+        vocab_size: 2048,
+        ..TinySpec::new(TinyFamily::Llama)
+    };
+    write_tiny_model(&model, &spec).unwrap();
+
+    let in_process = in_process_ttft(&model, n);
+
+    let mut ours = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
+        .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
+        .arg(&model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(ours.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ours_url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let _ours = Proc(ours);
+    let port = free_port();
+    let theirs = Command::new(python())
+        .args(["-m", "mlx_lm", "server", "--model"])
+        .arg(&model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "ERROR"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _theirs = Proc(theirs);
+    let theirs_url = format!("http://127.0.0.1:{port}");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (a, b) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        wait_ready(&client, &ours_url).await;
+        wait_ready(&client, &theirs_url).await;
+        let b = measure(&client, &theirs_url, model.to_str().unwrap(), n).await;
+        let a = measure(&client, &ours_url, MODEL, n).await;
+        (a, b)
+    });
+    println!(
+        "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement"
+    );
+    println!("| | TTFT p50 ms | TTFT p90 ms | decode tok/s | max_tokens=1 req/s (c=1) | req/s (c=4) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, r) in [("mlx-manager serve", &a), ("mlx_lm.server 0.32.2", &b)] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.ttft_p50, r.ttft_p90, r.decode_tps, r.rps1, r.rps4
+        );
+    }
+    println!(
+        "| ratio (ours / mlx_lm.server) | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+        a.ttft_p50 / b.ttft_p50,
+        a.ttft_p90 / b.ttft_p90,
+        a.decode_tps / b.decode_tps,
+        a.rps1 / b.rps1,
+        a.rps4 / b.rps4
+    );
+    println!(
+        "in-process engine TTFT p50: {in_process:.2} ms; HTTP overhead on TTFT: {:.2} ms",
+        a.ttft_p50 - in_process
+    );
+}
