@@ -75,3 +75,114 @@ pub struct NullAuditSink;
 impl AuditSink for NullAuditSink {
     fn record(&self, _entry: AuditEntry) {}
 }
+
+impl BackendType {
+    /// The stored/serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendType::Local => "local",
+            BackendType::Openai => "openai",
+            BackendType::Anthropic => "anthropic",
+            BackendType::OpenaiCompatible => "openai_compatible",
+            BackendType::AnthropicCompatible => "anthropic_compatible",
+        }
+    }
+
+    /// Parses a stored/serialised name.
+    pub fn parse(s: &str) -> Option<BackendType> {
+        [
+            BackendType::Local,
+            BackendType::Openai,
+            BackendType::Anthropic,
+            BackendType::OpenaiCompatible,
+            BackendType::AnthropicCompatible,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+    }
+}
+
+impl AuditStatus {
+    /// The stored/serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditStatus::Success => "success",
+            AuditStatus::Error => "error",
+            AuditStatus::Timeout => "timeout",
+            AuditStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored/serialised name.
+    pub fn parse(s: &str) -> Option<AuditStatus> {
+        [AuditStatus::Success, AuditStatus::Error, AuditStatus::Timeout, AuditStatus::Cancelled]
+            .into_iter()
+            .find(|b| b.as_str() == s)
+    }
+}
+
+/// Which audit entries a list, stats or export covers. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Exact model id.
+    pub model: Option<String>,
+    /// Substring of the model id (case-insensitive for ASCII).
+    pub model_contains: Option<String>,
+    /// Backend.
+    pub backend_type: Option<BackendType>,
+    /// Outcome.
+    pub status: Option<AuditStatus>,
+    /// Exact endpoint path.
+    pub endpoint: Option<String>,
+    /// Inclusive lower bound on the timestamp.
+    pub start_time: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on the timestamp.
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// One page of entries, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// Pass back as `cursor` for the next (older) page; None at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Requests and errors in one time bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditBucket {
+    /// Bucket start (UTC).
+    pub start: DateTime<Utc>,
+    /// Requests in the bucket.
+    pub requests: u64,
+    /// Of which not successful.
+    pub errors: u64,
+}
+
+/// Aggregates over a filtered set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditStats {
+    /// Entries matched.
+    pub total: u64,
+    /// Count per status name.
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    /// Count per backend name.
+    pub by_backend: std::collections::BTreeMap<String, u64>,
+    /// Count per model id.
+    pub by_model: std::collections::BTreeMap<String, u64>,
+    /// Distinct models.
+    pub unique_models: u64,
+    /// Sum of prompt tokens.
+    pub prompt_tokens: u64,
+    /// Sum of completion tokens.
+    pub completion_tokens: u64,
+    /// Median duration (ms), None when empty.
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile duration (ms), None when empty.
+    pub latency_p95_ms: Option<u64>,
+    /// Width of each series bucket in seconds.
+    pub bucket_seconds: u64,
+    /// Requests and errors over time, oldest first (empty buckets omitted).
+    pub series: Vec<AuditBucket>,
+}

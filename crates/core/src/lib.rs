@@ -8,5 +8,7 @@
 mod audit;
 mod settings;
 
-pub use audit::{AuditEntry, AuditSink, AuditStatus, BackendType, NullAuditSink};
+pub use audit::{
+    AuditBucket, AuditEntry, AuditFilter, AuditPage, AuditSink, AuditStats, AuditStatus, BackendType, NullAuditSink,
+};
 pub use settings::{EndpointKind, Timeouts};

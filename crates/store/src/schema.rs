@@ -1,0 +1,62 @@
+//! Versioned migrations (`PRAGMA user_version`).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the audit log, newest-first keyset order on (ts_ms, id), with the filter columns indexed.
+    "CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        backend_type TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        error_type TEXT,
+        error_message TEXT
+    );
+    CREATE INDEX audit_ts ON audit_log (ts_ms, id);
+    CREATE INDEX audit_model_ts ON audit_log (model, ts_ms, id);
+    CREATE INDEX audit_status_ts ON audit_log (status, ts_ms, id);
+    CREATE INDEX audit_backend_ts ON audit_log (backend_type, ts_ms, id);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating if needed) and migrates the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |e: rusqlite::Error| StoreError::Open { path: path.to_path_buf(), message: e.to_string() };
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: path.to_path_buf(), message: e.to_string() };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
+    }
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    // Reading the version is the first access to the file: a non-database fails here.
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(corrupt)?;
+    if found > VERSION {
+        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, supported: VERSION });
+    }
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(corrupt)?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt { path: path.to_path_buf(), message: check });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
