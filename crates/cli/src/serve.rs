@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mlx_manager_core::{AuditEntry, AuditSink, Timeouts};
+use mlx_manager_core::Timeouts;
 use mlx_manager_engine::{Engine, EngineError};
 use mlx_manager_server::{AppState, ServerSettings};
 
@@ -48,23 +48,12 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
+    /// Days audit entries are kept (1–365).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    retention_days: u32,
     /// Do not register models found in the Hugging Face cache.
     #[arg(long)]
     no_hf_cache: bool,
-}
-
-/// Until the audit store exists, entries go to the log (never with secrets: entries hold none).
-struct LogAuditSink;
-
-impl AuditSink for LogAuditSink {
-    fn record(&self, e: AuditEntry) {
-        tracing::info!(
-            target: "audit",
-            request_id = %e.request_id, model = %e.model, endpoint = %e.endpoint, status = ?e.status,
-            duration_ms = e.duration_ms, prompt_tokens = e.prompt_tokens, completion_tokens = e.completion_tokens,
-            error = e.error_type.as_deref().unwrap_or(""),
-        );
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +64,23 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("invalid --host/--port: {0}")]
     Address(String),
+    #[error(transparent)]
+    Store(#[from] mlx_manager_store::StoreError),
+    #[error("no data directory: set --data-dir or HOME")]
+    NoDataDir,
+}
+
+/// `~/.mlx-manager` on macOS; the XDG data dir (`~/.local/share/mlx-manager`) elsewhere.
+fn default_data_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if cfg!(target_os = "macos") {
+        return home.map(|h| h.join(".mlx-manager"));
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".local/share")))
+        .map(|d| d.join("mlx-manager"))
 }
 
 fn hf_hub_dirs() -> Vec<PathBuf> {
@@ -107,9 +113,10 @@ async fn shutdown_signal() {
 }
 
 pub fn run(a: ServeArgs) -> Result<(), ServeError> {
-    if let Some(dir) = &a.data_dir {
-        std::fs::create_dir_all(dir)?;
-    }
+    let data_dir = a.data_dir.clone().or_else(default_data_dir).ok_or(ServeError::NoDataDir)?;
+    std::fs::create_dir_all(&data_dir)?;
+    let store = mlx_manager_store::Store::open(&data_dir.join("mlx-manager.db"), a.retention_days)?;
+    tracing::info!(database = %store.path().display(), "audit log");
     let engine = Engine::start()?;
     let settings = ServerSettings {
         timeouts: Timeouts {
@@ -121,7 +128,8 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         allowed_origins: a.allowed_origins,
         max_body_bytes: a.max_body_bytes,
     };
-    let state = AppState::new(engine.handle(), settings, Arc::new(LogAuditSink), a.max_concurrent.max(1));
+    let state = AppState::new(engine.handle(), settings, Arc::new(store.clone()), a.max_concurrent.max(1));
+    let _ = state.audit_log.set(store);
     if !a.no_hf_cache {
         for hub in hf_hub_dirs() {
             let n = state.registry.scan_hf_cache(&hub);

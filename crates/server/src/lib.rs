@@ -9,6 +9,7 @@
 
 mod admin;
 mod anthropic;
+mod audit_routes;
 mod error;
 mod extract;
 mod middleware;
@@ -44,6 +45,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(anthropic::messages))
         .route("/admin/models", get(admin::models))
         .route("/admin/models/{*rest}", any(admin::model_action))
+        .route("/admin/audit-logs", get(audit_routes::list))
+        .route("/admin/audit-logs/stats", get(audit_routes::stats))
+        .route("/admin/audit-logs/export", get(audit_routes::export))
         .route("/admin/settings/timeouts", get(admin::get_timeouts).put(admin::put_timeouts))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

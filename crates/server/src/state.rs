@@ -49,6 +49,8 @@ pub struct AppState {
     /// The address the listener is bound to (its host is an allowed `Host`).
     pub(crate) bound: RwLock<Option<SocketAddr>>,
     pub(crate) started: std::time::Instant,
+    /// The audit log to query (set once at start-up; the audit routes answer 404 without it).
+    pub audit_log: std::sync::OnceLock<mlx_manager_store::Store>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             bound: RwLock::new(None),
             started: std::time::Instant::now(),
+            audit_log: std::sync::OnceLock::new(),
         })
     }
 

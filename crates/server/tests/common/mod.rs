@@ -53,8 +53,28 @@ impl TestServer {
     }
 
     pub async fn with(settings: ServerSettings, max_concurrent: usize) -> TestServer {
+        Self::build(settings, max_concurrent, None).await
+    }
+
+    /// A server whose audit entries go to a real audit store (also queryable over HTTP).
+    pub async fn with_store(store: mlx_manager_store::Store) -> TestServer {
+        Self::build(ServerSettings::default(), 8, Some(store)).await
+    }
+
+    async fn build(
+        settings: ServerSettings,
+        max_concurrent: usize,
+        store: Option<mlx_manager_store::Store>,
+    ) -> TestServer {
         let audit = Arc::new(Recorded::default());
-        let state = AppState::new(engine(), settings, audit.clone(), max_concurrent);
+        let sink: Arc<dyn AuditSink> = match &store {
+            Some(store) => Arc::new(store.clone()),
+            None => audit.clone(),
+        };
+        let state = AppState::new(engine(), settings, sink, max_concurrent);
+        if let Some(store) = store {
+            let _ = state.audit_log.set(store);
+        }
         state.registry.insert(MODEL, model_dir());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
