@@ -102,8 +102,9 @@ pub(crate) fn where_clause(filter: &AuditFilter, cursor: Option<(i64, i64)>) -> 
         params.push(Value::Integer(t.timestamp_millis()));
     }
     if let Some((ts, id)) = cursor {
-        parts.push("(ts_ms < ? OR (ts_ms = ? AND id < ?))");
-        params.extend([Value::Integer(ts), Value::Integer(ts), Value::Integer(id)]);
+        // A row-value comparison lets SQLite seek the (…, ts_ms, id) index directly.
+        parts.push("(ts_ms, id) < (?, ?)");
+        params.extend([Value::Integer(ts), Value::Integer(id)]);
     }
     let sql = if parts.is_empty() { String::new() } else { format!("WHERE {}", parts.join(" AND ")) };
     Where { sql, params }
