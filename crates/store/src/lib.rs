@@ -207,7 +207,7 @@ impl Worker {
         }
         if let Err(e) = query::insert_batch(&mut self.conn, batch) {
             tracing::error!(error = %e, entries = batch.len(), "audit batch not written");
-        } else {
+        } else if self.live.receiver_count() > 0 {
             for entry in batch.iter() {
                 let _ = self.live.send(entry.clone());
             }

@@ -163,78 +163,74 @@ pub(crate) fn list(
     Ok(AuditPage { entries, next_cursor })
 }
 
-fn grouped(conn: &Connection, column: &str, w: &Where) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-    let sql = format!("SELECT {column}, COUNT(*) FROM audit_log {} GROUP BY {column}", w.sql);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(w.params.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Nearest-rank percentile of `duration_ms` (`p` in 0..=1) over `n` matched rows.
-fn percentile(conn: &Connection, w: &Where, n: u64, p: f64) -> Result<Option<u64>, StoreError> {
-    if n == 0 {
-        return Ok(None);
-    }
-    let offset = ((n - 1) as f64 * p).round() as i64;
-    let sql = format!("SELECT duration_ms FROM audit_log {} ORDER BY duration_ms LIMIT 1 OFFSET {offset}", w.sql);
-    Ok(Some(conn.query_row(&sql, params_from_iter(w.params.iter()), |r| r.get::<_, i64>(0))? as u64))
-}
-
 const BUCKETS: &[u64] = &[60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400];
 
+fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+/// Nearest-rank percentile (`p` in 0..=1) of `values` (reordered in place).
+fn percentile(values: &mut [u64], p: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let k = ((values.len() - 1) as f64 * p).round() as usize;
+    Some(*values.select_nth_unstable(k).1)
+}
+
+/// One pass over the matching rows, aggregated here (one scan instead of one per figure).
 pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStats, StoreError> {
     validate(filter)?;
     let w = where_clause(filter, None);
     let sql = format!(
-        "SELECT COUNT(*), COUNT(DISTINCT model), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
-         MIN(ts_ms), MAX(ts_ms) FROM audit_log {}",
+        "SELECT status, backend_type, model, ts_ms, duration_ms, prompt_tokens, completion_tokens FROM audit_log {}",
         w.sql
     );
-    let (total, unique, prompt, completion, min_ts, max_ts) =
-        conn.query_row(&sql, params_from_iter(w.params.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, i64>(2)? as u64,
-                r.get::<_, i64>(3)? as u64,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-            ))
-        })?;
-    let span_s = match (min_ts, max_ts) {
-        (Some(a), Some(b)) => ((b - a) / 1000) as u64,
-        _ => 0,
-    };
-    let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
-    let sql = format!(
-        "SELECT (ts_ms / {ms}) * {ms}, COUNT(*), SUM(status != 'success') FROM audit_log {} GROUP BY 1 ORDER BY 1",
-        w.sql,
-        ms = bucket * 1000
-    );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let series = stmt
-        .query_map(params_from_iter(w.params.iter()), |r| {
-            Ok(AuditBucket {
-                start: Utc.timestamp_millis_opt(r.get(0)?).single().unwrap_or_default(),
-                requests: r.get::<_, i64>(1)? as u64,
-                errors: r.get::<_, i64>(2)? as u64,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(AuditStats {
-        total,
-        by_status: grouped(conn, "status", &w)?,
-        by_backend: grouped(conn, "backend_type", &w)?,
-        by_model: grouped(conn, "model", &w)?,
-        unique_models: unique,
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        latency_p50_ms: percentile(conn, &w, total, 0.5)?,
-        latency_p95_ms: percentile(conn, &w, total, 0.95)?,
-        bucket_seconds: bucket,
-        series,
-    })
+    let mut rows = stmt.query(params_from_iter(w.params.iter()))?;
+    let mut s = AuditStats::default();
+    let mut durations = Vec::new();
+    let mut times: Vec<(i64, bool)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+        let status = text(0)?;
+        bump(&mut s.by_status, status);
+        bump(&mut s.by_backend, text(1)?);
+        bump(&mut s.by_model, text(2)?);
+        times.push((row.get(3)?, status != "success"));
+        durations.push(row.get::<_, i64>(4)? as u64);
+        s.prompt_tokens += row.get::<_, i64>(5)? as u64;
+        s.completion_tokens += row.get::<_, i64>(6)? as u64;
+    }
+    s.total = durations.len() as u64;
+    s.unique_models = s.by_model.len() as u64;
+    s.latency_p50_ms = percentile(&mut durations, 0.5);
+    s.latency_p95_ms = percentile(&mut durations, 0.95);
+    let (min, max) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (t, _)| (lo.min(*t), hi.max(*t)));
+    let span_s = if times.is_empty() { 0 } else { ((max - min) / 1000) as u64 };
+    let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
+    let ms = (bucket * 1000) as i64;
+    let mut series: std::collections::BTreeMap<i64, (u64, u64)> = std::collections::BTreeMap::new();
+    for (t, failed) in times {
+        let b = series.entry(t.div_euclid(ms) * ms).or_default();
+        b.0 += 1;
+        b.1 += u64::from(failed);
+    }
+    s.bucket_seconds = bucket;
+    s.series = series
+        .into_iter()
+        .map(|(start, (requests, errors))| AuditBucket {
+            start: Utc.timestamp_millis_opt(start).single().unwrap_or_default(),
+            requests,
+            errors,
+        })
+        .collect();
+    Ok(s)
 }
 
 /// Deletes up to one batch of entries older than `cutoff` (small transactions, so writes
