@@ -12,7 +12,7 @@ use mlx_manager_engine::{ChatMessage, GenerationEvent, Prompt};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::params::{finish_reason, now, Sampling, Stop, StreamOptions};
+use super::params::{finish_reason, now, Sampling, StreamOptions};
 use crate::error::{ApiError, Flavor};
 use crate::extract::{invalid, parse, JsonBody};
 use crate::middleware::RequestContext;
@@ -49,19 +49,11 @@ struct InMessage {
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     model: String,
+    #[serde(flatten)]
+    sampling: Sampling,
     messages: Vec<InMessage>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<u32>,
-    min_p: Option<f32>,
-    seed: Option<u64>,
-    stop: Option<Stop>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
-    n: Option<u32>,
-    presence_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    repetition_penalty: Option<f32>,
     #[serde(default)]
     logprobs: bool,
     top_logprobs: Option<u32>,
@@ -182,21 +174,9 @@ pub async fn chat_completions(
     }
     let messages = messages(req.messages)?;
     let info = crate::run::ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Chat)).await?;
-    let sampling = Sampling {
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
-        min_p: req.min_p,
-        seed: req.seed,
-        presence_penalty: req.presence_penalty,
-        frequency_penalty: req.frequency_penalty,
-        repetition_penalty: req.repetition_penalty,
-        stop: req.stop,
-        n: req.n,
-    };
     let max_tokens =
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
-    let params = sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
+    let params = req.sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
     let prompt = Prompt::Chat { messages, tools: None };
     let mut run = Run::start(&state, &ctx, &req.model, prompt, params, EndpointKind::Chat).await?;
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));

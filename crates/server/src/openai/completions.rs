@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::chat::UNSUPPORTED;
-use super::params::{finish_reason, now, Sampling, Stop, StreamOptions};
+use super::params::{finish_reason, now, Sampling, StreamOptions};
 use crate::error::{ApiError, Flavor};
 use crate::extract::{invalid, parse, JsonBody};
 use crate::middleware::RequestContext;
@@ -32,18 +32,10 @@ enum PromptParam {
 #[derive(Debug, Deserialize)]
 struct CompletionRequest {
     model: String,
+    #[serde(flatten)]
+    sampling: Sampling,
     prompt: PromptParam,
     max_tokens: Option<u32>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<u32>,
-    min_p: Option<f32>,
-    seed: Option<u64>,
-    stop: Option<Stop>,
-    n: Option<u32>,
-    presence_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    repetition_penalty: Option<f32>,
     logprobs: Option<u32>,
     #[serde(default)]
     echo: bool,
@@ -105,20 +97,8 @@ pub async fn completions(
         return Err(invalid("echo", "echo is only supported for text prompts"));
     }
     let info = ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Completions)).await?;
-    let sampling = Sampling {
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
-        min_p: req.min_p,
-        seed: req.seed,
-        presence_penalty: req.presence_penalty,
-        frequency_penalty: req.frequency_penalty,
-        repetition_penalty: req.repetition_penalty,
-        stop: req.stop,
-        n: req.n,
-    };
     let want_logprobs = req.logprobs.is_some();
-    let params = sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;
+    let params = req.sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;
     let id = format!("cmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now();
     let model = req.model;

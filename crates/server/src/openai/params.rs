@@ -24,8 +24,8 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// Sampling fields common to chat and completions.
-#[derive(Debug, Default)]
+/// Sampling fields common to chat and completions (flattened into both requests).
+#[derive(Debug, Default, Deserialize)]
 pub struct Sampling {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
