@@ -96,53 +96,71 @@ fn strftime_now(format: String) -> String {
     chrono::Utc::now().format(&format).to_string()
 }
 
-/// Renders `messages` with the tokenizer's chat template.
+/// A parsed chat template with HF's Jinja environment, built once per model.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+impl ChatTemplate {
+    /// Parses `source`.
+    pub fn new(source: &str) -> Result<ChatTemplate> {
+        let err = |e: Error| EngineError::ChatTemplate { message: e.to_string() };
+        let mut env = Environment::new();
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(err)?,
+        );
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_template_owned("chat", source.to_string()).map_err(err)?;
+        Ok(ChatTemplate { env })
+    }
+
+    /// Renders `messages` (and `tools`) with the tokenizer's special tokens in the context.
+    pub fn render(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let mut ctx = serde_json::Map::new();
+        ctx.insert("messages".into(), serde_json::to_value(messages).expect("messages serialise"));
+        ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
+        if let Some(tools) = tools {
+            ctx.insert("tools".into(), tools.clone());
+        }
+        if let Some(bos) = &tokenizer.bos_token {
+            ctx.insert("bos_token".into(), bos.clone().into());
+        }
+        if let Some(eos) = &tokenizer.eos_token {
+            ctx.insert("eos_token".into(), eos.clone().into());
+        }
+        for (name, text) in &tokenizer.special_tokens {
+            ctx.insert(name.clone(), text.clone().into());
+        }
+        self.env
+            .get_template("chat")
+            .and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx))))
+            .map_err(|e| EngineError::ChatTemplate { message: e.to_string() })
+    }
+}
+
+/// Renders `messages` with the tokenizer's chat template (parsed once, at load).
 pub fn render(
     tokenizer: &Tokenizer,
     messages: &[ChatMessage],
     tools: Option<&serde_json::Value>,
     add_generation_prompt: bool,
 ) -> Result<String> {
-    let template = tokenizer.chat_template.as_deref().ok_or_else(|| EngineError::ChatTemplate {
-        message: "this model has no chat template; send a plain prompt to /v1/completions".into(),
-    })?;
-    render_template(template, tokenizer, messages, tools, add_generation_prompt)
-}
-
-/// Renders an explicit template (tests use it to compare with transformers).
-pub fn render_template(
-    template: &str,
-    tokenizer: &Tokenizer,
-    messages: &[ChatMessage],
-    tools: Option<&serde_json::Value>,
-    add_generation_prompt: bool,
-) -> Result<String> {
-    let mut env = Environment::new();
-    let err = |e: Error| EngineError::ChatTemplate { message: e.to_string() };
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(err)?,
-    );
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_filter("tojson", tojson);
-    env.add_function("raise_exception", raise_exception);
-    env.add_function("strftime_now", strftime_now);
-    env.add_template("chat", template).map_err(err)?;
-    let mut ctx = serde_json::Map::new();
-    ctx.insert("messages".into(), serde_json::to_value(messages).expect("messages serialise"));
-    ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
-    if let Some(tools) = tools {
-        ctx.insert("tools".into(), tools.clone());
+    match tokenizer.template() {
+        Some(Ok(template)) => template.render(tokenizer, messages, tools, add_generation_prompt),
+        Some(Err(message)) => Err(EngineError::ChatTemplate { message: message.clone() }),
+        None => Err(EngineError::ChatTemplate {
+            message: "this model has no chat template; send a plain prompt to /v1/completions".into(),
+        }),
     }
-    if let Some(bos) = &tokenizer.bos_token {
-        ctx.insert("bos_token".into(), bos.clone().into());
-    }
-    if let Some(eos) = &tokenizer.eos_token {
-        ctx.insert("eos_token".into(), eos.clone().into());
-    }
-    for (name, text) in &tokenizer.special_tokens {
-        ctx.insert(name.clone(), text.clone().into());
-    }
-    env.get_template("chat").and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx)))).map_err(err)
 }
 
 #[cfg(test)]

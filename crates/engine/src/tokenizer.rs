@@ -20,6 +20,8 @@ pub struct Tokenizer {
     pub eos_token_ids: BTreeSet<u32>,
     /// Other special tokens by name (`pad_token`, `unk_token`), for templates.
     pub special_tokens: Vec<(String, String)>,
+    /// The chat template, parsed once (or why it does not parse).
+    compiled: Option<std::result::Result<crate::chat::ChatTemplate, String>>,
 }
 
 fn token_text(value: Option<&serde_json::Value>) -> Option<String> {
@@ -85,7 +87,18 @@ impl Tokenizer {
             .iter()
             .filter_map(|name| token_text(tc.get(*name)).map(|t| (name.to_string(), t)))
             .collect();
-        Ok(Tokenizer { inner, path, chat_template, bos_token, eos_token, eos_token_ids, special_tokens })
+        let compiled = chat_template.as_deref().map(|t| {
+            crate::chat::ChatTemplate::new(t).map_err(|e| match e {
+                EngineError::ChatTemplate { message } => message,
+                other => other.to_string(),
+            })
+        });
+        Ok(Tokenizer { inner, path, chat_template, bos_token, eos_token, eos_token_ids, special_tokens, compiled })
+    }
+
+    /// The parsed chat template, if the model has one.
+    pub fn template(&self) -> Option<&std::result::Result<crate::chat::ChatTemplate, String>> {
+        self.compiled.as_ref()
     }
 
     /// Token ids of `text`; `add_special_tokens` applies the tokenizer's post-processor (BOS).

@@ -59,7 +59,8 @@ pub enum Next {
 }
 
 impl Run {
-    /// Starts generating; fails (as an HTTP error) if the model is unknown, the server is full,
+    /// Starts generating on a model the caller has loaded ([`ensure_loaded`]); fails (as an
+    /// HTTP error) if the server is full,
     /// the request is invalid for the engine, or the deadline passes before the first token.
     pub async fn start(
         state: &Arc<AppState>,
@@ -72,7 +73,6 @@ impl Run {
         let deadline = Deadline::new(state, kind);
         ctx.record.set_model(model);
         let permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
-        ensure_loaded(state, model, deadline).await?;
         let stream = state
             .engine
             .generate(GenerateRequest { model: model.to_string(), prompt, params })
