@@ -74,6 +74,7 @@ pub fn run(a: GenerateArgs) -> Result<(), EngineError> {
     let (mut ids, mut text) = (Vec::new(), String::new());
     while let Some(event) = stream.blocking_next() {
         match event? {
+            GenerationEvent::Started { .. } => {}
             GenerationEvent::Token { id, text: piece, .. } => {
                 ids.push(id);
                 text.push_str(&piece);

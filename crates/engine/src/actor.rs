@@ -354,7 +354,10 @@ impl Actor {
             Command::Generate { request, events, span } => {
                 let started = span.in_scope(|| self.start(&request));
                 match started {
-                    Ok(seq) => self.running.push_back(Running { model: request.model, seq, events, span }),
+                    Ok(seq) => {
+                        let _ = events.try_send(Ok(GenerationEvent::Started { prompt_tokens: seq.prompt_len() }));
+                        self.running.push_back(Running { model: request.model, seq, events, span });
+                    }
                     Err(e) => {
                         let _ = events.try_send(Err(e));
                     }

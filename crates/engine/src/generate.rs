@@ -97,6 +97,11 @@ impl Usage {
 /// What a generation stream yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationEvent {
+    /// The request was accepted and its prompt tokenized (always the first event).
+    Started {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+    },
     /// One generated token and the text it completed (may be empty while a multi-byte
     /// character or a possible stop string is incomplete).
     Token {
@@ -212,6 +217,11 @@ pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Ve
 }
 
 impl Sequence {
+    /// Tokens in the prompt.
+    pub(crate) fn prompt_len(&self) -> usize {
+        self.prompt.len()
+    }
+
     pub(crate) fn new(
         model: &Model,
         tokenizer: &Tokenizer,

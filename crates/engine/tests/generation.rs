@@ -199,6 +199,8 @@ async fn dropping_the_stream_cancels_generation() {
     let m = load_tiny(spec(TinyFamily::Llama)).await;
     let request = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(1_000_000) };
     let mut stream = engine().generate(request).unwrap();
+    let started = stream.next().await;
+    assert!(matches!(started, Some(Ok(GenerationEvent::Started { prompt_tokens: 7 }))), "{started:?}");
     for _ in 0..3 {
         assert!(matches!(stream.next().await, Some(Ok(GenerationEvent::Token { .. }))));
     }
@@ -212,6 +214,7 @@ async fn concurrent_requests_share_the_engine_fairly() {
     let m = load_tiny(spec(TinyFamily::Qwen2)).await;
     let long = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(100_000) };
     let mut long_stream = engine().generate(long).unwrap();
+    assert!(matches!(long_stream.next().await, Some(Ok(GenerationEvent::Started { .. }))));
     assert!(matches!(long_stream.next().await, Some(Ok(GenerationEvent::Token { .. }))));
     // A short request sent while the long one runs finishes first, and the long one is still going.
     let short = generate(&m.id, tokens(PROMPT), greedy(8)).await.unwrap();

@@ -168,15 +168,17 @@ pub async fn messages(
 
     let record = ctx.record.clone();
     let request_id = ctx.request_id.clone();
+    let input_tokens = run.prompt_tokens;
     let stream = async_stream::stream! {
         yield Ok::<_, Infallible>(event("message_start", json!({"type": "message_start", "message": {
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}})));
+            "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})));
         yield Ok(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
         yield Ok(event("ping", json!({"type": "ping"})));
         let mut generated = 0usize;
         loop {
             match run.next().await {
+                Next::Event(GenerationEvent::Started { .. }) => {}
                 Next::Event(GenerationEvent::Token { text, .. }) => {
                     generated += 1;
                     if !text.is_empty() {

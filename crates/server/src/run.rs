@@ -46,8 +46,8 @@ pub struct Run {
     deadline: Deadline,
     model: String,
     _permit: OwnedSemaphorePermit,
-    /// The first event, already received (so errors before any output are plain HTTP errors).
-    first: Option<GenerationEvent>,
+    /// Tokens in the prompt (from the engine's `Started`).
+    pub prompt_tokens: usize,
 }
 
 /// What the next step of a run gave.
@@ -77,9 +77,12 @@ impl Run {
             .engine
             .generate(GenerateRequest { model: model.to_string(), prompt, params })
             .map_err(|e| ApiError::from_engine(e, model))?;
-        let mut run = Run { stream, deadline, model: model.to_string(), _permit: permit, first: None };
+        let mut run = Run { stream, deadline, model: model.to_string(), _permit: permit, prompt_tokens: 0 };
+        // The engine answers `Started` or an error before any output, so errors about the
+        // request itself (template, context length, …) are plain HTTP errors.
         match run.next().await {
-            Next::Event(e) => run.first = Some(e),
+            Next::Event(GenerationEvent::Started { prompt_tokens }) => run.prompt_tokens = prompt_tokens,
+            Next::Event(_) => {}
             Next::Error(e) => return Err(e),
         }
         Ok(run)
@@ -87,9 +90,6 @@ impl Run {
 
     /// The next event (Done is the last).
     pub async fn next(&mut self) -> Next {
-        if let Some(first) = self.first.take() {
-            return Next::Event(first);
-        }
         match self.deadline.run(self.stream.next()).await {
             Err(timeout) => Next::Error(timeout),
             Ok(None) => Next::Error(ApiError::EngineUnavailable),
@@ -104,6 +104,7 @@ impl Run {
         loop {
             match self.next().await {
                 Next::Error(e) => return Err(e),
+                Next::Event(GenerationEvent::Started { .. }) => {}
                 Next::Event(GenerationEvent::Token { id, text, logprob }) => {
                     c.text.push_str(&text);
                     c.tokens.push((id, text, logprob));

@@ -63,6 +63,7 @@ pub async fn generate(model: &str, prompt: Prompt, params: GenerationParams) -> 
     let (mut ids, mut pieces, mut logprobs, mut text) = (Vec::new(), Vec::new(), Vec::new(), String::new());
     while let Some(event) = stream.next().await {
         match event? {
+            GenerationEvent::Started { .. } => {}
             GenerationEvent::Token { id, text: piece, logprob } => {
                 ids.push(id);
                 text.push_str(&piece);

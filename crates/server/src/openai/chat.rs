@@ -209,6 +209,7 @@ pub async fn chat_completions(
         let mut completion = 0usize;
         loop {
             match run.next().await {
+                Next::Event(GenerationEvent::Started { .. }) => {}
                 Next::Event(GenerationEvent::Token { text, logprob, .. }) => {
                     completion += 1;
                     let lp = match (want_logprobs, logprob) {

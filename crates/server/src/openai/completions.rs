@@ -165,6 +165,7 @@ pub async fn completions(
             }
             loop {
                 match run.next().await {
+                    Next::Event(GenerationEvent::Started { .. }) => {}
                     Next::Event(GenerationEvent::Token { text, .. }) => {
                         if !text.is_empty() {
                             yield Ok(chunk(index, &text, None));
