@@ -18,6 +18,7 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
 use crate::model::Model;
+use crate::pool::{plan_eviction, PoolConfig, Resident};
 use crate::tokenizer::Tokenizer;
 
 /// Tokens buffered per generation before the engine waits for the reader.
@@ -40,6 +41,12 @@ pub struct ModelInfo {
     pub weight_bytes: usize,
     /// Context window, when known.
     pub context_length: Option<usize>,
+    /// Never evicted (loaded explicitly) until unloaded.
+    pub pinned: bool,
+    /// Generations and embedding requests served.
+    pub requests_served: u64,
+    /// Seconds since it last served a request (or was loaded).
+    pub idle_seconds: u64,
 }
 
 /// A request for embeddings.
@@ -101,7 +108,7 @@ pub struct GenerateRequest {
 }
 
 enum Command {
-    Load { id: String, path: PathBuf, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
+    Load { id: String, path: PathBuf, pin: bool, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
     Unload { id: String, reply: oneshot::Sender<bool> },
     List { reply: oneshot::Sender<Vec<ModelInfo>> },
     Status { reply: oneshot::Sender<EngineStatus> },
@@ -141,8 +148,13 @@ impl GenerationStream {
 }
 
 impl Engine {
-    /// Starts the engine thread and waits until MLX is initialised on it.
+    /// Starts the engine thread with the default pool limits.
     pub fn start() -> Result<Engine> {
+        Engine::start_with(PoolConfig::default())
+    }
+
+    /// Starts the engine thread and waits until MLX is initialised on it.
+    pub fn start_with(pool: PoolConfig) -> Result<Engine> {
         let (tx, rx) = std_mpsc::channel();
         let (health_tx, health) = watch::channel(EngineHealth::Ready);
         let (ready_tx, ready_rx) = std_mpsc::channel();
@@ -153,7 +165,7 @@ impl Engine {
                 let ok = init.is_ok();
                 let _ = ready_tx.send(init);
                 if ok {
-                    Actor::default().run(rx);
+                    Actor { pool, models: HashMap::new(), running: VecDeque::new() }.run(rx);
                 }
                 let _ = health_tx.send(EngineHealth::Stopped);
             })
@@ -195,17 +207,25 @@ impl EngineHandle {
         self.tx.send(command).map_err(|_| EngineError::Stopped)
     }
 
-    /// Loads the model folder at `path` under `id` (no-op when already loaded).
+    /// Loads the model folder at `path` under `id` if needed (evicting least recently used idle
+    /// models to stay within the pool's limits); it may itself be evicted later.
     pub async fn load(&self, id: impl Into<String>, path: impl Into<PathBuf>) -> Result<ModelInfo> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Load { id: id.into(), path: path.into(), reply, span: Span::current() })?;
+        self.send(Command::Load { id: id.into(), path: path.into(), pin: false, reply, span: Span::current() })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Like [`EngineHandle::load`], and pins the model: it is never evicted until unloaded.
+    pub async fn preload(&self, id: impl Into<String>, path: impl Into<PathBuf>) -> Result<ModelInfo> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Load { id: id.into(), path: path.into(), pin: true, reply, span: Span::current() })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// [`EngineHandle::load`] for non-async callers.
     pub fn load_blocking(&self, id: impl Into<String>, path: impl Into<PathBuf>) -> Result<ModelInfo> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Load { id: id.into(), path: path.into(), reply, span: Span::current() })?;
+        self.send(Command::Load { id: id.into(), path: path.into(), pin: false, reply, span: Span::current() })?;
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
     }
 
@@ -255,6 +275,18 @@ struct Loaded {
     model: Model,
     tokenizer: Tokenizer,
     eos: BTreeSet<u32>,
+    last_used: Instant,
+}
+
+impl Loaded {
+    fn info(&self) -> ModelInfo {
+        ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
+    }
+
+    fn touch(&mut self) {
+        self.last_used = Instant::now();
+        self.info.requests_served += 1;
+    }
 }
 
 struct Running {
@@ -264,8 +296,8 @@ struct Running {
     span: Span,
 }
 
-#[derive(Default)]
 struct Actor {
+    pool: PoolConfig,
     models: HashMap<String, Loaded>,
     running: VecDeque<Running>,
 }
@@ -284,10 +316,13 @@ fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
         quantization: c.quantization.map(|q| (q.bits, q.group_size)),
         weight_bytes: model.weight_bytes(),
         context_length: c.max_position_embeddings,
+        pinned: false,
+        requests_served: 0,
+        idle_seconds: 0,
     };
     tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
     let eos = tokenizer.eos_token_ids.clone();
-    Ok(Loaded { info, model, tokenizer, eos })
+    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now() })
 }
 
 impl Actor {
@@ -326,17 +361,9 @@ impl Actor {
     /// Returns false on shutdown.
     fn handle(&mut self, command: Command) -> bool {
         match command {
-            Command::Load { id, path, reply, span } => {
+            Command::Load { id, path, pin, reply, span } => {
                 let _enter = span.enter();
-                let result = match self.models.get(&id) {
-                    Some(loaded) => Ok(loaded.info.clone()),
-                    None => load_model(&id, &path).map(|loaded| {
-                        let info = loaded.info.clone();
-                        self.models.insert(id, loaded);
-                        info
-                    }),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.load(id, &path, pin));
             }
             Command::Unload { id, reply } => {
                 self.running.retain(|r| r.model != id);
@@ -372,17 +399,55 @@ impl Actor {
         true
     }
 
+    /// Loads (or finds) a model, making room first within the pool's limits.
+    fn load(&mut self, id: String, path: &std::path::Path, pin: bool) -> Result<ModelInfo> {
+        if let Some(loaded) = self.models.get_mut(&id) {
+            loaded.info.pinned |= pin;
+            loaded.last_used = Instant::now();
+            return Ok(loaded.info());
+        }
+        let need: u64 = crate::model::weight_files(path)
+            .map(|files| files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        let resident: Vec<Resident> = self
+            .models
+            .values()
+            .map(|m| Resident {
+                id: m.info.id.clone(),
+                bytes: m.info.weight_bytes as u64,
+                pinned: m.info.pinned,
+                busy: self.running.iter().any(|r| r.model == m.info.id),
+                last_used: m.last_used,
+            })
+            .collect();
+        let evict = plan_eviction(&resident, need, &self.pool).map_err(|(needed_bytes, available_bytes)| {
+            EngineError::InsufficientMemory { model: id.clone(), needed_bytes, available_bytes }
+        })?;
+        for victim in evict {
+            tracing::info!(model = %victim, "evicted to make room");
+            self.models.remove(&victim);
+        }
+        let _ = mlx_rs::memory::clear_cache();
+        let mut loaded = load_model(&id, path)?;
+        loaded.info.pinned = pin;
+        let info = loaded.info();
+        self.models.insert(id, loaded);
+        Ok(info)
+    }
+
     fn loaded(&self) -> Vec<ModelInfo> {
-        let mut infos: Vec<_> = self.models.values().map(|m| m.info.clone()).collect();
+        let mut infos: Vec<_> = self.models.values().map(Loaded::info).collect();
         infos.sort_by(|a, b| a.id.cmp(&b.id));
         infos
     }
 
-    fn embed(&self, request: &EmbedRequest) -> Result<Embeddings> {
+    fn embed(&mut self, request: &EmbedRequest) -> Result<Embeddings> {
         let loaded = self
             .models
-            .get(&request.model)
+            .get_mut(&request.model)
             .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
+        loaded.touch();
+        let loaded = &*loaded;
         if request.inputs.is_empty() {
             return Err(EngineError::InvalidRequest { message: "input must not be empty".into() });
         }
@@ -415,11 +480,13 @@ impl Actor {
         Ok(Embeddings { vectors, prompt_tokens })
     }
 
-    fn start(&self, request: &GenerateRequest) -> Result<Sequence> {
+    fn start(&mut self, request: &GenerateRequest) -> Result<Sequence> {
         let loaded = self
             .models
-            .get(&request.model)
+            .get_mut(&request.model)
             .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
+        loaded.touch();
+        let loaded = &*loaded;
         let tokens = prompt_tokens(&loaded.tokenizer, &request.prompt)?;
         Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone())
     }

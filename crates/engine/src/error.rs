@@ -101,6 +101,17 @@ pub enum EngineError {
         /// The model's maximum.
         context_length: usize,
     },
+    /// Loading the model would exceed the memory budget even after evicting every idle,
+    /// unpinned model.
+    #[error("not enough memory for model `{model}`: it needs {needed_bytes} bytes, {available_bytes} are available within the budget")]
+    InsufficientMemory {
+        /// The model to load.
+        model: String,
+        /// Bytes its weights need.
+        needed_bytes: u64,
+        /// Bytes the budget leaves once pinned and busy models are counted.
+        available_bytes: u64,
+    },
     /// MLX reported an error while computing.
     #[error("MLX error: {message}")]
     Mlx {

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::{invalid, parse, JsonBody};
 use crate::middleware::RequestContext;
-use crate::run::{ensure_loaded, Deadline};
+use crate::run::Deadline;
 use crate::state::AppState;
 
 /// `GET /health`.
@@ -57,7 +57,12 @@ pub async fn model_action(
     if method == Method::POST {
         let id = rest.strip_suffix("/preload").ok_or(ApiError::NotFound)?;
         ctx.record.set_model(id);
-        let info = ensure_loaded(&state, id, Deadline::new(&state, EndpointKind::Chat)).await?;
+        let entry = state.registry.get(id).ok_or_else(|| ApiError::ModelNotFound(id.to_string()))?;
+        let deadline = Deadline::new(&state, EndpointKind::Chat);
+        let info = deadline
+            .run(state.engine.preload(&entry.id, &entry.path))
+            .await?
+            .map_err(|e| ApiError::from_engine(e, id))?;
         ctx.record.succeed();
         return Ok(Json(json!({"loaded": info})));
     }

@@ -63,6 +63,16 @@ pub enum ApiError {
     /// Shutting down.
     #[error("the server is shutting down")]
     Draining,
+    /// Loading the model would exceed the memory budget.
+    #[error("not enough memory to load `{model}`: it needs {needed_bytes} bytes, {available_bytes} are available")]
+    InsufficientMemory {
+        /// The model.
+        model: String,
+        /// Bytes needed.
+        needed_bytes: u64,
+        /// Bytes available within the budget.
+        available_bytes: u64,
+    },
     /// A model folder could not be loaded (details in the server log).
     #[error("model `{0}` could not be loaded; see the server log")]
     ModelLoad(String),
@@ -121,6 +131,9 @@ impl ApiError {
                 tracing::error!(model, error = %e, "model load failed");
                 ApiError::ModelLoad(model.to_string())
             }
+            EngineError::InsufficientMemory { model, needed_bytes, available_bytes } => {
+                ApiError::InsufficientMemory { model, needed_bytes, available_bytes }
+            }
             e @ EngineError::Mlx { .. } => {
                 tracing::error!(model, error = %e, "engine error");
                 ApiError::Internal
@@ -144,6 +157,7 @@ impl ApiError {
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Draining | ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelLoad(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InsufficientMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -163,6 +177,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "timeout",
             ApiError::Draining => "shutting_down",
             ApiError::ModelLoad(_) => "model_load_failed",
+            ApiError::InsufficientMemory { .. } => "insufficient_memory",
             ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -183,6 +198,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "Request timeout",
             ApiError::Draining => "Shutting down",
             ApiError::ModelLoad(_) => "Model load failed",
+            ApiError::InsufficientMemory { .. } => "Insufficient memory",
             ApiError::EngineUnavailable => "Engine unavailable",
             ApiError::Internal => "Internal error",
         }
@@ -196,9 +212,11 @@ impl ApiError {
             ApiError::Overloaded => "rate_limit_error",
             ApiError::Timeout { .. } => "timeout_error",
             ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
-            ApiError::Draining | ApiError::EngineUnavailable | ApiError::ModelLoad(_) | ApiError::Internal => {
-                "server_error"
-            }
+            ApiError::Draining
+            | ApiError::EngineUnavailable
+            | ApiError::ModelLoad(_)
+            | ApiError::InsufficientMemory { .. }
+            | ApiError::Internal => "server_error",
             _ => "invalid_request_error",
         }
     }
@@ -213,7 +231,7 @@ impl ApiError {
             ApiError::Overloaded => "rate_limit_error",
             ApiError::Timeout { .. } => "timeout_error",
             ApiError::Draining | ApiError::EngineUnavailable => "overloaded_error",
-            ApiError::ModelLoad(_) | ApiError::Internal => "api_error",
+            ApiError::ModelLoad(_) | ApiError::InsufficientMemory { .. } | ApiError::Internal => "api_error",
             _ => "invalid_request_error",
         }
     }
@@ -253,6 +271,10 @@ impl ApiError {
             }
             ApiError::Timeout { seconds } => {
                 obj.insert("timeout_seconds".into(), json!(seconds));
+            }
+            ApiError::InsufficientMemory { needed_bytes, available_bytes, .. } => {
+                obj.insert("needed_bytes".into(), json!(needed_bytes));
+                obj.insert("available_bytes".into(), json!(available_bytes));
             }
             _ => {}
         }

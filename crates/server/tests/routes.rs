@@ -174,6 +174,7 @@ async fn models_and_admin_routes() {
     let pre: serde_json::Value =
         s.client.post(format!("{}/admin/models/{MODEL}/preload", s.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(pre["loaded"]["id"], MODEL);
+    assert_eq!(pre["loaded"]["pinned"], true, "an explicit preload pins the model");
     let admin: serde_json::Value = s.get("/admin/models").send().await.unwrap().json().await.unwrap();
     assert_eq!(admin["available"][0]["loaded"], true);
     assert!(admin["available"][0]["size_bytes"].as_u64().unwrap() > 0);

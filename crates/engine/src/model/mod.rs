@@ -13,6 +13,7 @@ use crate::cache::{KvCache, LayerCache};
 use crate::config::{Family, ModelConfig, RopeScaling};
 use crate::error::Result;
 use layers::{Embedding, Linear, RmsNorm};
+pub(crate) use weights::weight_files;
 use weights::WeightSet;
 
 struct Attention {

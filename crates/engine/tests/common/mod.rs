@@ -6,14 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use mlx_manager_engine::PoolConfig;
 use mlx_manager_engine::{
     Engine, EngineError, EngineHandle, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt, Usage,
 };
 
-/// The one engine (one MLX thread) of this test binary.
+/// The one engine (one MLX thread) of this test binary. Tests run in parallel and each loads
+/// its own models, so the pool never evicts here (tests/pool.rs covers eviction).
 pub fn engine() -> EngineHandle {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::start().expect("engine starts")).handle()
+    let no_eviction = PoolConfig { max_loaded_models: usize::MAX, memory_budget_bytes: None };
+    ENGINE.get_or_init(|| Engine::start_with(no_eviction).expect("engine starts")).handle()
 }
 
 /// A generated model folder that lives as long as the value.

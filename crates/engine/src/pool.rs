@@ -1,0 +1,104 @@
+//! Which models stay loaded: a cap on their number and a memory budget, least recently used
+//! idle models evicted first, pinned and busy ones never.
+
+use std::time::Instant;
+
+/// Limits of the model pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Most models loaded at once (default 4).
+    pub max_loaded_models: usize,
+    /// Bytes of weights allowed in memory (default 75 % of RAM where it can be read).
+    pub memory_budget_bytes: Option<u64>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { max_loaded_models: 4, memory_budget_bytes: total_memory().map(|m| m / 4 * 3) }
+    }
+}
+
+/// Physical memory of this machine, if the OS tells.
+pub fn total_memory() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kb: u64 = info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+    #[cfg(target_os = "macos")]
+    {
+        let mut size: u64 = 0;
+        let mut len = std::mem::size_of::<u64>();
+        let name = c"hw.memsize";
+        // SAFETY: sysctlbyname writes at most `len` bytes into `size`, a u64 as hw.memsize is.
+        let rc = unsafe {
+            libc::sysctlbyname(name.as_ptr(), (&mut size as *mut u64).cast(), &mut len, std::ptr::null_mut(), 0)
+        };
+        (rc == 0).then_some(size)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        None
+    }
+}
+
+/// What the pool knows of one loaded model.
+#[derive(Debug, Clone)]
+pub(crate) struct Resident {
+    pub(crate) id: String,
+    pub(crate) bytes: u64,
+    pub(crate) pinned: bool,
+    pub(crate) busy: bool,
+    pub(crate) last_used: Instant,
+}
+
+/// Models to unload (least recently used first) so one more model of `need` bytes fits; or, when
+/// even evicting every idle unpinned model is not enough, `(needed, available)` in bytes.
+pub(crate) fn plan_eviction(resident: &[Resident], need: u64, config: &PoolConfig) -> Result<Vec<String>, (u64, u64)> {
+    let mut candidates: Vec<&Resident> = resident.iter().filter(|r| !r.pinned && !r.busy).collect();
+    candidates.sort_by_key(|r| r.last_used);
+    let mut count = resident.len();
+    let mut used: u64 = resident.iter().map(|r| r.bytes).sum();
+    let fits = |count: usize, used: u64| {
+        count < config.max_loaded_models.max(1) && config.memory_budget_bytes.is_none_or(|b| used + need <= b)
+    };
+    let mut evict = Vec::new();
+    let mut next = candidates.into_iter();
+    while !fits(count, used) {
+        match next.next() {
+            Some(r) => {
+                evict.push(r.id.clone());
+                count -= 1;
+                used -= r.bytes;
+            }
+            None => {
+                let budget = config.memory_budget_bytes.unwrap_or(u64::MAX);
+                let kept: u64 = resident.iter().filter(|r| r.pinned || r.busy).map(|r| r.bytes).sum();
+                return Err((need, budget.saturating_sub(kept)));
+            }
+        }
+    }
+    Ok(evict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn r(id: &str, bytes: u64, pinned: bool, busy: bool, age_s: u64) -> Resident {
+        Resident { id: id.into(), bytes, pinned, busy, last_used: Instant::now() - Duration::from_secs(age_s) }
+    }
+
+    #[test]
+    fn evicts_least_recently_used_idle_unpinned_first() {
+        let config = PoolConfig { max_loaded_models: 3, memory_budget_bytes: None };
+        let loaded = [r("a", 1, false, false, 10), r("b", 1, false, false, 30), r("c", 1, true, false, 60)];
+        assert_eq!(plan_eviction(&loaded, 1, &config), Ok(vec!["b".to_string()]));
+        let config = PoolConfig { max_loaded_models: 10, memory_budget_bytes: Some(250) };
+        let loaded = [r("a", 100, false, false, 10), r("b", 100, false, true, 30), r("c", 40, false, false, 60)];
+        assert_eq!(plan_eviction(&loaded, 100, &config), Ok(vec!["c".to_string(), "a".to_string()]));
+        assert_eq!(plan_eviction(&loaded, 200, &config), Err((200, 150)));
+    }
+}
