@@ -67,11 +67,7 @@ impl Checker<'_> {
     }
 
     fn raw(&self, path: &str, bytes: Vec<u8>) -> reqwest::RequestBuilder {
-        self.server
-            .client
-            .post(format!("{}{path}", self.server.url))
-            .header("content-type", "application/json")
-            .body(bytes)
+        self.client.post(format!("{}{path}", self.server.url)).header("content-type", "application/json").body(bytes)
     }
 }
 
