@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mlx_manager_core::Timeouts;
-use mlx_manager_engine::{Engine, EngineError};
+use mlx_manager_engine::{Engine, EngineError, PoolConfig};
 use mlx_manager_server::{AppState, ServerSettings};
 
 #[derive(Args)]
@@ -48,6 +48,15 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
+    /// Most models loaded at once.
+    #[arg(long, default_value_t = 4)]
+    max_loaded_models: usize,
+    /// Memory budget for model weights in GB (default: 75 % of RAM).
+    #[arg(long)]
+    memory_budget_gb: Option<f64>,
+    /// Unload models not pinned by a preload after this many idle seconds (off by default).
+    #[arg(long)]
+    idle_ttl_seconds: Option<u64>,
     /// Days audit entries are kept (1–365).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
     retention_days: u32,
@@ -117,7 +126,12 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
     std::fs::create_dir_all(&data_dir)?;
     let store = mlx_manager_store::Store::open(&data_dir.join("mlx-manager.db"), a.retention_days)?;
     tracing::info!(database = %store.path().display(), "audit log");
-    let engine = Engine::start()?;
+    let defaults = PoolConfig::default();
+    let engine = Engine::start_with(PoolConfig {
+        max_loaded_models: a.max_loaded_models.max(1),
+        memory_budget_bytes: a.memory_budget_gb.map(|gb| (gb * 1e9) as u64).or(defaults.memory_budget_bytes),
+        idle_ttl: a.idle_ttl_seconds.map(Duration::from_secs),
+    })?;
     let settings = ServerSettings {
         timeouts: Timeouts {
             chat_seconds: a.chat_timeout,

@@ -330,9 +330,14 @@ impl Actor {
         loop {
             // Block when idle; otherwise only drain what is waiting.
             let command = if self.running.is_empty() {
-                match rx.recv() {
+                // Idle: wake at least once a second to unload models past their idle TTL.
+                match rx.recv_timeout(Duration::from_secs(1)) {
                     Ok(c) => Some(c),
-                    Err(_) => return,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        self.expire_idle();
+                        None
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             } else {
                 match rx.try_recv() {
@@ -345,6 +350,9 @@ impl Actor {
                 if !self.handle(command) {
                     return;
                 }
+                continue;
+            }
+            if self.running.is_empty() {
                 continue;
             }
             if !self.step_one() {
@@ -397,6 +405,22 @@ impl Actor {
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// Unloads unpinned, idle models whose idle time passed the pool's TTL.
+    fn expire_idle(&mut self) {
+        let Some(ttl) = self.pool.idle_ttl else { return };
+        let before = self.models.len();
+        self.models.retain(|id, m| {
+            let keep = m.info.pinned || m.last_used.elapsed() < ttl;
+            if !keep {
+                tracing::info!(model = %id, "unloaded after its idle TTL");
+            }
+            keep
+        });
+        if self.models.len() != before {
+            let _ = mlx_rs::memory::clear_cache();
+        }
     }
 
     /// Loads (or finds) a model, making room first within the pool's limits.

@@ -10,11 +10,13 @@ pub struct PoolConfig {
     pub max_loaded_models: usize,
     /// Bytes of weights allowed in memory (default 75 % of RAM where it can be read).
     pub memory_budget_bytes: Option<u64>,
+    /// Unpinned models idle this long are unloaded (off by default); checked about once a second.
+    pub idle_ttl: Option<std::time::Duration>,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { max_loaded_models: 4, memory_budget_bytes: total_memory().map(|m| m / 4 * 3) }
+        PoolConfig { max_loaded_models: 4, memory_budget_bytes: total_memory().map(|m| m / 4 * 3), idle_ttl: None }
     }
 }
 
@@ -93,10 +95,10 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_idle_unpinned_first() {
-        let config = PoolConfig { max_loaded_models: 3, memory_budget_bytes: None };
+        let config = PoolConfig { max_loaded_models: 3, memory_budget_bytes: None, idle_ttl: None };
         let loaded = [r("a", 1, false, false, 10), r("b", 1, false, false, 30), r("c", 1, true, false, 60)];
         assert_eq!(plan_eviction(&loaded, 1, &config), Ok(vec!["b".to_string()]));
-        let config = PoolConfig { max_loaded_models: 10, memory_budget_bytes: Some(250) };
+        let config = PoolConfig { max_loaded_models: 10, memory_budget_bytes: Some(250), idle_ttl: None };
         let loaded = [r("a", 100, false, false, 10), r("b", 100, false, true, 30), r("c", 40, false, false, 60)];
         assert_eq!(plan_eviction(&loaded, 100, &config), Ok(vec!["c".to_string(), "a".to_string()]));
         assert_eq!(plan_eviction(&loaded, 200, &config), Err((200, 150)));

@@ -1,5 +1,6 @@
 //! The model pool: a cap on loaded models and a memory budget, least recently used idle models
-//! evicted first, pinned and busy models never, and a typed error when nothing can make room.
+//! evicted first, pinned and busy models never, a typed error when nothing can make room, and
+//! the idle TTL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,7 +25,13 @@ async fn eviction_pinning_busy_models_and_the_budget() {
     let big = write(dir.path(), "big", 8);
     let s = size(&small[0]);
     assert!(size(&big) > 2 * s && size(&big) < 3 * s, "test sizing");
-    let engine = Engine::start_with(PoolConfig { max_loaded_models: 3, memory_budget_bytes: Some(s * 7 / 2) }).unwrap();
+    // The idle TTL is long enough not to fire during the steps before its own check at the end.
+    let config = PoolConfig {
+        max_loaded_models: 3,
+        memory_budget_bytes: Some(s * 7 / 2),
+        idle_ttl: Some(Duration::from_secs(2)),
+    };
+    let engine = Engine::start_with(config).unwrap();
     let h = engine.handle();
     let ids = |infos: Vec<mlx_manager_engine::ModelInfo>| infos.into_iter().map(|i| i.id).collect::<Vec<_>>();
     let generate = |model: &str, max_tokens: usize| {
@@ -80,4 +87,9 @@ async fn eviction_pinning_busy_models_and_the_budget() {
     }
     h.load("q", &small[1]).await.unwrap();
     assert_eq!(ids(h.list().await.unwrap()), ["q"], "the idle big model made room");
+
+    // Idle TTL: unpinned models go after 2 s without requests, pinned ones stay.
+    h.preload("kept", &small[2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(ids(h.list().await.unwrap()), ["kept"]);
 }

@@ -15,7 +15,7 @@ use mlx_manager_engine::{
 /// its own models, so the pool never evicts here (tests/pool.rs covers eviction).
 pub fn engine() -> EngineHandle {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    let no_eviction = PoolConfig { max_loaded_models: usize::MAX, memory_budget_bytes: None };
+    let no_eviction = PoolConfig { max_loaded_models: usize::MAX, memory_budget_bytes: None, idle_ttl: None };
     ENGINE.get_or_init(|| Engine::start_with(no_eviction).expect("engine starts")).handle()
 }
 
