@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, FieldError, Flavor};
-use crate::extract::{invalid, parse, JsonBody};
+use crate::extract::{invalid, parse_model_request, JsonBody};
 use crate::middleware::RequestContext;
 use crate::run::{ensure_loaded, Deadline, Next, Run};
 use crate::state::AppState;
@@ -105,10 +105,7 @@ pub async fn messages(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
-        ctx.record.set_model(model);
-    }
-    let req: MessagesRequest = parse(body, SUPPORTED, UNSUPPORTED)?;
+    let req: MessagesRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     if req.messages.is_empty() {
         return Err(invalid("messages", "must contain at least one message"));
     }

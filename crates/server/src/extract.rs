@@ -82,6 +82,20 @@ pub fn parse<T: DeserializeOwned>(
     })
 }
 
+/// [`parse`] for a model route: records the requested model on the request first, so even a
+/// request rejected as invalid is audited under the model it named.
+pub fn parse_model_request<T: DeserializeOwned>(
+    record: &crate::record::RequestRecord,
+    body: serde_json::Map<String, serde_json::Value>,
+    supported: &[&str],
+    unsupported: &[(&str, &str)],
+) -> Result<T, ApiError> {
+    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
+        record.set_model(model);
+    }
+    parse(body, supported, unsupported)
+}
+
 /// A validation error on one field.
 pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Validation(vec![FieldError { field: field.to_string(), message: message.into() }])

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::params::{finish_reason, now, Sampling, StreamOptions};
 use crate::error::{ApiError, Flavor};
-use crate::extract::{invalid, parse, JsonBody};
+use crate::extract::{invalid, parse_model_request, JsonBody};
 use crate::middleware::RequestContext;
 use crate::run::{Deadline, Next, Run};
 use crate::state::AppState;
@@ -162,10 +162,7 @@ pub async fn chat_completions(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
-        ctx.record.set_model(model);
-    }
-    let req: ChatRequest = parse(body, SUPPORTED, UNSUPPORTED)?;
+    let req: ChatRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     if req.top_logprobs.is_some_and(|n| n > 0) {
         return Err(invalid("top_logprobs", "only the chosen token's logprob is supported (top_logprobs must be 0)"));
     }

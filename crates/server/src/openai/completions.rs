@@ -15,7 +15,7 @@ use serde_json::json;
 use super::chat::UNSUPPORTED;
 use super::params::{finish_reason, now, Sampling, StreamOptions};
 use crate::error::{ApiError, Flavor};
-use crate::extract::{invalid, parse, JsonBody};
+use crate::extract::{invalid, parse_model_request, JsonBody};
 use crate::middleware::RequestContext;
 use crate::run::{ensure_loaded, Deadline, Next, Run};
 use crate::state::AppState;
@@ -73,10 +73,7 @@ pub async fn completions(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
-        ctx.record.set_model(model);
-    }
-    let req: CompletionRequest = parse(body, SUPPORTED, UNSUPPORTED)?;
+    let req: CompletionRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     if req.logprobs.is_some_and(|n| n > 0) {
         return Err(invalid("logprobs", "only the chosen token's logprob is supported (logprobs must be 0)"));
     }

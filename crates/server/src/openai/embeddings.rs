@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{invalid, parse, JsonBody};
+use crate::extract::{invalid, parse_model_request, JsonBody};
 use crate::middleware::RequestContext;
 use crate::run::{ensure_loaded, Deadline};
 use crate::state::AppState;
@@ -55,10 +55,7 @@ pub async fn embeddings(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
-        ctx.record.set_model(model);
-    }
-    let req: EmbeddingsRequest = parse(body, SUPPORTED, &[])?;
+    let req: EmbeddingsRequest = parse_model_request(&ctx.record, body, SUPPORTED, &[])?;
     let inputs: Vec<EmbedInput> = match req.input {
         Input::Text(t) => vec![EmbedInput::Text(t)],
         Input::Texts(v) => v.into_iter().map(EmbedInput::Text).collect(),
