@@ -465,13 +465,15 @@ impl Actor {
         infos
     }
 
-    fn embed(&mut self, request: &EmbedRequest) -> Result<Embeddings> {
-        let loaded = self
-            .models
-            .get_mut(&request.model)
-            .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
+    /// The loaded model `id`, marked as used by one more request.
+    fn use_model(&mut self, id: &str) -> Result<&Loaded> {
+        let loaded = self.models.get_mut(id).ok_or_else(|| EngineError::ModelNotFound { model: id.to_string() })?;
         loaded.touch();
-        let loaded = &*loaded;
+        Ok(loaded)
+    }
+
+    fn embed(&mut self, request: &EmbedRequest) -> Result<Embeddings> {
+        let loaded = self.use_model(&request.model)?;
         if request.inputs.is_empty() {
             return Err(EngineError::InvalidRequest { message: "input must not be empty".into() });
         }
@@ -505,12 +507,7 @@ impl Actor {
     }
 
     fn start(&mut self, request: &GenerateRequest) -> Result<Sequence> {
-        let loaded = self
-            .models
-            .get_mut(&request.model)
-            .ok_or_else(|| EngineError::ModelNotFound { model: request.model.clone() })?;
-        loaded.touch();
-        let loaded = &*loaded;
+        let loaded = self.use_model(&request.model)?;
         let tokens = prompt_tokens(&loaded.tokenizer, &request.prompt)?;
         Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone())
     }

@@ -129,7 +129,8 @@ pub async fn messages(
     check(temperature.is_finite() && (0.0..=1.0).contains(&temperature), "temperature", "must be between 0 and 1");
     let top_p = req.top_p.unwrap_or(1.0);
     check(top_p.is_finite() && top_p > 0.0 && top_p <= 1.0, "top_p", "must be in (0, 1]");
-    let info = ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Chat)).await?;
+    let deadline = Deadline::new(&state, EndpointKind::Chat);
+    let info = ensure_loaded(&state, &req.model, deadline).await?;
     let cap = info.context_length.unwrap_or(1_000_000) as u32;
     check(req.max_tokens >= 1 && req.max_tokens <= cap, "max_tokens", &format!("must be between 1 and {cap}"));
     let stop = req.stop_sequences.unwrap_or_default();
@@ -145,8 +146,7 @@ pub async fn messages(
         logprobs: false,
     };
     let mut run =
-        Run::start(&state, &ctx, &req.model, Prompt::Chat { messages: chat, tools: None }, params, EndpointKind::Chat)
-            .await?;
+        Run::start(&state, &ctx, &req.model, Prompt::Chat { messages: chat, tools: None }, params, deadline).await?;
     let id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
     let model = req.model;
 

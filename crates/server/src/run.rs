@@ -68,9 +68,8 @@ impl Run {
         model: &str,
         prompt: Prompt,
         params: GenerationParams,
-        kind: EndpointKind,
+        deadline: Deadline,
     ) -> Result<Run, ApiError> {
-        let deadline = Deadline::new(state, kind);
         ctx.record.set_model(model);
         let permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
         let stream = state

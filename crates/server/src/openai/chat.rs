@@ -170,12 +170,13 @@ pub async fn chat_completions(
         return Err(invalid("stream_options", "only allowed when stream is true"));
     }
     let messages = messages(req.messages)?;
-    let info = crate::run::ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Chat)).await?;
+    let deadline = Deadline::new(&state, EndpointKind::Chat);
+    let info = crate::run::ensure_loaded(&state, &req.model, deadline).await?;
     let max_tokens =
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
     let params = req.sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
     let prompt = Prompt::Chat { messages, tools: None };
-    let mut run = Run::start(&state, &ctx, &req.model, prompt, params, EndpointKind::Chat).await?;
+    let mut run = Run::start(&state, &ctx, &req.model, prompt, params, deadline).await?;
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now();
     let model = req.model;

@@ -93,7 +93,8 @@ pub async fn completions(
     if req.echo && prompts.iter().any(|(_, text)| text.is_none()) {
         return Err(invalid("echo", "echo is only supported for text prompts"));
     }
-    let info = ensure_loaded(&state, &req.model, Deadline::new(&state, EndpointKind::Completions)).await?;
+    let deadline = Deadline::new(&state, EndpointKind::Completions);
+    let info = ensure_loaded(&state, &req.model, deadline).await?;
     let want_logprobs = req.logprobs.is_some();
     let params = req.sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;
     let id = format!("cmpl-{}", ctx.request_id.trim_start_matches("req_"));
@@ -104,10 +105,7 @@ pub async fn completions(
     if !req.stream {
         let (mut choices, mut prompt_tokens, mut completion_tokens) = (Vec::new(), 0, 0);
         for (index, (prompt, text)) in prompts.into_iter().enumerate() {
-            let c = Run::start(&state, &ctx, &model, prompt, params.clone(), EndpointKind::Completions)
-                .await?
-                .collect()
-                .await?;
+            let c = Run::start(&state, &ctx, &model, prompt, params.clone(), deadline).await?.collect().await?;
             prompt_tokens += c.usage.prompt_tokens;
             completion_tokens += c.usage.completion_tokens;
             let prefix = if echo { text.unwrap_or_default() } else { String::new() };
@@ -132,8 +130,7 @@ pub async fn completions(
     }
 
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    let first =
-        Run::start(&state, &ctx, &model, prompts[0].0.clone(), params.clone(), EndpointKind::Completions).await?;
+    let first = Run::start(&state, &ctx, &model, prompts[0].0.clone(), params.clone(), deadline).await?;
     let record = ctx.record.clone();
     let request_id = ctx.request_id.clone();
     let model_id = model.clone();
@@ -148,7 +145,7 @@ pub async fn completions(
         for (index, (prompt, text)) in prompts.into_iter().enumerate() {
             let mut run = match next_run.take() {
                 Some(run) => run,
-                None => match Run::start(&state, &ctx, &model_id, prompt, params.clone(), EndpointKind::Completions).await {
+                None => match Run::start(&state, &ctx, &model_id, prompt, params.clone(), deadline).await {
                     Ok(run) => run,
                     Err(e) => {
                         record.fail(&e);
