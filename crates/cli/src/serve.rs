@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use mlx_manager_core::Timeouts;
 use mlx_manager_engine::{Engine, EngineError, PoolConfig};
+use mlx_manager_server::paths::{default_data_dir, hf_hub_dirs};
 use mlx_manager_server::{AppState, ServerSettings};
 
 #[derive(Args)]
@@ -77,30 +78,6 @@ pub enum ServeError {
     Store(#[from] mlx_manager_store::StoreError),
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
-}
-
-/// `~/.mlx-manager` on macOS; the XDG data dir (`~/.local/share/mlx-manager`) elsewhere.
-fn default_data_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    if cfg!(target_os = "macos") {
-        return home.map(|h| h.join(".mlx-manager"));
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| home.map(|h| h.join(".local/share")))
-        .map(|d| d.join("mlx-manager"))
-}
-
-fn hf_hub_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(home) = std::env::var_os("HF_HOME") {
-        dirs.push(PathBuf::from(home).join("hub"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cache/huggingface/hub"));
-    }
-    dirs
 }
 
 async fn shutdown_signal() {

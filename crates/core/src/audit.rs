@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a request was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum BackendType {
     /// The local MLX engine.
@@ -21,6 +22,7 @@ pub enum BackendType {
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditStatus {
     /// Answered in full.
@@ -35,6 +37,7 @@ pub enum AuditStatus {
 
 /// The record of one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditEntry {
     /// When the request arrived (UTC).
     pub timestamp: DateTime<Utc>,
@@ -47,6 +50,7 @@ pub struct AuditEntry {
     /// Request path, e.g. `/v1/chat/completions`.
     pub endpoint: String,
     /// Wall time from arrival to the last byte, in milliseconds.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub duration_ms: u64,
     /// Outcome.
     pub status: AuditStatus,
@@ -123,6 +127,7 @@ impl AuditStatus {
 
 /// Which audit entries a list, stats or export covers. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditFilter {
     /// Exact model id.
     pub model: Option<String>,
@@ -142,6 +147,7 @@ pub struct AuditFilter {
 
 /// One page of entries, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditPage {
     /// The entries.
     pub entries: Vec<AuditEntry>,
@@ -151,37 +157,51 @@ pub struct AuditPage {
 
 /// Requests and errors in one time bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditBucket {
     /// Bucket start (UTC).
     pub start: DateTime<Utc>,
     /// Requests in the bucket.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub requests: u64,
     /// Of which not successful.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub errors: u64,
 }
 
 /// Aggregates over a filtered set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditStats {
     /// Entries matched.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub total: u64,
     /// Count per status name.
+    #[cfg_attr(feature = "specta", specta(type = std::collections::BTreeMap<String, u32>))]
     pub by_status: std::collections::BTreeMap<String, u64>,
     /// Count per backend name.
+    #[cfg_attr(feature = "specta", specta(type = std::collections::BTreeMap<String, u32>))]
     pub by_backend: std::collections::BTreeMap<String, u64>,
     /// Count per model id.
+    #[cfg_attr(feature = "specta", specta(type = std::collections::BTreeMap<String, u32>))]
     pub by_model: std::collections::BTreeMap<String, u64>,
     /// Distinct models.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub unique_models: u64,
     /// Sum of prompt tokens.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub prompt_tokens: u64,
     /// Sum of completion tokens.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub completion_tokens: u64,
     /// Median duration (ms), None when empty.
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub latency_p50_ms: Option<u64>,
     /// 95th percentile duration (ms), None when empty.
+    #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub latency_p95_ms: Option<u64>,
     /// Width of each series bucket in seconds.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub bucket_seconds: u64,
     /// Requests and errors over time, oldest first (empty buckets omitted).
     pub series: Vec<AuditBucket>,

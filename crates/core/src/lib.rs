@@ -11,4 +11,4 @@ mod settings;
 pub use audit::{
     AuditBucket, AuditEntry, AuditFilter, AuditPage, AuditSink, AuditStats, AuditStatus, BackendType, NullAuditSink,
 };
-pub use settings::{EndpointKind, Timeouts};
+pub use settings::{EndpointKind, Timeouts, TIMEOUT_SECONDS_RANGE};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The endpoint families that have their own timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// `/v1/chat/completions` and `/v1/messages`.
@@ -16,6 +17,7 @@ pub enum EndpointKind {
 
 /// Per-endpoint request timeouts, covering queueing and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Timeouts {
     /// Chat requests, seconds (default 900).
     pub chat_seconds: u32,
@@ -31,7 +33,22 @@ impl Default for Timeouts {
     }
 }
 
+/// Allowed timeout values in seconds (1 s to 24 h), the same for every endpoint.
+pub const TIMEOUT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=86_400;
+
 impl Timeouts {
+    /// The first field outside [`TIMEOUT_SECONDS_RANGE`], by its serialized name.
+    pub fn out_of_range(&self) -> Option<&'static str> {
+        [
+            ("chat_seconds", self.chat_seconds),
+            ("completions_seconds", self.completions_seconds),
+            ("embeddings_seconds", self.embeddings_seconds),
+        ]
+        .into_iter()
+        .find(|(_, v)| !TIMEOUT_SECONDS_RANGE.contains(v))
+        .map(|(field, _)| field)
+    }
+
     /// The timeout of one endpoint family, in seconds.
     pub fn seconds(&self, kind: EndpointKind) -> u32 {
         match kind {

@@ -112,6 +112,8 @@ enum Command {
     Unload { id: String, reply: oneshot::Sender<bool> },
     List { reply: oneshot::Sender<Vec<ModelInfo>> },
     Status { reply: oneshot::Sender<EngineStatus> },
+    SetPinned { id: String, pinned: bool, reply: oneshot::Sender<bool> },
+    SetPool { config: PoolConfig },
     Embed { request: EmbedRequest, reply: oneshot::Sender<Result<Embeddings>>, span: Span },
     Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
     Shutdown,
@@ -122,6 +124,7 @@ enum Command {
 pub struct EngineHandle {
     tx: std_mpsc::Sender<Command>,
     health: watch::Receiver<EngineHealth>,
+    changes: watch::Receiver<u64>,
 }
 
 /// Owns the engine thread; dropping it stops the thread and joins it.
@@ -157,6 +160,7 @@ impl Engine {
     pub fn start_with(pool: PoolConfig) -> Result<Engine> {
         let (tx, rx) = std_mpsc::channel();
         let (health_tx, health) = watch::channel(EngineHealth::Ready);
+        let (changes_tx, changes) = watch::channel(0u64);
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("mlx-engine".into())
@@ -165,13 +169,13 @@ impl Engine {
                 let ok = init.is_ok();
                 let _ = ready_tx.send(init);
                 if ok {
-                    Actor { pool, models: HashMap::new(), running: VecDeque::new() }.run(rx);
+                    Actor { pool, models: HashMap::new(), running: VecDeque::new(), changes: changes_tx }.run(rx);
                 }
                 let _ = health_tx.send(EngineHealth::Stopped);
             })
             .map_err(|e| EngineError::Mlx { message: format!("cannot start the engine thread: {e}") })?;
         ready_rx.recv().map_err(|_| EngineError::Stopped)??;
-        Ok(Engine { handle: EngineHandle { tx, health }, thread: Some(thread) })
+        Ok(Engine { handle: EngineHandle { tx, health, changes }, thread: Some(thread) })
     }
 
     /// A handle for callers.
@@ -268,6 +272,24 @@ impl EngineHandle {
     pub fn health(&self) -> watch::Receiver<EngineHealth> {
         self.health.clone()
     }
+
+    /// A counter bumped whenever the set of loaded models (or a pin) changes: loads, unloads,
+    /// evictions and idle expiry alike, whoever caused them.
+    pub fn pool_changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Pins or unpins a loaded model; returns whether it was loaded.
+    pub async fn set_pinned(&self, id: impl Into<String>, pinned: bool) -> Result<bool> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetPinned { id: id.into(), pinned, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Replaces the pool's limits; they apply from the next load (and idle check) on.
+    pub fn set_pool(&self, config: PoolConfig) -> Result<()> {
+        self.send(Command::SetPool { config })
+    }
 }
 
 struct Loaded {
@@ -300,6 +322,7 @@ struct Actor {
     pool: PoolConfig,
     models: HashMap<String, Loaded>,
     running: VecDeque<Running>,
+    changes: watch::Sender<u64>,
 }
 
 fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
@@ -377,7 +400,21 @@ impl Actor {
                 self.running.retain(|r| r.model != id);
                 let was = self.models.remove(&id).is_some();
                 let _ = mlx_rs::memory::clear_cache();
+                if was {
+                    self.changed();
+                }
                 let _ = reply.send(was);
+            }
+            Command::SetPinned { id, pinned, reply } => {
+                let found = self.models.get_mut(&id).map(|m| m.info.pinned = pinned).is_some();
+                if found {
+                    self.changed();
+                }
+                let _ = reply.send(found);
+            }
+            Command::SetPool { config } => {
+                self.pool = config;
+                self.expire_idle();
             }
             Command::List { reply } => {
                 let _ = reply.send(self.loaded());
@@ -420,15 +457,25 @@ impl Actor {
         });
         if self.models.len() != before {
             let _ = mlx_rs::memory::clear_cache();
+            self.changed();
         }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Loads (or finds) a model, making room first within the pool's limits.
     fn load(&mut self, id: String, path: &std::path::Path, pin: bool) -> Result<ModelInfo> {
         if let Some(loaded) = self.models.get_mut(&id) {
+            let newly_pinned = pin && !loaded.info.pinned;
             loaded.info.pinned |= pin;
             loaded.last_used = Instant::now();
-            return Ok(loaded.info());
+            let info = loaded.info();
+            if newly_pinned {
+                self.changed();
+            }
+            return Ok(info);
         }
         let need: u64 = crate::model::weight_files(path)
             .map(|files| files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum())
@@ -447,15 +494,20 @@ impl Actor {
         let evict = plan_eviction(&resident, need, &self.pool).map_err(|(needed_bytes, available_bytes)| {
             EngineError::InsufficientMemory { model: id.clone(), needed_bytes, available_bytes }
         })?;
+        let evicted = !evict.is_empty();
         for victim in evict {
             tracing::info!(model = %victim, "evicted to make room");
             self.models.remove(&victim);
         }
         let _ = mlx_rs::memory::clear_cache();
+        if evicted {
+            self.changed();
+        }
         let mut loaded = load_model(&id, path)?;
         loaded.info.pinned = pin;
         let info = loaded.info();
         self.models.insert(id, loaded);
+        self.changed();
         Ok(info)
     }
 

@@ -28,5 +28,5 @@ pub use chat::ChatMessage;
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
 pub use model::Model;
-pub use pool::PoolConfig;
+pub use pool::{total_memory, PoolConfig};
 pub use sampler::SamplingParams;

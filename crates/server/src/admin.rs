@@ -94,14 +94,8 @@ pub async fn put_timeouts(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Timeouts>, ApiError> {
     let t: Timeouts = parse(body, &["chat_seconds", "completions_seconds", "embeddings_seconds"], &[])?;
-    for (field, v) in [
-        ("chat_seconds", t.chat_seconds),
-        ("completions_seconds", t.completions_seconds),
-        ("embeddings_seconds", t.embeddings_seconds),
-    ] {
-        if !(1..=86_400).contains(&v) {
-            return Err(invalid(field, "must be between 1 and 86400 seconds"));
-        }
+    if let Some(field) = t.out_of_range() {
+        return Err(invalid(field, "must be between 1 and 86400 seconds"));
     }
     state.set_timeouts(t);
     ctx.record.succeed();

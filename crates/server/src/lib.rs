@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod middleware;
 mod openai;
+pub mod paths;
 mod record;
 mod registry;
 mod run;

@@ -39,6 +39,14 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// A stored setting could not be read or written as JSON.
+    #[error("setting `{key}`: {message}")]
+    Setting {
+        /// The setting's key.
+        key: String,
+        /// Why.
+        message: String,
+    },
     /// A query or write failed.
     #[error("database error: {0}")]
     Sqlite(String),

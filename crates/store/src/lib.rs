@@ -179,6 +179,41 @@ impl Store {
         self.call(move |conn| export::export(conn, &filter, format, &mut out)).await
     }
 
+    /// The setting stored under `key`, if any. A stored value that no longer parses as `T` is a
+    /// typed error (the caller decides whether to fall back to defaults).
+    pub async fn setting<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            let raw: Option<String> = conn
+                .query_row("SELECT value FROM settings WHERE key = ?1", [&key], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+            raw.map(|raw| {
+                serde_json::from_str(&raw).map_err(|e| StoreError::Setting { key: key.clone(), message: e.to_string() })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Stores `value` under `key` (replacing it), durably: this returns after the commit.
+    pub async fn put_setting<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let key = key.to_string();
+        let raw =
+            serde_json::to_string(value).map_err(|e| StoreError::Setting { key: key.clone(), message: e.to_string() })?;
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [&key, &raw],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Checks a filter without querying (for early 422s).
     pub fn validate(filter: &AuditFilter) -> Result<(), StoreError> {
         query::validate(filter)

@@ -27,6 +27,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_model_ts ON audit_log (model, ts_ms, id);
     CREATE INDEX audit_status_ts ON audit_log (status, ts_ms, id);
     CREATE INDEX audit_backend_ts ON audit_log (backend_type, ts_ms, id);",
+    // 2: settings the user changed (timeouts, server, pool), one JSON document per key.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 /// The schema version this build writes.

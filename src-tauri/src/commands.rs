@@ -1,0 +1,136 @@
+//! The typed commands the settings window calls; each is a thin wrapper over the [`Controller`].
+
+use mlx_manager_core::{AuditFilter, AuditPage, AuditStats, Timeouts};
+use rand::Rng;
+use tauri::State;
+
+use crate::controller::{Controller, ServerStatus};
+use crate::error::CommandError;
+use crate::export::{ExportFormat, ExportResult};
+use crate::models::ModelPool;
+use crate::settings::{AppSettings, PoolSettings, ServerConfig};
+
+type Ctl<'a> = State<'a, Controller>;
+
+/// Whether the HTTP endpoint is up, and where.
+#[tauri::command]
+#[specta::specta]
+pub async fn server_status(ctl: Ctl<'_>) -> Result<ServerStatus, CommandError> {
+    Ok(ctl.server_status())
+}
+
+/// Starts the HTTP endpoint on the saved address.
+#[tauri::command]
+#[specta::specta]
+pub async fn start_server(ctl: Ctl<'_>) -> Result<ServerStatus, CommandError> {
+    ctl.start_server().await
+}
+
+/// Stops the HTTP endpoint (in-flight requests finish first).
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_server(ctl: Ctl<'_>) -> Result<ServerStatus, CommandError> {
+    Ok(ctl.stop_server().await)
+}
+
+/// All settings.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_settings(ctl: Ctl<'_>) -> Result<AppSettings, CommandError> {
+    Ok(ctl.settings())
+}
+
+/// Saves listener settings and restarts the listener on them.
+#[tauri::command]
+#[specta::specta]
+pub async fn apply_server_config(ctl: Ctl<'_>, config: ServerConfig) -> Result<ServerStatus, CommandError> {
+    ctl.apply_server_config(config).await
+}
+
+/// A new random API key (not saved until applied).
+#[tauri::command]
+#[specta::specta]
+pub async fn generate_api_key() -> Result<String, CommandError> {
+    let key: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+    Ok(format!("mlxm-{key}"))
+}
+
+/// Saves timeouts and applies them to the running server at once.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_timeouts(ctl: Ctl<'_>, timeouts: Timeouts) -> Result<Timeouts, CommandError> {
+    ctl.set_timeouts(timeouts).await
+}
+
+/// Restores the default timeouts (15 min, 10 min, 2 min).
+#[tauri::command]
+#[specta::specta]
+pub async fn reset_timeouts(ctl: Ctl<'_>) -> Result<Timeouts, CommandError> {
+    ctl.set_timeouts(Timeouts::default()).await
+}
+
+/// Saves and applies pool limits.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_pool_settings(ctl: Ctl<'_>, pool: PoolSettings) -> Result<PoolSettings, CommandError> {
+    ctl.set_pool_settings(pool).await
+}
+
+/// Available and loaded models.
+#[tauri::command]
+#[specta::specta]
+pub async fn model_pool(ctl: Ctl<'_>) -> Result<ModelPool, CommandError> {
+    ctl.model_pool().await
+}
+
+/// Loads and pins a model.
+#[tauri::command]
+#[specta::specta]
+pub async fn preload_model(ctl: Ctl<'_>, id: String) -> Result<ModelPool, CommandError> {
+    ctl.preload_model(&id).await
+}
+
+/// Unloads a model and frees its memory.
+#[tauri::command]
+#[specta::specta]
+pub async fn unload_model(ctl: Ctl<'_>, id: String) -> Result<ModelPool, CommandError> {
+    ctl.unload_model(&id).await
+}
+
+/// Pins or unpins a loaded model.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_pinned(ctl: Ctl<'_>, id: String, pinned: bool) -> Result<ModelPool, CommandError> {
+    ctl.set_pinned(&id, pinned).await
+}
+
+/// One page of the audit log, newest first (`cursor` from the previous page).
+#[tauri::command]
+#[specta::specta]
+pub async fn audit_page(
+    ctl: Ctl<'_>,
+    filter: AuditFilter,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<AuditPage, CommandError> {
+    ctl.audit_page(filter, cursor, limit).await
+}
+
+/// Stats for the same filters as the list.
+#[tauri::command]
+#[specta::specta]
+pub async fn audit_stats(ctl: Ctl<'_>, filter: AuditFilter) -> Result<AuditStats, CommandError> {
+    ctl.audit_stats(filter).await
+}
+
+/// Writes the filtered audit log to `path` (chosen in the save dialog).
+#[tauri::command]
+#[specta::specta]
+pub async fn export_audit(
+    ctl: Ctl<'_>,
+    filter: AuditFilter,
+    format: ExportFormat,
+    path: String,
+) -> Result<ExportResult, CommandError> {
+    ctl.export_audit(filter, format, path).await
+}

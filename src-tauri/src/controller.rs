@@ -1,0 +1,365 @@
+//! What the shell does, independent of Tauri: owns the engine, the store and the HTTP listener,
+//! keeps the settings, and publishes changes on channels the shell turns into events. Commands are
+//! thin wrappers over these methods, so tests can drive them with or without a window.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mlx_manager_core::{AuditFilter, AuditPage, AuditStats, Timeouts};
+use mlx_manager_engine::{Engine, EngineHandle};
+use mlx_manager_server::{AppState, ModelEntry, Registry, ServerSettings};
+use mlx_manager_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::error::CommandError;
+use crate::models::ModelPool;
+use crate::settings::{
+    validate_timeouts, AppSettings, PoolSettings, ServerConfig, POOL_KEY, SERVER_KEY, TIMEOUTS_KEY,
+};
+
+/// Seconds in-flight requests get to finish when the listener stops or restarts.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Model requests served at once before answering 429.
+const MAX_CONCURRENT: usize = 16;
+
+/// Is the HTTP endpoint up?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+pub struct ServerStatus {
+    /// Accepting requests.
+    pub running: bool,
+    /// `http://host:port` while running.
+    pub url: Option<String>,
+    /// Why it is not running, when it failed.
+    pub error: Option<String>,
+}
+
+impl ServerStatus {
+    fn stopped(error: Option<String>) -> ServerStatus {
+        ServerStatus { running: false, url: None, error }
+    }
+
+    /// The tray's status line.
+    pub fn line(&self) -> String {
+        match (&self.url, &self.error) {
+            (Some(url), _) => format!("Serving on {}", url.trim_start_matches("http://")),
+            (None, Some(e)) => format!("Stopped: {e}"),
+            (None, None) => "Stopped".to_string(),
+        }
+    }
+}
+
+/// What the shell is started with (command line, tests).
+#[derive(Debug, Clone, Default)]
+pub struct ControllerOptions {
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Model folders to register (id = folder name).
+    pub models: Vec<PathBuf>,
+    /// Also register models from the Hugging Face cache.
+    pub scan_hf_cache: bool,
+    /// Use this port for this run instead of the saved one (not saved).
+    pub port_override: Option<u16>,
+}
+
+/// Changes the shell forwards to the window and the tray.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Settings were saved.
+    Settings(AppSettings),
+    /// An export wrote more rows.
+    ExportProgress {
+        /// The file.
+        path: String,
+        /// Rows so far.
+        rows: u64,
+    },
+}
+
+struct Listener {
+    state: Arc<AppState>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Inner {
+    store: Store,
+    engine: EngineHandle,
+    engine_owner: Mutex<Option<Engine>>,
+    models: Vec<ModelEntry>,
+    settings: RwLock<AppSettings>,
+    listener: tokio::sync::Mutex<Option<Listener>>,
+    status: watch::Sender<ServerStatus>,
+    changes: broadcast::Sender<Change>,
+}
+
+/// The shell's state; cheap to clone.
+#[derive(Clone)]
+pub struct Controller(Arc<Inner>);
+
+impl Controller {
+    /// Opens the store in `data_dir`, loads the saved settings (defaults for missing or unreadable
+    /// ones), starts the engine with the saved pool limits and registers the model folders. The
+    /// listener is not started yet ([`Controller::start_server`]).
+    pub async fn open(options: ControllerOptions) -> Result<Controller, CommandError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| CommandError::Storage {
+            message: format!("cannot create {}: {e}", options.data_dir.display()),
+        })?;
+        let store = Store::open(&options.data_dir.join("mlx-manager.db"), mlx_manager_store::DEFAULT_RETENTION_DAYS)?;
+        let mut settings = AppSettings {
+            server: load_or_default(&store, SERVER_KEY).await,
+            timeouts: load_or_default(&store, TIMEOUTS_KEY).await,
+            pool: load_or_default(&store, POOL_KEY).await,
+        };
+        if let Some(port) = options.port_override {
+            settings.server.port = port;
+        }
+        let engine = Engine::start_with(settings.pool.to_pool_config())
+            .map_err(|e| CommandError::from_engine(e, ""))?;
+        let registry = Registry::default();
+        if options.scan_hf_cache {
+            for hub in mlx_manager_server::paths::hf_hub_dirs() {
+                registry.scan_hf_cache(&hub);
+            }
+        }
+        for path in &options.models {
+            registry.insert_folder(path);
+        }
+        let (status, _) = watch::channel(ServerStatus::stopped(None));
+        let (changes, _) = broadcast::channel(256);
+        Ok(Controller(Arc::new(Inner {
+            store,
+            engine: engine.handle(),
+            engine_owner: Mutex::new(Some(engine)),
+            models: registry.list(),
+            settings: RwLock::new(settings),
+            listener: tokio::sync::Mutex::new(None),
+            status,
+            changes,
+        })))
+    }
+
+    /// The audit store (for live subscriptions).
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The engine (for pool-change notifications).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.0.engine
+    }
+
+    /// Server status, updated on every start, stop and failure.
+    pub fn status_updates(&self) -> watch::Receiver<ServerStatus> {
+        self.0.status.subscribe()
+    }
+
+    /// Settings changes and export progress.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.0.changes.subscribe()
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> AppSettings {
+        self.0.settings.read().expect("settings lock").clone()
+    }
+
+    /// Whether the listener is up, and where.
+    pub fn server_status(&self) -> ServerStatus {
+        self.0.status.borrow().clone()
+    }
+
+    /// Binds the saved address and serves; a no-op when already serving.
+    pub async fn start_server(&self) -> Result<ServerStatus, CommandError> {
+        let mut slot = self.0.listener.lock().await;
+        if slot.is_some() {
+            return Ok(self.server_status());
+        }
+        let settings = self.settings();
+        let address = settings.server.address();
+        let bound = match tokio::net::TcpListener::bind(&address).await {
+            Ok(l) => l,
+            Err(e) => {
+                let error = CommandError::Bind { address, message: e.to_string() };
+                self.0.status.send_replace(ServerStatus::stopped(Some(error.to_string())));
+                return Err(error);
+            }
+        };
+        let url = bound.local_addr().map(|a| format!("http://{a}")).unwrap_or_else(|_| format!("http://{address}"));
+        let server_settings = ServerSettings {
+            timeouts: settings.timeouts,
+            api_key: settings.server.api_key.clone(),
+            allowed_origins: settings.server.allowed_origins.clone(),
+            ..ServerSettings::default()
+        };
+        let state = AppState::new(self.0.engine.clone(), server_settings, Arc::new(self.0.store.clone()), MAX_CONCURRENT);
+        let _ = state.audit_log.set(self.0.store.clone());
+        for m in &self.0.models {
+            state.registry.insert(m.id.clone(), m.path.clone());
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let status = self.0.status.clone();
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            let result = mlx_manager_server::serve(
+                bound,
+                serving,
+                async move {
+                    let _ = stopped.await;
+                },
+                DRAIN,
+            )
+            .await;
+            status.send_replace(ServerStatus::stopped(result.err().map(|e| e.to_string())));
+        });
+        *slot = Some(Listener { state, stop, task });
+        tracing::info!(%url, "serving");
+        let running = ServerStatus { running: true, url: Some(url), error: None };
+        self.0.status.send_replace(running.clone());
+        Ok(running)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish (up to 10 s) and closes the listener.
+    pub async fn stop_server(&self) -> ServerStatus {
+        if let Some(listener) = self.0.listener.lock().await.take() {
+            let _ = listener.stop.send(());
+            let _ = listener.task.await;
+            tracing::info!("server stopped");
+        }
+        self.0.status.send_replace(ServerStatus::stopped(None));
+        self.server_status()
+    }
+
+    /// Validates and saves new listener settings and (re)starts the listener on them. When the new
+    /// address cannot be bound, nothing is saved and the previous listener serves again.
+    pub async fn apply_server_config(&self, config: ServerConfig) -> Result<ServerStatus, CommandError> {
+        config.validate()?;
+        let was_running = self.server_status().running;
+        let previous = self.settings().server;
+        self.stop_server().await;
+        self.0.settings.write().expect("settings lock").server = config.clone();
+        if let Err(e) = self.start_server().await {
+            self.0.settings.write().expect("settings lock").server = previous;
+            if was_running {
+                let _ = self.start_server().await;
+            }
+            self.0.status.send_modify(|s| s.error = Some(e.to_string()));
+            return Err(e);
+        }
+        self.0.store.put_setting(SERVER_KEY, &config).await?;
+        self.publish_settings();
+        Ok(self.server_status())
+    }
+
+    /// Validates, saves and applies new timeouts (to requests arriving from now on).
+    pub async fn set_timeouts(&self, timeouts: Timeouts) -> Result<Timeouts, CommandError> {
+        validate_timeouts(&timeouts)?;
+        self.0.store.put_setting(TIMEOUTS_KEY, &timeouts).await?;
+        self.0.settings.write().expect("settings lock").timeouts = timeouts;
+        if let Some(listener) = self.0.listener.lock().await.as_ref() {
+            listener.state.set_timeouts(timeouts);
+        }
+        self.publish_settings();
+        Ok(timeouts)
+    }
+
+    /// Validates, saves and applies new pool limits.
+    pub async fn set_pool_settings(&self, pool: PoolSettings) -> Result<PoolSettings, CommandError> {
+        pool.validate()?;
+        self.0.store.put_setting(POOL_KEY, &pool).await?;
+        self.0.engine.set_pool(pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
+        self.0.settings.write().expect("settings lock").pool = pool.clone();
+        self.publish_settings();
+        Ok(pool)
+    }
+
+    fn publish_settings(&self) {
+        let _ = self.0.changes.send(Change::Settings(self.settings()));
+    }
+
+    /// Known and loaded models.
+    pub async fn model_pool(&self) -> Result<ModelPool, CommandError> {
+        let loaded = self.0.engine.list().await.map_err(|e| CommandError::from_engine(e, ""))?;
+        let budget = self.settings().pool.to_pool_config().memory_budget_bytes;
+        Ok(ModelPool::new(&self.0.models, loaded, budget))
+    }
+
+    fn entry(&self, id: &str) -> Result<&ModelEntry, CommandError> {
+        self.0.models.iter().find(|m| m.id == id).ok_or_else(|| CommandError::ModelNotFound { model: id.to_string() })
+    }
+
+    /// Loads a model and pins it (never evicted until unpinned or unloaded).
+    pub async fn preload_model(&self, id: &str) -> Result<ModelPool, CommandError> {
+        let entry = self.entry(id)?.clone();
+        self.0.engine.preload(&entry.id, &entry.path).await.map_err(|e| CommandError::from_engine(e, id))?;
+        self.model_pool().await
+    }
+
+    /// Unloads a model (its running requests are cancelled) and frees its memory.
+    pub async fn unload_model(&self, id: &str) -> Result<ModelPool, CommandError> {
+        self.entry(id)?;
+        self.0.engine.unload(id).await.map_err(|e| CommandError::from_engine(e, id))?;
+        self.model_pool().await
+    }
+
+    /// Pins or unpins a loaded model.
+    pub async fn set_pinned(&self, id: &str, pinned: bool) -> Result<ModelPool, CommandError> {
+        self.entry(id)?;
+        let loaded = self.0.engine.set_pinned(id, pinned).await.map_err(|e| CommandError::from_engine(e, id))?;
+        if !loaded {
+            return Err(CommandError::invalid("id", format!("`{id}` is not loaded")));
+        }
+        self.model_pool().await
+    }
+
+    /// One page of the audit log, newest first.
+    pub async fn audit_page(
+        &self,
+        filter: AuditFilter,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<AuditPage, CommandError> {
+        Store::validate(&filter)?;
+        let limit = limit.map(|l| l as usize).unwrap_or(mlx_manager_store::DEFAULT_LIMIT);
+        if !(1..=mlx_manager_store::MAX_LIMIT).contains(&limit) {
+            return Err(CommandError::invalid("limit", format!("must be 1 to {}", mlx_manager_store::MAX_LIMIT)));
+        }
+        Ok(self.0.store.list(filter, cursor, limit).await?)
+    }
+
+    /// Aggregates for the same filters as the list.
+    pub async fn audit_stats(&self, filter: AuditFilter) -> Result<AuditStats, CommandError> {
+        Store::validate(&filter)?;
+        Ok(self.0.store.stats(filter).await?)
+    }
+
+    /// Writes the filtered entries to `path`, reporting progress as [`Change::ExportProgress`].
+    pub async fn export_audit(
+        &self,
+        filter: AuditFilter,
+        format: crate::export::ExportFormat,
+        path: String,
+    ) -> Result<crate::export::ExportResult, CommandError> {
+        Store::validate(&filter)?;
+        crate::export::export(&self.0.store, self.0.changes.clone(), filter, format, path).await
+    }
+
+    /// Stops the listener and the engine (on quit).
+    pub async fn shutdown(&self) {
+        self.stop_server().await;
+        let engine = self.0.engine_owner.lock().expect("engine lock").take();
+        drop(engine);
+    }
+}
+
+async fn load_or_default<T: serde::de::DeserializeOwned + Default + Send + 'static>(store: &Store, key: &str) -> T {
+    match store.setting(key).await {
+        Ok(Some(v)) => v,
+        Ok(None) => T::default(),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "saved setting unreadable; using defaults");
+            T::default()
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The one error type every command returns: typed, serialisable, and free of secrets.
+
+use mlx_manager_engine::EngineError;
+use mlx_manager_store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// Why a command failed. The UI switches on `kind`; `message`-like fields are for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize, specta::Type)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandError {
+    /// A value the user entered is out of range or malformed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The setting's field name (as in the Rust/TypeScript types).
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// No model with this id is registered.
+    #[error("unknown model `{model}`")]
+    ModelNotFound {
+        /// The id asked for.
+        model: String,
+    },
+    /// The pool cannot make room for the model.
+    #[error("not enough memory to load `{model}`: needs {needed_bytes} bytes, {available_bytes} available")]
+    InsufficientMemory {
+        /// The model.
+        model: String,
+        /// Bytes it needs.
+        #[specta(type = u32)]
+        needed_bytes: u64,
+        /// Bytes the budget leaves.
+        #[specta(type = u32)]
+        available_bytes: u64,
+    },
+    /// The model folder could not be loaded (bad config, weights or tokenizer).
+    #[error("cannot load `{model}`: {message}")]
+    ModelLoad {
+        /// The model.
+        model: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}: {message}")]
+    Bind {
+        /// `host:port` asked for.
+        address: String,
+        /// The OS's reason.
+        message: String,
+    },
+    /// The database failed.
+    #[error("storage error: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
+    },
+    /// Writing an export file failed.
+    #[error("cannot export to {path}: {message}")]
+    Export {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The engine thread has stopped.
+    #[error("the engine has stopped")]
+    EngineStopped,
+}
+
+impl CommandError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> CommandError {
+        CommandError::Invalid { field: field.to_string(), message: message.into() }
+    }
+
+    pub(crate) fn from_engine(e: EngineError, model: &str) -> CommandError {
+        match e {
+            EngineError::ModelNotFound { model } => CommandError::ModelNotFound { model },
+            EngineError::InsufficientMemory { model, needed_bytes, available_bytes } => {
+                CommandError::InsufficientMemory { model, needed_bytes, available_bytes }
+            }
+            EngineError::Stopped => CommandError::EngineStopped,
+            other => CommandError::ModelLoad { model: model.to_string(), message: other.to_string() },
+        }
+    }
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidFilter { field, message } => CommandError::Invalid { field, message },
+            other => CommandError::Storage { message: other.to_string() },
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Events the shell sends to the window (typed, exported to TypeScript with the commands).
+
+use mlx_manager_core::AuditEntry;
+use serde::{Deserialize, Serialize};
+
+use crate::controller::ServerStatus;
+use crate::models::ModelPool;
+use crate::settings::AppSettings;
+
+/// An audit entry was written (right after its commit).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct AuditEntryAppended(pub AuditEntry);
+
+/// The audit log changed: refresh the stats. `lagged` means some live entries were not delivered
+/// (the window fell behind), so the list should be reloaded too.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct StatsChanged {
+    /// Entries written since the last notice.
+    pub new_entries: u32,
+    /// The live feed dropped entries for this window: re-query.
+    pub lagged: bool,
+}
+
+/// The listener started, stopped or failed.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct ServerStatusChanged(pub ServerStatus);
+
+/// A model was loaded, unloaded, evicted, expired, pinned or unpinned.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct ModelPoolChanged(pub ModelPool);
+
+/// Settings were saved (from this window or another).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct SettingsChanged(pub AppSettings);
+
+/// A running export wrote more rows.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct ExportProgress {
+    /// The file being written.
+    pub path: String,
+    /// Rows written so far.
+    #[specta(type = u32)]
+    pub rows: u64,
+}

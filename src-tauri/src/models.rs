@@ -1,0 +1,99 @@
+//! The model pool as the window and the tray show it.
+
+use mlx_manager_engine::ModelInfo;
+use mlx_manager_server::ModelEntry;
+use serde::{Deserialize, Serialize};
+
+/// A model the user can load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+pub struct AvailableModel {
+    /// The id clients use.
+    pub id: String,
+    /// Its folder.
+    pub path: String,
+    /// Weights on disk, bytes.
+    #[specta(type = u32)]
+    pub size_bytes: u64,
+    /// Loaded now.
+    pub loaded: bool,
+}
+
+/// A model in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+pub struct LoadedModel {
+    /// The id clients use.
+    pub id: String,
+    /// Architecture (`llama`, `qwen2`, …).
+    pub model_type: String,
+    /// Weight dtype.
+    pub dtype: String,
+    /// `4-bit, group 64` when quantized.
+    pub quantization: Option<String>,
+    /// Bytes of weights in memory.
+    #[specta(type = u32)]
+    pub memory_bytes: u64,
+    /// Never evicted until unpinned or unloaded.
+    pub pinned: bool,
+    /// Seconds since it last served a request.
+    #[specta(type = u32)]
+    pub idle_seconds: u64,
+    /// Requests served since it was loaded.
+    #[specta(type = u32)]
+    pub requests_served: u64,
+}
+
+/// Available and loaded models, and the memory they use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+pub struct ModelPool {
+    /// Every registered model, by id.
+    pub available: Vec<AvailableModel>,
+    /// The loaded ones, by id.
+    pub loaded: Vec<LoadedModel>,
+    /// Weights in memory, bytes.
+    #[specta(type = u32)]
+    pub memory_in_use_bytes: u64,
+    /// The pool's budget, bytes (None when RAM is unknown and no budget is set).
+    #[specta(type = Option<u32>)]
+    pub memory_budget_bytes: Option<u64>,
+}
+
+impl ModelPool {
+    pub(crate) fn new(models: &[ModelEntry], loaded: Vec<ModelInfo>, budget: Option<u64>) -> ModelPool {
+        let available = models
+            .iter()
+            .map(|m| AvailableModel {
+                id: m.id.clone(),
+                path: m.path.display().to_string(),
+                size_bytes: m.size_bytes,
+                loaded: loaded.iter().any(|l| l.id == m.id),
+            })
+            .collect();
+        let loaded: Vec<LoadedModel> = loaded
+            .into_iter()
+            .map(|l| LoadedModel {
+                quantization: l.quantization.map(|(bits, group)| format!("{bits}-bit, group {group}")),
+                memory_bytes: l.weight_bytes as u64,
+                id: l.id,
+                model_type: l.model_type,
+                dtype: l.dtype,
+                pinned: l.pinned,
+                idle_seconds: l.idle_seconds,
+                requests_served: l.requests_served,
+            })
+            .collect();
+        let memory_in_use_bytes = loaded.iter().map(|l| l.memory_bytes).sum();
+        ModelPool { available, loaded, memory_in_use_bytes, memory_budget_bytes: budget }
+    }
+}
+
+/// `1.2 GB`, `340 MB`, `12 KB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
+}

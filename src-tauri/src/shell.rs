@@ -1,0 +1,117 @@
+//! Starting the app: arguments, logging, plugins, the window's lifecycle and quitting cleanly.
+
+use std::path::PathBuf;
+
+use tauri::{Manager, RunEvent, Runtime, WindowEvent};
+
+use crate::controller::{Controller, ControllerOptions};
+
+const SETTINGS_WINDOW: &str = "settings";
+
+/// Command-line arguments of `mlx-manager-app`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "mlx-manager-app", version, about = "MLX Manager desktop app (menu bar / tray)")]
+pub struct Args {
+    /// A model folder to serve (repeatable); its id is the folder's name.
+    #[arg(long = "model", short = 'm')]
+    pub models: Vec<PathBuf>,
+    /// Where the database lives (default: the same as `mlx-manager serve`).
+    #[arg(long, env = "MLX_MANAGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen on this port for this run (the saved port otherwise; 0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not register models found in the Hugging Face cache.
+    #[arg(long)]
+    pub no_hf_cache: bool,
+    /// Start in the tray without opening the settings window (the default on macOS).
+    #[arg(long)]
+    pub hidden: bool,
+}
+
+/// Shows and focuses the settings window.
+pub(crate) fn show_settings<R: Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(window) = app.get_webview_window(SETTINGS_WINDOW) {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+/// Runs the app until Quit; returns the process exit code.
+pub fn run(args: Args) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let Some(data_dir) = args.data_dir.clone().or_else(mlx_manager_server::paths::default_data_dir) else {
+        eprintln!("mlx-manager-app: no data directory: set --data-dir or HOME");
+        return 2;
+    };
+    let options = ControllerOptions {
+        data_dir,
+        models: args.models.clone(),
+        scan_hf_cache: !args.no_hf_cache,
+        port_override: args.port,
+    };
+    let ctl = match tauri::async_runtime::block_on(Controller::open(options)) {
+        Ok(ctl) => ctl,
+        Err(e) => {
+            eprintln!("mlx-manager-app: {e}");
+            return 1;
+        }
+    };
+    let hidden = args.hidden || cfg!(target_os = "macos");
+    let builder = crate::specta_builder::<tauri::Wry>();
+    let setup_ctl = ctl.clone();
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_settings(app)))
+        .plugin(tauri_plugin_dialog::init())
+        .invoke_handler(builder.invoke_handler())
+        .manage(ctl.clone())
+        .setup(move |app| {
+            builder.mount_events(app);
+            #[cfg(target_os = "macos")]
+            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            if let Err(e) = crate::tray::create(app.handle(), &setup_ctl) {
+                tracing::warn!(error = %e, "no tray icon (is a tray host running?)");
+            }
+            crate::bridge::forward(app.handle().clone(), setup_ctl.clone());
+            let starting = setup_ctl.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = starting.start_server().await {
+                    tracing::error!(error = %e, "server not started");
+                }
+            });
+            if !hidden {
+                show_settings(app.handle());
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the settings window keeps the app (and the server) running in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == SETTINGS_WINDOW && window.app_handle().tray_by_id("mlx-manager").is_some() {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("mlx-manager-app: {e}");
+            return 1;
+        }
+    };
+    app.run(move |_app, event| {
+        if let RunEvent::Exit = event {
+            tauri::async_runtime::block_on(ctl.shutdown());
+        }
+    });
+    0
+}
