@@ -1,0 +1,213 @@
+//! Every command through Tauri's mock runtime (the real IPC path: JSON in, JSON out), over a real
+//! controller: real engine on a generated tiny model, real store, real HTTP listener on port 0.
+//! Success and typed-error cases.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mlx_manager_app::models::ModelPool;
+use mlx_manager_app::settings::{AppSettings, PoolSettings, ServerConfig};
+use mlx_manager_app::{CommandError, Controller, ControllerOptions, ServerStatus};
+use mlx_manager_core::{AuditPage, AuditStats, Timeouts};
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow};
+
+const MODEL: &str = "tiny-app";
+
+/// One controller (one engine thread) per test binary; each test gets its own mock app over it.
+fn controller() -> Controller {
+    static CTL: OnceLock<(Controller, tempfile::TempDir)> = OnceLock::new();
+    CTL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join(MODEL);
+        write_tiny_model(&model, &TinySpec::new(TinyFamily::Llama)).unwrap();
+        let options = ControllerOptions {
+            data_dir: dir.path().join("data"),
+            models: vec![model],
+            scan_hf_cache: false,
+            port_override: Some(0),
+        };
+        let ctl = tauri::async_runtime::block_on(Controller::open(options)).unwrap();
+        (ctl, dir)
+    })
+    .0
+    .clone()
+}
+
+fn app() -> (App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    let app = mock_builder()
+        .invoke_handler(mlx_manager_app::specta_builder::<MockRuntime>().invoke_handler())
+        .manage(controller())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = tauri::WebviewWindowBuilder::new(&app, "settings", Default::default()).build().unwrap();
+    (app, window)
+}
+
+fn invoke<T: DeserializeOwned>(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<T, CommandError> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "tauri://localhost".parse().unwrap(),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    match get_ipc_response(w, request) {
+        Ok(body) => Ok(body.deserialize().expect("response shape")),
+        Err(error) => Err(serde_json::from_value(error.clone()).unwrap_or_else(|e| panic!("untyped error {error}: {e}"))),
+    }
+}
+
+fn invalid_field(r: Result<impl std::fmt::Debug, CommandError>) -> String {
+    match r {
+        Err(CommandError::Invalid { field, .. }) => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+#[test]
+fn server_lifecycle_settings_timeouts_and_audit() {
+    let (_app, w) = app();
+    let status: ServerStatus = invoke(&w, "start_server", json!({})).unwrap();
+    assert!(status.running, "{status:?}");
+    let url = status.url.clone().unwrap();
+    assert_eq!(invoke::<ServerStatus>(&w, "server_status", json!({})).unwrap(), status);
+    assert_eq!(http().get(format!("{url}/health")).send().unwrap().status(), 200);
+
+    // Timeouts: saved, applied to the running server at once, validated, reset.
+    let t = Timeouts { chat_seconds: 42, completions_seconds: 43, embeddings_seconds: 44 };
+    assert_eq!(invoke::<Timeouts>(&w, "set_timeouts", json!({ "timeouts": t })).unwrap(), t);
+    let served: Timeouts = http().get(format!("{url}/admin/settings/timeouts")).send().unwrap().json().unwrap();
+    assert_eq!(served, t);
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().timeouts, t);
+    let bad = json!({ "timeouts": { "chat_seconds": 0, "completions_seconds": 60, "embeddings_seconds": 60 } });
+    assert_eq!(invalid_field(invoke::<Timeouts>(&w, "set_timeouts", bad)), "chat_seconds");
+    let bad = json!({ "timeouts": { "chat_seconds": 60, "completions_seconds": 60, "embeddings_seconds": 90_000 } });
+    assert_eq!(invalid_field(invoke::<Timeouts>(&w, "set_timeouts", bad)), "embeddings_seconds");
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().timeouts, t, "bad values not saved");
+    assert_eq!(invoke::<Timeouts>(&w, "reset_timeouts", json!({})).unwrap(), Timeouts::default());
+
+    // A real request shows up in the audit log: list, stats, export.
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
+    let r = http().post(format!("{url}/v1/chat/completions")).json(&body).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let filter = json!({ "model": MODEL });
+    let mut page: AuditPage = invoke(&w, "audit_page", json!({ "filter": filter, "cursor": null, "limit": 10 })).unwrap();
+    for _ in 0..50 {
+        if page.entries.iter().any(|e| e.request_id == request_id) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        page = invoke(&w, "audit_page", json!({ "filter": filter, "cursor": null, "limit": 10 })).unwrap();
+    }
+    let entry = page.entries.iter().find(|e| e.request_id == request_id).expect("request audited");
+    assert_eq!(entry.endpoint, "/v1/chat/completions");
+    assert_eq!(entry.completion_tokens, 3);
+    let stats: AuditStats = invoke(&w, "audit_stats", json!({ "filter": filter })).unwrap();
+    assert!(stats.total >= 1 && stats.by_model.contains_key(MODEL), "{stats:?}");
+    let bad_limit = invoke::<AuditPage>(&w, "audit_page", json!({ "filter": {}, "cursor": null, "limit": 5000 }));
+    assert_eq!(invalid_field(bad_limit), "limit");
+    let bad_range = json!({ "filter": { "start_time": "2026-01-02T00:00:00Z", "end_time": "2026-01-01T00:00:00Z" } });
+    assert!(matches!(invoke::<AuditStats>(&w, "audit_stats", bad_range), Err(CommandError::Invalid { .. })));
+
+    let out = tempfile::tempdir().unwrap();
+    let csv_path = out.path().join("audit.csv");
+    let result: Value = invoke(
+        &w,
+        "export_audit",
+        json!({ "filter": filter, "format": "csv", "path": csv_path.to_str().unwrap() }),
+    )
+    .unwrap();
+    assert!(result["rows"].as_u64().unwrap() >= 1, "{result}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv.starts_with("timestamp,request_id,model,") && csv.contains(&request_id), "{csv}");
+    let nowhere = out.path().join("missing-dir/audit.jsonl");
+    let failed = invoke::<Value>(
+        &w,
+        "export_audit",
+        json!({ "filter": {}, "format": "jsonl", "path": nowhere.to_str().unwrap() }),
+    );
+    assert!(matches!(failed, Err(CommandError::Export { .. })), "{failed:?}");
+
+    // Listener settings: validated; a port in use is a typed error and the old listener keeps serving.
+    let config = |host: &str, port: u16, key: Option<&str>, origins: &[&str]| {
+        json!({ "config": ServerConfig {
+            host: host.into(),
+            port,
+            api_key: key.map(str::to_string),
+            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+        }})
+    };
+    assert_eq!(invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", config("my mac", 0, None, &[]))), "host");
+    let short_key = config("127.0.0.1", 0, Some("short"), &[]);
+    assert_eq!(invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", short_key)), "api_key");
+    let bad_origin = config("127.0.0.1", 0, None, &["localhost:3000"]);
+    assert_eq!(invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", bad_origin)), "allowed_origins");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = config("127.0.0.1", taken.local_addr().unwrap().port(), None, &[]);
+    let err = invoke::<ServerStatus>(&w, "apply_server_config", busy);
+    assert!(matches!(err, Err(CommandError::Bind { .. })), "{err:?}");
+    let after: ServerStatus = invoke(&w, "server_status", json!({})).unwrap();
+    assert!(after.running, "previous listener restored: {after:?}");
+    let url = after.url.unwrap();
+    assert_eq!(http().get(format!("{url}/health")).send().unwrap().status(), 200);
+
+    // An API key applies to the new listener.
+    let key: String = invoke(&w, "generate_api_key", json!({})).unwrap();
+    assert!(key.starts_with("mlxm-") && key.len() > 30, "{key}");
+    let status: ServerStatus =
+        invoke(&w, "apply_server_config", config("127.0.0.1", 0, Some(&key), &["http://localhost:3000"])).unwrap();
+    let url = status.url.unwrap();
+    assert_eq!(http().get(format!("{url}/v1/models")).send().unwrap().status(), 401);
+    assert_eq!(http().get(format!("{url}/v1/models")).bearer_auth(&key).send().unwrap().status(), 200);
+    let saved: AppSettings = invoke(&w, "get_settings", json!({})).unwrap();
+    assert_eq!(saved.server.api_key.as_deref(), Some(key.as_str()));
+
+    let stopped: ServerStatus = invoke(&w, "stop_server", json!({})).unwrap();
+    assert!(!stopped.running && stopped.url.is_none());
+    assert!(http().get(format!("{url}/health")).send().is_err(), "listener closed");
+}
+
+#[test]
+fn model_pool_commands() {
+    let (_app, w) = app();
+    let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
+    let available = pool.available.iter().find(|m| m.id == MODEL).expect("registered");
+    assert!(available.size_bytes > 0 && !available.loaded);
+
+    let pool: ModelPool = invoke(&w, "preload_model", json!({ "id": MODEL })).unwrap();
+    let loaded = pool.loaded.iter().find(|m| m.id == MODEL).expect("loaded");
+    assert!(loaded.pinned && loaded.memory_bytes > 0 && loaded.dtype == "float32", "{loaded:?}");
+    assert!(pool.memory_in_use_bytes >= loaded.memory_bytes);
+
+    let pool: ModelPool = invoke(&w, "set_pinned", json!({ "id": MODEL, "pinned": false })).unwrap();
+    assert!(!pool.loaded.iter().find(|m| m.id == MODEL).unwrap().pinned);
+    let pool: ModelPool = invoke(&w, "unload_model", json!({ "id": MODEL })).unwrap();
+    assert!(pool.loaded.is_empty() && !pool.available[0].loaded);
+
+    let missing = invoke::<ModelPool>(&w, "preload_model", json!({ "id": "nope" }));
+    assert_eq!(missing.unwrap_err(), CommandError::ModelNotFound { model: "nope".into() });
+    assert_eq!(invalid_field(invoke::<ModelPool>(&w, "set_pinned", json!({ "id": MODEL, "pinned": true }))), "id");
+
+    let limits = PoolSettings { max_loaded_models: 2, memory_budget_gb: Some(1.5), idle_ttl_seconds: Some(600) };
+    assert_eq!(invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap(), limits);
+    let zero = json!({ "pool": { "max_loaded_models": 0, "memory_budget_gb": null, "idle_ttl_seconds": null } });
+    assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", zero)), "max_loaded_models");
+    let huge = json!({ "pool": { "max_loaded_models": 2, "memory_budget_gb": 1e9, "idle_ttl_seconds": null } });
+    assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", huge)), "memory_budget_gb");
+    let ttl = json!({ "pool": { "max_loaded_models": 2, "memory_budget_gb": null, "idle_ttl_seconds": 1 } });
+    assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", ttl)), "idle_ttl_seconds");
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, limits);
+}
