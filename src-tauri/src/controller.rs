@@ -15,9 +15,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::error::CommandError;
 use crate::models::ModelPool;
-use crate::settings::{
-    validate_timeouts, AppSettings, PoolSettings, ServerConfig, POOL_KEY, SERVER_KEY, TIMEOUTS_KEY,
-};
+use crate::settings::{validate_timeouts, AppSettings, PoolSettings, ServerConfig, POOL_KEY, SERVER_KEY, TIMEOUTS_KEY};
 
 /// Seconds in-flight requests get to finish when the listener stops or restarts.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -115,8 +113,8 @@ impl Controller {
         if let Some(port) = options.port_override {
             settings.server.port = port;
         }
-        let engine = Engine::start_with(settings.pool.to_pool_config())
-            .map_err(|e| CommandError::from_engine(e, ""))?;
+        let engine =
+            Engine::start_with(settings.pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
         let registry = Registry::default();
         if options.scan_hf_cache {
             for hub in mlx_manager_server::paths::hf_hub_dirs() {
@@ -193,7 +191,8 @@ impl Controller {
             allowed_origins: settings.server.allowed_origins.clone(),
             ..ServerSettings::default()
         };
-        let state = AppState::new(self.0.engine.clone(), server_settings, Arc::new(self.0.store.clone()), MAX_CONCURRENT);
+        let state =
+            AppState::new(self.0.engine.clone(), server_settings, Arc::new(self.0.store.clone()), MAX_CONCURRENT);
         let _ = state.audit_log.set(self.0.store.clone());
         for m in &self.0.models {
             state.registry.insert(m.id.clone(), m.path.clone());

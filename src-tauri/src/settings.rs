@@ -116,7 +116,10 @@ impl PoolSettings {
             let total_gb = mlx_manager_engine::total_memory().map(|b| b as f64 / 1e9);
             if !gb.is_finite() || gb <= 0.0 || total_gb.is_some_and(|t| gb > t) {
                 let limit = total_gb.map(|t| format!(" (this machine has {t:.1} GB)")).unwrap_or_default();
-                return Err(CommandError::invalid("memory_budget_gb", format!("must be above 0 and at most RAM{limit}")));
+                return Err(CommandError::invalid(
+                    "memory_budget_gb",
+                    format!("must be above 0 and at most RAM{limit}"),
+                ));
             }
         }
         if let Some(ttl) = self.idle_ttl_seconds {

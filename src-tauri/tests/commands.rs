@@ -61,7 +61,9 @@ fn invoke<T: DeserializeOwned>(w: &WebviewWindow<MockRuntime>, cmd: &str, args: 
     };
     match get_ipc_response(w, request) {
         Ok(body) => Ok(body.deserialize().expect("response shape")),
-        Err(error) => Err(serde_json::from_value(error.clone()).unwrap_or_else(|e| panic!("untyped error {error}: {e}"))),
+        Err(error) => {
+            Err(serde_json::from_value(error.clone()).unwrap_or_else(|e| panic!("untyped error {error}: {e}")))
+        }
     }
 }
 
@@ -104,7 +106,8 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert_eq!(r.status(), 200);
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let filter = json!({ "model": MODEL });
-    let mut page: AuditPage = invoke(&w, "audit_page", json!({ "filter": filter, "cursor": null, "limit": 10 })).unwrap();
+    let mut page: AuditPage =
+        invoke(&w, "audit_page", json!({ "filter": filter, "cursor": null, "limit": 10 })).unwrap();
     for _ in 0..50 {
         if page.entries.iter().any(|e| e.request_id == request_id) {
             break;
@@ -124,12 +127,9 @@ fn server_lifecycle_settings_timeouts_and_audit() {
 
     let out = tempfile::tempdir().unwrap();
     let csv_path = out.path().join("audit.csv");
-    let result: Value = invoke(
-        &w,
-        "export_audit",
-        json!({ "filter": filter, "format": "csv", "path": csv_path.to_str().unwrap() }),
-    )
-    .unwrap();
+    let result: Value =
+        invoke(&w, "export_audit", json!({ "filter": filter, "format": "csv", "path": csv_path.to_str().unwrap() }))
+            .unwrap();
     assert!(result["rows"].as_u64().unwrap() >= 1, "{result}");
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.starts_with("timestamp,request_id,model,") && csv.contains(&request_id), "{csv}");
@@ -150,7 +150,10 @@ fn server_lifecycle_settings_timeouts_and_audit() {
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
         }})
     };
-    assert_eq!(invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", config("my mac", 0, None, &[]))), "host");
+    assert_eq!(
+        invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", config("my mac", 0, None, &[]))),
+        "host"
+    );
     let short_key = config("127.0.0.1", 0, Some("short"), &[]);
     assert_eq!(invalid_field(invoke::<ServerStatus>(&w, "apply_server_config", short_key)), "api_key");
     let bad_origin = config("127.0.0.1", 0, None, &["localhost:3000"]);

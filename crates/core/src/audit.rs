@@ -167,6 +167,9 @@ pub struct AuditBucket {
     /// Of which not successful.
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub errors: u64,
+    /// Mean duration of the bucket's requests, ms.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub avg_duration_ms: u64,
 }
 
 /// Aggregates over a filtered set.

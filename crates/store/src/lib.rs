@@ -202,8 +202,8 @@ impl Store {
     /// Stores `value` under `key` (replacing it), durably: this returns after the commit.
     pub async fn put_setting<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         let key = key.to_string();
-        let raw =
-            serde_json::to_string(value).map_err(|e| StoreError::Setting { key: key.clone(), message: e.to_string() })?;
+        let raw = serde_json::to_string(value)
+            .map_err(|e| StoreError::Setting { key: key.clone(), message: e.to_string() })?;
         self.call(move |conn| {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -195,15 +195,16 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
     let mut rows = stmt.query(params_from_iter(w.params.iter()))?;
     let mut s = AuditStats::default();
     let mut durations = Vec::new();
-    let mut times: Vec<(i64, bool)> = Vec::new();
+    let mut times: Vec<(i64, bool, u64)> = Vec::new();
     while let Some(row) = rows.next()? {
         let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
         let status = text(0)?;
         bump(&mut s.by_status, status);
         bump(&mut s.by_backend, text(1)?);
         bump(&mut s.by_model, text(2)?);
-        times.push((row.get(3)?, status != "success"));
-        durations.push(row.get::<_, i64>(4)? as u64);
+        let duration = row.get::<_, i64>(4)? as u64;
+        times.push((row.get(3)?, status != "success", duration));
+        durations.push(duration);
         s.prompt_tokens += row.get::<_, i64>(5)? as u64;
         s.completion_tokens += row.get::<_, i64>(6)? as u64;
     }
@@ -211,23 +212,25 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
     s.unique_models = s.by_model.len() as u64;
     s.latency_p50_ms = percentile(&mut durations, 0.5);
     s.latency_p95_ms = percentile(&mut durations, 0.95);
-    let (min, max) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (t, _)| (lo.min(*t), hi.max(*t)));
+    let (min, max) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (t, _, _)| (lo.min(*t), hi.max(*t)));
     let span_s = if times.is_empty() { 0 } else { ((max - min) / 1000) as u64 };
     let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
     let ms = (bucket * 1000) as i64;
-    let mut series: std::collections::BTreeMap<i64, (u64, u64)> = std::collections::BTreeMap::new();
-    for (t, failed) in times {
+    let mut series: std::collections::BTreeMap<i64, (u64, u64, u64)> = std::collections::BTreeMap::new();
+    for (t, failed, duration) in times {
         let b = series.entry(t.div_euclid(ms) * ms).or_default();
         b.0 += 1;
         b.1 += u64::from(failed);
+        b.2 += duration;
     }
     s.bucket_seconds = bucket;
     s.series = series
         .into_iter()
-        .map(|(start, (requests, errors))| AuditBucket {
+        .map(|(start, (requests, errors, duration_sum))| AuditBucket {
             start: Utc.timestamp_millis_opt(start).single().unwrap_or_default(),
             requests,
             errors,
+            avg_duration_ms: duration_sum / requests.max(1),
         })
         .collect();
     Ok(s)

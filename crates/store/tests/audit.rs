@@ -150,6 +150,16 @@ async fn stats_equal_a_recount() {
         let errors = rows.iter().filter(|e| e.status != AuditStatus::Success).count() as u64;
         assert_eq!(s.series.iter().map(|b| b.errors).sum::<u64>(), errors);
         assert!(s.series.len() <= 200);
+        // Each bucket's mean latency, recounted from the rows that fall in it.
+        for b in &s.series {
+            let start = b.start.timestamp_millis();
+            let inside: Vec<u64> = rows
+                .iter()
+                .filter(|e| (start..start + (s.bucket_seconds * 1000) as i64).contains(&e.timestamp.timestamp_millis()))
+                .map(|e| e.duration_ms)
+                .collect();
+            assert_eq!(b.avg_duration_ms, inside.iter().sum::<u64>() / inside.len() as u64, "{f:?}");
+        }
     }
 }
 

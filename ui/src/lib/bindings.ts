@@ -83,6 +83,8 @@ export type AuditBucket = {
 	requests: number,
 	/**  Of which not successful. */
 	errors: number,
+	/**  Mean duration of the bucket's requests, ms. */
+	avg_duration_ms: number,
 };
 
 /**  The record of one request. */
