@@ -18,6 +18,8 @@ use tauri::webview::InvokeRequest;
 use tauri::{App, WebviewWindow};
 
 const MODEL: &str = "tiny-app";
+/// The model the HTTP requests use (so they never race with the pool test's model).
+const CHAT_MODEL: &str = "tiny-chat";
 
 /// One controller (one engine thread) per test binary; each test gets its own mock app over it.
 fn controller() -> Controller {
@@ -26,9 +28,11 @@ fn controller() -> Controller {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join(MODEL);
         write_tiny_model(&model, &TinySpec::new(TinyFamily::Llama)).unwrap();
+        let chat = dir.path().join(CHAT_MODEL);
+        write_tiny_model(&chat, &TinySpec::new(TinyFamily::Qwen2)).unwrap();
         let options = ControllerOptions {
             data_dir: dir.path().join("data"),
-            models: vec![model],
+            models: vec![model, chat],
             scan_hf_cache: false,
             port_override: Some(0),
         };
@@ -101,11 +105,11 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert_eq!(invoke::<Timeouts>(&w, "reset_timeouts", json!({})).unwrap(), Timeouts::default());
 
     // A real request shows up in the audit log: list, stats, export.
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
+    let body = json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
     let r = http().post(format!("{url}/v1/chat/completions")).json(&body).send().unwrap();
     assert_eq!(r.status(), 200);
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
-    let filter = json!({ "model": MODEL });
+    let filter = json!({ "model": CHAT_MODEL });
     let mut page: AuditPage =
         invoke(&w, "audit_page", json!({ "filter": filter, "cursor": null, "limit": 10 })).unwrap();
     for _ in 0..50 {
@@ -119,7 +123,7 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert_eq!(entry.endpoint, "/v1/chat/completions");
     assert_eq!(entry.completion_tokens, 3);
     let stats: AuditStats = invoke(&w, "audit_stats", json!({ "filter": filter })).unwrap();
-    assert!(stats.total >= 1 && stats.by_model.contains_key(MODEL), "{stats:?}");
+    assert!(stats.total >= 1 && stats.by_model.contains_key(CHAT_MODEL), "{stats:?}");
     let bad_limit = invoke::<AuditPage>(&w, "audit_page", json!({ "filter": {}, "cursor": null, "limit": 5000 }));
     assert_eq!(invalid_field(bad_limit), "limit");
     let bad_range = json!({ "filter": { "start_time": "2026-01-02T00:00:00Z", "end_time": "2026-01-01T00:00:00Z" } });
@@ -198,7 +202,8 @@ fn model_pool_commands() {
     let pool: ModelPool = invoke(&w, "set_pinned", json!({ "id": MODEL, "pinned": false })).unwrap();
     assert!(!pool.loaded.iter().find(|m| m.id == MODEL).unwrap().pinned);
     let pool: ModelPool = invoke(&w, "unload_model", json!({ "id": MODEL })).unwrap();
-    assert!(pool.loaded.is_empty() && !pool.available[0].loaded);
+    assert!(pool.loaded.iter().all(|m| m.id != MODEL));
+    assert!(!pool.available.iter().find(|m| m.id == MODEL).unwrap().loaded);
 
     let missing = invoke::<ModelPool>(&w, "preload_model", json!({ "id": "nope" }));
     assert_eq!(missing.unwrap_err(), CommandError::ModelNotFound { model: "nope".into() });
