@@ -1,0 +1,139 @@
+// Injected before the settings window's code in the Playwright tests: stands in for the Tauri IPC
+// (window.__TAURI_INTERNALS__) with an in-page backend that answers the generated commands from
+// `window.__MOCK__` data, records every call in `window.__calls`, and lets a test fire shell events
+// with `window.__emit(name, payload)`. The real backend is covered by src-tauri's tests and the
+// WebKit end-to-end test; this one is about the window's behaviour.
+(() => {
+  const cfg = Object.assign({ entries: 0, models: ["tiny-llama", "tiny-qwen"] }, window.__MOCK_CONFIG__ || {});
+  const backends = ["local", "local", "local", "openai", "anthropic"];
+  const statuses = ["success", "success", "success", "success", "error", "timeout"];
+  const now = Date.now();
+  const entry = (i, at) => {
+    const status = statuses[i % statuses.length];
+    return {
+      timestamp: new Date(at).toISOString(),
+      request_id: `req_mock${String(i).padStart(6, "0")}`,
+      model: cfg.models[i % cfg.models.length],
+      backend_type: backends[i % backends.length],
+      endpoint: i % 3 === 0 ? "/v1/messages" : "/v1/chat/completions",
+      duration_ms: 40 + ((i * 37) % 900),
+      status,
+      prompt_tokens: 12 + (i % 30),
+      completion_tokens: status === "success" ? 20 + (i % 50) : 0,
+      total_tokens: 0,
+      error_type: status === "success" ? null : status === "timeout" ? "timeout" : "model_not_found",
+      error_message: status === "success" ? null : status === "timeout" ? "Request exceeded 900 s" : "No such model",
+    };
+  };
+  // Newest first, one every 30 s.
+  const entries = Array.from({ length: cfg.entries }, (_, i) => entry(i, now - i * 30_000));
+  for (const e of entries) e.total_tokens = e.prompt_tokens + e.completion_tokens;
+
+  const state = {
+    status: { running: true, url: "http://127.0.0.1:10242", error: null },
+    settings: {
+      server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [] },
+      timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 },
+      pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null },
+    },
+    pool: {
+      available: cfg.models.map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: false })),
+      loaded: [],
+      memory_in_use_bytes: 0,
+      memory_budget_bytes: 18_000_000_000,
+    },
+  };
+
+  const matches = (e, f) =>
+    (!f.model || e.model === f.model) &&
+    (!f.model_contains || e.model.toLowerCase().includes(f.model_contains.toLowerCase())) &&
+    (!f.backend_type || e.backend_type === f.backend_type) &&
+    (!f.status || e.status === f.status) &&
+    (!f.endpoint || e.endpoint === f.endpoint) &&
+    (!f.start_time || Date.parse(e.timestamp) >= Date.parse(f.start_time)) &&
+    (!f.end_time || Date.parse(e.timestamp) < Date.parse(f.end_time));
+
+  const fail = (error) => Promise.reject(error);
+  const handlers = {
+    server_status: () => state.status,
+    get_settings: () => state.settings,
+    model_pool: () => state.pool,
+    set_timeouts: ({ timeouts }) => {
+      for (const [field, v] of Object.entries(timeouts)) {
+        if (!(v >= 1 && v <= 86400)) return fail({ kind: "invalid", field, message: "must be between 1 and 86400 seconds" });
+      }
+      state.settings = { ...state.settings, timeouts };
+      return timeouts;
+    },
+    reset_timeouts: () => {
+      state.settings = { ...state.settings, timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 } };
+      return state.settings.timeouts;
+    },
+    audit_page: ({ filter, cursor, limit }) => {
+      const all = entries.filter((e) => matches(e, filter));
+      const start = cursor ? Number(cursor) : 0;
+      const page = all.slice(start, start + (limit || 100));
+      const next = start + page.length < all.length ? String(start + page.length) : null;
+      return { entries: page, next_cursor: next };
+    },
+    audit_stats: ({ filter }) => {
+      const all = entries.filter((e) => matches(e, filter));
+      const count = (key) => all.reduce((m, e) => ((m[e[key]] = (m[e[key]] || 0) + 1), m), {});
+      return {
+        total: all.length,
+        by_status: count("status"),
+        by_backend: count("backend_type"),
+        by_model: count("model"),
+        unique_models: Object.keys(count("model")).length,
+        prompt_tokens: all.reduce((s, e) => s + e.prompt_tokens, 0),
+        completion_tokens: all.reduce((s, e) => s + e.completion_tokens, 0),
+        latency_p50_ms: all.length ? 300 : null,
+        latency_p95_ms: all.length ? 850 : null,
+        bucket_seconds: 3600,
+        series: all.length ? [{ start: new Date(Math.floor(now / 3.6e6) * 3.6e6).toISOString(), requests: all.length, errors: all.filter((e) => e.status !== "success").length, avg_duration_ms: 400 }] : [],
+      };
+    },
+    export_audit: ({ filter, path }) => {
+      const rows = entries.filter((e) => matches(e, filter)).length;
+      return { path, rows };
+    },
+    "plugin:dialog|save": ({ options }) => (window.__MOCK_SAVE_PATH__ === undefined ? `/tmp/${options.defaultPath}` : window.__MOCK_SAVE_PATH__),
+  };
+
+  const callbacks = new Map();
+  const listeners = new Map();
+  let nextId = 1;
+  window.__calls = [];
+  window.__MOCK__ = { state, entries, entry };
+  window.__TAURI_INTERNALS__ = {
+    transformCallback(cb, once = false) {
+      const id = nextId++;
+      callbacks.set(id, (data) => {
+        if (once) callbacks.delete(id);
+        return cb && cb(data);
+      });
+      return id;
+    },
+    unregisterCallback(id) {
+      callbacks.delete(id);
+    },
+    async invoke(cmd, args = {}) {
+      if (cmd === "plugin:event|listen") {
+        const list = listeners.get(args.event) || [];
+        list.push(args.handler);
+        listeners.set(args.event, list);
+        return args.handler;
+      }
+      if (cmd === "plugin:event|unlisten") return null;
+      window.__calls.push({ cmd, args: JSON.parse(JSON.stringify(args)) });
+      const h = handlers[cmd];
+      if (!h) throw new Error(`mock IPC: no handler for ${cmd}`);
+      return h(args);
+    },
+    metadata: { currentWindow: { label: "settings" }, currentWebview: { windowLabel: "settings", label: "settings" } },
+  };
+  window.__TAURI_EVENT_PLUGIN_INTERNALS__ = { unregisterListener: () => {} };
+  window.__emit = (event, payload) => {
+    for (const id of listeners.get(event) || []) callbacks.get(id)?.({ event, id, payload });
+  };
+})();

@@ -1,0 +1,253 @@
+// The settings window in Debian's Chromium against the built UI (served by `vite preview`), with
+// the Tauri IPC replaced by mock-ipc.js. Run: `npm run e2e:browser` (after `vite build`).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ui = path.resolve(here, "../..");
+const mockIpc = readFileSync(path.join(here, "mock-ipc.js"), "utf8");
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let preview;
+let browser;
+let baseUrl;
+
+before(async () => {
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}/`;
+  preview = spawn(process.execPath, [path.join(ui, "node_modules/vite/bin/vite.js"), "preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"], { cwd: ui, stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("vite preview did not start in 20 s")), 20_000);
+    preview.stdout.on("data", (d) => {
+      if (String(d).includes(String(port))) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    preview.once("exit", (code) => reject(new Error(`vite preview exited with ${code}`)));
+  });
+  browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+});
+
+after(async () => {
+  await browser?.close();
+  preview?.kill();
+});
+
+/** A fresh window with `entries` audit rows in the mock backend. */
+async function openWindow(config = {}) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  await page.addInitScript(`window.__MOCK_CONFIG__ = ${JSON.stringify(config)};`);
+  await page.addInitScript(mockIpc);
+  await page.goto(baseUrl);
+  await page.getByTestId("server-status").filter({ hasText: "Serving on" }).waitFor();
+  return { page, errors };
+}
+
+const calls = (page, cmd) => page.evaluate((c) => window.__calls.filter((x) => x.cmd === c).map((x) => x.args), cmd);
+
+describe("request timeouts", () => {
+  test("slider and input follow each other; invalid values block Save; Save and Reset call the backend", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-timeouts").click();
+    const input = page.getByTestId("timeout-chat_seconds-input");
+    const slider = page.getByTestId("timeout-chat_seconds-slider");
+    const readout = page.getByTestId("timeout-chat_seconds-readout");
+    assert.equal(await input.inputValue(), "900");
+    assert.equal(await readout.textContent(), "15 min");
+
+    // Typing moves the slider.
+    const sliderBefore = Number(await slider.inputValue());
+    await input.fill("7200");
+    assert.equal(await readout.textContent(), "2 h");
+    assert.ok(Number(await slider.inputValue()) > sliderBefore, "slider moved right for a longer timeout");
+
+    // Dragging the slider rewrites the input.
+    await slider.focus();
+    await slider.evaluate((el) => {
+      el.value = "0";
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    assert.equal(await input.inputValue(), "1");
+    assert.equal(await readout.textContent(), "1 s");
+    await slider.press("End");
+    assert.equal(await input.inputValue(), "86400");
+    assert.equal(await readout.textContent(), "1 day");
+
+    // Out of range: a message, Save disabled.
+    await input.fill("0");
+    assert.match(await readout.textContent(), /Between 1 s and 1 day/);
+    assert.equal(await page.getByTestId("timeouts-save").isDisabled(), true);
+    await input.fill("90000");
+    assert.match(await readout.textContent(), /Between 1 s and 1 day/);
+    assert.equal(await page.getByTestId("timeouts-save").isDisabled(), true);
+
+    await input.fill("1800");
+    await page.getByTestId("timeout-embeddings_seconds-input").fill("45");
+    await page.getByTestId("timeouts-save").click();
+    await page.getByTestId("timeouts-message").filter({ hasText: "Saved" }).waitFor();
+    assert.deepEqual(await calls(page, "set_timeouts"), [{ timeouts: { chat_seconds: 1800, completions_seconds: 600, embeddings_seconds: 45 } }]);
+
+    await page.getByTestId("timeouts-reset").click();
+    await page.getByTestId("timeouts-message").filter({ hasText: "Defaults restored" }).waitFor();
+    assert.equal(await input.inputValue(), "900");
+    assert.equal(await page.getByTestId("timeout-embeddings_seconds-input").inputValue(), "120");
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
+describe("audit logs", () => {
+  test("empty state when nothing was recorded", async () => {
+    const { page } = await openWindow({ entries: 0 });
+    const empty = page.getByTestId("audit-empty");
+    await empty.waitFor();
+    assert.match(await empty.textContent(), /No requests in this time range yet/);
+    assert.equal(await page.getByTestId("stat-total").textContent(), "0");
+    await page.close();
+  });
+
+  test("scrolling to the end loads the next cursor page", async () => {
+    const { page } = await openWindow({ entries: 250 });
+    const rows = page.getByTestId("audit-row");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 100);
+    assert.equal(await page.getByTestId("stat-total").textContent(), "250");
+    await page.getByTestId("audit-scroller").evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 200);
+    await page.getByTestId("audit-scroller").evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 250);
+    const cursors = (await calls(page, "audit_page")).map((a) => a.cursor);
+    assert.deepEqual(cursors, [null, "100", "200"]);
+    assert.equal(await rows.last().locator("td").nth(1).textContent(), "tiny-qwen");
+    await page.getByText("End of log").waitFor();
+    await page.close();
+  });
+
+  test("filters go to the store and narrow rows and stats", async () => {
+    const { page } = await openWindow({ entries: 60 });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 60);
+    await page.getByTestId("filter-status").selectOption("error");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 10);
+    const last = (await calls(page, "audit_page")).at(-1);
+    assert.equal(last.filter.status, "error");
+    assert.equal(last.cursor, null);
+    assert.ok(last.filter.start_time, "the default 24 h range sets a start time");
+    assert.deepEqual([...new Set(await page.locator("[data-testid=audit-row] .badge").allTextContents())], ["Error"]);
+    assert.equal(await page.getByTestId("stat-total").textContent(), "10");
+    assert.equal(await page.getByTestId("stat-errors").textContent(), "10");
+
+    await page.getByTestId("filter-model").fill("QWEN");
+    await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=audit-row] td:nth-child(2)")].every((td) => td.textContent === "tiny-qwen"));
+    assert.equal((await calls(page, "audit_page")).at(-1).filter.model_contains, "QWEN");
+
+    await page.getByTestId("filter-status").selectOption("cancelled");
+    await page.getByTestId("audit-empty").filter({ hasText: "No requests match these filters" }).waitFor();
+
+    await page.getByTestId("filter-time").selectOption("custom");
+    await page.getByTestId("filter-from").fill("2026-01-02T00:00");
+    await page.getByTestId("filter-to").fill("2026-01-01T00:00");
+    await page.getByRole("button", { name: "Apply range" }).click();
+    await page.getByRole("alert").filter({ hasText: "must end after it starts" }).waitFor();
+    await page.close();
+  });
+
+  test("live rows are prepended when they match the filter, keeping the scroll position", async () => {
+    const { page } = await openWindow({ entries: 120 });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 100);
+    const scroller = page.getByTestId("audit-scroller");
+    await scroller.evaluate((el) => (el.scrollTop = 300));
+    const firstVisibleBefore = await page.evaluate(() => document.elementFromPoint(600, document.querySelector("[data-testid=audit-scroller]").getBoundingClientRect().top + 120)?.closest("tr")?.dataset.index);
+
+    await page.evaluate(() => {
+      const e = window.__MOCK__.entry(999_001, Date.now());
+      e.model = "live-model";
+      e.total_tokens = 42;
+      window.__emit("audit-entry-appended", e);
+    });
+    await page.locator("[data-testid=audit-row]").first().filter({ hasText: "live-model" }).waitFor();
+    assert.equal(await page.getByTestId("audit-row").count(), 101);
+    const shifted = await page.evaluate(() => document.elementFromPoint(600, document.querySelector("[data-testid=audit-scroller]").getBoundingClientRect().top + 120)?.closest("tr")?.dataset.index);
+    assert.equal(Number(shifted), Number(firstVisibleBefore) + 1, "the same row stays under the pointer");
+
+    // A filtered view ignores entries that do not match it.
+    await page.getByTestId("filter-status").selectOption("error");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 20);
+    await page.evaluate(() => {
+      const ok = window.__MOCK__.entry(999_002, Date.now());
+      ok.status = "success";
+      ok.model = "live-success";
+      window.__emit("audit-entry-appended", ok);
+      const bad = window.__MOCK__.entry(999_003, Date.now());
+      bad.status = "error";
+      bad.model = "live-error";
+      window.__emit("audit-entry-appended", bad);
+    });
+    await page.locator("[data-testid=audit-row]").first().filter({ hasText: "live-error" }).waitFor();
+    assert.equal(await page.getByText("live-success").count(), 0);
+    assert.equal(await page.getByTestId("live-indicator").textContent(), "Live");
+
+    // A stats notice refreshes the totals.
+    const before = (await calls(page, "audit_stats")).length;
+    await page.evaluate(() => window.__emit("stats-changed", { new_entries: 2, lagged: false }));
+    await page.waitForFunction((n) => window.__calls.filter((c) => c.cmd === "audit_stats").length > n, before);
+    await page.close();
+  });
+
+  test("keyboard: arrows move between rows, Enter opens the detail, Escape closes it", async () => {
+    const { page } = await openWindow({ entries: 12 });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 12);
+    await page.getByTestId("audit-row").first().focus();
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("audit-detail").waitFor();
+    assert.equal(await page.getByTestId("detail-request-id").textContent(), "req_mock000004");
+    assert.match(await page.getByTestId("detail-error").textContent(), /model_not_found\s+No such model/);
+    await page.keyboard.press("Escape");
+    await page.getByTestId("audit-detail").waitFor({ state: "detached" });
+    await page.close();
+  });
+
+  test("export asks for a file in the save dialog, exports the filtered set and reports it", async () => {
+    const { page } = await openWindow({ entries: 30 });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 30);
+    await page.getByTestId("filter-backend").selectOption("openai");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 6);
+    await page.getByTestId("export-csv").click();
+    await page.getByTestId("export-status").filter({ hasText: "Exported 6 rows" }).waitFor();
+    const [dialog] = await calls(page, "plugin:dialog|save");
+    assert.match(dialog.options.defaultPath, /^mlx-manager-audit-\d{4}-\d{2}-\d{2}\.csv$/);
+    const [exp] = await calls(page, "export_audit");
+    assert.equal(exp.format, "csv");
+    assert.equal(exp.filter.backend_type, "openai");
+    assert.equal(exp.path, `/tmp/${dialog.options.defaultPath}`);
+
+    // Cancelling the dialog exports nothing.
+    await page.evaluate(() => (window.__MOCK_SAVE_PATH__ = null));
+    await page.getByTestId("export-jsonl").click();
+    await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "plugin:dialog|save").length === 2);
+    assert.equal((await calls(page, "export_audit")).length, 1);
+    await page.close();
+  });
+});
