@@ -11,6 +11,15 @@ export class AppState {
   loadError = $state<string | null>(null);
   audit = new AuditLog();
 
+  /** Fetches the pool again (request counts and idle times change without a pool event). */
+  async refreshPool(): Promise<void> {
+    try {
+      this.pool = await call(commands.modelPool());
+    } catch (e) {
+      this.loadError = errorText(e);
+    }
+  }
+
   /** Loads the current state and subscribes to changes; returns the unsubscribe function. */
   async start(): Promise<() => void> {
     const unlisten = await Promise.all([

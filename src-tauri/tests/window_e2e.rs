@@ -1,0 +1,259 @@
+//! End-to-end: the real app (this crate's binary, with its embedded UI) in a real WebKitGTK window
+//! under Xvfb, driven through tauri-driver and WebKitWebDriver. A real HTTP request to the app's
+//! endpoint must appear in the audit table without a reload; a timeout changed in the window must
+//! survive a restart. The screenshots in docs/screenshots/ are written by this test.
+//!
+//! Needs what `scripts/setup` installs: Xvfb (`xvfb-run`), `dbus-run-session`, WebKitWebDriver and
+//! tauri-driver (in `$MLX_MANAGER_CACHE/tools/bin`, or `TAURI_DRIVER`).
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use serde_json::{json, Value};
+
+const MODEL: &str = "tiny-e2e";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tauri_driver() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
+        return p.into();
+    }
+    let cache = std::env::var_os("MLX_MANAGER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlx-manager"));
+    let p = cache.join("tools/bin/tauri-driver");
+    assert!(p.exists(), "{} is missing: run scripts/setup (it installs tauri-driver)", p.display());
+    p
+}
+
+/// tauri-driver on an Xvfb display with its own D-Bus session; the whole process group goes on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for tool in ["xvfb-run", "dbus-run-session", "WebKitWebDriver"] {
+            let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
+            assert!(found.status.success(), "{tool} is missing: run scripts/setup");
+        }
+        let port = free_port();
+        let native_port = free_port();
+        let child = Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1280x900x24", "dbus-run-session", "--"])
+            .arg(tauri_driver())
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start xvfb-run tauri-driver");
+        Driver { child, port }
+    }
+
+    /// A session running the app with these arguments (tauri-driver launches it).
+    async fn session(&self, args: &[String]) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            json!({ "application": env!("CARGO_BIN_EXE_mlx-manager-app"), "args": args }),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => return client,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("waiting for tauri-driver: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("no WebDriver session: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("--").arg(format!("-{}", self.child.id())).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it gives a value (or fails the test after `secs`).
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The rendered text of the first element matching `css`, if there is one.
+async fn text(client: &Client, css: &str) -> Option<String> {
+    let found = client
+        .execute("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", vec![json!(css)])
+        .await
+        .ok()?;
+    found.as_str().map(str::to_owned)
+}
+
+async fn script(client: &Client, js: &str) -> Value {
+    client.execute(js, vec![]).await.expect("script")
+}
+
+async fn click(client: &Client, css: &str) {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Whether an app process using `data_dir` is still alive (the single-instance lock would stop a
+/// second one from opening its own window).
+fn app_running(data_dir: &Path) -> bool {
+    let needle = data_dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c).contains(&needle) && !String::from_utf8_lossy(&c).contains("tauri-driver")
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join(MODEL);
+    write_tiny_model(&model, &TinySpec::new(TinyFamily::Llama)).unwrap();
+    let data_dir = tmp.path().join("data");
+    let args: Vec<String> = vec![
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--port".into(),
+        "0".into(),
+        "--no-hf-cache".into(),
+        "--model".into(),
+        model.display().to_string(),
+    ];
+    let driver = Driver::start();
+
+    // First run: the window shows where the server listens.
+    let client = driver.session(&args).await;
+    let status = wait_for("the server to start", 60, || async {
+        text(&client, "[data-testid=server-status]").await.filter(|t| t.starts_with("Serving on http://"))
+    })
+    .await;
+    let base = status.trim_start_matches("Serving on ").trim().to_string();
+    wait_for("the empty audit table", 30, || async { text(&client, "[data-testid=audit-empty]").await }).await;
+
+    // A real request from another app: it appears in the table (live, no reload).
+    let body = json!({ "model": MODEL, "messages": [{ "role": "user", "content": "Hello" }], "max_tokens": 4 });
+    let response: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("chat request")
+        .error_for_status()
+        .expect("chat status")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["usage"]["completion_tokens"], 4);
+    let row = wait_for("the request's row", 20, || async {
+        text(&client, "[data-testid=audit-row]").await.filter(|t| t.contains(MODEL))
+    })
+    .await;
+    assert!(row.contains("/v1/chat/completions") && row.contains("Success"), "row: {row}");
+    wait_for("the totals to count it", 10, || async {
+        text(&client, "[data-testid=stat-total]").await.filter(|t| t == "1")
+    })
+    .await;
+    // An error is recorded too, with its reason in the detail.
+    let missing = json!({ "model": "no-such-model", "messages": [{ "role": "user", "content": "Hi" }] });
+    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&missing).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    wait_for("the error row", 20, || async {
+        text(&client, "[data-testid=audit-row]").await.filter(|t| t.contains("no-such-model"))
+    })
+    .await;
+    screenshot(&client, "audit-logs").await;
+    click(&client, "[data-testid=audit-row] td:nth-child(2)").await;
+    let error = wait_for("the detail", 10, || async { text(&client, "[data-testid=detail-error]").await }).await;
+    assert!(error.contains("model_not_found"), "detail: {error}");
+    screenshot(&client, "audit-detail").await;
+
+    click(&client, "[data-testid=tab-server]").await;
+    wait_for("the server section", 10, || async { text(&client, "[data-testid=server-section-status]").await }).await;
+    screenshot(&client, "server").await;
+    click(&client, "[data-testid=tab-pool]").await;
+    let pool_row = wait_for("the model pool", 10, || async {
+        text(&client, &format!("[data-testid=pool-row-{MODEL}]")).await.filter(|t| t.contains("Loaded"))
+    })
+    .await;
+    assert!(pool_row.contains("1 req"), "pool row: {pool_row}");
+    screenshot(&client, "model-pool").await;
+
+    // Change the chat timeout in the window and save it.
+    click(&client, "[data-testid=tab-timeouts]").await;
+    let input = client.wait().for_element(Locator::Css("[data-testid=timeout-chat_seconds-input]")).await.unwrap();
+    assert_eq!(input.prop("value").await.unwrap().as_deref(), Some("900"));
+    input.clear().await.unwrap();
+    input.send_keys("1800").await.unwrap();
+    wait_for("the readout to follow", 10, || async {
+        text(&client, "[data-testid=timeout-chat_seconds-readout]").await.filter(|t| t == "30 min")
+    })
+    .await;
+    click(&client, "[data-testid=timeouts-save]").await;
+    wait_for("the save to be confirmed", 10, || async {
+        text(&client, "[data-testid=timeouts-message]").await.filter(|t| t.starts_with("Saved"))
+    })
+    .await;
+    screenshot(&client, "request-timeouts").await;
+    client.close().await.unwrap();
+    wait_for("the first app to exit", 20, || async { (!app_running(&data_dir)).then_some(()) }).await;
+
+    // Second run on the same data: the timeout and the audit rows are still there.
+    let client = driver.session(&args).await;
+    wait_for("the second run's window", 60, || async {
+        text(&client, "[data-testid=server-status]").await.filter(|t| t.starts_with("Serving on"))
+    })
+    .await;
+    let rows = wait_for("the persisted rows", 20, || async {
+        let n = script(&client, "return document.querySelectorAll('[data-testid=audit-row]').length").await;
+        n.as_u64().filter(|n| *n == 2)
+    })
+    .await;
+    assert_eq!(rows, 2);
+    click(&client, "[data-testid=tab-timeouts]").await;
+    let input = client.wait().for_element(Locator::Css("[data-testid=timeout-chat_seconds-input]")).await.unwrap();
+    let value =
+        wait_for("the saved timeout", 10, || async { input.prop("value").await.ok().flatten().filter(|v| v != "900") })
+            .await;
+    assert_eq!(value, "1800");
+    client.close().await.unwrap();
+}
