@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tauri::{Manager, RunEvent, Runtime, WindowEvent};
+use tauri::{Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use crate::controller::{Controller, ControllerOptions};
 
@@ -29,13 +29,30 @@ pub struct Args {
     pub hidden: bool,
 }
 
-/// Shows and focuses the settings window.
+/// Opens (creates) the settings window, or shows and focuses it when it is open. The window is
+/// made only when asked for and destroyed when closed, so the tray-only app runs without WebKit's
+/// processes (about 400 MB on Linux).
 pub(crate) fn show_settings<R: Runtime>(app: &tauri::AppHandle<R>) {
-    if let Some(window) = app.get_webview_window(SETTINGS_WINDOW) {
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
+    let window = match app.get_webview_window(SETTINGS_WINDOW) {
+        Some(window) => window,
+        None => {
+            let built = WebviewWindowBuilder::new(app, SETTINGS_WINDOW, WebviewUrl::App("index.html".into()))
+                .title("MLX Manager Settings")
+                .inner_size(1100.0, 760.0)
+                .min_inner_size(760.0, 520.0)
+                .build();
+            match built {
+                Ok(window) => window,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the settings window");
+                    return;
+                }
+            }
+        }
+    };
+    let _ = window.show();
+    let _ = window.unminimize();
+    let _ = window.set_focus();
 }
 
 /// Runs the app until Quit; returns the process exit code.
@@ -91,15 +108,6 @@ pub fn run(args: Args) -> i32 {
             }
             Ok(())
         })
-        .on_window_event(|window, event| {
-            // Closing the settings window keeps the app (and the server) running in the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                if window.label() == SETTINGS_WINDOW && window.app_handle().tray_by_id("mlx-manager").is_some() {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
-            }
-        })
         .build(tauri::generate_context!());
     let app = match app {
         Ok(app) => app,
@@ -108,10 +116,14 @@ pub fn run(args: Args) -> i32 {
             return 1;
         }
     };
-    app.run(move |_app, event| {
-        if let RunEvent::Exit = event {
-            tauri::async_runtime::block_on(ctl.shutdown());
+    app.run(move |app, event| match event {
+        // Closing the settings window keeps the app (and the server) running in the tray; only
+        // Quit (an explicit exit code) ends it. Without a tray there is no way back, so it exits.
+        RunEvent::ExitRequested { code: None, api, .. } if app.tray_by_id("mlx-manager").is_some() => {
+            api.prevent_exit();
         }
+        RunEvent::Exit => tauri::async_runtime::block_on(ctl.shutdown()),
+        _ => {}
     });
     0
 }
