@@ -266,6 +266,9 @@ impl Controller {
     /// Validates, saves and applies new pool limits.
     pub async fn set_pool_settings(&self, pool: PoolSettings) -> Result<PoolSettings, CommandError> {
         pool.validate()?;
+        for id in &pool.preload {
+            self.entry(id)?;
+        }
         self.0.store.put_setting(POOL_KEY, &pool).await?;
         self.0.engine.set_pool(pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
         self.0.settings.write().expect("settings lock").pool = pool.clone();
@@ -293,6 +296,19 @@ impl Controller {
         let entry = self.entry(id)?.clone();
         self.0.engine.preload(&entry.id, &entry.path).await.map_err(|e| CommandError::from_engine(e, id))?;
         self.model_pool().await
+    }
+
+    /// Loads and pins the models the settings list for start-up, in order. A model that is no
+    /// longer registered or fails to load is skipped (and logged); the others still load.
+    pub async fn preload_startup(&self) -> Vec<(String, CommandError)> {
+        let mut failed = Vec::new();
+        for id in self.settings().pool.preload {
+            if let Err(e) = self.preload_model(&id).await {
+                tracing::warn!(model = %id, error = %e, "start-up preload failed");
+                failed.push((id, e));
+            }
+        }
+        failed
     }
 
     /// Unloads a model (its running requests are cancelled) and frees its memory.

@@ -40,11 +40,14 @@ pub struct PoolSettings {
     pub memory_budget_gb: Option<f64>,
     /// Unload unpinned models idle this long (10 s – 7 days); None: never.
     pub idle_ttl_seconds: Option<u32>,
+    /// Models loaded (and pinned) when the app starts, in this order.
+    #[serde(default)]
+    pub preload: Vec<String>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings { max_loaded_models: 4, memory_budget_gb: None, idle_ttl_seconds: None }
+        PoolSettings { max_loaded_models: 4, memory_budget_gb: None, idle_ttl_seconds: None, preload: Vec::new() }
     }
 }
 
@@ -126,6 +129,10 @@ impl PoolSettings {
             if !(10..=604_800).contains(&ttl) {
                 return Err(CommandError::invalid("idle_ttl_seconds", "must be between 10 seconds and 7 days"));
             }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.preload.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(CommandError::invalid("preload", format!("`{dup}` is listed twice")));
         }
         Ok(())
     }

@@ -102,6 +102,7 @@ pub fn run(args: Args) -> i32 {
                 if let Err(e) = starting.start_server().await {
                     tracing::error!(error = %e, "server not started");
                 }
+                starting.preload_startup().await;
             });
             if !hidden {
                 show_settings(app.handle());

@@ -209,7 +209,12 @@ fn model_pool_commands() {
     assert_eq!(missing.unwrap_err(), CommandError::ModelNotFound { model: "nope".into() });
     assert_eq!(invalid_field(invoke::<ModelPool>(&w, "set_pinned", json!({ "id": MODEL, "pinned": true }))), "id");
 
-    let limits = PoolSettings { max_loaded_models: 2, memory_budget_gb: Some(1.5), idle_ttl_seconds: Some(600) };
+    let limits = PoolSettings {
+        max_loaded_models: 2,
+        memory_budget_gb: Some(1.5),
+        idle_ttl_seconds: Some(600),
+        preload: vec![],
+    };
     assert_eq!(invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap(), limits);
     let zero = json!({ "pool": { "max_loaded_models": 0, "memory_budget_gb": null, "idle_ttl_seconds": null } });
     assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", zero)), "max_loaded_models");
@@ -218,4 +223,21 @@ fn model_pool_commands() {
     let ttl = json!({ "pool": { "max_loaded_models": 2, "memory_budget_gb": null, "idle_ttl_seconds": 1 } });
     assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", ttl)), "idle_ttl_seconds");
     assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, limits);
+
+    // Start-up preloads: only registered models, each once; preload_startup loads and pins them.
+    let unknown = json!({ "pool": { "max_loaded_models": 2, "memory_budget_gb": null, "idle_ttl_seconds": null,
+        "preload": ["nope"] } });
+    let err = invoke::<PoolSettings>(&w, "set_pool_settings", unknown).unwrap_err();
+    assert_eq!(err, CommandError::ModelNotFound { model: "nope".into() });
+    let twice = json!({ "pool": { "max_loaded_models": 2, "memory_budget_gb": null, "idle_ttl_seconds": null,
+        "preload": [MODEL, MODEL] } });
+    assert_eq!(invalid_field(invoke::<PoolSettings>(&w, "set_pool_settings", twice)), "preload");
+    let with_preload = PoolSettings { preload: vec![MODEL.to_string()], ..limits.clone() };
+    invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": with_preload })).unwrap();
+    let failed = tauri::async_runtime::block_on(controller().preload_startup());
+    assert!(failed.is_empty(), "{failed:?}");
+    let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
+    assert!(pool.loaded.iter().any(|m| m.id == MODEL && m.pinned), "{pool:?}");
+    invoke::<ModelPool>(&w, "unload_model", json!({ "id": MODEL })).unwrap();
+    invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap();
 }

@@ -118,3 +118,59 @@ async fn models_in_the_hugging_face_cache_are_served_by_repo_id() {
     let one = client.get(format!("{}/v1/models/tiny-org/tiny-llama", server.url)).send().await.unwrap();
     assert_eq!(one.status(), 200);
 }
+
+/// Whether `tiny-qwen` is loaded, per `GET /admin/models`.
+async fn loaded(client: &reqwest::Client, url: &str) -> bool {
+    let pool: serde_json::Value = client.get(format!("{url}/admin/models")).send().await.unwrap().json().await.unwrap();
+    pool["loaded"].as_array().unwrap().iter().any(|m| m["id"] == "tiny-qwen")
+}
+
+/// Polls until the model is unloaded; false after `secs`.
+async fn unloaded_within(client: &reqwest::Client, url: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if !loaded(client, url).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_ttl_and_keep_alive_apply_to_openai_and_anthropic_routes() {
+    let server = start(&["--idle-ttl-seconds", "1"]);
+    let url = server.url.as_str();
+    let client = reqwest::Client::new();
+    let chat = |keep_alive: serde_json::Value| {
+        serde_json::json!({"model": "tiny-qwen", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+            "keep_alive": keep_alive})
+    };
+
+    // The default TTL unloads a model used through the Anthropic route.
+    let messages =
+        serde_json::json!({"model": "tiny-qwen", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]});
+    let r = client.post(format!("{url}/v1/messages")).json(&messages).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(unloaded_within(&client, url, 10).await, "the 1 s idle TTL did not unload the model");
+
+    // keep_alive -1 (OpenAI route) keeps it loaded well past the default TTL …
+    let r = client.post(format!("{url}/v1/chat/completions")).json(&chat(serde_json::json!(-1))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(loaded(&client, url).await, "keep_alive -1 did not keep the model loaded");
+
+    // … until a later request says otherwise ("0s" through the Anthropic route: unload when idle).
+    let mut short = messages.clone();
+    short["keep_alive"] = serde_json::json!("0s");
+    let r = client.post(format!("{url}/v1/messages")).json(&short).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(unloaded_within(&client, url, 10).await, "keep_alive 0s did not unload the model");
+
+    // A keep_alive that is not a duration is a 422 naming the field.
+    let r =
+        client.post(format!("{url}/v1/chat/completions")).json(&chat(serde_json::json!("soon"))).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "keep_alive", "{problem}");
+}

@@ -4,7 +4,7 @@
 //! requests to a model share it fairly; a generation whose receiver is gone stops at its next
 //! step, and one whose receiver is full waits without holding the others up.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -14,12 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Span;
 
-use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
-use crate::model::Model;
-use crate::pool::{plan_eviction, PoolConfig, Resident};
-use crate::tokenizer::Tokenizer;
+use crate::loaded::{load_model, Loaded};
+use crate::pool::{idle_expired, plan_eviction, KeepAlive, PoolConfig, Resident};
 
 /// Tokens buffered per generation before the engine waits for the reader.
 const STREAM_BUFFER: usize = 32;
@@ -107,6 +105,9 @@ pub struct GenerateRequest {
     pub params: GenerationParams,
 }
 
+/// How often idle models are checked against their keep-alive / TTL.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 enum Command {
     Load { id: String, path: PathBuf, pin: bool, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
     Unload { id: String, reply: oneshot::Sender<bool> },
@@ -114,6 +115,7 @@ enum Command {
     Status { reply: oneshot::Sender<EngineStatus> },
     SetPinned { id: String, pinned: bool, reply: oneshot::Sender<bool> },
     SetPool { config: PoolConfig },
+    KeepAlive { id: String, keep: KeepAlive },
     Embed { request: EmbedRequest, reply: oneshot::Sender<Result<Embeddings>>, span: Span },
     Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
     Shutdown,
@@ -169,7 +171,14 @@ impl Engine {
                 let ok = init.is_ok();
                 let _ = ready_tx.send(init);
                 if ok {
-                    Actor { pool, models: HashMap::new(), running: VecDeque::new(), changes: changes_tx }.run(rx);
+                    Actor {
+                        pool,
+                        models: HashMap::new(),
+                        running: VecDeque::new(),
+                        changes: changes_tx,
+                        idle_checked: Instant::now(),
+                    }
+                    .run(rx);
                 }
                 let _ = health_tx.send(EngineHealth::Stopped);
             })
@@ -286,28 +295,15 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// Sets how long a loaded model may stay idle before it is unloaded (a request's `keep_alive`);
+    /// it replaces the pool's default TTL for this model until it is unloaded. Pins still win.
+    pub fn keep_alive(&self, id: impl Into<String>, keep: KeepAlive) -> Result<()> {
+        self.send(Command::KeepAlive { id: id.into(), keep })
+    }
+
     /// Replaces the pool's limits; they apply from the next load (and idle check) on.
     pub fn set_pool(&self, config: PoolConfig) -> Result<()> {
         self.send(Command::SetPool { config })
-    }
-}
-
-struct Loaded {
-    info: ModelInfo,
-    model: Model,
-    tokenizer: Tokenizer,
-    eos: BTreeSet<u32>,
-    last_used: Instant,
-}
-
-impl Loaded {
-    fn info(&self) -> ModelInfo {
-        ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
-    }
-
-    fn touch(&mut self) {
-        self.last_used = Instant::now();
-        self.info.requests_served += 1;
     }
 }
 
@@ -323,43 +319,23 @@ struct Actor {
     models: HashMap<String, Loaded>,
     running: VecDeque<Running>,
     changes: watch::Sender<u64>,
-}
-
-fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
-    let started = Instant::now();
-    let config = ModelConfig::load(path)?;
-    let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
-    let model = Model::load(path, config)?;
-    let c = &model.config;
-    let info = ModelInfo {
-        id: id.to_string(),
-        path: path.to_path_buf(),
-        model_type: c.model_type.clone(),
-        dtype: format!("{:?}", model.dtype()).to_lowercase(),
-        quantization: c.quantization.map(|q| (q.bits, q.group_size)),
-        weight_bytes: model.weight_bytes(),
-        context_length: c.max_position_embeddings,
-        pinned: false,
-        requests_served: 0,
-        idle_seconds: 0,
-    };
-    tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
-    let eos = tokenizer.eos_token_ids.clone();
-    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now() })
+    idle_checked: Instant,
 }
 
 impl Actor {
     fn run(mut self, rx: std_mpsc::Receiver<Command>) {
         loop {
-            // Block when idle; otherwise only drain what is waiting.
+            // About once a second, whatever else is going on (commands keep arriving while a
+            // window polls, other models keep generating): unload models past their idle time.
+            if self.idle_checked.elapsed() >= IDLE_CHECK {
+                self.idle_checked = Instant::now();
+                self.expire_idle();
+            }
+            // Block when idle (waking for the next idle check); otherwise only drain what is waiting.
             let command = if self.running.is_empty() {
-                // Idle: wake at least once a second to unload models past their idle TTL.
-                match rx.recv_timeout(Duration::from_secs(1)) {
+                match rx.recv_timeout(IDLE_CHECK) {
                     Ok(c) => Some(c),
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                        self.expire_idle();
-                        None
-                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             } else {
@@ -412,6 +388,11 @@ impl Actor {
                 }
                 let _ = reply.send(found);
             }
+            Command::KeepAlive { id, keep } => {
+                if let Some(m) = self.models.get_mut(&id) {
+                    m.keep_alive = Some(keep);
+                }
+            }
             Command::SetPool { config } => {
                 self.pool = config;
                 self.expire_idle();
@@ -444,12 +425,14 @@ impl Actor {
         true
     }
 
-    /// Unloads unpinned, idle models whose idle time passed the pool's TTL.
+    /// Unloads unpinned, idle models whose idle time passed their keep-alive or the pool's TTL.
     fn expire_idle(&mut self) {
-        let Some(ttl) = self.pool.idle_ttl else { return };
         let before = self.models.len();
+        let default = self.pool.idle_ttl;
+        let running = &self.running;
         self.models.retain(|id, m| {
-            let keep = m.info.pinned || m.last_used.elapsed() < ttl;
+            let busy = running.iter().any(|r| &r.model == id);
+            let keep = !idle_expired(m.last_used.elapsed(), m.keep_alive, default, m.info.pinned, busy);
             if !keep {
                 tracing::info!(model = %id, "unloaded after its idle TTL");
             }

@@ -1,7 +1,7 @@
 //! Which models stay loaded: a cap on their number and a memory budget, least recently used
 //! idle models evicted first, pinned and busy ones never.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Limits of the model pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,35 @@ pub fn total_memory() -> Option<u64> {
     #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         None
+    }
+}
+
+/// How long a model may stay loaded while idle, set per model by a request's `keep_alive`
+/// (it replaces the pool's default idle TTL for that model from then on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Unload after this much idle time (zero: as soon as it is idle).
+    For(Duration),
+    /// Never unload for idleness.
+    Forever,
+}
+
+/// Whether a model idle for `idle` is due to be unloaded: never when pinned or busy; else by its own
+/// keep-alive when a request set one, otherwise by the pool's default TTL (off when `None`).
+pub(crate) fn idle_expired(
+    idle: Duration,
+    own: Option<KeepAlive>,
+    default: Option<Duration>,
+    pinned: bool,
+    busy: bool,
+) -> bool {
+    if pinned || busy {
+        return false;
+    }
+    match own {
+        Some(KeepAlive::Forever) => false,
+        Some(KeepAlive::For(ttl)) => idle >= ttl,
+        None => default.is_some_and(|ttl| idle >= ttl),
     }
 }
 
@@ -102,5 +131,21 @@ mod tests {
         let loaded = [r("a", 100, false, false, 10), r("b", 100, false, true, 30), r("c", 40, false, false, 60)];
         assert_eq!(plan_eviction(&loaded, 100, &config), Ok(vec!["c".to_string(), "a".to_string()]));
         assert_eq!(plan_eviction(&loaded, 200, &config), Err((200, 150)));
+    }
+
+    #[test]
+    fn keep_alive_overrides_the_default_ttl_but_not_pins_or_busy_models() {
+        let s = Duration::from_secs;
+        // Default TTL only.
+        assert!(!idle_expired(s(5), None, None, false, false));
+        assert!(idle_expired(s(60), None, Some(s(60)), false, false));
+        assert!(!idle_expired(s(59), None, Some(s(60)), false, false));
+        // A request's keep_alive wins over the default, longer or shorter.
+        assert!(!idle_expired(s(120), Some(KeepAlive::For(s(300))), Some(s(60)), false, false));
+        assert!(idle_expired(s(0), Some(KeepAlive::For(s(0))), None, false, false));
+        assert!(!idle_expired(s(86_400), Some(KeepAlive::Forever), Some(s(60)), false, false));
+        // Pinned and busy models stay.
+        assert!(!idle_expired(s(600), Some(KeepAlive::For(s(0))), Some(s(1)), true, false));
+        assert!(!idle_expired(s(600), Some(KeepAlive::For(s(0))), Some(s(1)), false, true));
     }
 }

@@ -40,6 +40,9 @@ struct InMessage {
 #[derive(Debug, Deserialize)]
 struct MessagesRequest {
     model: String,
+    /// How long the model may stay loaded while idle after this request.
+    #[serde(default)]
+    keep_alive: Option<serde_json::Value>,
     max_tokens: u32,
     messages: Vec<InMessage>,
     system: Option<Content>,
@@ -55,6 +58,7 @@ struct MessagesRequest {
 
 const SUPPORTED: &[&str] = &[
     "model",
+    "keep_alive",
     "max_tokens",
     "messages",
     "system",
@@ -106,6 +110,7 @@ pub async fn messages(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: MessagesRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
+    let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.messages.is_empty() {
         return Err(invalid("messages", "must contain at least one message"));
     }
@@ -130,7 +135,7 @@ pub async fn messages(
     let top_p = req.top_p.unwrap_or(1.0);
     check(top_p.is_finite() && top_p > 0.0 && top_p <= 1.0, "top_p", "must be in (0, 1]");
     let deadline = Deadline::new(&state, EndpointKind::Chat);
-    let info = ensure_loaded(&state, &req.model, deadline).await?;
+    let info = ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let cap = info.context_length.unwrap_or(1_000_000) as u32;
     check(req.max_tokens >= 1 && req.max_tokens <= cap, "max_tokens", &format!("must be between 1 and {cap}"));
     let stop = req.stop_sequences.unwrap_or_default();

@@ -12,6 +12,7 @@ mod anthropic;
 mod audit_routes;
 mod error;
 mod extract;
+mod keep_alive;
 mod middleware;
 mod openai;
 pub mod paths;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{
-    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, ModelInfo, Prompt, Usage,
+    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, KeepAlive, ModelInfo, Prompt,
+    Usage,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -34,10 +35,21 @@ impl Deadline {
     }
 }
 
-/// Makes sure `model` is registered and loaded; returns what the engine knows of it.
-pub async fn ensure_loaded(state: &AppState, model: &str, deadline: Deadline) -> Result<ModelInfo, ApiError> {
+/// Makes sure `model` is registered and loaded, applies the request's `keep_alive` to it, and
+/// returns what the engine knows of it.
+pub async fn ensure_loaded(
+    state: &AppState,
+    model: &str,
+    deadline: Deadline,
+    keep_alive: Option<KeepAlive>,
+) -> Result<ModelInfo, ApiError> {
     let entry = state.registry.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_string()))?;
-    deadline.run(state.engine.load(&entry.id, &entry.path)).await?.map_err(|e| ApiError::from_engine(e, model))
+    let info =
+        deadline.run(state.engine.load(&entry.id, &entry.path)).await?.map_err(|e| ApiError::from_engine(e, model))?;
+    if let Some(keep) = keep_alive {
+        state.engine.keep_alive(&entry.id, keep).map_err(|e| ApiError::from_engine(e, model))?;
+    }
+    Ok(info)
 }
 
 /// A running generation.

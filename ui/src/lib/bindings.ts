@@ -462,6 +462,8 @@ export type PoolSettings_Deserialize = {
 	memory_budget_gb?: number | null,
 	/**  Unload unpinned models idle this long (10 s – 7 days); None: never. */
 	idle_ttl_seconds?: number | null,
+	/**  Models loaded (and pinned) when the app starts, in this order. */
+	preload?: string[],
 };
 
 /**  Limits of the model pool. */
@@ -472,6 +474,8 @@ export type PoolSettings_Serialize = {
 	memory_budget_gb: number | null,
 	/**  Unload unpinned models idle this long (10 s – 7 days); None: never. */
 	idle_ttl_seconds: number | null,
+	/**  Models loaded (and pinned) when the app starts, in this order. */
+	preload: string[],
 };
 
 /**  The HTTP listener. */

@@ -34,7 +34,7 @@
     settings: {
       server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [] },
       timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 },
-      pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null },
+      pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [] },
     },
     pool: {
       available: cfg.models.map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: false })),
@@ -68,6 +68,13 @@
     reset_timeouts: () => {
       state.settings = { ...state.settings, timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 } };
       return state.settings.timeouts;
+    },
+    set_pool_settings: ({ pool }) => {
+      const unknown = pool.preload.find((id) => !cfg.models.includes(id));
+      if (unknown) return fail({ kind: "model_not_found", model: unknown });
+      state.settings = { ...state.settings, pool };
+      window.__emit("settings-changed", state.settings);
+      return pool;
     },
     audit_page: ({ filter, cursor, limit }) => {
       const all = entries.filter((e) => matches(e, filter));

@@ -116,6 +116,23 @@ describe("request timeouts", () => {
   });
 });
 
+describe("model pool", () => {
+  test("a model ticked for start-up is saved in the pool settings and stays ticked", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-pool").click();
+    const box = page.getByTestId("pool-startup-tiny-qwen");
+    assert.equal(await box.isChecked(), false);
+    await box.check();
+    await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "set_pool_settings"));
+    const [saved] = await calls(page, "set_pool_settings");
+    assert.deepEqual(saved.pool, { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: ["tiny-qwen"] });
+    assert.equal(await box.isChecked(), true);
+    assert.equal(await page.getByTestId("pool-startup-tiny-llama").isChecked(), false);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
 describe("audit logs", () => {
   test("empty state when nothing was recorded", async () => {
     const { page } = await openWindow({ entries: 0 });

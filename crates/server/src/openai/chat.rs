@@ -49,6 +49,9 @@ struct InMessage {
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
     model: String,
+    /// How long the model may stay loaded while idle after this request.
+    #[serde(default)]
+    keep_alive: Option<serde_json::Value>,
     #[serde(flatten)]
     sampling: Sampling,
     messages: Vec<InMessage>,
@@ -66,6 +69,7 @@ struct ChatRequest {
 
 const SUPPORTED: &[&str] = &[
     "model",
+    "keep_alive",
     "messages",
     "temperature",
     "top_p",
@@ -163,6 +167,7 @@ pub async fn chat_completions(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
+    let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.top_logprobs.is_some_and(|n| n > 0) {
         return Err(invalid("top_logprobs", "only the chosen token's logprob is supported (top_logprobs must be 0)"));
     }
@@ -171,7 +176,7 @@ pub async fn chat_completions(
     }
     let messages = messages(req.messages)?;
     let deadline = Deadline::new(&state, EndpointKind::Chat);
-    let info = crate::run::ensure_loaded(&state, &req.model, deadline).await?;
+    let info = crate::run::ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let max_tokens =
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
     let params = req.sampling.into_params(max_tokens, req.logprobs, info.context_length)?;

@@ -32,6 +32,9 @@ enum PromptParam {
 #[derive(Debug, Deserialize)]
 struct CompletionRequest {
     model: String,
+    /// How long the model may stay loaded while idle after this request.
+    #[serde(default)]
+    keep_alive: Option<serde_json::Value>,
     #[serde(flatten)]
     sampling: Sampling,
     prompt: PromptParam,
@@ -48,6 +51,7 @@ struct CompletionRequest {
 
 const SUPPORTED: &[&str] = &[
     "model",
+    "keep_alive",
     "prompt",
     "max_tokens",
     "temperature",
@@ -74,6 +78,7 @@ pub async fn completions(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: CompletionRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
+    let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.logprobs.is_some_and(|n| n > 0) {
         return Err(invalid("logprobs", "only the chosen token's logprob is supported (logprobs must be 0)"));
     }
@@ -94,7 +99,7 @@ pub async fn completions(
         return Err(invalid("echo", "echo is only supported for text prompts"));
     }
     let deadline = Deadline::new(&state, EndpointKind::Completions);
-    let info = ensure_loaded(&state, &req.model, deadline).await?;
+    let info = ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let want_logprobs = req.logprobs.is_some();
     let params = req.sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;
     let id = format!("cmpl-{}", ctx.request_id.trim_start_matches("req_"));

@@ -35,6 +35,9 @@ enum Encoding {
 #[derive(Debug, Deserialize)]
 struct EmbeddingsRequest {
     model: String,
+    /// How long the model may stay loaded while idle after this request.
+    #[serde(default)]
+    keep_alive: Option<serde_json::Value>,
     input: Input,
     encoding_format: Option<Encoding>,
     dimensions: Option<u32>,
@@ -44,7 +47,7 @@ struct EmbeddingsRequest {
     user: Option<String>,
 }
 
-const SUPPORTED: &[&str] = &["model", "input", "encoding_format", "dimensions", "truncate", "user"];
+const SUPPORTED: &[&str] = &["model", "keep_alive", "input", "encoding_format", "dimensions", "truncate", "user"];
 
 /// Most inputs in one request (as OpenAI).
 const MAX_INPUTS: usize = 2048;
@@ -56,6 +59,7 @@ pub async fn embeddings(
     JsonBody(body): JsonBody,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let req: EmbeddingsRequest = parse_model_request(&ctx.record, body, SUPPORTED, &[])?;
+    let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     let inputs: Vec<EmbedInput> = match req.input {
         Input::Text(t) => vec![EmbedInput::Text(t)],
         Input::Texts(v) => v.into_iter().map(EmbedInput::Text).collect(),
@@ -73,7 +77,7 @@ pub async fn embeddings(
     }
     let deadline = Deadline::new(&state, EndpointKind::Embeddings);
     let _permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
-    ensure_loaded(&state, &req.model, deadline).await?;
+    ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let request = EmbedRequest { model: req.model.clone(), inputs, truncate: req.truncate };
     let result = deadline.run(state.engine.embed(request)).await?.map_err(|e| ApiError::from_engine(e, &req.model))?;
     let width = result.vectors.first().map_or(0, Vec::len);

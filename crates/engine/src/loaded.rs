@@ -1,0 +1,55 @@
+//! A model in the engine thread's pool: its weights, tokenizer and usage, and loading one from a
+//! folder.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::actor::ModelInfo;
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::model::Model;
+use crate::pool::KeepAlive;
+use crate::tokenizer::Tokenizer;
+
+pub(crate) struct Loaded {
+    pub(crate) info: ModelInfo,
+    pub(crate) model: Model,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) eos: BTreeSet<u32>,
+    pub(crate) last_used: Instant,
+    pub(crate) keep_alive: Option<KeepAlive>,
+}
+
+impl Loaded {
+    pub(crate) fn info(&self) -> ModelInfo {
+        ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
+    }
+
+    pub(crate) fn touch(&mut self) {
+        self.last_used = Instant::now();
+        self.info.requests_served += 1;
+    }
+}
+
+pub(crate) fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
+    let started = Instant::now();
+    let config = ModelConfig::load(path)?;
+    let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
+    let model = Model::load(path, config)?;
+    let c = &model.config;
+    let info = ModelInfo {
+        id: id.to_string(),
+        path: path.to_path_buf(),
+        model_type: c.model_type.clone(),
+        dtype: format!("{:?}", model.dtype()).to_lowercase(),
+        quantization: c.quantization.map(|q| (q.bits, q.group_size)),
+        weight_bytes: model.weight_bytes(),
+        context_length: c.max_position_embeddings,
+        pinned: false,
+        requests_served: 0,
+        idle_seconds: 0,
+    };
+    tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
+    let eos = tokenizer.eos_token_ids.clone();
+    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now(), keep_alive: None })
+}
