@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Do not register models found in the Hugging Face cache.
     #[arg(long)]
     no_hf_cache: bool,
+    /// Load (and pin) this registered model id at start-up, in the background (repeatable).
+    #[arg(long = "preload", value_name = "ID")]
+    preload: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,8 @@ pub enum ServeError {
     Store(#[from] mlx_manager_store::StoreError),
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
+    #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
+    UnknownPreload(String),
 }
 
 async fn shutdown_signal() {
@@ -133,6 +138,11 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         let id = state.registry.insert_folder(path);
         tracing::info!(model = %id, path = %path.display(), "registered");
     }
+    let preload = a
+        .preload
+        .iter()
+        .map(|id| state.registry.get(id).ok_or_else(|| ServeError::UnknownPreload(id.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let addr: SocketAddr = format!("{}:{}", a.host, a.port)
@@ -142,6 +152,15 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         println!("listening on http://{local}");
+        let handle = engine.handle();
+        tokio::spawn(async move {
+            for entry in preload {
+                match handle.preload(&entry.id, &entry.path).await {
+                    Ok(info) => tracing::info!(model = %info.id, bytes = info.weight_bytes, "preloaded"),
+                    Err(e) => tracing::error!(model = %entry.id, error = %e, "preload failed"),
+                }
+            }
+        });
         mlx_manager_server::serve(listener, state, shutdown_signal(), Duration::from_secs(a.drain_seconds)).await?;
         Ok::<_, ServeError>(())
     })?;

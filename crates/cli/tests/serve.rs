@@ -174,3 +174,38 @@ async fn idle_ttl_and_keep_alive_apply_to_openai_and_anthropic_routes() {
     let problem: serde_json::Value = r.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "keep_alive", "{problem}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preloaded_models_are_loaded_and_pinned_at_start_up() {
+    let server = start(&["--preload", "tiny-qwen", "--idle-ttl-seconds", "1"]);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pool = loop {
+        let pool: serde_json::Value =
+            client.get(format!("{}/admin/models", server.url)).send().await.unwrap().json().await.unwrap();
+        if pool["loaded"].as_array().is_some_and(|l| !l.is_empty()) {
+            break pool;
+        }
+        assert!(Instant::now() < deadline, "tiny-qwen was not preloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(pool["loaded"][0]["id"], "tiny-qwen");
+    assert_eq!(pool["loaded"][0]["pinned"], true);
+    // Pinned: the 1 s idle TTL does not unload it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(loaded(&client, &server.url).await);
+
+    // An unknown id is a start-up error that names it.
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
+        .args(["serve", "--port", "0", "--no-hf-cache", "--preload", "nope"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--preload nope"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
