@@ -110,7 +110,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 enum Command {
     Load { id: String, path: PathBuf, pin: bool, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
-    Unload { id: String, reply: oneshot::Sender<bool> },
+    Unload { id: String, force: bool, reply: oneshot::Sender<bool> },
     List { reply: oneshot::Sender<Vec<ModelInfo>> },
     Status { reply: oneshot::Sender<EngineStatus> },
     SetPinned { id: String, pinned: bool, reply: oneshot::Sender<bool> },
@@ -177,6 +177,7 @@ impl Engine {
                         running: VecDeque::new(),
                         changes: changes_tx,
                         idle_checked: Instant::now(),
+                        draining: Vec::new(),
                     }
                     .run(rx);
                 }
@@ -242,10 +243,18 @@ impl EngineHandle {
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
     }
 
-    /// Unloads a model; returns whether it was loaded.
+    /// Unloads a model once its running requests have finished (new ones may still start on it
+    /// meanwhile), freeing MLX's memory; returns whether it was loaded.
     pub async fn unload(&self, id: impl Into<String>) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Unload { id: id.into(), reply })?;
+        self.send(Command::Unload { id: id.into(), force: false, reply })?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Unloads a model now: its running requests end with [`EngineError::Unloaded`].
+    pub async fn unload_forced(&self, id: impl Into<String>) -> Result<bool> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Unload { id: id.into(), force: true, reply })?;
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
@@ -320,6 +329,8 @@ struct Actor {
     running: VecDeque<Running>,
     changes: watch::Sender<u64>,
     idle_checked: Instant,
+    /// Unloads waiting for their model's running requests to finish.
+    draining: Vec<(String, oneshot::Sender<bool>)>,
 }
 
 impl Actor {
@@ -327,6 +338,7 @@ impl Actor {
         loop {
             // About once a second, whatever else is going on (commands keep arriving while a
             // window polls, other models keep generating): unload models past their idle time.
+            self.finish_drains();
             if self.idle_checked.elapsed() >= IDLE_CHECK {
                 self.idle_checked = Instant::now();
                 self.expire_idle();
@@ -372,14 +384,12 @@ impl Actor {
                 let _enter = span.enter();
                 let _ = reply.send(self.load(id, &path, pin));
             }
-            Command::Unload { id, reply } => {
-                self.running.retain(|r| r.model != id);
-                let was = self.models.remove(&id).is_some();
-                let _ = mlx_rs::memory::clear_cache();
-                if was {
-                    self.changed();
+            Command::Unload { id, force, reply } => {
+                if force || !self.running.iter().any(|r| r.model == id) {
+                    let _ = reply.send(self.unload_now(&id));
+                } else {
+                    self.draining.push((id, reply));
                 }
-                let _ = reply.send(was);
             }
             Command::SetPinned { id, pinned, reply } => {
                 let found = self.models.get_mut(&id).map(|m| m.info.pinned = pinned).is_some();
@@ -423,6 +433,37 @@ impl Actor {
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// Removes a model (ending its running requests with `Unloaded`) and frees MLX's cache.
+    fn unload_now(&mut self, id: &str) -> bool {
+        self.running.retain(|r| {
+            let keep = r.model != id;
+            if !keep {
+                let _ = r.events.try_send(Err(EngineError::Unloaded { model: id.to_string() }));
+            }
+            keep
+        });
+        let was = self.models.remove(id).is_some();
+        let _ = mlx_rs::memory::clear_cache();
+        if was {
+            self.changed();
+        }
+        was
+    }
+
+    /// Completes the unloads that were waiting for their model's requests to finish.
+    fn finish_drains(&mut self) {
+        if self.draining.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.draining)
+            .into_iter()
+            .partition(|(id, _)| !self.running.iter().any(|r| &r.model == id));
+        self.draining = waiting;
+        for (id, reply) in ready {
+            let _ = reply.send(self.unload_now(&id));
+        }
     }
 
     /// Unloads unpinned, idle models whose idle time passed their keep-alive or the pool's TTL.

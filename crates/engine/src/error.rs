@@ -118,6 +118,12 @@ pub enum EngineError {
         /// MLX's message.
         message: String,
     },
+    /// The model was unloaded with `force` while this request was running on it.
+    #[error("model `{model}` was unloaded while the request ran")]
+    Unloaded {
+        /// The model.
+        model: String,
+    },
     /// The engine thread has stopped (shutdown or a fatal error).
     #[error("the engine has stopped")]
     Stopped,

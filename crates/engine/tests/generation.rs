@@ -243,3 +243,49 @@ async fn a_slow_reader_does_not_stall_other_requests() {
     drop(stalled);
     assert!(wait_until_idle().await);
 }
+
+#[tokio::test]
+async fn unload_waits_for_running_requests_and_forced_unload_ends_them() {
+    let m = load_tiny(spec(TinyFamily::Llama)).await;
+    let loaded = |id: String| async move { engine().list().await.unwrap().iter().any(|i| i.id == id) };
+
+    // Graceful: the running request finishes in full, then the model goes.
+    let request = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(300) };
+    let mut stream = engine().generate(request).unwrap();
+    assert!(matches!(stream.next().await, Some(Ok(GenerationEvent::Started { .. }))));
+    let unload = tokio::spawn(async move { engine().unload(m.id.clone()).await });
+    let mut tokens_seen = 0;
+    loop {
+        match stream.next().await {
+            Some(Ok(GenerationEvent::Token { .. })) => {
+                tokens_seen += 1;
+                if tokens_seen == 20 {
+                    // The unload has had time to arrive; it is waiting for this request.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    assert!(!unload.is_finished(), "the unload did not wait for the running request");
+                }
+            }
+            Some(Ok(GenerationEvent::Done { .. })) => break,
+            other => panic!("the request was cut short by a graceful unload: {other:?}"),
+        }
+    }
+    assert_eq!(tokens_seen, 300);
+    assert!(unload.await.unwrap().unwrap(), "the model was loaded");
+    let m = load_tiny(spec(TinyFamily::Llama)).await;
+    assert!(loaded(m.id.clone()).await);
+
+    // Forced: the running request ends at once with a typed error, and the model is gone.
+    let request = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(1_000_000) };
+    let mut stream = engine().generate(request).unwrap();
+    assert!(matches!(stream.next().await, Some(Ok(GenerationEvent::Started { .. }))));
+    assert!(engine().unload_forced(&m.id).await.unwrap());
+    let ended = loop {
+        match stream.next().await {
+            Some(Ok(GenerationEvent::Token { .. })) => continue,
+            other => break other,
+        }
+    };
+    assert!(matches!(&ended, Some(Err(EngineError::Unloaded { model })) if *model == m.id), "{ended:?}");
+    assert!(!loaded(m.id.clone()).await);
+    assert!(wait_until_idle().await);
+}

@@ -1,8 +1,9 @@
 //! Headless equivalents of the desktop UI: model pool, timeouts, health.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::{Extension, Json};
 use mlx_manager_core::{EndpointKind, Timeouts};
@@ -47,12 +48,13 @@ pub async fn models(
     Ok(Json(json!({"available": available, "loaded": status.loaded, "running_generations": status.running})))
 }
 
-/// `POST /admin/models/{id}/preload` and `DELETE /admin/models/{id}` (ids may contain `/`).
+/// `POST /admin/models/{id}/preload` and `DELETE /admin/models/{id}[?force=true]` (ids may contain `/`).
 pub async fn model_action(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     method: Method,
     Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if method == Method::POST {
         let id = rest.strip_suffix("/preload").ok_or(ApiError::NotFound)?;
@@ -71,9 +73,16 @@ pub async fn model_action(
         if state.registry.get(&rest).is_none() {
             return Err(ApiError::ModelNotFound(rest));
         }
-        let was_loaded = state.engine.unload(&rest).await.map_err(|e| ApiError::from_engine(e, &rest))?;
+        // `?force=true` ends the model's running requests now; otherwise they finish first.
+        let force = match query.get("force").map(String::as_str) {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => return Err(invalid("force", "must be true or false")),
+        };
+        let unloaded = if force { state.engine.unload_forced(&rest).await } else { state.engine.unload(&rest).await };
+        let was_loaded = unloaded.map_err(|e| ApiError::from_engine(e, &rest))?;
         ctx.record.succeed();
-        return Ok(Json(json!({"id": rest, "unloaded": was_loaded})));
+        return Ok(Json(json!({"id": rest, "unloaded": was_loaded, "forced": force})));
     }
     Err(ApiError::MethodNotAllowed)
 }

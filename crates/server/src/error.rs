@@ -76,6 +76,9 @@ pub enum ApiError {
     /// A model folder could not be loaded (details in the server log).
     #[error("model `{0}` could not be loaded; see the server log")]
     ModelLoad(String),
+    /// The model was unloaded (forced) while the request ran on it.
+    #[error("model `{0}` was unloaded while this request ran; retry to load it again")]
+    ModelUnloaded(String),
     /// The engine has stopped.
     #[error("the inference engine is not running")]
     EngineUnavailable,
@@ -138,6 +141,7 @@ impl ApiError {
                 tracing::error!(model, error = %e, "engine error");
                 ApiError::Internal
             }
+            EngineError::Unloaded { model } => ApiError::ModelUnloaded(model),
             EngineError::Stopped => ApiError::EngineUnavailable,
         }
     }
@@ -155,7 +159,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Draining | ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Draining | ApiError::EngineUnavailable | ApiError::ModelUnloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::ModelLoad(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::InsufficientMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         }
@@ -179,6 +185,7 @@ impl ApiError {
             ApiError::ModelLoad(_) => "model_load_failed",
             ApiError::InsufficientMemory { .. } => "insufficient_memory",
             ApiError::EngineUnavailable => "engine_unavailable",
+            ApiError::ModelUnloaded(_) => "model_unloaded",
             ApiError::Internal => "internal_error",
         }
     }
@@ -200,6 +207,7 @@ impl ApiError {
             ApiError::ModelLoad(_) => "Model load failed",
             ApiError::InsufficientMemory { .. } => "Insufficient memory",
             ApiError::EngineUnavailable => "Engine unavailable",
+            ApiError::ModelUnloaded(_) => "Model unloaded",
             ApiError::Internal => "Internal error",
         }
     }
@@ -214,6 +222,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
             ApiError::Draining
             | ApiError::EngineUnavailable
+            | ApiError::ModelUnloaded(_)
             | ApiError::ModelLoad(_)
             | ApiError::InsufficientMemory { .. }
             | ApiError::Internal => "server_error",
@@ -230,7 +239,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::Overloaded => "rate_limit_error",
             ApiError::Timeout { .. } => "timeout_error",
-            ApiError::Draining | ApiError::EngineUnavailable => "overloaded_error",
+            ApiError::Draining | ApiError::EngineUnavailable | ApiError::ModelUnloaded(_) => "overloaded_error",
             ApiError::ModelLoad(_) | ApiError::InsufficientMemory { .. } | ApiError::Internal => "api_error",
             _ => "invalid_request_error",
         }

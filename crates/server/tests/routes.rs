@@ -180,6 +180,10 @@ async fn models_and_admin_routes() {
     assert!(admin["available"][0]["size_bytes"].as_u64().unwrap() > 0);
     let health: serde_json::Value = s.get("/health").send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
+    // `force` must be a boolean; checked before anything is unloaded.
+    let r = s.client.delete(format!("{}/admin/models/{MODEL}?force=maybe", s.url)).send().await.unwrap();
+    let problem = assert_problem(r, 422, "validation_error").await;
+    assert_eq!(problem["errors"][0]["field"], "force");
 }
 
 #[tokio::test(flavor = "multi_thread")]
