@@ -48,6 +48,19 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, ctl: Controller) {
             }
         }
     });
+    let (a, c) = (app.clone(), ctl.clone());
+    tauri::async_runtime::spawn(async move {
+        let mut loads = c.engine().load_events();
+        loop {
+            match loads.recv().await {
+                Ok(event) => {
+                    let _ = ModelLoading::from(event).emit(&a);
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
     tauri::async_runtime::spawn(async move { audit_feed(app, ctl).await });
 }
 

@@ -42,3 +42,29 @@ pub struct ExportProgress {
     #[specta(type = u32)]
     pub rows: u64,
 }
+
+/// A model's loading state changed (load started, progressed, finished or failed; or unloaded).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct ModelLoading {
+    /// The model id.
+    pub model: String,
+    /// `not_loaded`, `loading`, `ready` or `failed`.
+    pub state: String,
+    /// How far a load has got (0 … 1) while `loading`.
+    pub fraction: Option<f32>,
+    /// Why the load failed, when `failed`.
+    pub message: Option<String>,
+}
+
+impl From<mlx_manager_engine::LoadEvent> for ModelLoading {
+    fn from(e: mlx_manager_engine::LoadEvent) -> Self {
+        use mlx_manager_engine::LoadState;
+        let (state, fraction, message) = match e.state {
+            LoadState::NotLoaded => ("not_loaded", None, None),
+            LoadState::Loading { fraction } => ("loading", Some(fraction), None),
+            LoadState::Ready { .. } => ("ready", Some(1.0), None),
+            LoadState::Failed { message } => ("failed", None, Some(message)),
+        };
+        ModelLoading { model: e.model, state: state.to_string(), fraction, message }
+    }
+}

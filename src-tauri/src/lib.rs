@@ -53,6 +53,7 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             ModelPoolChanged,
             SettingsChanged,
             ExportProgress,
+            ModelLoading,
         ])
 }
 

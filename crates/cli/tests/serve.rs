@@ -209,3 +209,66 @@ async fn preloaded_models_are_loaded_and_pinned_at_start_up() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `data:` payloads of SSE events read from `response` until it ends or `until` says stop.
+async fn sse_events(
+    mut response: reqwest::Response,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while let Some(chunk) =
+        tokio::time::timeout(Duration::from_secs(20), response.chunk()).await.expect("SSE stalled").unwrap()
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            for line in block.lines() {
+                if let Some(data) = line.strip_prefix("data: ") {
+                    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+                    let stop = until(&event);
+                    events.push(event);
+                    if stop {
+                        return events;
+                    }
+                }
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loading_progress_streams_from_not_loaded_to_ready_and_late_subscribers_get_the_state() {
+    let server = start(&[]);
+    let url = server.url.clone();
+    let client = reqwest::Client::new();
+    let progress = format!("{url}/admin/models/tiny-qwen/loading-progress");
+    let r = client.get(&progress).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let reader = tokio::spawn(sse_events(r, |e| e["state"] == "ready" || e["state"] == "failed"));
+    // Let the subscriber see `not_loaded` first, then load the model.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pre = client.post(format!("{url}/admin/models/tiny-qwen/preload")).send().await.unwrap();
+    assert_eq!(pre.status(), 200);
+    let events = reader.await.unwrap();
+    let states: Vec<&str> = events.iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states.first(), Some(&"not_loaded"), "{events:?}");
+    assert_eq!(states.last(), Some(&"ready"), "{events:?}");
+    assert!(states.contains(&"loading"), "{events:?}");
+    let fractions: Vec<f64> = events.iter().filter_map(|e| e["fraction"].as_f64()).collect();
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
+    let ready = events.last().unwrap();
+    assert_eq!(ready["model"], "tiny-qwen");
+    assert!(ready["weight_bytes"].as_u64().unwrap() > 0);
+
+    // A late subscriber is told `ready` at once, and the stream ends.
+    let r = client.get(&progress).send().await.unwrap();
+    let events = sse_events(r, |_| false).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["state"], "ready");
+
+    let r = client.get(format!("{url}/admin/models/nope/loading-progress")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}

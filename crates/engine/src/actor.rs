@@ -11,13 +11,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Span;
 
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
 use crate::loaded::{load_model, Loaded};
 use crate::pool::{idle_expired, plan_eviction, KeepAlive, PoolConfig, Resident};
+use crate::progress::{LoadEvent, LoadProgress, LoadState};
 
 /// Tokens buffered per generation before the engine waits for the reader.
 const STREAM_BUFFER: usize = 32;
@@ -127,6 +128,7 @@ pub struct EngineHandle {
     tx: std_mpsc::Sender<Command>,
     health: watch::Receiver<EngineHealth>,
     changes: watch::Receiver<u64>,
+    progress: LoadProgress,
 }
 
 /// Owns the engine thread; dropping it stops the thread and joins it.
@@ -164,6 +166,8 @@ impl Engine {
         let (health_tx, health) = watch::channel(EngineHealth::Ready);
         let (changes_tx, changes) = watch::channel(0u64);
         let (ready_tx, ready_rx) = std_mpsc::channel();
+        let progress = LoadProgress::default();
+        let actor_progress = progress.clone();
         let thread = std::thread::Builder::new()
             .name("mlx-engine".into())
             .spawn(move || {
@@ -178,6 +182,7 @@ impl Engine {
                         changes: changes_tx,
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
+                        progress: actor_progress,
                     }
                     .run(rx);
                 }
@@ -185,7 +190,7 @@ impl Engine {
             })
             .map_err(|e| EngineError::Mlx { message: format!("cannot start the engine thread: {e}") })?;
         ready_rx.recv().map_err(|_| EngineError::Stopped)??;
-        Ok(Engine { handle: EngineHandle { tx, health, changes }, thread: Some(thread) })
+        Ok(Engine { handle: EngineHandle { tx, health, changes, progress }, thread: Some(thread) })
     }
 
     /// A handle for callers.
@@ -310,6 +315,16 @@ impl EngineHandle {
         self.send(Command::KeepAlive { id: id.into(), keep })
     }
 
+    /// One model's loading state, starting with the latest (`NotLoaded` for one never loaded).
+    pub fn load_state(&self, id: &str) -> watch::Receiver<LoadState> {
+        self.progress.subscribe(id)
+    }
+
+    /// Every model's state changes from now on (load started, progress, ready, failed, unloaded).
+    pub fn load_events(&self) -> broadcast::Receiver<LoadEvent> {
+        self.progress.events()
+    }
+
     /// Replaces the pool's limits; they apply from the next load (and idle check) on.
     pub fn set_pool(&self, config: PoolConfig) -> Result<()> {
         self.send(Command::SetPool { config })
@@ -331,6 +346,7 @@ struct Actor {
     idle_checked: Instant,
     /// Unloads waiting for their model's running requests to finish.
     draining: Vec<(String, oneshot::Sender<bool>)>,
+    progress: LoadProgress,
 }
 
 impl Actor {
@@ -447,6 +463,7 @@ impl Actor {
         let was = self.models.remove(id).is_some();
         let _ = mlx_rs::memory::clear_cache();
         if was {
+            self.progress.publish(id, LoadState::NotLoaded);
             self.changed();
         }
         was
@@ -471,11 +488,13 @@ impl Actor {
         let before = self.models.len();
         let default = self.pool.idle_ttl;
         let running = &self.running;
+        let progress = &self.progress;
         self.models.retain(|id, m| {
             let busy = running.iter().any(|r| &r.model == id);
             let keep = !idle_expired(m.last_used.elapsed(), m.keep_alive, default, m.info.pinned, busy);
             if !keep {
                 tracing::info!(model = %id, "unloaded after its idle TTL");
+                progress.publish(id, LoadState::NotLoaded);
             }
             keep
         });
@@ -522,12 +541,32 @@ impl Actor {
         for victim in evict {
             tracing::info!(model = %victim, "evicted to make room");
             self.models.remove(&victim);
+            self.progress.publish(&victim, LoadState::NotLoaded);
         }
         let _ = mlx_rs::memory::clear_cache();
         if evicted {
             self.changed();
         }
-        let mut loaded = load_model(&id, path)?;
+        let started = Instant::now();
+        self.progress.publish(&id, LoadState::Loading { fraction: 0.0 });
+        let progress = self.progress.clone();
+        let result = load_model(&id, path, &mut |fraction| {
+            progress.publish(&id, LoadState::Loading { fraction: fraction.min(0.99) })
+        });
+        let mut loaded = match result {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.progress.publish(&id, LoadState::Failed { message: e.to_string() });
+                return Err(e);
+            }
+        };
+        self.progress.publish(
+            &id,
+            LoadState::Ready {
+                weight_bytes: loaded.info.weight_bytes as u64,
+                load_ms: started.elapsed().as_millis() as u64,
+            },
+        );
         loaded.info.pinned = pin;
         let info = loaded.info();
         self.models.insert(id, loaded);

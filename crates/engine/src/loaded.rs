@@ -31,11 +31,12 @@ impl Loaded {
     }
 }
 
-pub(crate) fn load_model(id: &str, path: &std::path::Path) -> Result<Loaded> {
+pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn FnMut(f32)) -> Result<Loaded> {
     let started = Instant::now();
     let config = ModelConfig::load(path)?;
     let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
-    let model = Model::load(path, config)?;
+    progress(0.02);
+    let model = Model::load_with_progress(path, config, progress)?;
     let c = &model.config;
     let info = ModelInfo {
         id: id.to_string(),

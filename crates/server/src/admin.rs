@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mlx_manager_core::{EndpointKind, Timeouts};
 use serde_json::json;
@@ -48,14 +49,19 @@ pub async fn models(
     Ok(Json(json!({"available": available, "loaded": status.loaded, "running_generations": status.running})))
 }
 
-/// `POST /admin/models/{id}/preload` and `DELETE /admin/models/{id}[?force=true]` (ids may contain `/`).
+/// `POST /admin/models/{id}/preload`, `DELETE /admin/models/{id}[?force=true]` and
+/// `GET /admin/models/{id}/loading-progress` (SSE) — ids may contain `/`.
 pub async fn model_action(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     method: Method,
     Path(rest): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    if method == Method::GET {
+        let id = rest.strip_suffix("/loading-progress").ok_or(ApiError::NotFound)?;
+        return crate::loading::progress(&state, &ctx, id);
+    }
     if method == Method::POST {
         let id = rest.strip_suffix("/preload").ok_or(ApiError::NotFound)?;
         ctx.record.set_model(id);
@@ -66,7 +72,7 @@ pub async fn model_action(
             .await?
             .map_err(|e| ApiError::from_engine(e, id))?;
         ctx.record.succeed();
-        return Ok(Json(json!({"loaded": info})));
+        return Ok(Json(json!({"loaded": info})).into_response());
     }
     if method == Method::DELETE {
         ctx.record.set_model(&rest);
@@ -82,7 +88,7 @@ pub async fn model_action(
         let unloaded = if force { state.engine.unload_forced(&rest).await } else { state.engine.unload(&rest).await };
         let was_loaded = unloaded.map_err(|e| ApiError::from_engine(e, &rest))?;
         ctx.record.succeed();
-        return Ok(Json(json!({"id": rest, "unloaded": was_loaded, "forced": force})));
+        return Ok(Json(json!({"id": rest, "unloaded": was_loaded, "forced": force})).into_response());
     }
     Err(ApiError::MethodNotAllowed)
 }

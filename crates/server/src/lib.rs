@@ -13,6 +13,7 @@ mod audit_routes;
 mod error;
 mod extract;
 mod keep_alive;
+mod loading;
 mod middleware;
 mod openai;
 pub mod paths;

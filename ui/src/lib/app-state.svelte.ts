@@ -1,6 +1,6 @@
 // Everything the settings window shows, loaded once and kept current by the shell's events
 // (server status, settings, model pool, audit feed) — the window never polls.
-import { commands, events, type AppSettings, type ModelPool, type ServerStatus } from "./bindings";
+import { commands, events, type AppSettings, type ModelLoading, type ModelPool, type ServerStatus } from "./bindings";
 import { AuditLog } from "./audit.svelte";
 import { call, errorText } from "./api";
 
@@ -9,6 +9,8 @@ export class AppState {
   settings = $state<AppSettings | null>(null);
   pool = $state<ModelPool | null>(null);
   loadError = $state<string | null>(null);
+  /** The latest loading state per model id (from the engine, while models load). */
+  loading = $state<Record<string, ModelLoading>>({});
   audit = new AuditLog();
 
   /** Fetches the pool again (request counts and idle times change without a pool event). */
@@ -26,6 +28,7 @@ export class AppState {
       events.serverStatusChanged.listen((e) => (this.status = e.payload)),
       events.settingsChanged.listen((e) => (this.settings = e.payload)),
       events.modelPoolChanged.listen((e) => (this.pool = e.payload)),
+      events.modelLoading.listen((e) => (this.loading[e.payload.model] = e.payload)),
       events.auditEntryAppended.listen((e) => this.audit.receive(e.payload)),
       events.statsChanged.listen((e) => this.audit.changed(e.payload.lagged)),
       events.exportProgress.listen((e) => this.audit.exportProgress(e.payload.path, e.payload.rows)),

@@ -45,6 +45,7 @@ export const commands = {
 export const events = {
 	auditEntryAppended: makeEvent<AuditEntryAppended_Serialize, AuditEntryAppended_Deserialize>("audit-entry-appended"),
 	exportProgress: makeEvent<ExportProgress, ExportProgress>("export-progress"),
+	modelLoading: makeEvent<ModelLoading_Serialize, ModelLoading_Deserialize>("model-loading"),
 	modelPoolChanged: makeEvent<ModelPoolChanged_Serialize, ModelPoolChanged_Deserialize>("model-pool-changed"),
 	serverStatusChanged: makeEvent<ServerStatusChanged_Serialize, ServerStatusChanged_Deserialize>("server-status-changed"),
 	settingsChanged: makeEvent<SettingsChanged_Serialize, SettingsChanged_Deserialize>("settings-changed"),
@@ -413,6 +414,33 @@ export type LoadedModel_Serialize = {
 	idle_seconds: number,
 	/**  Requests served since it was loaded. */
 	requests_served: number,
+};
+
+/**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
+export type ModelLoading = ModelLoading_Serialize | ModelLoading_Deserialize;
+
+/**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
+export type ModelLoading_Deserialize = {
+	/**  The model id. */
+	model: string,
+	/**  `not_loaded`, `loading`, `ready` or `failed`. */
+	state: string,
+	/**  How far a load has got (0 … 1) while `loading`. */
+	fraction?: number | null,
+	/**  Why the load failed, when `failed`. */
+	message?: string | null,
+};
+
+/**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
+export type ModelLoading_Serialize = {
+	/**  The model id. */
+	model: string,
+	/**  `not_loaded`, `loading`, `ready` or `failed`. */
+	state: string,
+	/**  How far a load has got (0 … 1) while `loading`. */
+	fraction: number | null,
+	/**  Why the load failed, when `failed`. */
+	message: string | null,
 };
 
 /**  Available and loaded models, and the memory they use. */

@@ -117,7 +117,7 @@ describe("request timeouts", () => {
 });
 
 describe("model pool", () => {
-  test("a model ticked for start-up is saved in the pool settings and stays ticked", async () => {
+  test("start-up models are saved in the pool settings; loading progress and failures show per model", async () => {
     const { page, errors } = await openWindow();
     await page.getByTestId("tab-pool").click();
     const box = page.getByTestId("pool-startup-tiny-qwen");
@@ -128,6 +128,12 @@ describe("model pool", () => {
     assert.deepEqual(saved.pool, { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: ["tiny-qwen"] });
     assert.equal(await box.isChecked(), true);
     assert.equal(await page.getByTestId("pool-startup-tiny-llama").isChecked(), false);
+
+    // Loading progress from the engine shows in the model's row, then a failure.
+    await page.evaluate(() => window.__emit("model-loading", { model: "tiny-llama", state: "loading", fraction: 0.4, message: null }));
+    await page.getByTestId("pool-loading-tiny-llama").filter({ hasText: "Loading 40%" }).waitFor();
+    await page.evaluate(() => window.__emit("model-loading", { model: "tiny-llama", state: "failed", fraction: null, message: "bad weights" }));
+    await page.getByTestId("pool-row-tiny-llama").filter({ hasText: "Load failed" }).waitFor();
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -105,7 +105,14 @@ impl Model {
     /// Loads and validates the weights in `dir` for `config`, and evaluates them (so a bad file
     /// fails here, not in the middle of a request).
     pub fn load(dir: &Path, config: ModelConfig) -> Result<Model> {
+        Model::load_with_progress(dir, config, &mut |_| {})
+    }
+
+    /// [`Model::load`], reporting how far it got (0 … 1) after each stage: weight files checked,
+    /// each layer built, then the weights read into memory.
+    pub fn load_with_progress(dir: &Path, config: ModelConfig, progress: &mut dyn FnMut(f32)) -> Result<Model> {
         let mut w = WeightSet::load(dir)?;
+        progress(0.1);
         let c = &config;
         let q = c.quantization;
         let (d, hd) = (c.hidden_size, c.head_dim);
@@ -137,6 +144,7 @@ impl Model {
                 input_norm: w.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
                 post_attn_norm: w.norm(&format!("{p}.post_attention_layernorm"), d, c.rms_norm_eps)?,
             });
+            progress(0.1 + 0.4 * (i + 1) as f32 / c.num_layers.max(1) as f32);
         }
         let norm = w.norm("model.norm", d, c.rms_norm_eps)?;
         let lm_head =
@@ -144,7 +152,9 @@ impl Model {
         w.finish(c.tie_word_embeddings)?;
         let rope = Rope::new(c)?;
         let mut model = Model { config, embed, blocks, norm, lm_head, rope, weight_bytes: 0 };
+        progress(0.5);
         model.weight_bytes = model.eval_weights()?;
+        progress(1.0);
         Ok(model)
     }
 
