@@ -1,6 +1,6 @@
 //! The model pool: a cap on loaded models and a memory budget, least recently used idle models
-//! evicted first, pinned and busy models never, a typed error when nothing can make room, and
-//! the idle TTL.
+//! evicted first, pinned and busy models never, loads waiting for busy models, a typed error when
+//! nothing can ever make room, and the idle TTL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -74,19 +74,28 @@ async fn eviction_pinning_busy_models_and_the_budget() {
     h.unload("p").await.unwrap();
     h.load("big", &big).await.unwrap();
 
-    // A busy model is not evicted: the load fails until its generation ends.
+    // A busy model is not evicted: loads that need its room wait (in order) until its generation
+    // ends, then succeed; a model that can never fit still fails at once.
     let mut busy = generate("big", 1_000_000);
     busy.next().await.unwrap().unwrap();
-    assert!(matches!(h.load("q", &small[1]).await, Err(EngineError::InsufficientMemory { .. })));
+    let (h1, h2) = (h.clone(), h.clone());
+    let (q_path, r_path) = (small[1].clone(), small[2].clone());
+    let q = tokio::spawn(async move { h1.load("q", q_path).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = tokio::spawn(async move { h2.load("r", r_path).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!q.is_finished() && !r.is_finished(), "the loads did not wait for the busy model");
+    let too_big = write(dir.path(), "too-big", 24);
+    assert!(matches!(h.load("too-big", &too_big).await, Err(EngineError::InsufficientMemory { .. })));
+    assert!(busy.next().await.unwrap().is_ok(), "the busy model kept generating meanwhile");
     drop(busy);
-    for _ in 0..500 {
-        if h.status().await.unwrap().running == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    q.await.unwrap().unwrap();
+    r.await.unwrap().unwrap();
+    assert_eq!(ids(h.list().await.unwrap()), ["q", "r"], "the idle big model made room for both");
+    for id in ["q", "r"] {
+        h.unload(id).await.unwrap();
     }
     h.load("q", &small[1]).await.unwrap();
-    assert_eq!(ids(h.list().await.unwrap()), ["q"], "the idle big model made room");
 
     // Idle TTL: unpinned models go after 2 s without requests, pinned ones stay.
     h.preload("kept", &small[2]).await.unwrap();

@@ -16,9 +16,12 @@ use tracing::Span;
 
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
-use crate::loaded::{load_model, Loaded};
-use crate::pool::{idle_expired, plan_eviction, KeepAlive, PoolConfig, Resident};
+use crate::loaded::Loaded;
+use crate::pool::{idle_expired, KeepAlive, PoolConfig};
 use crate::progress::{LoadEvent, LoadProgress, LoadState};
+
+mod load_queue;
+use load_queue::LoadQueue;
 
 /// Tokens buffered per generation before the engine waits for the reader.
 const STREAM_BUFFER: usize = 32;
@@ -183,6 +186,7 @@ impl Engine {
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
                         progress: actor_progress,
+                        waiting: LoadQueue::default(),
                     }
                     .run(rx);
                 }
@@ -347,6 +351,8 @@ struct Actor {
     /// Unloads waiting for their model's running requests to finish.
     draining: Vec<(String, oneshot::Sender<bool>)>,
     progress: LoadProgress,
+    /// Loads waiting for busy models to finish.
+    waiting: LoadQueue,
 }
 
 impl Actor {
@@ -355,6 +361,9 @@ impl Actor {
             // About once a second, whatever else is going on (commands keep arriving while a
             // window polls, other models keep generating): unload models past their idle time.
             self.finish_drains();
+            if self.has_waiting_loads() {
+                self.retry_waiting();
+            }
             if self.idle_checked.elapsed() >= IDLE_CHECK {
                 self.idle_checked = Instant::now();
                 self.expire_idle();
@@ -396,10 +405,7 @@ impl Actor {
     /// Returns false on shutdown.
     fn handle(&mut self, command: Command) -> bool {
         match command {
-            Command::Load { id, path, pin, reply, span } => {
-                let _enter = span.enter();
-                let _ = reply.send(self.load(id, &path, pin));
-            }
+            Command::Load { id, path, pin, reply, span } => self.load(id, path, pin, reply, span),
             Command::Unload { id, force, reply } => {
                 if force || !self.running.iter().any(|r| r.model == id) {
                     let _ = reply.send(self.unload_now(&id));
@@ -506,72 +512,6 @@ impl Actor {
 
     fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
-    }
-
-    /// Loads (or finds) a model, making room first within the pool's limits.
-    fn load(&mut self, id: String, path: &std::path::Path, pin: bool) -> Result<ModelInfo> {
-        if let Some(loaded) = self.models.get_mut(&id) {
-            let newly_pinned = pin && !loaded.info.pinned;
-            loaded.info.pinned |= pin;
-            loaded.last_used = Instant::now();
-            let info = loaded.info();
-            if newly_pinned {
-                self.changed();
-            }
-            return Ok(info);
-        }
-        let need: u64 = crate::model::weight_files(path)
-            .map(|files| files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum())
-            .unwrap_or(0);
-        let resident: Vec<Resident> = self
-            .models
-            .values()
-            .map(|m| Resident {
-                id: m.info.id.clone(),
-                bytes: m.info.weight_bytes as u64,
-                pinned: m.info.pinned,
-                busy: self.running.iter().any(|r| r.model == m.info.id),
-                last_used: m.last_used,
-            })
-            .collect();
-        let evict = plan_eviction(&resident, need, &self.pool).map_err(|(needed_bytes, available_bytes)| {
-            EngineError::InsufficientMemory { model: id.clone(), needed_bytes, available_bytes }
-        })?;
-        let evicted = !evict.is_empty();
-        for victim in evict {
-            tracing::info!(model = %victim, "evicted to make room");
-            self.models.remove(&victim);
-            self.progress.publish(&victim, LoadState::NotLoaded);
-        }
-        let _ = mlx_rs::memory::clear_cache();
-        if evicted {
-            self.changed();
-        }
-        let started = Instant::now();
-        self.progress.publish(&id, LoadState::Loading { fraction: 0.0 });
-        let progress = self.progress.clone();
-        let result = load_model(&id, path, &mut |fraction| {
-            progress.publish(&id, LoadState::Loading { fraction: fraction.min(0.99) })
-        });
-        let mut loaded = match result {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                self.progress.publish(&id, LoadState::Failed { message: e.to_string() });
-                return Err(e);
-            }
-        };
-        self.progress.publish(
-            &id,
-            LoadState::Ready {
-                weight_bytes: loaded.info.weight_bytes as u64,
-                load_ms: started.elapsed().as_millis() as u64,
-            },
-        );
-        loaded.info.pinned = pin;
-        let info = loaded.info();
-        self.models.insert(id, loaded);
-        self.changed();
-        Ok(info)
     }
 
     fn loaded(&self) -> Vec<ModelInfo> {
