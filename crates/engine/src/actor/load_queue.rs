@@ -149,8 +149,8 @@ impl Actor {
             self.models.remove(&victim);
             self.progress.publish(&victim, LoadState::NotLoaded);
         }
-        let _ = mlx_rs::memory::clear_cache();
         if evicted {
+            crate::pool::release_memory();
             self.changed();
         }
         let started = Instant::now();

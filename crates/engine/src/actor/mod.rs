@@ -467,7 +467,7 @@ impl Actor {
             keep
         });
         let was = self.models.remove(id).is_some();
-        let _ = mlx_rs::memory::clear_cache();
+        crate::pool::release_memory();
         if was {
             self.progress.publish(id, LoadState::NotLoaded);
             self.changed();
@@ -505,7 +505,7 @@ impl Actor {
             keep
         });
         if self.models.len() != before {
-            let _ = mlx_rs::memory::clear_cache();
+            crate::pool::release_memory();
             self.changed();
         }
     }
