@@ -29,9 +29,12 @@ pub struct LoadedModel {
     pub dtype: String,
     /// `4-bit, group 64` when quantized.
     pub quantization: Option<String>,
-    /// Bytes of weights in memory.
+    /// Bytes in memory: weights plus the key/value cache of its running requests.
     #[specta(type = u32)]
     pub memory_bytes: u64,
+    /// Of which key/value cache.
+    #[specta(type = u32)]
+    pub kv_cache_bytes: u64,
     /// Never evicted until unpinned or unloaded.
     pub pinned: bool,
     /// Seconds since it last served a request.
@@ -49,7 +52,7 @@ pub struct ModelPool {
     pub available: Vec<AvailableModel>,
     /// The loaded ones, by id.
     pub loaded: Vec<LoadedModel>,
-    /// Weights in memory, bytes.
+    /// Weights and key/value caches in memory, bytes.
     #[specta(type = u32)]
     pub memory_in_use_bytes: u64,
     /// The pool's budget, bytes (None when RAM is unknown and no budget is set).
@@ -72,7 +75,8 @@ impl ModelPool {
             .into_iter()
             .map(|l| LoadedModel {
                 quantization: l.quantization.map(|(bits, group)| format!("{bits}-bit, group {group}")),
-                memory_bytes: l.weight_bytes as u64,
+                memory_bytes: (l.weight_bytes + l.kv_cache_bytes) as u64,
+                kv_cache_bytes: l.kv_cache_bytes as u64,
                 id: l.id,
                 model_type: l.model_type,
                 dtype: l.dtype,

@@ -68,4 +68,9 @@ impl KvCache {
     pub(crate) fn new(num_layers: usize) -> KvCache {
         KvCache { layers: (0..num_layers).map(|_| LayerCache::default()).collect() }
     }
+
+    /// Bytes the key/value buffers hold (their allocated capacity, not just the filled part).
+    pub(crate) fn nbytes(&self) -> usize {
+        self.layers.iter().flat_map(|l| l.state()).map(|a| a.nbytes()).sum()
+    }
 }

@@ -217,6 +217,11 @@ pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Ve
 }
 
 impl Sequence {
+    /// Bytes of this sequence's key/value cache.
+    pub(crate) fn cache_bytes(&self) -> usize {
+        self.cache.nbytes()
+    }
+
     /// Tokens in the prompt.
     pub(crate) fn prompt_len(&self) -> usize {
         self.prompt.len()

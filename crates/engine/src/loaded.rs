@@ -45,6 +45,7 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
         dtype: format!("{:?}", model.dtype()).to_lowercase(),
         quantization: c.quantization.map(|q| (q.bits, q.group_size)),
         weight_bytes: model.weight_bytes(),
+        kv_cache_bytes: 0,
         context_length: c.max_position_embeddings,
         pinned: false,
         requests_served: 0,

@@ -289,3 +289,24 @@ async fn unload_waits_for_running_requests_and_forced_unload_ends_them() {
     assert!(!loaded(m.id.clone()).await);
     assert!(wait_until_idle().await);
 }
+
+#[tokio::test]
+async fn a_running_request_s_kv_cache_is_counted_and_released() {
+    let m = load_tiny(spec(TinyFamily::Qwen2)).await;
+    let kv = |id: String| async move {
+        engine().list().await.unwrap().into_iter().find(|i| i.id == id).map(|i| i.kv_cache_bytes).unwrap()
+    };
+    assert_eq!(kv(m.id.clone()).await, 0);
+    let request = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(1_000_000) };
+    let mut stream = engine().generate(request).unwrap();
+    for _ in 0..4 {
+        stream.next().await.unwrap().unwrap();
+    }
+    // Keys and values for every layer, in steps of 256 positions: [1, kv_heads, 256, head_dim] fp32.
+    let t = spec(TinyFamily::Qwen2);
+    let expected = t.layers * 2 * t.kv_heads * 256 * (t.hidden_size / t.heads) * 4;
+    assert_eq!(kv(m.id.clone()).await, expected, "a running request's key/value cache is counted");
+    drop(stream);
+    assert!(wait_until_idle().await);
+    assert_eq!(kv(m.id.clone()).await, 0, "the cache went with the request");
+}

@@ -386,8 +386,10 @@ export type LoadedModel_Deserialize = {
 	dtype: string,
 	/**  `4-bit, group 64` when quantized. */
 	quantization?: string | null,
-	/**  Bytes of weights in memory. */
+	/**  Bytes in memory: weights plus the key/value cache of its running requests. */
 	memory_bytes: number,
+	/**  Of which key/value cache. */
+	kv_cache_bytes: number,
 	/**  Never evicted until unpinned or unloaded. */
 	pinned: boolean,
 	/**  Seconds since it last served a request. */
@@ -406,8 +408,10 @@ export type LoadedModel_Serialize = {
 	dtype: string,
 	/**  `4-bit, group 64` when quantized. */
 	quantization: string | null,
-	/**  Bytes of weights in memory. */
+	/**  Bytes in memory: weights plus the key/value cache of its running requests. */
 	memory_bytes: number,
+	/**  Of which key/value cache. */
+	kv_cache_bytes: number,
 	/**  Never evicted until unpinned or unloaded. */
 	pinned: boolean,
 	/**  Seconds since it last served a request. */
@@ -461,7 +465,7 @@ export type ModelPool_Deserialize = {
 	available: AvailableModel[],
 	/**  The loaded ones, by id. */
 	loaded: LoadedModel_Deserialize[],
-	/**  Weights in memory, bytes. */
+	/**  Weights and key/value caches in memory, bytes. */
 	memory_in_use_bytes: number,
 	/**  The pool's budget, bytes (None when RAM is unknown and no budget is set). */
 	memory_budget_bytes?: number | null,
@@ -473,7 +477,7 @@ export type ModelPool_Serialize = {
 	available: AvailableModel[],
 	/**  The loaded ones, by id. */
 	loaded: LoadedModel_Serialize[],
-	/**  Weights in memory, bytes. */
+	/**  Weights and key/value caches in memory, bytes. */
 	memory_in_use_bytes: number,
 	/**  The pool's budget, bytes (None when RAM is unknown and no budget is set). */
 	memory_budget_bytes: number | null,

@@ -101,7 +101,7 @@ impl Actor {
             .values()
             .map(|m| Resident {
                 id: m.info.id.clone(),
-                bytes: m.info.weight_bytes as u64,
+                bytes: (m.info.weight_bytes + self.kv_cache_bytes(&m.info.id)) as u64,
                 pinned: m.info.pinned,
                 busy: !all_idle && self.running.iter().any(|r| r.model == m.info.id),
                 last_used: m.last_used,

@@ -41,6 +41,8 @@ pub struct ModelInfo {
     pub quantization: Option<(i32, i32)>,
     /// Bytes of weights in memory.
     pub weight_bytes: usize,
+    /// Bytes of key/value cache held by its running requests now.
+    pub kv_cache_bytes: usize,
     /// Context window, when known.
     pub context_length: Option<usize>,
     /// Never evicted (loaded explicitly) until unloaded.
@@ -515,9 +517,18 @@ impl Actor {
     }
 
     fn loaded(&self) -> Vec<ModelInfo> {
-        let mut infos: Vec<_> = self.models.values().map(Loaded::info).collect();
+        let mut infos: Vec<_> = self
+            .models
+            .values()
+            .map(|m| ModelInfo { kv_cache_bytes: self.kv_cache_bytes(&m.info.id), ..m.info() })
+            .collect();
         infos.sort_by(|a, b| a.id.cmp(&b.id));
         infos
+    }
+
+    /// Bytes of key/value cache the running requests on `model` hold.
+    fn kv_cache_bytes(&self, model: &str) -> usize {
+        self.running.iter().filter(|r| r.model == model).map(|r| r.seq.cache_bytes()).sum()
     }
 
     /// The loaded model `id`, marked as used by one more request.
