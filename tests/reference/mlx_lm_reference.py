@@ -79,6 +79,42 @@ def bench(args):
     print(json.dumps({"runs": results[args.warmup:]}))
 
 
+def pool_bench(args):
+    """Load time, cold/warm time to first token and embeddings per second (mean-pooled,
+    L2-normalised final hidden states, as our engine computes them) for mlx-lm on one model."""
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.generate import generate_step
+
+    prompt = mx.array([int(t) for t in args.tokens.split(",")])
+    out = {"load_ms": [], "cold_first_token_ms": [], "warm_first_token_ms": [], "embed_per_s": {}}
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        model, _ = load(args.model)
+        mx.eval(model.parameters())
+        loaded = time.perf_counter()
+        next(generate_step(prompt, model, max_tokens=1))
+        first = time.perf_counter()
+        out["load_ms"].append((loaded - start) * 1000)
+        out["cold_first_token_ms"].append((first - start) * 1000)
+        start = time.perf_counter()
+        next(generate_step(prompt, model, max_tokens=1))
+        out["warm_first_token_ms"].append((time.perf_counter() - start) * 1000)
+    model, _ = load(args.model)
+    for batch in [int(b) for b in args.batches.split(",")]:
+        x = mx.array([[10 + (i * 37 + j * 11) % 400 for i in range(args.embed_len)] for j in range(batch)])
+        rates = []
+        for _ in range(args.runs + 1):
+            start = time.perf_counter()
+            h = model.model(x)
+            v = h.mean(axis=1)
+            v = v / mx.linalg.norm(v, axis=-1, keepdims=True)
+            mx.eval(v)
+            rates.append(batch / (time.perf_counter() - start))
+        out["embed_per_s"][str(batch)] = rates[1:]
+    print(json.dumps(out))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -102,8 +138,14 @@ def main():
     b.add_argument("--max-tokens", type=int, default=128)
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--warmup", type=int, default=1)
+    pb = sub.add_parser("pool-bench")
+    pb.add_argument("--model", required=True)
+    pb.add_argument("--tokens", required=True)
+    pb.add_argument("--runs", type=int, default=5)
+    pb.add_argument("--batches", default="1,8,32")
+    pb.add_argument("--embed-len", type=int, default=32)
     args = p.parse_args()
-    {"greedy": greedy, "chat": chat, "encode": encode, "bench": bench}[args.cmd](args)
+    {"greedy": greedy, "chat": chat, "encode": encode, "bench": bench, "pool-bench": pool_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,9 @@ async fn embeddings_float_and_base64_agree() {
     let bytes =
         base64::engine::general_purpose::STANDARD.decode(b64["data"][0]["embedding"].as_str().unwrap()).unwrap();
     let decoded: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-    assert_eq!(decoded, v);
+    // "world" alone vs batched with "hello" (same length: one batch): equal up to float rounding.
+    assert_eq!(decoded.len(), v.len());
+    assert!(decoded.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-5), "{decoded:?} vs {v:?}");
     let r = s.post("/v1/embeddings", json!({"model": MODEL, "input": "x", "dimensions": 8})).send().await.unwrap();
     assert_problem(r, 422, "validation_error").await;
 }

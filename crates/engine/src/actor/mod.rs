@@ -4,7 +4,7 @@
 //! requests to a model share it fairly; a generation whose receiver is gone stops at its next
 //! step, and one whose receiver is full waits without holding the others up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -110,6 +110,9 @@ pub struct GenerateRequest {
     /// Limits and sampling.
     pub params: GenerationParams,
 }
+
+/// Most inputs of one length embedded in one batch.
+const EMBED_BATCH: usize = 32;
 
 /// How often idle models are checked against their keep-alive / TTL.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -544,7 +547,7 @@ impl Actor {
             return Err(EngineError::InvalidRequest { message: "input must not be empty".into() });
         }
         let vocab = loaded.model.config.vocab_size as u32;
-        let (mut vectors, mut prompt_tokens) = (Vec::with_capacity(request.inputs.len()), 0);
+        let mut all: Vec<Vec<u32>> = Vec::with_capacity(request.inputs.len());
         for input in &request.inputs {
             let mut tokens = match input {
                 EmbedInput::Text(text) => loaded.tokenizer.encode(text, false)?,
@@ -566,9 +569,24 @@ impl Actor {
                     tokens.truncate(ctx);
                 }
             }
-            prompt_tokens += tokens.len();
-            vectors.push(loaded.model.embed(&tokens)?);
+            all.push(tokens);
         }
+        // Inputs of one length run as one batch (no padding, so a vector does not depend on what
+        // it was batched with), at most EMBED_BATCH at a time; results go back in input order.
+        let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, t) in all.iter().enumerate() {
+            by_len.entry(t.len()).or_default().push(i);
+        }
+        let mut vectors = vec![Vec::new(); all.len()];
+        for indices in by_len.values() {
+            for chunk in indices.chunks(EMBED_BATCH) {
+                let seqs: Vec<&[u32]> = chunk.iter().map(|&i| all[i].as_slice()).collect();
+                for (&i, v) in chunk.iter().zip(loaded.model.embed_batch(&seqs)?) {
+                    vectors[i] = v;
+                }
+            }
+        }
+        let prompt_tokens = all.iter().map(Vec::len).sum();
         Ok(Embeddings { vectors, prompt_tokens })
     }
 

@@ -192,7 +192,12 @@ impl Model {
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
     /// `[1, L, hidden]` before the last norm.
     pub(crate) fn hidden(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
-        let mut h = self.embed.forward(&tokens.expand_dims(0)?)?;
+        self.hidden_batch(&tokens.expand_dims(0)?, cache)
+    }
+
+    /// Hidden states of a `[batch, len]` block of token ids (every row the same length).
+    fn hidden_batch(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
+        let mut h = self.embed.forward(tokens)?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             h = self.block(block, &h, layer_cache)?;
         }
@@ -213,17 +218,20 @@ impl Model {
         Ok(out.take_axis(Array::from_int(l - 1), 1)?)
     }
 
-    /// Embedding of a token sequence: final hidden states (after the last norm), mean-pooled over
-    /// the positions and L2-normalised, as f32.
-    pub(crate) fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+    /// Embeddings of token sequences of one length, computed as one batch: final hidden states
+    /// (after the last norm), mean-pooled over the positions and L2-normalised, as f32.
+    pub(crate) fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let (b, l) = (seqs.len(), seqs.first().map_or(0, |s| s.len()));
+        debug_assert!(seqs.iter().all(|s| s.len() == l), "one length per batch");
         let mut cache = self.new_cache();
-        let ids = Array::from_slice(tokens, &[tokens.len() as i32]);
-        let h = self.norm.forward(&self.hidden(&ids, &mut cache)?)?.as_dtype(Dtype::Float32)?;
+        let ids = Array::from_slice(&seqs.concat(), &[b as i32, l as i32]);
+        let h = self.norm.forward(&self.hidden_batch(&ids, &mut cache)?)?.as_dtype(Dtype::Float32)?;
         let mean = h.mean_axis(1, false)?;
         let norm = mean.square()?.sum_axis(-1, true)?.sqrt()?;
         let unit = mean.divide(ops::maximum(&norm, Array::from_f32(1e-12))?)?;
         unit.eval()?;
-        Ok(unit.as_slice::<f32>().to_vec())
+        let d = unit.shape()[1] as usize;
+        Ok(unit.as_slice::<f32>().chunks(d).map(<[f32]>::to_vec).collect())
     }
 
     fn block(&self, b: &Block, x: &Array, cache: &mut LayerCache) -> Result<Array> {
