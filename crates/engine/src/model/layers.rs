@@ -94,6 +94,17 @@ impl Linear {
         }
     }
 
+    /// This layer's arrays (to evaluate them at load).
+    pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
+        match self {
+            Linear::Dense { weight, bias } => out.extend(std::iter::once(weight).chain(bias)),
+            Linear::Quantized { weight, scales, biases, bias, .. } => {
+                out.extend([weight, scales, biases].into_iter().chain(bias))
+            }
+            Linear::Many(parts) => parts.iter().for_each(|p| p.arrays(out)),
+        }
+    }
+
     /// Bytes held by this layer's arrays.
     pub(crate) fn nbytes(&self) -> usize {
         match self {
@@ -133,6 +144,14 @@ impl Embedding {
             Embedding::Quantized { weight, scales, biases, q } => {
                 Ok(ops::quantized_matmul(x, weight, scales, biases, true, q.group_size, q.bits)?)
             }
+        }
+    }
+
+    /// This table's arrays (to evaluate them at load).
+    pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
+        match self {
+            Embedding::Dense { weight } => out.push(weight),
+            Embedding::Quantized { weight, scales, biases, .. } => out.extend([weight, scales, biases]),
         }
     }
 

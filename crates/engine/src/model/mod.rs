@@ -168,10 +168,21 @@ impl Model {
             }
             bytes += b.input_norm.weight.nbytes() + b.post_attn_norm.weight.nbytes();
         }
-        // Evaluating the lm_head path on one token touches every weight once.
-        let mut cache = self.new_cache();
-        let logits = self.logits(&Array::from_slice(&[0u32], &[1]), &mut cache)?;
-        logits.eval()?;
+        // Read every weight into memory now (a bad file fails the load, not the first request);
+        // fused projections are materialised once here.
+        let mut arrays = vec![&self.norm.weight];
+        self.embed.arrays(&mut arrays);
+        if let Some(head) = &self.lm_head {
+            head.arrays(&mut arrays);
+        }
+        for b in &self.blocks {
+            for l in [&b.attn.qkv_proj, &b.attn.o_proj, &b.mlp.gate_up_proj, &b.mlp.down_proj] {
+                l.arrays(&mut arrays);
+            }
+            arrays.extend([&b.input_norm.weight, &b.post_attn_norm.weight]);
+            arrays.extend(b.attn.q_norm.iter().chain(&b.attn.k_norm).map(|n| &n.weight));
+        }
+        mlx_rs::transforms::eval(arrays)?;
         Ok(bytes)
     }
 
