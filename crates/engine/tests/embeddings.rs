@@ -25,11 +25,12 @@ async fn embeddings_are_unit_vectors_in_input_order() {
     assert_eq!(batch.vectors[0], batch.vectors[2]);
     assert_ne!(batch.vectors[0], batch.vectors[1]);
     let single = engine().embed(request(texts(&["a tiny function"]))).await.unwrap();
-    assert_eq!(single.vectors[0], batch.vectors[1], "batching must not change a vector");
+    let diff = single.vectors[0].iter().zip(&batch.vectors[1]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-5, "batching (with padding) changed a vector by {diff}");
     assert!(batch.prompt_tokens > single.prompt_tokens);
 
-    // Same-length inputs run as one batch: equal to one-by-one up to float rounding.
-    let ids: Vec<Vec<u32>> = (0..8u32).map(|j| (0..12).map(|i| 5 + (i * 7 + j * 3) % 90).collect()).collect();
+    // Inputs of different lengths run as one padded batch: each equal to one-by-one up to float rounding.
+    let ids: Vec<Vec<u32>> = (0..8u32).map(|j| (0..4 + 3 * j).map(|i| 5 + (i * 7 + j * 3) % 90).collect()).collect();
     let many = engine().embed(request(ids.iter().cloned().map(EmbedInput::Tokens).collect())).await.unwrap();
     for (j, tokens) in ids.into_iter().enumerate() {
         let one = engine().embed(request(vec![EmbedInput::Tokens(tokens)])).await.unwrap();

@@ -4,7 +4,7 @@
 //! requests to a model share it fairly; a generation whose receiver is gone stops at its next
 //! step, and one whose receiver is full waits without holding the others up.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -111,7 +111,7 @@ pub struct GenerateRequest {
     pub params: GenerationParams,
 }
 
-/// Most inputs of one length embedded in one batch.
+/// Most inputs embedded in one batch.
 const EMBED_BATCH: usize = 32;
 
 /// How often idle models are checked against their keep-alive / TTL.
@@ -571,19 +571,15 @@ impl Actor {
             }
             all.push(tokens);
         }
-        // Inputs of one length run as one batch (no padding, so a vector does not depend on what
-        // it was batched with), at most EMBED_BATCH at a time; results go back in input order.
-        let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, t) in all.iter().enumerate() {
-            by_len.entry(t.len()).or_default().push(i);
-        }
+        // Batches of up to EMBED_BATCH inputs of similar length (sorted, so padding stays small);
+        // results go back in input order.
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| all[i].len());
         let mut vectors = vec![Vec::new(); all.len()];
-        for indices in by_len.values() {
-            for chunk in indices.chunks(EMBED_BATCH) {
-                let seqs: Vec<&[u32]> = chunk.iter().map(|&i| all[i].as_slice()).collect();
-                for (&i, v) in chunk.iter().zip(loaded.model.embed_batch(&seqs)?) {
-                    vectors[i] = v;
-                }
+        for chunk in order.chunks(EMBED_BATCH) {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| all[i].as_slice()).collect();
+            for (&i, v) in chunk.iter().zip(loaded.model.embed_batch(&seqs)?) {
+                vectors[i] = v;
             }
         }
         let prompt_tokens = all.iter().map(Vec::len).sum();

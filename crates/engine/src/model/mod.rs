@@ -229,15 +229,26 @@ impl Model {
         Ok(out.take_axis(Array::from_int(l - 1), 1)?)
     }
 
-    /// Embeddings of token sequences of one length, computed as one batch: final hidden states
-    /// (after the last norm), mean-pooled over the positions and L2-normalised, as f32.
+    /// Embeddings of token sequences computed as one batch: final hidden states (after the last
+    /// norm), mean-pooled over each sequence's own positions and L2-normalised, as f32. Shorter
+    /// sequences are padded on the right; with causal attention no real position sees the
+    /// padding, and the pooling leaves it out, so each vector is its one-by-one value (up to
+    /// float rounding).
     pub(crate) fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let (b, l) = (seqs.len(), seqs.first().map_or(0, |s| s.len()));
-        debug_assert!(seqs.iter().all(|s| s.len() == l), "one length per batch");
+        let b = seqs.len();
+        let l = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * l);
+        let mut mask = Vec::with_capacity(b * l);
+        for s in seqs {
+            ids.extend(s.iter().copied().chain(std::iter::repeat_n(0, l - s.len())));
+            mask.extend((0..l).map(|i| if i < s.len() { 1f32 } else { 0f32 }));
+        }
+        let lens: Vec<f32> = seqs.iter().map(|s| s.len() as f32).collect();
         let mut cache = self.new_cache();
-        let ids = Array::from_slice(&seqs.concat(), &[b as i32, l as i32]);
+        let ids = Array::from_slice(&ids, &[b as i32, l as i32]);
         let h = self.norm.forward(&self.hidden_batch(&ids, &mut cache)?)?.as_dtype(Dtype::Float32)?;
-        let mean = h.mean_axis(1, false)?;
+        let mask = Array::from_slice(&mask, &[b as i32, l as i32, 1]);
+        let mean = h.multiply(&mask)?.sum_axis(1, false)?.divide(Array::from_slice(&lens, &[b as i32, 1]))?;
         let norm = mean.square()?.sum_axis(-1, true)?.sqrt()?;
         let unit = mean.divide(ops::maximum(&norm, Array::from_f32(1e-12))?)?;
         unit.eval()?;
