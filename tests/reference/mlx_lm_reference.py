@@ -79,6 +79,21 @@ def bench(args):
     print(json.dumps({"runs": results[args.warmup:]}))
 
 
+def embed(args):
+    """Mean-pooled, L2-normalised final hidden states (after the last norm), one input at a time."""
+    import mlx.core as mx
+    from mlx_lm import load
+
+    model, _ = load(args.model)
+    vectors = []
+    for seq in args.inputs.split(";"):
+        x = mx.array([[int(t) for t in seq.split(",")]])
+        v = model.model(x).astype(mx.float32).mean(axis=1)[0]
+        v = v / mx.linalg.norm(v)
+        vectors.append(v.tolist())
+    print(json.dumps({"vectors": vectors}))
+
+
 def pool_bench(args):
     """Load time, cold/warm time to first token and embeddings per second (mean-pooled,
     L2-normalised final hidden states, as our engine computes them) for mlx-lm on one model."""
@@ -138,6 +153,9 @@ def main():
     b.add_argument("--max-tokens", type=int, default=128)
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--warmup", type=int, default=1)
+    em = sub.add_parser("embed")
+    em.add_argument("--model", required=True)
+    em.add_argument("--inputs", required=True, help="token ids, comma-separated; inputs separated by ';'")
     pb = sub.add_parser("pool-bench")
     pb.add_argument("--model", required=True)
     pb.add_argument("--tokens", required=True)
@@ -145,7 +163,7 @@ def main():
     pb.add_argument("--batches", default="1,8,32")
     pb.add_argument("--embed-len", type=int, default=32)
     args = p.parse_args()
-    {"greedy": greedy, "chat": chat, "encode": encode, "bench": bench, "pool-bench": pool_bench}[args.cmd](args)
+    {"greedy": greedy, "chat": chat, "encode": encode, "bench": bench, "embed": embed, "pool-bench": pool_bench}[args.cmd](args)
 
 
 if __name__ == "__main__":

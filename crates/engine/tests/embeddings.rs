@@ -53,3 +53,26 @@ async fn over_long_inputs_fail_unless_truncation_is_asked() {
     let empty = engine().embed(EmbedRequest { model: m.id, inputs: vec![], truncate: false }).await.unwrap_err();
     assert!(matches!(empty, EngineError::InvalidRequest { .. }));
 }
+
+#[tokio::test]
+async fn embeddings_agree_with_the_same_computation_in_python_mlx() {
+    for family in [TinyFamily::Llama, TinyFamily::Qwen2] {
+        let m = load_tiny(spec(family)).await;
+        let ids: Vec<Vec<u32>> = vec![(5..20).collect(), (30..34).collect(), (7..60).step_by(3).collect()];
+        let ours = engine()
+            .embed(EmbedRequest {
+                model: m.id.clone(),
+                inputs: ids.iter().cloned().map(EmbedInput::Tokens).collect(),
+                truncate: false,
+            })
+            .await
+            .unwrap();
+        let arg: Vec<String> = ids.iter().map(|s| s.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).collect();
+        let theirs = reference(&["embed", "--model", m.path().to_str().unwrap(), "--inputs", &arg.join(";")]);
+        for (i, (a, b)) in ours.vectors.iter().zip(theirs["vectors"].as_array().unwrap()).enumerate() {
+            let b: Vec<f32> = serde_json::from_value(b.clone()).unwrap();
+            let cosine: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!(cosine >= 0.9999, "{family:?} input {i}: cosine {cosine}");
+        }
+    }
+}
