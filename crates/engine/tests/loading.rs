@@ -200,3 +200,35 @@ async fn mistral_configs_run_the_llama_graph() {
     let b = generate(&mistral.id, tokens(&[3, 4, 5]), greedy(16)).await.unwrap();
     assert_eq!(a.ids, b.ids);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_first_requests_share_one_load() {
+    let m = write_tiny(spec(TinyFamily::Llama));
+    let mut events = engine().load_events();
+    let loads: Vec<_> = (0..20)
+        .map(|_| {
+            let (id, path) = (m.id.clone(), m.path());
+            tokio::spawn(async move { engine().load(id, path).await })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.await.unwrap().unwrap().id, m.id);
+    }
+    let (mut started, mut ready) = (0, 0);
+    loop {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => panic!("missed {n} load events"),
+            Err(_) => break,
+        };
+        if event.model != m.id {
+            continue;
+        }
+        match event.state {
+            mlx_manager_engine::LoadState::Loading { fraction: 0.0 } => started += 1,
+            mlx_manager_engine::LoadState::Ready { .. } => ready += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((started, ready), (1, 1), "the model was loaded more than once");
+}
