@@ -5,33 +5,19 @@
 //! `cargo bench -p mlx-manager-engine --bench pool_vs_mlx_lm` (scripts/bench-pool runs it with the
 //! reference venv). Environment: BENCH_RUNS (default 5), BENCH_HIDDEN (512), BENCH_LAYERS (4).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+mod common;
+
+use common::{bench_model, env_usize, median, python};
 use mlx_manager_engine::{
     EmbedInput, EmbedRequest, Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, Prompt,
 };
 
 const BATCHES: [usize; 3] = [1, 8, 32];
 const EMBED_LEN: usize = 32;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("MLX_MANAGER_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mlx-manager/venv"))
-        .join("bin/python3")
-}
 
 #[derive(Default)]
 struct Results {
@@ -121,17 +107,7 @@ fn main() {
     let hidden = env_usize("BENCH_HIDDEN", 512);
     let layers = env_usize("BENCH_LAYERS", 4);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bench-llama");
-    let spec = TinySpec {
-        hidden_size: hidden,
-        layers,
-        heads: 8,
-        kv_heads: 4,
-        intermediate_size: hidden * 11 / 4,
-        vocab_size: 2048,
-        ..TinySpec::new(TinyFamily::Llama)
-    };
-    write_tiny_model(&path, &spec).expect("model");
+    let path = bench_model(dir.path(), hidden, layers);
     let prompt: Vec<u32> = (0..128u32).map(|i| 10 + (i * 37) % 400).collect();
     let engine = Engine::start().expect("engine");
     let handle = engine.handle();

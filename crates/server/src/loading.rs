@@ -27,16 +27,23 @@ pub fn progress(state: &Arc<AppState>, ctx: &RequestContext, model: &str) -> Res
     ctx.record.succeed();
     let id = entry.id;
     let stream = async_stream::stream! {
-        // Skip `not_loaded` once a load has started: only the first event may be `not_loaded`.
-        let mut first = true;
-        loop {
-            let current = rx.borrow_and_update().clone();
-            let settled = current.is_settled() && !(first && current == LoadState::NotLoaded);
-            if first || current != LoadState::NotLoaded {
-                yield Ok::<_, Infallible>(event(&id, current));
+        // The current state first (a late subscriber learns it at once); done if it is final.
+        let current = rx.borrow_and_update().clone();
+        let waiting = current == LoadState::NotLoaded;
+        let settled = current.is_settled();
+        yield Ok::<_, Infallible>(event(&id, current));
+        if settled && !waiting {
+            return;
+        }
+        // Then each change until the load ends (an unload meanwhile ends the stream too).
+        while rx.changed().await.is_ok() {
+            let state = rx.borrow_and_update().clone();
+            if state == LoadState::NotLoaded {
+                break;
             }
-            first = false;
-            if settled || rx.changed().await.is_err() {
+            let settled = state.is_settled();
+            yield Ok(event(&id, state));
+            if settled {
                 break;
             }
         }

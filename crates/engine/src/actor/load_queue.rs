@@ -30,6 +30,8 @@ fn weights_size(path: &Path) -> u64 {
 pub(super) struct WaitingLoad {
     id: String,
     path: PathBuf,
+    /// Bytes of its weight files (read once, when the load arrived).
+    need: u64,
     pin: bool,
     reply: oneshot::Sender<Result<ModelInfo>>,
     span: Span,
@@ -51,13 +53,15 @@ impl Actor {
         span: Span,
     ) {
         let may_wait = self.waiting.0.len() < MAX_WAITING;
+        let loaded = self.models.contains_key(&id);
+        let need = if loaded { 0 } else { weights_size(&path) };
         // Loads queue in order: a new one goes behind those already waiting (unless loaded).
-        let result = if self.waiting.0.is_empty() || self.models.contains_key(&id) {
-            span.in_scope(|| self.try_load(&id, &path, pin, may_wait))
-        } else if may_wait && self.fits_when_idle(weights_size(&path)) {
+        let result = if self.waiting.0.is_empty() || loaded {
+            span.in_scope(|| self.try_load(&id, &path, need, pin, may_wait))
+        } else if may_wait && self.fits_when_idle(need) {
             Ok(None)
         } else {
-            span.in_scope(|| self.try_load(&id, &path, pin, false))
+            span.in_scope(|| self.try_load(&id, &path, need, pin, false))
         };
         match result {
             Ok(Some(info)) => {
@@ -65,7 +69,7 @@ impl Actor {
             }
             Ok(None) => {
                 tracing::info!(parent: &span, model = %id, "waiting for running requests to free memory");
-                self.waiting.0.push_back(WaitingLoad { id, path, pin, reply, span, since: Instant::now() });
+                self.waiting.0.push_back(WaitingLoad { id, path, need, pin, reply, span, since: Instant::now() });
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -80,7 +84,7 @@ impl Actor {
                 continue; // its request gave up (deadline or client gone)
             }
             let expired = w.since.elapsed() >= MAX_WAIT;
-            match w.span.in_scope(|| self.try_load(&w.id, &w.path, w.pin, !expired)) {
+            match w.span.in_scope(|| self.try_load(&w.id, &w.path, w.need, w.pin, !expired)) {
                 Ok(Some(info)) => {
                     let _ = w.reply.send(Ok(info));
                 }
@@ -118,9 +122,9 @@ impl Actor {
         !self.waiting.0.is_empty()
     }
 
-    /// Loads (or finds) a model, making room first within the pool's limits. `Ok(None)`: it does
-    /// not fit now but will once running requests end (only when `may_wait`).
-    fn try_load(&mut self, id: &str, path: &Path, pin: bool, may_wait: bool) -> Result<Option<ModelInfo>> {
+    /// Loads (or finds) a model of `need` bytes, making room first within the pool's limits.
+    /// `Ok(None)`: it does not fit now but will once running requests end (only when `may_wait`).
+    fn try_load(&mut self, id: &str, path: &Path, need: u64, pin: bool, may_wait: bool) -> Result<Option<ModelInfo>> {
         let id = id.to_string();
         if let Some(loaded) = self.models.get_mut(&id) {
             let newly_pinned = pin && !loaded.info.pinned;
@@ -132,7 +136,6 @@ impl Actor {
             }
             return Ok(Some(info));
         }
-        let need = weights_size(path);
         let evict = match plan_eviction(&self.residents(false), need, &self.pool) {
             Ok(evict) => evict,
             Err((needed_bytes, available_bytes)) => {

@@ -363,12 +363,13 @@ struct Actor {
 impl Actor {
     fn run(mut self, rx: std_mpsc::Receiver<Command>) {
         loop {
-            // About once a second, whatever else is going on (commands keep arriving while a
-            // window polls, other models keep generating): unload models past their idle time.
+            // Unloads and loads waiting for running requests to end.
             self.finish_drains();
             if self.has_waiting_loads() {
                 self.retry_waiting();
             }
+            // About once a second, whatever else is going on (commands keep arriving while a
+            // window polls, other models keep generating): unload models past their idle time.
             if self.idle_checked.elapsed() >= IDLE_CHECK {
                 self.idle_checked = Instant::now();
                 self.expire_idle();

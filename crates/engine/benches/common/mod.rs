@@ -1,0 +1,38 @@
+//! Shared by the engine's benches: environment knobs, medians, the reference venv's Python and the
+//! generated benchmark model.
+
+use std::path::{Path, PathBuf};
+
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn python() -> PathBuf {
+    std::env::var_os("MLX_MANAGER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mlx-manager/venv"))
+        .join("bin/python3")
+}
+
+/// Writes the benchmark model (fp32 Llama, 8/4 heads, vocabulary 2048) into `dir/bench-llama`.
+pub fn bench_model(dir: &Path, hidden: usize, layers: usize) -> PathBuf {
+    let path = dir.join("bench-llama");
+    let spec = TinySpec {
+        hidden_size: hidden,
+        layers,
+        heads: 8,
+        kv_heads: 4,
+        intermediate_size: hidden * 11 / 4,
+        vocab_size: 2048,
+        ..TinySpec::new(TinyFamily::Llama)
+    };
+    write_tiny_model(&path, &spec).expect("model");
+    path
+}
