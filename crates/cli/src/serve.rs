@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use mlx_manager_core::Timeouts;
 use mlx_manager_engine::{Engine, EngineError, PoolConfig};
+use mlx_manager_providers::{Catalog, SecretMode, Secrets};
 use mlx_manager_server::paths::{default_data_dir, hf_hub_dirs};
 use mlx_manager_server::{AppState, ServerSettings};
 
@@ -67,6 +68,10 @@ pub struct ServeArgs {
     /// Load (and pin) this registered model id at start-up, in the background (repeatable).
     #[arg(long = "preload", value_name = "ID")]
     preload: Vec<String>,
+    /// Where provider API keys are kept: the OS keychain when it answers (auto), only the
+    /// keychain, or only the encrypted file in the data dir.
+    #[arg(long, default_value = "auto", env = "MLX_MANAGER_KEY_STORAGE", value_parser = ["auto", "keychain", "file"])]
+    key_storage: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,8 @@ pub enum ServeError {
     Store(#[from] mlx_manager_store::StoreError),
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
+    #[error(transparent)]
+    Providers(#[from] mlx_manager_providers::ProviderError),
     #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
     UnknownPreload(String),
 }
@@ -125,7 +132,7 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         max_body_bytes: a.max_body_bytes,
     };
     let state = AppState::new(engine.handle(), settings, Arc::new(store.clone()), a.max_concurrent.max(1));
-    let _ = state.audit_log.set(store);
+    let _ = state.audit_log.set(store.clone());
     if !a.no_hf_cache {
         for hub in hf_hub_dirs() {
             let n = state.registry.scan_hf_cache(&hub);
@@ -143,8 +150,18 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         .iter()
         .map(|id| state.registry.get(id).ok_or_else(|| ServeError::UnknownPreload(id.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    let mode = SecretMode::parse(&a.key_storage).unwrap_or(SecretMode::Auto);
+    let secrets = Secrets::open(&data_dir, mode)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let catalog = Catalog::open(store.clone(), secrets).await?;
+        tracing::info!(
+            providers = catalog.providers().len(),
+            rules = catalog.rules().len(),
+            keys = ?catalog.key_storage(),
+            "routing"
+        );
+        let _ = state.catalog.set(Arc::new(catalog));
         let addr: SocketAddr = format!("{}:{}", a.host, a.port)
             .parse()
             .or_else(|_| format!("[{}]:{}", a.host, a.port).parse())

@@ -47,6 +47,12 @@ pub struct AuditEntry {
     pub model: String,
     /// Which backend served it.
     pub backend_type: BackendType,
+    /// The provider that served it (None: the local engine).
+    #[serde(default)]
+    pub backend_name: Option<String>,
+    /// The rule's first backend failed and its fallback served the request.
+    #[serde(default)]
+    pub fallback: bool,
     /// Request path, e.g. `/v1/chat/completions`.
     pub endpoint: String,
     /// Wall time from arrival to the last byte, in milliseconds.

@@ -109,6 +109,15 @@ pub async fn messages(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    crate::routing::dispatch(crate::routing::Api::Messages, state, ctx, body).await
+}
+
+/// Served by the local engine.
+pub(crate) async fn local(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Response, ApiError> {
     let req: MessagesRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.messages.is_empty() {
@@ -151,7 +160,7 @@ pub async fn messages(
         logprobs: false,
     };
     let mut run =
-        Run::start(&state, &ctx, &req.model, Prompt::Chat { messages: chat, tools: None }, params, deadline).await?;
+        Run::start(&state, &req.model, Prompt::Chat { messages: chat, tools: None }, params, deadline).await?;
     let id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
     let model = req.model;
 

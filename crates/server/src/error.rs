@@ -6,6 +6,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mlx_manager_engine::EngineError;
+use mlx_manager_providers::ProviderError;
 use serde::Serialize;
 use serde_json::json;
 
@@ -82,6 +83,28 @@ pub enum ApiError {
     /// The engine has stopped.
     #[error("the inference engine is not running")]
     EngineUnavailable,
+    /// A provider answered with an error status (its message, keys scrubbed).
+    #[error("{message}")]
+    Upstream {
+        /// The upstream's status.
+        status: u16,
+        /// `provider \`name\` answered …`.
+        message: String,
+        /// The upstream's `Retry-After`.
+        retry_after: Option<u32>,
+    },
+    /// A provider could not be reached.
+    #[error("{0}")]
+    UpstreamUnreachable(String),
+    /// A provider did not answer in time.
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// A provider or routing rule that does not exist.
+    #[error("{0}")]
+    NoSuchItem(String),
+    /// The change conflicts with the current configuration (duplicate name, provider in use).
+    #[error("{0}")]
+    Conflict(String),
     /// Anything else (details only in the server log).
     #[error("internal error")]
     Internal,
@@ -146,9 +169,60 @@ impl ApiError {
         }
     }
 
+    /// Maps a provider/routing error; keys never appear in these messages.
+    pub fn from_provider(e: ProviderError) -> ApiError {
+        let field = e.field();
+        let message = e.to_string();
+        match e {
+            ProviderError::Unsupported { field, .. } => ApiError::Validation(vec![FieldError { field, message }]),
+            ProviderError::UpstreamStatus { status, retry_after, .. } => {
+                ApiError::Upstream { status, message, retry_after }
+            }
+            ProviderError::Unreachable { .. } | ProviderError::Protocol { .. } => {
+                ApiError::UpstreamUnreachable(message)
+            }
+            ProviderError::UpstreamTimeout { .. } => ApiError::UpstreamTimeout(message),
+            ProviderError::ProviderNotFound(_) | ProviderError::RuleNotFound(_) => ApiError::NoSuchItem(message),
+            ProviderError::DuplicateProvider(_) | ProviderError::ProviderInUse { .. } => ApiError::Conflict(message),
+            ProviderError::Secret(_) | ProviderError::Store(_) => {
+                tracing::error!(error = %message, "provider configuration could not be saved");
+                ApiError::Internal
+            }
+            _ => ApiError::Validation(vec![FieldError { field: field.unwrap_or_default().to_string(), message }]),
+        }
+    }
+
+    /// Failures that let a routing rule's fallback backend serve the request instead.
+    pub fn allows_fallback(&self) -> bool {
+        match self {
+            ApiError::Upstream { status, .. } => *status == 429 || *status >= 500,
+            ApiError::UpstreamUnreachable(_)
+            | ApiError::UpstreamTimeout(_)
+            | ApiError::ModelNotFound(_)
+            | ApiError::ModelLoad(_)
+            | ApiError::ModelUnloaded(_)
+            | ApiError::InsufficientMemory { .. }
+            | ApiError::Overloaded
+            | ApiError::EngineUnavailable
+            | ApiError::Internal => true,
+            _ => false,
+        }
+    }
+
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::Upstream { status, .. } => match *status {
+                429 => StatusCode::TOO_MANY_REQUESTS,
+                // The upstream refused our key: the server's configuration, not the client's.
+                401 | 403 => StatusCode::BAD_GATEWAY,
+                s @ 400..=499 => StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST),
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            ApiError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::NoSuchItem(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
@@ -186,6 +260,13 @@ impl ApiError {
             ApiError::InsufficientMemory { .. } => "insufficient_memory",
             ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::ModelUnloaded(_) => "model_unloaded",
+            ApiError::Upstream { status: 429, .. } => "upstream_rate_limited",
+            ApiError::Upstream { status: 401 | 403, .. } => "upstream_auth_failed",
+            ApiError::Upstream { .. } => "upstream_error",
+            ApiError::UpstreamUnreachable(_) => "upstream_unreachable",
+            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::NoSuchItem(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Internal => "internal_error",
         }
     }
@@ -208,6 +289,11 @@ impl ApiError {
             ApiError::InsufficientMemory { .. } => "Insufficient memory",
             ApiError::EngineUnavailable => "Engine unavailable",
             ApiError::ModelUnloaded(_) => "Model unloaded",
+            ApiError::Upstream { .. } => "Upstream error",
+            ApiError::UpstreamUnreachable(_) => "Upstream unreachable",
+            ApiError::UpstreamTimeout(_) => "Upstream timeout",
+            ApiError::NoSuchItem(_) => "Not found",
+            ApiError::Conflict(_) => "Conflict",
             ApiError::Internal => "Internal error",
         }
     }
@@ -219,7 +305,12 @@ impl ApiError {
             ApiError::Forbidden(_) => "permission_error",
             ApiError::Overloaded => "rate_limit_error",
             ApiError::Timeout { .. } => "timeout_error",
-            ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
+            ApiError::NotFound | ApiError::ModelNotFound(_) | ApiError::NoSuchItem(_) => "not_found_error",
+            ApiError::Upstream { status: 429, .. } => "rate_limit_error",
+            ApiError::Upstream { status: 400..=499, .. } if self.status().is_client_error() => "invalid_request_error",
+            ApiError::Upstream { .. } | ApiError::UpstreamUnreachable(_) | ApiError::UpstreamTimeout(_) => {
+                "server_error"
+            }
             ApiError::Draining
             | ApiError::EngineUnavailable
             | ApiError::ModelUnloaded(_)
@@ -235,7 +326,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "authentication_error",
             ApiError::Forbidden(_) => "permission_error",
-            ApiError::NotFound | ApiError::ModelNotFound(_) => "not_found_error",
+            ApiError::NotFound | ApiError::ModelNotFound(_) | ApiError::NoSuchItem(_) => "not_found_error",
+            ApiError::Upstream { status: 429, .. } => "rate_limit_error",
+            ApiError::Upstream { .. } if self.status().is_client_error() => "invalid_request_error",
+            ApiError::Upstream { .. } | ApiError::UpstreamUnreachable(_) | ApiError::UpstreamTimeout(_) => "api_error",
             ApiError::PayloadTooLarge { .. } => "request_too_large",
             ApiError::Overloaded => "rate_limit_error",
             ApiError::Timeout { .. } => "timeout_error",
@@ -294,6 +388,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Overloaded => Some(1),
+            ApiError::Upstream { status: 429, retry_after, .. } => Some(retry_after.unwrap_or(1)),
             ApiError::Draining | ApiError::EngineUnavailable => Some(5),
             _ => None,
         }

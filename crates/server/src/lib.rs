@@ -2,7 +2,8 @@
 //! admin routes, one error envelope, request ids, timeouts, Host/Origin checks and an API key.
 //!
 //! Why a crate of its own: the same server runs headless (`mlx-manager serve`) and inside the
-//! desktop shell; both only build an [`AppState`] and call [`serve`]. Nothing here touches MLX
+//! desktop shell; both only build an [`AppState`] and call [`serve`]. Routing rules (from the
+//! providers crate's catalog) may send a model request to a cloud provider instead of the engine. Nothing here touches MLX
 //! (the engine thread does) or storage (audit entries leave through an
 //! [`mlx_manager_core::AuditSink`] without waiting).
 #![deny(missing_docs)]
@@ -19,6 +20,8 @@ mod openai;
 pub mod paths;
 mod record;
 mod registry;
+mod routing;
+mod routing_admin;
 mod run;
 mod state;
 
@@ -27,12 +30,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, FieldError, Flavor};
 pub use registry::{ModelEntry, Registry};
+pub use routing::{BACKEND_HEADER, FALLBACK_HEADER};
 pub use state::{AppState, ServerSettings};
 
 /// All routes, behind the gate middleware.
@@ -51,6 +55,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/audit-logs", get(audit_routes::list))
         .route("/admin/audit-logs/stats", get(audit_routes::stats))
         .route("/admin/audit-logs/export", get(audit_routes::export))
+        .route("/admin/providers", get(routing_admin::list_providers).post(routing_admin::create_provider))
+        .route(
+            "/admin/providers/{name}",
+            get(routing_admin::get_provider).put(routing_admin::update_provider).delete(routing_admin::delete_provider),
+        )
+        .route("/admin/providers/{name}/test", post(routing_admin::test_provider))
+        .route("/admin/routing-rules", get(routing_admin::list_rules).post(routing_admin::create_rule))
+        .route("/admin/routing-rules/order", put(routing_admin::reorder_rules))
+        .route("/admin/routing-rules/test", post(routing_admin::test_rule))
+        .route("/admin/routing-rules/{id}", put(routing_admin::update_rule).delete(routing_admin::delete_rule))
         .route("/admin/settings/timeouts", get(admin::get_timeouts).put(admin::put_timeouts))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -63,7 +63,10 @@ fn cors_headers(response: &mut Response, origin: &HeaderValue) {
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id, retry-after"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-request-id, retry-after, x-mlx-backend, x-mlx-fallback"),
+    );
 }
 
 fn origin_allowed(origin: &HeaderValue, settings: &ServerSettings) -> bool {
@@ -125,7 +128,14 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
     };
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         record.fail(&error);
+        let routed: Vec<_> = [crate::routing::BACKEND_HEADER, crate::routing::FALLBACK_HEADER]
+            .into_iter()
+            .filter_map(|h| response.headers().get(h).map(|v| (h, v.clone())))
+            .collect();
         response = render(&error, flavor, &path, &id);
+        for (h, v) in routed {
+            response.headers_mut().insert(h, v);
+        }
     } else if !response.status().is_success() {
         // Errors produced outside our handlers (axum's own) still get the envelope.
         let error = match response.status() {

@@ -59,6 +59,8 @@ impl RequestRecord {
             total_tokens: 0,
             error_type: None,
             error_message: None,
+            backend_name: None,
+            fallback: false,
         };
         RequestRecord(Arc::new(Inner {
             state,
@@ -72,9 +74,24 @@ impl RequestRecord {
         f(&mut self.0.draft.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The model the request named.
+    /// The model the request named (the first call wins: a routed request keeps the name the
+    /// client asked for, not the backend's).
     pub fn set_model(&self, model: &str) {
-        self.with(|d| d.entry.model = model.to_string());
+        self.with(|d| {
+            if d.entry.model.is_empty() {
+                d.entry.model = model.to_string();
+            }
+        });
+    }
+
+    /// The backend serving the request (None: the local engine); `fallback` when the routing
+    /// rule's first backend failed.
+    pub fn set_backend(&self, backend_type: BackendType, name: Option<&str>, fallback: bool) {
+        self.with(|d| {
+            d.entry.backend_type = backend_type;
+            d.entry.backend_name = name.map(str::to_string);
+            d.entry.fallback = fallback;
+        });
     }
 
     /// Token counts so far.

@@ -12,7 +12,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::middleware::RequestContext;
 use crate::state::AppState;
 
 /// A deadline for one request.
@@ -27,6 +26,11 @@ impl Deadline {
     pub fn new(state: &AppState, kind: EndpointKind) -> Deadline {
         let seconds = state.settings().timeouts.seconds(kind);
         Deadline { at: Instant::now() + std::time::Duration::from_secs(u64::from(seconds)), seconds }
+    }
+
+    /// Time left.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.at.saturating_duration_since(Instant::now())
     }
 
     /// Runs `f` unless the deadline passes first.
@@ -76,13 +80,11 @@ impl Run {
     /// the request is invalid for the engine, or the deadline passes before the first token.
     pub async fn start(
         state: &Arc<AppState>,
-        ctx: &RequestContext,
         model: &str,
         prompt: Prompt,
         params: GenerationParams,
         deadline: Deadline,
     ) -> Result<Run, ApiError> {
-        ctx.record.set_model(model);
         let permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
         let stream = state
             .engine

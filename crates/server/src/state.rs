@@ -51,6 +51,9 @@ pub struct AppState {
     pub(crate) started: std::time::Instant,
     /// The audit log to query (set once at start-up; the audit routes answer 404 without it).
     pub audit_log: std::sync::OnceLock<mlx_manager_store::Store>,
+    /// Providers and routing rules (set once at start-up; without it every model is local and
+    /// the provider/rule routes answer 404).
+    pub catalog: std::sync::OnceLock<Arc<mlx_manager_providers::Catalog>>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             bound: RwLock::new(None),
             started: std::time::Instant::now(),
             audit_log: std::sync::OnceLock::new(),
+            catalog: std::sync::OnceLock::new(),
         })
     }
 

@@ -61,11 +61,7 @@ pub(crate) fn export(
 ) -> Result<u64, StoreError> {
     validate(filter)?;
     let w = where_clause(filter, None);
-    let sql = format!(
-        "SELECT id, ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, prompt_tokens, \
-         completion_tokens, total_tokens, error_type, error_message FROM audit_log {} ORDER BY ts_ms DESC, id DESC",
-        w.sql
-    );
+    let sql = format!("SELECT {} FROM audit_log {} ORDER BY ts_ms DESC, id DESC", crate::query::COLUMNS, w.sql);
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(w.params.iter()))?;
     let err = |e: &dyn std::fmt::Display| StoreError::Export(e.to_string());

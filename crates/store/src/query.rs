@@ -12,16 +12,17 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page size.
 pub const MAX_LIMIT: usize = 1000;
 
-const COLUMNS: &str = "id, ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, prompt_tokens, \
-                       completion_tokens, total_tokens, error_type, error_message";
+pub(crate) const COLUMNS: &str =
+    "id, ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, prompt_tokens, \
+                       completion_tokens, total_tokens, error_type, error_message, backend_name, fallback";
 
 pub(crate) fn insert_batch(conn: &mut Connection, entries: &[AuditEntry]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO audit_log (ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, \
-             prompt_tokens, completion_tokens, total_tokens, error_type, error_message) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             prompt_tokens, completion_tokens, total_tokens, error_type, error_message, backend_name, fallback) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for e in entries {
             stmt.execute(rusqlite::params![
@@ -37,6 +38,8 @@ pub(crate) fn insert_batch(conn: &mut Connection, entries: &[AuditEntry]) -> Res
                 e.total_tokens,
                 e.error_type,
                 e.error_message,
+                e.backend_name,
+                e.fallback,
             ])?;
         }
     }
@@ -61,6 +64,8 @@ pub(crate) fn row_to_entry(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
         total_tokens: row.get(10)?,
         error_type: row.get(11)?,
         error_message: row.get(12)?,
+        backend_name: row.get(13)?,
+        fallback: row.get(14)?,
     })
 }
 

@@ -29,6 +29,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_backend_ts ON audit_log (backend_type, ts_ms, id);",
     // 2: settings the user changed (timeouts, server, pool), one JSON document per key.
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 3: routed requests: the provider that served them and whether a fallback did.
+    "ALTER TABLE audit_log ADD COLUMN backend_name TEXT;
+     ALTER TABLE audit_log ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

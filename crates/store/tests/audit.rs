@@ -36,6 +36,8 @@ fn entry(i: u64) -> AuditEntry {
         total_tokens: (i % 50 + i % 30) as u32,
         error_type: failed.then(|| "upstream_error".into()),
         error_message: failed.then(|| format!("bad, \"quoted\"\nmulti-line message #{i}")),
+        backend_name: None,
+        fallback: false,
     }
 }
 

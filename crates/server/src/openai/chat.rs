@@ -166,6 +166,15 @@ pub async fn chat_completions(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    crate::routing::dispatch(crate::routing::Api::Chat, state, ctx, body).await
+}
+
+/// Served by the local engine.
+pub(crate) async fn local(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.top_logprobs.is_some_and(|n| n > 0) {
@@ -181,7 +190,7 @@ pub async fn chat_completions(
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
     let params = req.sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
     let prompt = Prompt::Chat { messages, tools: None };
-    let mut run = Run::start(&state, &ctx, &req.model, prompt, params, deadline).await?;
+    let mut run = Run::start(&state, &req.model, prompt, params, deadline).await?;
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now();
     let model = req.model;

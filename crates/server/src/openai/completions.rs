@@ -77,6 +77,15 @@ pub async fn completions(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    crate::routing::dispatch(crate::routing::Api::Completions, state, ctx, body).await
+}
+
+/// Served by the local engine.
+pub(crate) async fn local(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Response, ApiError> {
     let req: CompletionRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     if req.logprobs.is_some_and(|n| n > 0) {
@@ -110,7 +119,7 @@ pub async fn completions(
     if !req.stream {
         let (mut choices, mut prompt_tokens, mut completion_tokens) = (Vec::new(), 0, 0);
         for (index, (prompt, text)) in prompts.into_iter().enumerate() {
-            let c = Run::start(&state, &ctx, &model, prompt, params.clone(), deadline).await?.collect().await?;
+            let c = Run::start(&state, &model, prompt, params.clone(), deadline).await?.collect().await?;
             prompt_tokens += c.usage.prompt_tokens;
             completion_tokens += c.usage.completion_tokens;
             let prefix = if echo { text.unwrap_or_default() } else { String::new() };
@@ -135,7 +144,7 @@ pub async fn completions(
     }
 
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    let first = Run::start(&state, &ctx, &model, prompts[0].0.clone(), params.clone(), deadline).await?;
+    let first = Run::start(&state, &model, prompts[0].0.clone(), params.clone(), deadline).await?;
     let record = ctx.record.clone();
     let request_id = ctx.request_id.clone();
     let model_id = model.clone();
@@ -150,7 +159,7 @@ pub async fn completions(
         for (index, (prompt, text)) in prompts.into_iter().enumerate() {
             let mut run = match next_run.take() {
                 Some(run) => run,
-                None => match Run::start(&state, &ctx, &model_id, prompt, params.clone(), deadline).await {
+                None => match Run::start(&state, &model_id, prompt, params.clone(), deadline).await {
                     Ok(run) => run,
                     Err(e) => {
                         record.fail(&e);

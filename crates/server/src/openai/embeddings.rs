@@ -57,6 +57,15 @@ pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody,
+) -> Result<axum::response::Response, ApiError> {
+    crate::routing::dispatch(crate::routing::Api::Embeddings, state, ctx, body).await
+}
+
+/// Served by the local engine.
+pub(crate) async fn local(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    body: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let req: EmbeddingsRequest = parse_model_request(&ctx.record, body, SUPPORTED, &[])?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;

@@ -26,7 +26,22 @@ pub async fn list(
     Extension(ctx): Extension<RequestContext>,
 ) -> Json<serde_json::Value> {
     ctx.record.succeed();
-    let data: Vec<_> = state.registry.list().iter().map(model_json).collect();
+    let local = state.registry.list();
+    let mut data: Vec<_> = local.iter().map(model_json).collect();
+    // Names routed by an exact rule are models too, owned by the backend that serves them.
+    if let Some(catalog) = state.catalog.get() {
+        for rule in catalog.rules() {
+            let r = &rule.rule;
+            let listed = local.iter().any(|m| m.id == r.pattern);
+            if r.enabled && r.match_type == mlx_manager_core::MatchType::Exact && !listed {
+                if let Some(route) = catalog.resolve(&r.pattern) {
+                    data.push(
+                        json!({"id": r.pattern, "object": "model", "created": 0, "owned_by": route.primary.name()}),
+                    );
+                }
+            }
+        }
+    }
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -37,6 +52,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     ctx.record.set_model(&id);
+    if let Some(route) = state.catalog.get().and_then(|c| c.resolve(&id)) {
+        ctx.record.succeed();
+        return Ok(Json(json!({"id": id, "object": "model", "created": 0, "owned_by": route.primary.name()})));
+    }
     let entry = state.registry.get(&id).ok_or(ApiError::ModelNotFound(id))?;
     ctx.record.succeed();
     Ok(Json(model_json(&entry)))
