@@ -1,6 +1,9 @@
 //! The typed commands the settings window calls; each is a thin wrapper over the [`Controller`].
 
-use mlx_manager_core::{AuditFilter, AuditPage, AuditStats, Timeouts};
+use mlx_manager_core::{
+    AuditFilter, AuditPage, AuditStats, ProviderInput, ProviderTestResult, ProviderView, RouteTest, RoutingRule,
+    RuleInput, Timeouts,
+};
 use rand::Rng;
 use tauri::State;
 
@@ -133,4 +136,85 @@ pub async fn export_audit(
     path: String,
 ) -> Result<ExportResult, CommandError> {
     ctl.export_audit(filter, format, path).await
+}
+
+/// Every provider (keys only as a hint) and where keys are kept.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_providers(ctl: Ctl<'_>) -> Result<Vec<ProviderView>, CommandError> {
+    Ok(ctl.catalog().providers())
+}
+
+/// Adds a provider (`original_name` None) or changes one (a new name renames it; rules follow).
+/// Returns every provider.
+#[tauri::command]
+#[specta::specta]
+pub async fn save_provider(
+    ctl: Ctl<'_>,
+    original_name: Option<String>,
+    input: ProviderInput,
+) -> Result<Vec<ProviderView>, CommandError> {
+    match original_name {
+        None => ctl.catalog().create_provider(input).await?,
+        Some(name) => ctl.catalog().update_provider(&name, input).await?,
+    };
+    Ok(ctl.catalog().providers())
+}
+
+/// Deletes a provider no rule uses, and its key. Returns every provider.
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_provider(ctl: Ctl<'_>, name: String) -> Result<Vec<ProviderView>, CommandError> {
+    ctl.catalog().delete_provider(&name).await?;
+    Ok(ctl.catalog().providers())
+}
+
+/// Makes a minimal real call to the provider: latency, or the upstream's error.
+#[tauri::command]
+#[specta::specta]
+pub async fn test_provider(ctl: Ctl<'_>, name: String) -> Result<ProviderTestResult, CommandError> {
+    Ok(ctl.catalog().test_provider(&name).await?)
+}
+
+/// Every routing rule, in matching order.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_rules(ctl: Ctl<'_>) -> Result<Vec<RoutingRule>, CommandError> {
+    Ok(ctl.catalog().rules())
+}
+
+/// Adds a rule (`id` None) or replaces one; it applies to the next request. Returns every rule.
+#[tauri::command]
+#[specta::specta]
+pub async fn save_rule(ctl: Ctl<'_>, id: Option<u32>, input: RuleInput) -> Result<Vec<RoutingRule>, CommandError> {
+    match id {
+        None => ctl.catalog().create_rule(input).await?,
+        Some(id) => ctl.catalog().update_rule(id, input).await?,
+    };
+    Ok(ctl.catalog().rules())
+}
+
+/// Deletes a rule. Returns every rule.
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_rule(ctl: Ctl<'_>, id: u32) -> Result<Vec<RoutingRule>, CommandError> {
+    ctl.catalog().delete_rule(id).await?;
+    Ok(ctl.catalog().rules())
+}
+
+/// Puts the rules in this order (first = matched first). Returns every rule.
+#[tauri::command]
+#[specta::specta]
+pub async fn reorder_rules(ctl: Ctl<'_>, ids: Vec<u32>) -> Result<Vec<RoutingRule>, CommandError> {
+    Ok(ctl.catalog().reorder_rules(ids).await?)
+}
+
+/// Which backend a model name would go to.
+#[tauri::command]
+#[specta::specta]
+pub async fn test_route(ctl: Ctl<'_>, model: String) -> Result<RouteTest, CommandError> {
+    if model.trim().is_empty() {
+        return Err(CommandError::invalid("model", "enter a model name"));
+    }
+    Ok(ctl.catalog().test_route(&model))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mlx_manager_core::{AuditFilter, AuditPage, AuditStats, Timeouts};
 use mlx_manager_engine::{Engine, EngineHandle};
+use mlx_manager_providers::{Catalog, SecretMode, Secrets};
 use mlx_manager_server::{AppState, ModelEntry, Registry, ServerSettings};
 use mlx_manager_store::Store;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ pub struct ControllerOptions {
     pub scan_hf_cache: bool,
     /// Use this port for this run instead of the saved one (not saved).
     pub port_override: Option<u16>,
+    /// Where provider keys go (the keychain when one answers, by default).
+    pub key_storage: SecretMode,
 }
 
 /// Changes the shell forwards to the window and the tray.
@@ -83,6 +86,7 @@ struct Listener {
 
 struct Inner {
     store: Store,
+    catalog: Arc<Catalog>,
     engine: EngineHandle,
     engine_owner: Mutex<Option<Engine>>,
     models: Vec<ModelEntry>,
@@ -124,10 +128,13 @@ impl Controller {
         for path in &options.models {
             registry.insert_folder(path);
         }
+        let secrets = Secrets::open(&options.data_dir, options.key_storage).map_err(CommandError::from)?;
+        let catalog = Arc::new(Catalog::open(store.clone(), secrets).await.map_err(CommandError::from)?);
         let (status, _) = watch::channel(ServerStatus::stopped(None));
         let (changes, _) = broadcast::channel(256);
         Ok(Controller(Arc::new(Inner {
             store,
+            catalog,
             engine: engine.handle(),
             engine_owner: Mutex::new(Some(engine)),
             models: registry.list(),
@@ -141,6 +148,11 @@ impl Controller {
     /// The audit store (for live subscriptions).
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// Providers and routing rules (shared with the HTTP listener: edits apply to the next request).
+    pub fn catalog(&self) -> &Catalog {
+        &self.0.catalog
     }
 
     /// The engine (for pool-change notifications).
@@ -194,6 +206,7 @@ impl Controller {
         let state =
             AppState::new(self.0.engine.clone(), server_settings, Arc::new(self.0.store.clone()), MAX_CONCURRENT);
         let _ = state.audit_log.set(self.0.store.clone());
+        let _ = state.catalog.set(self.0.catalog.clone());
         for m in &self.0.models {
             state.registry.insert(m.id.clone(), m.path.clone());
         }

@@ -1,6 +1,7 @@
 //! The one error type every command returns: typed, serialisable, and free of secrets.
 
 use mlx_manager_engine::EngineError;
+use mlx_manager_providers::ProviderError;
 use mlx_manager_store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,18 @@ pub enum CommandError {
     /// The engine thread has stopped.
     #[error("the engine has stopped")]
     EngineStopped,
+    /// No provider or routing rule by that name or id.
+    #[error("{message}")]
+    NotFound {
+        /// Which one.
+        message: String,
+    },
+    /// The change conflicts with the configuration (a duplicate name, a provider rules still use).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+    },
 }
 
 impl CommandError {
@@ -82,6 +95,22 @@ impl CommandError {
             }
             EngineError::Stopped => CommandError::EngineStopped,
             other => CommandError::ModelLoad { model: model.to_string(), message: other.to_string() },
+        }
+    }
+}
+
+impl From<ProviderError> for CommandError {
+    fn from(e: ProviderError) -> Self {
+        let field = e.field();
+        let message = e.to_string();
+        match e {
+            ProviderError::ProviderNotFound(_) | ProviderError::RuleNotFound(_) => CommandError::NotFound { message },
+            ProviderError::DuplicateProvider(_) | ProviderError::ProviderInUse { .. } => {
+                CommandError::Conflict { message }
+            }
+            ProviderError::Store(s) => s.into(),
+            _ if field.is_some() => CommandError::Invalid { field: field.unwrap_or_default().to_string(), message },
+            _ => CommandError::Storage { message },
         }
     }
 }

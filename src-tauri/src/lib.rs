@@ -28,6 +28,8 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
     use commands::*;
     use events::*;
     tauri_specta::Builder::<R>::new()
+        // One TypeScript shape per type: fields with serde defaults are simply required there.
+        .disable_serde_phases()
         .commands(tauri_specta::collect_commands![
             server_status,
             start_server,
@@ -45,6 +47,15 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             audit_page,
             audit_stats,
             export_audit,
+            list_providers,
+            save_provider,
+            delete_provider,
+            test_provider,
+            list_rules,
+            save_rule,
+            delete_rule,
+            reorder_rules,
+            test_route,
         ])
         .events(tauri_specta::collect_events![
             AuditEntryAppended,

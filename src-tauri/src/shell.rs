@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use mlx_manager_providers::SecretMode;
 use tauri::{Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use crate::controller::{Controller, ControllerOptions};
@@ -27,6 +28,14 @@ pub struct Args {
     /// Start in the tray without opening the settings window (the default on macOS).
     #[arg(long)]
     pub hidden: bool,
+    /// Where provider API keys are kept: `auto` (the OS keychain when it answers, else an
+    /// encrypted file in the data dir), `keychain` or `file`.
+    #[arg(long, default_value = "auto", env = "MLX_MANAGER_KEY_STORAGE", value_parser = parse_key_storage)]
+    pub key_storage: SecretMode,
+}
+
+fn parse_key_storage(s: &str) -> Result<SecretMode, String> {
+    SecretMode::parse(s).ok_or_else(|| format!("`{s}`: use auto, keychain or file"))
 }
 
 /// Opens (creates) the settings window, or shows and focuses it when it is open. The window is
@@ -73,6 +82,7 @@ pub fn run(args: Args) -> i32 {
         models: args.models.clone(),
         scan_hf_cache: !args.no_hf_cache,
         port_override: args.port,
+        key_storage: args.key_storage,
     };
     let ctl = match tauri::async_runtime::block_on(Controller::open(options)) {
         Ok(ctl) => ctl,

@@ -35,6 +35,7 @@ fn controller() -> Controller {
             models: vec![model, chat],
             scan_hf_cache: false,
             port_override: Some(0),
+            key_storage: mlx_manager_providers::SecretMode::File,
         };
         let ctl = tauri::async_runtime::block_on(Controller::open(options)).unwrap();
         (ctl, dir)
@@ -240,4 +241,87 @@ fn model_pool_commands() {
     assert!(pool.loaded.iter().any(|m| m.id == MODEL && m.pinned), "{pool:?}");
     invoke::<ModelPool>(&w, "unload_model", json!({ "id": MODEL })).unwrap();
     invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap();
+}
+
+/// An OpenAI-style upstream that answers every request with `200 {"data": []}`.
+fn models_upstream() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let body = r#"{"object":"list","data":[]}"#;
+            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    url
+}
+
+#[test]
+fn provider_and_routing_rule_commands() {
+    use mlx_manager_core::{ProviderTestResult, ProviderView, RouteTest, RoutingRule};
+    let (_app, w) = app();
+    let provider = |name: &str, kind: &str, url: &str, key: Option<&str>| json!({ "originalName": null, "input": { "name": name, "kind": kind, "base_url": url, "api_key": key } });
+    // Typed errors name the field.
+    let r = invoke::<Vec<ProviderView>>(
+        &w,
+        "save_provider",
+        provider("cmd-up", "openai_compatible", "127.0.0.1:1/v1", None),
+    );
+    assert_eq!(invalid_field(r), "base_url");
+    let r = invoke::<Vec<ProviderView>>(&w, "save_provider", provider("cmd-oa", "openai", "", None));
+    assert_eq!(invalid_field(r), "api_key");
+    let r =
+        invoke::<Vec<ProviderView>>(&w, "save_provider", provider("local", "openai_compatible", "http://h/v1", None));
+    assert_eq!(invalid_field(r), "name");
+
+    let upstream = models_upstream();
+    let key = "sk-commands-test-key-5678";
+    let list: Vec<ProviderView> =
+        invoke(&w, "save_provider", provider("cmd-up", "openai_compatible", &upstream, Some(key))).unwrap();
+    let view = list.iter().find(|p| p.config.name == "cmd-up").unwrap();
+    assert_eq!(view.api_key_hint.as_deref(), Some("…5678"));
+    assert!(!serde_json::to_string(&list).unwrap().contains(key), "the key never comes back");
+    let dup =
+        invoke::<Vec<ProviderView>>(&w, "save_provider", provider("cmd-up", "openai_compatible", &upstream, None));
+    assert!(matches!(dup, Err(CommandError::Conflict { .. })), "{dup:?}");
+    let test: ProviderTestResult = invoke(&w, "test_provider", json!({ "name": "cmd-up" })).unwrap();
+    assert!(test.ok && test.status == Some(200), "{test:?}");
+    let missing = invoke::<ProviderTestResult>(&w, "test_provider", json!({ "name": "cmd-none" }));
+    assert!(matches!(missing, Err(CommandError::NotFound { .. })), "{missing:?}");
+
+    let rule = |pattern: &str, match_type: &str, backend: &str| json!({ "id": null, "input": { "pattern": pattern, "match_type": match_type, "backend": backend, "priority": 0 } });
+    assert_eq!(invalid_field(invoke::<Vec<RoutingRule>>(&w, "save_rule", rule("cmd-(", "regex", "cmd-up"))), "pattern");
+    assert_eq!(
+        invalid_field(invoke::<Vec<RoutingRule>>(&w, "save_rule", rule("cmd-", "prefix", "nowhere"))),
+        "backend"
+    );
+    let rules: Vec<RoutingRule> = invoke(&w, "save_rule", rule("cmd-routed", "exact", "cmd-up")).unwrap();
+    let first = rules.iter().find(|r| r.rule.pattern == "cmd-routed").unwrap().id;
+    let rules: Vec<RoutingRule> = invoke(&w, "save_rule", rule("cmd-", "prefix", "local")).unwrap();
+    let second = rules.iter().find(|r| r.rule.pattern == "cmd-").unwrap().id;
+    let route: RouteTest = invoke(&w, "test_route", json!({ "model": "cmd-routed" })).unwrap();
+    assert_eq!((route.backend.as_str(), route.rule_id), ("cmd-up", Some(first)));
+    // Reordering puts the prefix rule first: now it wins.
+    let ids: Vec<u32> = rules.iter().map(|r| r.id).filter(|&id| id != second).collect();
+    let order: Vec<u32> = std::iter::once(second).chain(ids).collect();
+    let reordered: Vec<RoutingRule> = invoke(&w, "reorder_rules", json!({ "ids": order })).unwrap();
+    assert_eq!(reordered[0].id, second);
+    let route: RouteTest = invoke(&w, "test_route", json!({ "model": "cmd-routed" })).unwrap();
+    assert_eq!((route.backend.as_str(), route.rule_id), ("local", Some(second)));
+    assert_eq!(invalid_field(invoke::<RouteTest>(&w, "test_route", json!({ "model": " " }))), "model");
+
+    let in_use = invoke::<Vec<ProviderView>>(&w, "delete_provider", json!({ "name": "cmd-up" }));
+    assert!(matches!(in_use, Err(CommandError::Conflict { .. })), "{in_use:?}");
+    invoke::<Vec<RoutingRule>>(&w, "delete_rule", json!({ "id": first })).unwrap();
+    invoke::<Vec<RoutingRule>>(&w, "delete_rule", json!({ "id": second })).unwrap();
+    let gone = invoke::<Vec<RoutingRule>>(&w, "delete_rule", json!({ "id": second }));
+    assert!(matches!(gone, Err(CommandError::NotFound { .. })), "{gone:?}");
+    let list: Vec<ProviderView> = invoke(&w, "delete_provider", json!({ "name": "cmd-up" })).unwrap();
+    assert!(list.iter().all(|p| p.config.name != "cmd-up"));
 }

@@ -20,9 +20,10 @@ use crate::error::ProviderError;
 const SERVICE: &str = "mlx-manager";
 
 /// Which storage to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecretMode {
     /// The keychain when it answers, else the encrypted file.
+    #[default]
     Auto,
     /// Only the keychain (an error when there is none).
     Keychain,

@@ -38,6 +38,9 @@ export function describeError(e: CommandError): string {
       return `Export to ${e.path} failed: ${e.message}`;
     case "engine_stopped":
       return "The inference engine has stopped; restart MLX Manager.";
+    case "not_found":
+    case "conflict":
+      return e.message;
   }
 }
 

@@ -8,15 +8,15 @@ import * as __TAURI_EVENT from "@tauri-apps/api/event";
 /** Commands */
 export const commands = {
 	/**  Whether the HTTP endpoint is up, and where. */
-	serverStatus: () => typedError<ServerStatus_Serialize, CommandError>(__TAURI_INVOKE("server_status")),
+	serverStatus: () => typedError<ServerStatus, CommandError>(__TAURI_INVOKE("server_status")),
 	/**  Starts the HTTP endpoint on the saved address. */
-	startServer: () => typedError<ServerStatus_Serialize, CommandError>(__TAURI_INVOKE("start_server")),
+	startServer: () => typedError<ServerStatus, CommandError>(__TAURI_INVOKE("start_server")),
 	/**  Stops the HTTP endpoint (in-flight requests finish first). */
-	stopServer: () => typedError<ServerStatus_Serialize, CommandError>(__TAURI_INVOKE("stop_server")),
+	stopServer: () => typedError<ServerStatus, CommandError>(__TAURI_INVOKE("stop_server")),
 	/**  All settings. */
-	getSettings: () => typedError<AppSettings_Serialize, CommandError>(__TAURI_INVOKE("get_settings")),
+	getSettings: () => typedError<AppSettings, CommandError>(__TAURI_INVOKE("get_settings")),
 	/**  Saves listener settings and restarts the listener on them. */
-	applyServerConfig: (config: ServerConfig_Deserialize) => typedError<ServerStatus_Serialize, CommandError>(__TAURI_INVOKE("apply_server_config", { config })),
+	applyServerConfig: (config: ServerConfig) => typedError<ServerStatus, CommandError>(__TAURI_INVOKE("apply_server_config", { config })),
 	/**  A new random API key (not saved until applied). */
 	generateApiKey: () => typedError<string, CommandError>(__TAURI_INVOKE("generate_api_key")),
 	/**  Saves timeouts and applies them to the running server at once. */
@@ -24,56 +24,64 @@ export const commands = {
 	/**  Restores the default timeouts (15 min, 10 min, 2 min). */
 	resetTimeouts: () => typedError<Timeouts, CommandError>(__TAURI_INVOKE("reset_timeouts")),
 	/**  Saves and applies pool limits. */
-	setPoolSettings: (pool: PoolSettings_Deserialize) => typedError<PoolSettings_Serialize, CommandError>(__TAURI_INVOKE("set_pool_settings", { pool })),
+	setPoolSettings: (pool: PoolSettings) => typedError<PoolSettings, CommandError>(__TAURI_INVOKE("set_pool_settings", { pool })),
 	/**  Available and loaded models. */
-	modelPool: () => typedError<ModelPool_Serialize, CommandError>(__TAURI_INVOKE("model_pool")),
+	modelPool: () => typedError<ModelPool, CommandError>(__TAURI_INVOKE("model_pool")),
 	/**  Loads and pins a model. */
-	preloadModel: (id: string) => typedError<ModelPool_Serialize, CommandError>(__TAURI_INVOKE("preload_model", { id })),
+	preloadModel: (id: string) => typedError<ModelPool, CommandError>(__TAURI_INVOKE("preload_model", { id })),
 	/**  Unloads a model and frees its memory. */
-	unloadModel: (id: string) => typedError<ModelPool_Serialize, CommandError>(__TAURI_INVOKE("unload_model", { id })),
+	unloadModel: (id: string) => typedError<ModelPool, CommandError>(__TAURI_INVOKE("unload_model", { id })),
 	/**  Pins or unpins a loaded model. */
-	setPinned: (id: string, pinned: boolean) => typedError<ModelPool_Serialize, CommandError>(__TAURI_INVOKE("set_pinned", { id, pinned })),
+	setPinned: (id: string, pinned: boolean) => typedError<ModelPool, CommandError>(__TAURI_INVOKE("set_pinned", { id, pinned })),
 	/**  One page of the audit log, newest first (`cursor` from the previous page). */
-	auditPage: (filter: AuditFilter_Deserialize, cursor: string | null, limit: number | null) => typedError<AuditPage_Serialize, CommandError>(__TAURI_INVOKE("audit_page", { filter, cursor, limit })),
+	auditPage: (filter: AuditFilter, cursor: string | null, limit: number | null) => typedError<AuditPage, CommandError>(__TAURI_INVOKE("audit_page", { filter, cursor, limit })),
 	/**  Stats for the same filters as the list. */
-	auditStats: (filter: AuditFilter_Deserialize) => typedError<AuditStats_Serialize, CommandError>(__TAURI_INVOKE("audit_stats", { filter })),
+	auditStats: (filter: AuditFilter) => typedError<AuditStats, CommandError>(__TAURI_INVOKE("audit_stats", { filter })),
 	/**  Writes the filtered audit log to `path` (chosen in the save dialog). */
-	exportAudit: (filter: AuditFilter_Deserialize, format: ExportFormat, path: string) => typedError<ExportResult, CommandError>(__TAURI_INVOKE("export_audit", { filter, format, path })),
+	exportAudit: (filter: AuditFilter, format: ExportFormat, path: string) => typedError<ExportResult, CommandError>(__TAURI_INVOKE("export_audit", { filter, format, path })),
+	/**  Every provider (keys only as a hint) and where keys are kept. */
+	listProviders: () => typedError<ProviderView[], CommandError>(__TAURI_INVOKE("list_providers")),
+	/**
+	 *  Adds a provider (`original_name` None) or changes one (a new name renames it; rules follow).
+	 *  Returns every provider.
+	 */
+	saveProvider: (originalName: string | null, input: ProviderInput) => typedError<ProviderView[], CommandError>(__TAURI_INVOKE("save_provider", { originalName, input })),
+	/**  Deletes a provider no rule uses, and its key. Returns every provider. */
+	deleteProvider: (name: string) => typedError<ProviderView[], CommandError>(__TAURI_INVOKE("delete_provider", { name })),
+	/**  Makes a minimal real call to the provider: latency, or the upstream's error. */
+	testProvider: (name: string) => typedError<ProviderTestResult, CommandError>(__TAURI_INVOKE("test_provider", { name })),
+	/**  Every routing rule, in matching order. */
+	listRules: () => typedError<RoutingRule[], CommandError>(__TAURI_INVOKE("list_rules")),
+	/**  Adds a rule (`id` None) or replaces one; it applies to the next request. Returns every rule. */
+	saveRule: (id: number | null, input: RuleInput) => typedError<RoutingRule[], CommandError>(__TAURI_INVOKE("save_rule", { id, input })),
+	/**  Deletes a rule. Returns every rule. */
+	deleteRule: (id: number) => typedError<RoutingRule[], CommandError>(__TAURI_INVOKE("delete_rule", { id })),
+	/**  Puts the rules in this order (first = matched first). Returns every rule. */
+	reorderRules: (ids: number[]) => typedError<RoutingRule[], CommandError>(__TAURI_INVOKE("reorder_rules", { ids })),
+	/**  Which backend a model name would go to. */
+	testRoute: (model: string) => typedError<RouteTest, CommandError>(__TAURI_INVOKE("test_route", { model })),
 };
 
 /** Events */
 export const events = {
-	auditEntryAppended: makeEvent<AuditEntryAppended_Serialize, AuditEntryAppended_Deserialize>("audit-entry-appended"),
+	auditEntryAppended: makeEvent<AuditEntryAppended, AuditEntryAppended>("audit-entry-appended"),
 	exportProgress: makeEvent<ExportProgress, ExportProgress>("export-progress"),
-	modelLoading: makeEvent<ModelLoading_Serialize, ModelLoading_Deserialize>("model-loading"),
-	modelPoolChanged: makeEvent<ModelPoolChanged_Serialize, ModelPoolChanged_Deserialize>("model-pool-changed"),
-	serverStatusChanged: makeEvent<ServerStatusChanged_Serialize, ServerStatusChanged_Deserialize>("server-status-changed"),
-	settingsChanged: makeEvent<SettingsChanged_Serialize, SettingsChanged_Deserialize>("settings-changed"),
+	modelLoading: makeEvent<ModelLoading, ModelLoading>("model-loading"),
+	modelPoolChanged: makeEvent<ModelPoolChanged, ModelPoolChanged>("model-pool-changed"),
+	serverStatusChanged: makeEvent<ServerStatusChanged, ServerStatusChanged>("server-status-changed"),
+	settingsChanged: makeEvent<SettingsChanged, SettingsChanged>("settings-changed"),
 	statsChanged: makeEvent<StatsChanged, StatsChanged>("stats-changed"),
 };
 
 /* Types */
 /**  Everything the settings window edits. */
-export type AppSettings = AppSettings_Serialize | AppSettings_Deserialize;
-
-/**  Everything the settings window edits. */
-export type AppSettings_Deserialize = {
+export type AppSettings = {
 	/**  The listener. */
-	server: ServerConfig_Deserialize,
+	server: ServerConfig,
 	/**  Per-endpoint request timeouts. */
 	timeouts: Timeouts,
 	/**  The model pool. */
-	pool: PoolSettings_Deserialize,
-};
-
-/**  Everything the settings window edits. */
-export type AppSettings_Serialize = {
-	/**  The listener. */
-	server: ServerConfig_Serialize,
-	/**  Per-endpoint request timeouts. */
-	timeouts: Timeouts,
-	/**  The model pool. */
-	pool: PoolSettings_Serialize,
+	pool: PoolSettings,
 };
 
 /**  Requests and errors in one time bucket. */
@@ -89,19 +97,7 @@ export type AuditBucket = {
 };
 
 /**  The record of one request. */
-export type AuditEntry = AuditEntry_Serialize | AuditEntry_Deserialize;
-
-/**  An audit entry was written (right after its commit). */
-export type AuditEntryAppended = AuditEntryAppended_Serialize | AuditEntryAppended_Deserialize;
-
-/**  An audit entry was written (right after its commit). */
-export type AuditEntryAppended_Deserialize = AuditEntry_Deserialize;
-
-/**  An audit entry was written (right after its commit). */
-export type AuditEntryAppended_Serialize = AuditEntry_Serialize;
-
-/**  The record of one request. */
-export type AuditEntry_Deserialize = {
+export type AuditEntry = {
 	/**  When the request arrived (UTC). */
 	timestamp: string,
 	/**  `req_…` id, also sent back as `X-Request-ID`. */
@@ -110,34 +106,10 @@ export type AuditEntry_Deserialize = {
 	model: string,
 	/**  Which backend served it. */
 	backend_type: BackendType,
-	/**  Request path, e.g. `/v1/chat/completions`. */
-	endpoint: string,
-	/**  Wall time from arrival to the last byte, in milliseconds. */
-	duration_ms: number,
-	/**  Outcome. */
-	status: AuditStatus,
-	/**  Prompt tokens, when known. */
-	prompt_tokens: number,
-	/**  Generated tokens, when known. */
-	completion_tokens: number,
-	/**  `prompt_tokens + completion_tokens`. */
-	total_tokens: number,
-	/**  The error code (`model_not_found`, `timeout`, …) when it failed. */
-	error_type?: string | null,
-	/**  The client-visible error message when it failed (never a secret or internal detail). */
-	error_message?: string | null,
-};
-
-/**  The record of one request. */
-export type AuditEntry_Serialize = {
-	/**  When the request arrived (UTC). */
-	timestamp: string,
-	/**  `req_…` id, also sent back as `X-Request-ID`. */
-	request_id: string,
-	/**  The model the client asked for (empty when the request named none). */
-	model: string,
-	/**  Which backend served it. */
-	backend_type: BackendType,
+	/**  The provider that served it (None: the local engine). */
+	backend_name?: string | null,
+	/**  The rule's first backend failed and its fallback served the request. */
+	fallback?: boolean,
 	/**  Request path, e.g. `/v1/chat/completions`. */
 	endpoint: string,
 	/**  Wall time from arrival to the last byte, in milliseconds. */
@@ -156,29 +128,11 @@ export type AuditEntry_Serialize = {
 	error_message: string | null,
 };
 
-/**  Which audit entries a list, stats or export covers. Empty fields match everything. */
-export type AuditFilter = AuditFilter_Serialize | AuditFilter_Deserialize;
+/**  An audit entry was written (right after its commit). */
+export type AuditEntryAppended = AuditEntry;
 
 /**  Which audit entries a list, stats or export covers. Empty fields match everything. */
-export type AuditFilter_Deserialize = {
-	/**  Exact model id. */
-	model?: string | null,
-	/**  Substring of the model id (case-insensitive for ASCII). */
-	model_contains?: string | null,
-	/**  Backend. */
-	backend_type?: BackendType | null,
-	/**  Outcome. */
-	status?: AuditStatus | null,
-	/**  Exact endpoint path. */
-	endpoint?: string | null,
-	/**  Inclusive lower bound on the timestamp. */
-	start_time?: string | null,
-	/**  Exclusive upper bound on the timestamp. */
-	end_time?: string | null,
-};
-
-/**  Which audit entries a list, stats or export covers. Empty fields match everything. */
-export type AuditFilter_Serialize = {
+export type AuditFilter = {
 	/**  Exact model id. */
 	model: string | null,
 	/**  Substring of the model id (case-insensitive for ASCII). */
@@ -196,55 +150,15 @@ export type AuditFilter_Serialize = {
 };
 
 /**  One page of entries, newest first. */
-export type AuditPage = AuditPage_Serialize | AuditPage_Deserialize;
-
-/**  One page of entries, newest first. */
-export type AuditPage_Deserialize = {
+export type AuditPage = {
 	/**  The entries. */
-	entries: AuditEntry_Deserialize[],
-	/**  Pass back as `cursor` for the next (older) page; None at the end. */
-	next_cursor?: string | null,
-};
-
-/**  One page of entries, newest first. */
-export type AuditPage_Serialize = {
-	/**  The entries. */
-	entries: AuditEntry_Serialize[],
+	entries: AuditEntry[],
 	/**  Pass back as `cursor` for the next (older) page; None at the end. */
 	next_cursor: string | null,
 };
 
 /**  Aggregates over a filtered set. */
-export type AuditStats = AuditStats_Serialize | AuditStats_Deserialize;
-
-/**  Aggregates over a filtered set. */
-export type AuditStats_Deserialize = {
-	/**  Entries matched. */
-	total: number,
-	/**  Count per status name. */
-	by_status: { [key in string]: number },
-	/**  Count per backend name. */
-	by_backend: { [key in string]: number },
-	/**  Count per model id. */
-	by_model: { [key in string]: number },
-	/**  Distinct models. */
-	unique_models: number,
-	/**  Sum of prompt tokens. */
-	prompt_tokens: number,
-	/**  Sum of completion tokens. */
-	completion_tokens: number,
-	/**  Median duration (ms), None when empty. */
-	latency_p50_ms?: number | null,
-	/**  95th percentile duration (ms), None when empty. */
-	latency_p95_ms?: number | null,
-	/**  Width of each series bucket in seconds. */
-	bucket_seconds: number,
-	/**  Requests and errors over time, oldest first (empty buckets omitted). */
-	series: AuditBucket[],
-};
-
-/**  Aggregates over a filtered set. */
-export type AuditStats_Serialize = {
+export type AuditStats = {
 	/**  Entries matched. */
 	total: number,
 	/**  Count per status name. */
@@ -348,7 +262,15 @@ path: string;
 /**  Why. */
 message: string } | 
 /**  The engine thread has stopped. */
-{ kind: "engine_stopped" };
+{ kind: "engine_stopped" } | 
+/**  No provider or routing rule by that name or id. */
+{ kind: "not_found"; 
+/**  Which one. */
+message: string } | 
+/**  The change conflicts with the configuration (a duplicate name, a provider rules still use). */
+{ kind: "conflict"; 
+/**  What conflicts. */
+message: string };
 
 /**  File formats. */
 export type ExportFormat = 
@@ -373,33 +295,15 @@ export type ExportResult = {
 	rows: number,
 };
 
-/**  A model in memory. */
-export type LoadedModel = LoadedModel_Serialize | LoadedModel_Deserialize;
+/**  Where a provider's key is kept. */
+export type KeyStorage = 
+/**  The OS keychain (macOS Keychain, Secret Service on Linux). */
+"keychain" | 
+/**  An encrypted file in the data dir (when no keychain is available). */
+"encrypted_file";
 
 /**  A model in memory. */
-export type LoadedModel_Deserialize = {
-	/**  The id clients use. */
-	id: string,
-	/**  Architecture (`llama`, `qwen2`, …). */
-	model_type: string,
-	/**  Weight dtype. */
-	dtype: string,
-	/**  `4-bit, group 64` when quantized. */
-	quantization?: string | null,
-	/**  Bytes in memory: weights plus the key/value cache of its running requests. */
-	memory_bytes: number,
-	/**  Of which key/value cache. */
-	kv_cache_bytes: number,
-	/**  Never evicted until unpinned or unloaded. */
-	pinned: boolean,
-	/**  Seconds since it last served a request. */
-	idle_seconds: number,
-	/**  Requests served since it was loaded. */
-	requests_served: number,
-};
-
-/**  A model in memory. */
-export type LoadedModel_Serialize = {
+export type LoadedModel = {
 	/**  The id clients use. */
 	id: string,
 	/**  Architecture (`llama`, `qwen2`, …). */
@@ -420,23 +324,17 @@ export type LoadedModel_Serialize = {
 	requests_served: number,
 };
 
-/**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
-export type ModelLoading = ModelLoading_Serialize | ModelLoading_Deserialize;
+/**  How a rule's pattern matches a model name. */
+export type MatchType = 
+/**  The whole name. */
+"exact" | 
+/**  The name starts with the pattern. */
+"prefix" | 
+/**  The pattern (a regular expression) matches the whole name. */
+"regex";
 
 /**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
-export type ModelLoading_Deserialize = {
-	/**  The model id. */
-	model: string,
-	/**  `not_loaded`, `loading`, `ready` or `failed`. */
-	state: string,
-	/**  How far a load has got (0 … 1) while `loading`. */
-	fraction?: number | null,
-	/**  Why the load failed, when `failed`. */
-	message?: string | null,
-};
-
-/**  A model's loading state changed (load started, progressed, finished or failed; or unloaded). */
-export type ModelLoading_Serialize = {
+export type ModelLoading = {
 	/**  The model id. */
 	model: string,
 	/**  `not_loaded`, `loading`, `ready` or `failed`. */
@@ -448,58 +346,22 @@ export type ModelLoading_Serialize = {
 };
 
 /**  Available and loaded models, and the memory they use. */
-export type ModelPool = ModelPool_Serialize | ModelPool_Deserialize;
-
-/**  A model was loaded, unloaded, evicted, expired, pinned or unpinned. */
-export type ModelPoolChanged = ModelPoolChanged_Serialize | ModelPoolChanged_Deserialize;
-
-/**  A model was loaded, unloaded, evicted, expired, pinned or unpinned. */
-export type ModelPoolChanged_Deserialize = ModelPool_Deserialize;
-
-/**  A model was loaded, unloaded, evicted, expired, pinned or unpinned. */
-export type ModelPoolChanged_Serialize = ModelPool_Serialize;
-
-/**  Available and loaded models, and the memory they use. */
-export type ModelPool_Deserialize = {
+export type ModelPool = {
 	/**  Every registered model, by id. */
 	available: AvailableModel[],
 	/**  The loaded ones, by id. */
-	loaded: LoadedModel_Deserialize[],
-	/**  Weights and key/value caches in memory, bytes. */
-	memory_in_use_bytes: number,
-	/**  The pool's budget, bytes (None when RAM is unknown and no budget is set). */
-	memory_budget_bytes?: number | null,
-};
-
-/**  Available and loaded models, and the memory they use. */
-export type ModelPool_Serialize = {
-	/**  Every registered model, by id. */
-	available: AvailableModel[],
-	/**  The loaded ones, by id. */
-	loaded: LoadedModel_Serialize[],
+	loaded: LoadedModel[],
 	/**  Weights and key/value caches in memory, bytes. */
 	memory_in_use_bytes: number,
 	/**  The pool's budget, bytes (None when RAM is unknown and no budget is set). */
 	memory_budget_bytes: number | null,
 };
 
-/**  Limits of the model pool. */
-export type PoolSettings = PoolSettings_Serialize | PoolSettings_Deserialize;
+/**  A model was loaded, unloaded, evicted, expired, pinned or unpinned. */
+export type ModelPoolChanged = ModelPool;
 
 /**  Limits of the model pool. */
-export type PoolSettings_Deserialize = {
-	/**  Most models loaded at once (1–64). */
-	max_loaded_models: number,
-	/**  Memory budget for weights in GB; None: 75 % of RAM. */
-	memory_budget_gb?: number | null,
-	/**  Unload unpinned models idle this long (10 s – 7 days); None: never. */
-	idle_ttl_seconds?: number | null,
-	/**  Models loaded (and pinned) when the app starts, in this order. */
-	preload?: string[],
-};
-
-/**  Limits of the model pool. */
-export type PoolSettings_Serialize = {
+export type PoolSettings = {
 	/**  Most models loaded at once (1–64). */
 	max_loaded_models: number,
 	/**  Memory budget for weights in GB; None: 75 % of RAM. */
@@ -507,26 +369,126 @@ export type PoolSettings_Serialize = {
 	/**  Unload unpinned models idle this long (10 s – 7 days); None: never. */
 	idle_ttl_seconds: number | null,
 	/**  Models loaded (and pinned) when the app starts, in this order. */
-	preload: string[],
+	preload?: string[],
 };
 
-/**  The HTTP listener. */
-export type ServerConfig = ServerConfig_Serialize | ServerConfig_Deserialize;
+/**  A provider as stored (its key lives in the keychain, never here). */
+export type ProviderConfig = {
+	/**  Unique name, used by routing rules (`[A-Za-z0-9_.-]`, 1–64, not `local`). */
+	name: string,
+	/**  The API it speaks. */
+	kind: ProviderKind,
+	/**  e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`, `http://10.0.0.5:8000/v1`. */
+	base_url: string,
+	/**  Sent with every request (e.g. `OpenAI-Organization`). */
+	extra_headers?: { [key in string]: string },
+	/**  Disabled providers are skipped by routing (their rules fall through to the fallback). */
+	enabled: boolean,
+	/**
+	 *  Seconds to wait for the upstream's response headers before giving up (and falling back);
+	 *  None: the endpoint's own timeout.
+	 */
+	timeout_seconds?: number | null,
+};
 
-/**  The HTTP listener. */
-export type ServerConfig_Deserialize = {
-	/**  Address to bind (an IP address or `localhost`). */
-	host: string,
-	/**  Port (0 picks a free one). */
-	port: number,
-	/**  When set, clients must send it (`Authorization: Bearer` or `x-api-key`). */
+/**  A provider as the UI and the admin API edit it. */
+export type ProviderInput = {
+	/**  See [`ProviderConfig`]. */
+	name: string,
+	/**  See [`ProviderConfig`]. */
+	kind: ProviderKind,
+	/**  See [`ProviderConfig`]; empty: the kind's default. */
+	base_url?: string,
+	/**  See [`ProviderConfig`]. */
+	extra_headers?: { [key in string]: string },
+	/**  See [`ProviderConfig`]. */
+	enabled?: boolean,
+	/**  See [`ProviderConfig`]. */
+	timeout_seconds?: number | null,
+	/**  The key. On an edit, None keeps the stored key and `""` removes it. */
 	api_key?: string | null,
-	/**  Browser origins allowed to call the API. */
-	allowed_origins: string[],
+};
+
+/**  What API a provider speaks, and whose. */
+export type ProviderKind = 
+/**  OpenAI's API (key required). */
+"openai" | 
+/**  Anthropic's API (key required). */
+"anthropic" | 
+/**  Any server speaking OpenAI's API (vLLM, Together, Groq, another MLX Manager, …). */
+"openai_compatible" | 
+/**  Any server speaking Anthropic's Messages API. */
+"anthropic_compatible";
+
+/**  The "Test provider" answer. */
+export type ProviderTestResult = {
+	/**  The upstream answered with a success. */
+	ok: boolean,
+	/**  Round trip, ms. */
+	latency_ms: number,
+	/**  The upstream's HTTP status, when it answered. */
+	status: number | null,
+	/**  `"HTTP 200"` or the upstream's error (never the key). */
+	message: string,
+};
+
+/**  A provider as shown: the key only as a hint. */
+export type ProviderView = {
+	/**  `…` and the key's last four characters, when a key is set. */
+	api_key_hint: string | null,
+	/**  Where the key is kept. */
+	key_storage: KeyStorage,
+} & ProviderConfig;
+
+/**  Where a model name would go (the "Test rule" answer). */
+export type RouteTest = {
+	/**  The model name tested. */
+	model: string,
+	/**  The rule that matched (None: no rule matched, the local engine serves it). */
+	rule_id: number | null,
+	/**  `local` or the provider name. */
+	backend: string,
+	/**  Its backend type. */
+	backend_type: BackendType,
+	/**  The model name the backend receives. */
+	backend_model: string,
+	/**  The fallback backend, if any. */
+	fallback: string | null,
+	/**  The model name the fallback backend receives. */
+	fallback_model: string | null,
+};
+
+/**  A stored routing rule. */
+export type RoutingRule = {
+	/**  Assigned on creation. */
+	id: number,
+} & RuleInput;
+
+/**  A routing rule as the UI and the admin API edit it. */
+export type RuleInput = {
+	/**  What to match. */
+	pattern: string,
+	/**  How to match it. */
+	match_type: MatchType,
+	/**  Higher first; equal priorities in creation order. */
+	priority?: number,
+	/**  `local` or a provider name. */
+	backend: string,
+	/**  The model name to send to the backend (default: the requested name). */
+	backend_model?: string | null,
+	/**
+	 *  `local` or a provider name that serves the request when the backend fails (connection,
+	 *  timeout, 429, 5xx).
+	 */
+	fallback?: string | null,
+	/**  The model name to send to the fallback backend (default: the requested name). */
+	fallback_model?: string | null,
+	/**  Disabled rules are skipped. */
+	enabled?: boolean,
 };
 
 /**  The HTTP listener. */
-export type ServerConfig_Serialize = {
+export type ServerConfig = {
 	/**  Address to bind (an IP address or `localhost`). */
 	host: string,
 	/**  Port (0 picks a free one). */
@@ -538,29 +500,7 @@ export type ServerConfig_Serialize = {
 };
 
 /**  Is the HTTP endpoint up? */
-export type ServerStatus = ServerStatus_Serialize | ServerStatus_Deserialize;
-
-/**  The listener started, stopped or failed. */
-export type ServerStatusChanged = ServerStatusChanged_Serialize | ServerStatusChanged_Deserialize;
-
-/**  The listener started, stopped or failed. */
-export type ServerStatusChanged_Deserialize = ServerStatus_Deserialize;
-
-/**  The listener started, stopped or failed. */
-export type ServerStatusChanged_Serialize = ServerStatus_Serialize;
-
-/**  Is the HTTP endpoint up? */
-export type ServerStatus_Deserialize = {
-	/**  Accepting requests. */
-	running: boolean,
-	/**  `http://host:port` while running. */
-	url?: string | null,
-	/**  Why it is not running, when it failed. */
-	error?: string | null,
-};
-
-/**  Is the HTTP endpoint up? */
-export type ServerStatus_Serialize = {
+export type ServerStatus = {
 	/**  Accepting requests. */
 	running: boolean,
 	/**  `http://host:port` while running. */
@@ -569,14 +509,11 @@ export type ServerStatus_Serialize = {
 	error: string | null,
 };
 
-/**  Settings were saved (from this window or another). */
-export type SettingsChanged = SettingsChanged_Serialize | SettingsChanged_Deserialize;
+/**  The listener started, stopped or failed. */
+export type ServerStatusChanged = ServerStatus;
 
 /**  Settings were saved (from this window or another). */
-export type SettingsChanged_Deserialize = AppSettings_Deserialize;
-
-/**  Settings were saved (from this window or another). */
-export type SettingsChanged_Serialize = AppSettings_Serialize;
+export type SettingsChanged = AppSettings;
 
 /**
  *  The audit log changed: refresh the stats. `lagged` means some live entries were not delivered

@@ -23,6 +23,8 @@
       total_tokens: 0,
       error_type: status === "success" ? null : status === "timeout" ? "timeout" : "model_not_found",
       error_message: status === "success" ? null : status === "timeout" ? "Request exceeded 900 s" : "No such model",
+      backend_name: backends[i % backends.length] === "local" ? null : backends[i % backends.length],
+      fallback: i % 10 === 3,
     };
   };
   // Newest first, one every 30 s.
@@ -54,6 +56,27 @@
     (!f.end_time || Date.parse(e.timestamp) < Date.parse(f.end_time));
 
   const fail = (error) => Promise.reject(error);
+
+  // Providers and routing rules, validated like the Rust catalog (typed errors with the field).
+  const routing = { providers: [], rules: [], nextId: 1 };
+  const invalid = (field, message) => fail({ kind: "invalid", field, message });
+  const view = (p) => ({ ...p.config, api_key_hint: p.key ? `…${p.key.slice(-4)}` : null, key_storage: "encrypted_file" });
+  const providerList = () => routing.providers.map(view).sort((a, b) => a.name.localeCompare(b.name));
+  const ruleList = () => [...routing.rules].sort((a, b) => b.priority - a.priority || a.id - b.id);
+  const known = (b) => b === "local" || routing.providers.some((p) => p.config.name === b);
+  const checkRule = (r) => {
+    if (r.pattern === "") return invalid("pattern", "pattern: must not be empty");
+    if (r.match_type === "regex") {
+      try {
+        new RegExp(r.pattern);
+      } catch (e) {
+        return invalid("pattern", `invalid regex \`${r.pattern}\`: ${e.message}`);
+      }
+    }
+    if (!known(r.backend)) return invalid("backend", `unknown backend \`${r.backend}\` in \`backend\``);
+    if (r.fallback && !known(r.fallback)) return invalid("fallback", `unknown backend \`${r.fallback}\` in \`fallback\``);
+    return null;
+  };
   const handlers = {
     server_status: () => state.status,
     get_settings: () => state.settings,
@@ -104,6 +127,51 @@
       const rows = entries.filter((e) => matches(e, filter)).length;
       return { path, rows };
     },
+    list_providers: () => providerList(),
+    save_provider: ({ originalName: original_name, input }) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(input.name) || input.name === "local") return invalid("name", `invalid provider name \`${input.name}\``);
+      const url = input.base_url || { openai: "https://api.openai.com/v1", anthropic: "https://api.anthropic.com" }[input.kind] || "";
+      if (!/^https?:\/\/[^/]+/.test(url)) return invalid("base_url", `invalid base URL \`${url}\`: relative URL without a base`);
+      const old = routing.providers.find((p) => p.config.name === original_name);
+      if ((!old || original_name !== input.name) && routing.providers.some((p) => p.config.name === input.name)) {
+        return fail({ kind: "conflict", message: `a provider named \`${input.name}\` already exists` });
+      }
+      const key = input.api_key === null ? old?.key ?? null : input.api_key || null;
+      if (!key && (input.kind === "openai" || input.kind === "anthropic")) return invalid("api_key", `provider \`${input.name}\` needs an API key`);
+      const config = { name: input.name, kind: input.kind, base_url: url, extra_headers: input.extra_headers, enabled: input.enabled, timeout_seconds: input.timeout_seconds };
+      routing.providers = routing.providers.filter((p) => p !== old).concat([{ config, key }]);
+      return providerList();
+    },
+    delete_provider: ({ name }) => {
+      const users = routing.rules.filter((r) => r.backend === name || r.fallback === name).map((r) => r.id);
+      if (users.length) return fail({ kind: "conflict", message: `provider \`${name}\` is used by routing rules [${users.join(", ")}]; change or delete them first` });
+      routing.providers = routing.providers.filter((p) => p.config.name !== name);
+      return providerList();
+    },
+    test_provider: ({ name }) =>
+      name.includes("down") ? { ok: false, latency_ms: 3, status: null, message: `provider \`${name}\` is unreachable: connection refused` } : { ok: true, latency_ms: 42, status: 200, message: "HTTP 200" },
+    list_rules: () => ruleList(),
+    save_rule: ({ id, input }) => {
+      const bad = checkRule(input);
+      if (bad) return bad;
+      if (id === null) routing.rules.push({ id: routing.nextId++, ...input });
+      else routing.rules = routing.rules.map((r) => (r.id === id ? { id, ...input } : r));
+      return ruleList();
+    },
+    delete_rule: ({ id }) => {
+      routing.rules = routing.rules.filter((r) => r.id !== id);
+      return ruleList();
+    },
+    reorder_rules: ({ ids }) => {
+      routing.rules = routing.rules.map((r) => ({ ...r, priority: (ids.length - ids.indexOf(r.id)) * 10 }));
+      return ruleList();
+    },
+    test_route: ({ model }) => {
+      const rule = ruleList().find((r) => r.enabled && (r.match_type === "exact" ? model === r.pattern : r.match_type === "prefix" ? model.startsWith(r.pattern) : new RegExp(`^(?:${r.pattern})$`).test(model)));
+      if (!rule) return { model, rule_id: null, backend: "local", backend_type: "local", backend_model: model, fallback: null, fallback_model: null };
+      const kind = routing.providers.find((p) => p.config.name === rule.backend)?.config.kind ?? "local";
+      return { model, rule_id: rule.id, backend: rule.backend, backend_type: kind, backend_model: rule.backend_model ?? model, fallback: rule.fallback, fallback_model: rule.fallback ? rule.fallback_model ?? model : null };
+    },
     "plugin:dialog|save": ({ options }) => (window.__MOCK_SAVE_PATH__ === undefined ? `/tmp/${options.defaultPath}` : window.__MOCK_SAVE_PATH__),
   };
 
@@ -111,7 +179,7 @@
   const listeners = new Map();
   let nextId = 1;
   window.__calls = [];
-  window.__MOCK__ = { state, entries, entry };
+  window.__MOCK__ = { state, entries, entry, routing };
   window.__TAURI_INTERNALS__ = {
     transformCallback(cb, once = false) {
       const id = nextId++;

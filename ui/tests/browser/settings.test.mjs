@@ -274,3 +274,105 @@ describe("audit logs", () => {
     await page.close();
   });
 });
+
+describe("providers and routing rules", () => {
+  test("add, validate, edit, test and delete providers; keys only as a hint", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-providers").click();
+    await page.getByTestId("providers-empty").waitFor();
+
+    // A URL without a scheme is refused next to its field, and nothing is added.
+    await page.getByTestId("provider-add").click();
+    await page.getByTestId("provider-name").fill("vllm");
+    await page.getByTestId("provider-url").fill("10.0.0.5:8000/v1");
+    await page.getByTestId("provider-save").click();
+    await page.getByTestId("provider-error").filter({ hasText: "invalid base URL" }).waitFor();
+    assert.equal(await page.getByTestId("provider-url").getAttribute("aria-invalid"), "true");
+    await page.getByTestId("provider-url").fill("http://10.0.0.5:8000/v1");
+    await page.getByTestId("provider-save").click();
+    await page.getByTestId("provider-row").first().waitFor();
+
+    // A hosted provider needs its key; the key comes back only as a hint.
+    await page.getByTestId("provider-add").click();
+    await page.getByRole("button", { name: "OpenAI", exact: true }).click();
+    assert.equal(await page.getByTestId("provider-url").inputValue(), "https://api.openai.com/v1");
+    await page.getByTestId("provider-save").click();
+    await page.getByTestId("provider-error").filter({ hasText: "needs an API key" }).waitFor();
+    await page.getByTestId("provider-key-input").fill("sk-secret-value-1234");
+    await page.getByTestId("provider-save").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=provider-row]").length === 2);
+    const keys = await page.getByTestId("provider-key").allTextContents();
+    assert.deepEqual(keys, ["…1234", "—"]);
+    assert.ok(!(await page.content()).includes("sk-secret-value"), "the key is not in the page");
+
+    // Editing without typing a key keeps it (api_key null); extra headers are parsed.
+    await page.getByTestId("provider-edit").first().click();
+    assert.equal(await page.getByTestId("provider-key-input").inputValue(), "");
+    await page.getByLabel("Extra headers").fill("OpenAI-Organization: org-7");
+    await page.getByTestId("provider-save").click();
+    await page.getByTestId("provider-form").waitFor({ state: "detached" });
+    const saves = await calls(page, "save_provider");
+    assert.deepEqual(saves.at(-1).originalName, "openai");
+    assert.equal(saves.at(-1).input.api_key, null);
+    assert.deepEqual(saves.at(-1).input.extra_headers, { "OpenAI-Organization": "org-7" });
+
+    // Test shows latency or the upstream's error.
+    await page.getByTestId("provider-test").nth(1).click();
+    await page.getByTestId("provider-result").filter({ hasText: "Reachable: HTTP 200 in 42 ms" }).waitFor();
+
+    await page.getByTestId("provider-delete").nth(1).click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=provider-row]").length === 1);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("rules: typed errors at the field, reorder by priority, test where a model goes", async () => {
+    const { page, errors } = await openWindow();
+    await page.evaluate(() => window.__MOCK__.routing.providers.push({ config: { name: "openai", kind: "openai", base_url: "https://api.openai.com/v1", extra_headers: {}, enabled: true, timeout_seconds: null }, key: "sk-x-9999" }));
+    await page.getByTestId("tab-routing").click();
+    await page.getByTestId("rules-empty").waitFor();
+
+    await page.getByTestId("rule-add").click();
+    await page.getByTestId("rule-pattern-input").fill("gpt-(");
+    await page.getByTestId("rule-match").selectOption("regex");
+    await page.getByTestId("rule-save").click();
+    await page.getByTestId("rule-error").filter({ hasText: "invalid regex" }).waitFor();
+    assert.equal(await page.getByTestId("rule-pattern-input").getAttribute("aria-invalid"), "true");
+    await page.getByTestId("rule-pattern-input").fill("gpt-.*");
+    await page.getByTestId("rule-backend").selectOption("openai");
+    await page.getByTestId("rule-fallback").selectOption("local");
+    await page.getByTestId("rule-save").click();
+    await page.getByTestId("rule-row").first().waitFor();
+
+    await page.getByTestId("rule-add").click();
+    await page.getByTestId("rule-pattern-input").fill("gpt-4o");
+    await page.getByTestId("rule-backend").selectOption("local");
+    await page.getByTestId("rule-backend-model").fill("tiny-qwen");
+    await page.getByTestId("rule-save").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=rule-row]").length === 2);
+    assert.deepEqual(await page.getByTestId("rule-pattern").allTextContents(), ["gpt-.*", "gpt-4o"]);
+
+    // Same priority: the older rule matches first.
+    await page.getByTestId("route-test-input").fill("gpt-4o");
+    await page.getByTestId("route-test").click();
+    await page.getByTestId("route-test-result").filter({ hasText: "Rule #1: openai serves it; fallback the local engine." }).waitFor();
+
+    // Moving the second rule up rewrites priorities; the test now picks it.
+    await page.getByTestId("rule-up").nth(1).click();
+    await page.waitForFunction(() => document.querySelector("[data-testid=rule-pattern]").textContent === "gpt-4o");
+    assert.deepEqual((await calls(page, "reorder_rules")).at(-1), { ids: [2, 1] });
+    await page.getByTestId("route-test").click();
+    await page.getByTestId("route-test-result").filter({ hasText: "Rule #2: the local engine serves it as “tiny-qwen”." }).waitFor();
+
+    await page.getByTestId("route-test-input").fill("claude-3");
+    await page.getByTestId("route-test").click();
+    await page.getByTestId("route-test-result").filter({ hasText: "No rule matches" }).waitFor();
+
+    // A provider still used by a rule cannot be deleted; the message says which rules.
+    await page.getByTestId("tab-providers").click();
+    await page.getByTestId("provider-delete").click();
+    await page.getByTestId("provider-result").filter({ hasText: "used by routing rules [1]" }).waitFor();
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
