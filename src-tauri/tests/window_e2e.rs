@@ -1,7 +1,7 @@
 //! End-to-end: the real app (this crate's binary, with its embedded UI) in a real WebKitGTK window
 //! under Xvfb, driven through tauri-driver and WebKitWebDriver. A real HTTP request to the app's
-//! endpoint must appear in the audit table without a reload; a timeout changed in the window must
-//! survive a restart. The screenshots in docs/screenshots/ are written by this test.
+//! endpoint must appear in the audit table without a reload; a provider and a routing rule added in
+//! the window must route the next request; a timeout changed in the window must survive a restart. The screenshots in docs/screenshots/ are written by this test.
 //!
 //! Needs what `scripts/setup` installs: Xvfb (`xvfb-run`), `dbus-run-session`, WebKitWebDriver and
 //! tauri-driver (in `$MLX_MANAGER_CACHE/tools/bin`, or `TAURI_DRIVER`).
@@ -234,6 +234,52 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     })
     .await;
     screenshot(&client, "request-timeouts").await;
+
+    // A provider added in the window (this app's own endpoint, as an OpenAI-compatible server) and
+    // a rule sending a new model name to it: a request under that name is routed at once.
+    click(&client, "[data-testid=tab-providers]").await;
+    click(&client, "[data-testid=provider-add]").await;
+    let field = |css: &'static str| {
+        let client = client.clone();
+        async move { client.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")) }
+    };
+    field("[data-testid=provider-name]").await.send_keys("this-mac").await.unwrap();
+    field("[data-testid=provider-kind]").await.select_by_value("openai_compatible").await.unwrap();
+    field("[data-testid=provider-url]").await.send_keys(&format!("{base}/v1")).await.unwrap();
+    field("[data-testid=provider-key-input]").await.send_keys("sk-e2e-provider-key-0042").await.unwrap();
+    click(&client, "[data-testid=provider-save]").await;
+    let key = wait_for("the provider row", 10, || async { text(&client, "[data-testid=provider-key]").await }).await;
+    assert_eq!(key, "…0042");
+    click(&client, "[data-testid=provider-test]").await;
+    let tested = wait_for("the provider test", 20, || async {
+        text(&client, "[data-testid=provider-result]").await.filter(|t| t.starts_with("Reachable"))
+    })
+    .await;
+    assert!(tested.contains("HTTP 200"), "{tested}");
+    screenshot(&client, "providers").await;
+
+    click(&client, "[data-testid=tab-routing]").await;
+    click(&client, "[data-testid=rule-add]").await;
+    field("[data-testid=rule-pattern-input]").await.send_keys("routed-model").await.unwrap();
+    field("[data-testid=rule-backend]").await.select_by_value("this-mac").await.unwrap();
+    field("[data-testid=rule-backend-model]").await.send_keys(MODEL).await.unwrap();
+    click(&client, "[data-testid=rule-save]").await;
+    wait_for("the rule row", 10, || async {
+        text(&client, "[data-testid=rule-pattern]").await.filter(|t| t == "routed-model")
+    })
+    .await;
+    field("[data-testid=route-test-input]").await.send_keys("routed-model").await.unwrap();
+    click(&client, "[data-testid=route-test]").await;
+    let route = wait_for("the route test", 10, || async {
+        text(&client, "[data-testid=route-test-result]").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert!(route.contains("this-mac serves it"), "{route}");
+    screenshot(&client, "routing-rules").await;
+    let routed = json!({ "model": "routed-model", "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 2 });
+    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&routed).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mlx-backend"], "this-mac");
     client.close().await.unwrap();
     wait_for("the first app to exit", 20, || async { (!app_running(&data_dir)).then_some(()) }).await;
 
@@ -243,12 +289,14 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
         text(&client, "[data-testid=server-status]").await.filter(|t| t.starts_with("Serving on"))
     })
     .await;
+    // The two first requests, the provider test's model listing, and the routed request (recorded
+    // by both legs: the front door, and this same app as the provider).
     let rows = wait_for("the persisted rows", 20, || async {
         let n = script(&client, "return document.querySelectorAll('[data-testid=audit-row]').length").await;
-        n.as_u64().filter(|n| *n == 2)
+        n.as_u64().filter(|n| *n == 5)
     })
     .await;
-    assert_eq!(rows, 2);
+    assert_eq!(rows, 5);
     click(&client, "[data-testid=tab-timeouts]").await;
     let input = client.wait().for_element(Locator::Css("[data-testid=timeout-chat_seconds-input]")).await.unwrap();
     let value =

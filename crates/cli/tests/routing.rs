@@ -559,3 +559,32 @@ async fn bad_providers_and_rules_get_typed_errors() {
     let (s, _, t) = api.post("/v1/embeddings", json!({"model": "claude", "input": "hi"})).await;
     expect(s, &t, 422, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_endpoint_timeout_applies_to_routed_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = tiny(dir.path(), "tiny-llama", TinyFamily::Llama);
+    let front = serve(&dir.path().join("front"), &llama, &["--chat-timeout", "2"]);
+    let mut api = Api { client: reqwest::Client::new(), url: front.url.clone(), error_bodies: Vec::new() };
+    api.ok("/admin/providers", json!({"name": "silent", "kind": "openai_compatible", "base_url": silent_upstream()}))
+        .await;
+    api.ok("/admin/routing-rules", json!({"pattern": "slow-model", "match_type": "exact", "backend": "silent"})).await;
+    let started = std::time::Instant::now();
+    let (status, headers, text) = api.post("/v1/chat/completions", chat("slow-model", false)).await;
+    assert_eq!(status, 408, "{text}");
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    assert_eq!(backend(&headers), ("silent".to_string(), false));
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["timeout_seconds"], 2);
+    let page: Value = api
+        .client
+        .get(format!("{}/admin/audit-logs?model=slow-model", front.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["entries"][0]["status"], "timeout");
+    assert_eq!(page["entries"][0]["backend_name"], "silent");
+}

@@ -158,11 +158,16 @@ async fn serve_provider(
     deadline: Deadline,
 ) -> Result<Response, ApiError> {
     let catalog = state.catalog.get().ok_or(ApiError::Internal)?;
+    // The provider's own timeout (after which the rule's fallback may serve) applies only when it
+    // is shorter than what is left of the endpoint's; otherwise the endpoint's timeout answers 408.
     let remaining = deadline.remaining();
+    let after_deadline = remaining + std::time::Duration::from_secs(1);
     let timeout = provider
         .config
         .timeout_seconds
-        .map_or(remaining, |s| std::time::Duration::from_secs(u64::from(s)).min(remaining));
+        .map(|s| std::time::Duration::from_secs(u64::from(s)))
+        .filter(|t| *t < remaining)
+        .unwrap_or(after_deadline);
     let suffix = ctx.request_id.trim_start_matches("req_");
     let reply = match api {
         Api::Chat => deadline.run(catalog.openai_chat(provider, body, &format!("chatcmpl-{suffix}"), timeout)).await,
