@@ -158,6 +158,10 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
         "--no-hf-cache".into(),
         "--model".into(),
         model.display().to_string(),
+        // Keys in the encrypted file: the session's Secret Service (if gnome-keyring is
+        // activatable) has no unlocked keyring and would ask for one in a prompt.
+        "--key-storage".into(),
+        "file".into(),
     ];
     let driver = Driver::start();
 
