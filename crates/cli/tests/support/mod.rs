@@ -1,6 +1,8 @@
 //! Helpers of the routing tests: `mlx-manager serve` processes with their logs captured, upstreams
 //! that fail in each way a real one can (500, silence, nothing listening), and an admin/API client.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,8 @@ impl Drop for Server {
 pub fn tiny(dir: &Path, name: &str, family: TinyFamily) -> PathBuf {
     let path = dir.join(name);
     if !path.exists() {
-        write_tiny_model(&path, &TinySpec::new(family)).unwrap();
+        // A long context, so the benchmark's long prompt fits.
+        write_tiny_model(&path, &TinySpec { max_position_embeddings: 32_768, ..TinySpec::new(family) }).unwrap();
     }
     path
 }

@@ -1,0 +1,306 @@
+//! `mlx-benchmark`: measures any OpenAI-compatible server (MLX Manager, mlx_lm.server, a cloud
+//! URL) — time to first token, decode speed from the server's own token counts, inter-token and
+//! end-to-end latency, requests per second — and reports them as a Markdown table or JSON.
+
+mod measure;
+mod prompts;
+mod report;
+mod stats;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use measure::{Endpoint, Sample, Target};
+use report::{RunInfo, RunReport};
+
+#[derive(Parser)]
+#[command(
+    name = "mlx-benchmark",
+    version,
+    about = "Benchmark an OpenAI-compatible server (latency, tokens/s, requests/s)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure one model with one prompt.
+    Run(RunArgs),
+    /// Measure several models with the short, medium and long prompts.
+    Suite(SuiteArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// The server's base URL (without /v1).
+    #[arg(long, default_value = "http://127.0.0.1:10242")]
+    url: String,
+    /// Bearer key for the server.
+    #[arg(long, env = "MLX_BENCHMARK_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Most tokens generated per request.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: u32,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The model to request.
+    #[arg(short, long)]
+    model: String,
+    /// Requests to measure.
+    #[arg(short, default_value_t = 5)]
+    n: usize,
+    /// `short`, `medium`, `long` or a file holding the prompt.
+    #[arg(long, default_value = "short")]
+    prompt: String,
+    /// Unmeasured requests first (loads the model, warms caches).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Stream the answers (measures time to first token and inter-token latency).
+    #[arg(long, overrides_with = "no_stream")]
+    stream: bool,
+    /// Do not stream (whole answers).
+    #[arg(long = "no-stream", overrides_with = "stream")]
+    no_stream: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// The API measured.
+    #[arg(long, value_enum, default_value_t = Endpoint::Chat)]
+    endpoint: Endpoint,
+    /// Stop starting requests after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    max_seconds: u64,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SuiteArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Measured requests per model and prompt.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Comma-separated models (default: every model in GET /v1/models).
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Write every run's JSON here.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot reach {url}: {message} (is the server running?)")]
+    Unreachable { url: String, message: String },
+    #[error("the server answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the request timed out")]
+    Timeout,
+    #[error("broken stream: {0}")]
+    Stream(String),
+    #[error("--prompt {path}: not short, medium or long, and not a readable file: {message}")]
+    Prompt { path: String, message: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl BenchError {
+    fn from_reqwest(url: &str, e: reqwest::Error) -> BenchError {
+        if e.is_timeout() {
+            return BenchError::Timeout;
+        }
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message = format!("{message}: {s}");
+            source = s.source();
+        }
+        BenchError::Unreachable { url: url.to_string(), message }
+    }
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").expect("template"));
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Warm-up, then `n` measured requests with `concurrency` in flight, stopping early at `max`.
+async fn measure(
+    target: &Target,
+    n: usize,
+    warmup: usize,
+    concurrency: usize,
+    max: Duration,
+) -> Result<(Vec<Sample>, Vec<String>, f64), BenchError> {
+    let client = reqwest::Client::new();
+    for _ in 0..warmup {
+        // A server that is down or refuses the request fails here, with its reason.
+        measure::once(&client, target).await?;
+    }
+    let bar = progress(n as u64, &format!("{} {}", target.model, target.prompt.chars().count()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.clamp(1, n.max(1)) {
+        let (client, target, next, samples, errors, bar) =
+            (client.clone(), target.clone(), next.clone(), samples.clone(), errors.clone(), bar.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::SeqCst) < n && started.elapsed() < max {
+                match measure::once(&client, &target).await {
+                    Ok(s) => samples.lock().expect("samples").push(s),
+                    Err(e) => errors.lock().expect("errors").push(e.to_string()),
+                }
+                bar.inc(1);
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let samples = std::mem::take(&mut *samples.lock().expect("samples"));
+    let errors = std::mem::take(&mut *errors.lock().expect("errors"));
+    Ok((samples, errors, wall))
+}
+
+async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
+    if a.n == 0 {
+        return Err(BenchError::Usage("-n must be at least 1".into()));
+    }
+    let stream = !a.no_stream;
+    let target = Target {
+        url: a.common.url.clone(),
+        model: a.model.clone(),
+        endpoint: a.endpoint,
+        prompt: prompts::resolve(&a.prompt)?,
+        max_tokens: a.common.max_tokens,
+        stream,
+        api_key: a.common.api_key.clone(),
+        timeout: Duration::from_secs(a.common.timeout),
+    };
+    let (samples, errors, wall) =
+        measure(&target, a.n, a.warmup, a.concurrency, Duration::from_secs(a.max_seconds)).await?;
+    let info = RunInfo {
+        url: a.common.url,
+        model: a.model,
+        endpoint: a.endpoint,
+        stream: stream && a.endpoint != Endpoint::Embeddings,
+        prompt: a.prompt,
+        max_tokens: a.common.max_tokens,
+        concurrency: a.concurrency,
+    };
+    Ok(RunReport::new(info, &samples, &errors, wall))
+}
+
+async fn models(common: &Common) -> Result<Vec<String>, BenchError> {
+    let mut req = reqwest::Client::new().get(format!("{}/v1/models", common.url.trim_end_matches('/')));
+    if let Some(key) = &common.api_key {
+        req = req.bearer_auth(key);
+    }
+    let r = req.send().await.map_err(|e| BenchError::from_reqwest(&common.url, e))?;
+    if !r.status().is_success() {
+        return Err(BenchError::Status { status: r.status().as_u16(), message: "GET /v1/models failed".into() });
+    }
+    let v: serde_json::Value = r.json().await.map_err(|e| BenchError::from_reqwest(&common.url, e))?;
+    Ok(v["data"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str().map(str::to_string)).collect())
+}
+
+async fn suite(a: SuiteArgs) -> Result<Vec<RunReport>, BenchError> {
+    let models = if a.models.is_empty() { models(&a.common).await? } else { a.models.clone() };
+    if models.is_empty() {
+        return Err(BenchError::Usage("no models: pass --models or serve at least one".into()));
+    }
+    let mut reports = Vec::new();
+    for model in &models {
+        for prompt in ["short", "medium", "long"] {
+            let target = Target {
+                url: a.common.url.clone(),
+                model: model.clone(),
+                endpoint: Endpoint::Chat,
+                prompt: prompts::resolve(prompt)?,
+                max_tokens: a.common.max_tokens,
+                stream: true,
+                api_key: a.common.api_key.clone(),
+                timeout: Duration::from_secs(a.common.timeout),
+            };
+            let (samples, errors, wall) = measure(&target, a.runs.max(1), 1, 1, Duration::from_secs(3600)).await?;
+            let info = RunInfo {
+                url: a.common.url.clone(),
+                model: model.clone(),
+                endpoint: Endpoint::Chat,
+                stream: true,
+                prompt: prompt.to_string(),
+                max_tokens: a.common.max_tokens,
+                concurrency: 1,
+            };
+            reports.push(RunReport::new(info, &samples, &errors, wall));
+        }
+    }
+    if let Some(path) = &a.output {
+        let json = serde_json::json!({"url": a.common.url, "runs": a.runs, "results": reports});
+        std::fs::write(path, serde_json::to_vec_pretty(&json).expect("json"))?;
+    }
+    Ok(reports)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let (json, result) = match cli.command {
+        Command::Run(a) => {
+            let json = a.json;
+            (json, runtime.block_on(run(a)).map(|r| vec![r]))
+        }
+        Command::Suite(a) => (false, runtime.block_on(suite(a))),
+    };
+    match result {
+        Ok(reports) => {
+            if json && reports.len() == 1 {
+                println!("{}", serde_json::to_string_pretty(&reports[0]).expect("json"));
+            } else if reports.len() == 1 {
+                print!("{}", reports[0].markdown());
+            } else {
+                print!("{}", report::suite_markdown(&reports));
+            }
+            let failed: usize = reports.iter().map(|r| r.failed).sum();
+            if failed > 0 {
+                let first = reports.iter().flat_map(|r| r.errors.first()).next().cloned().unwrap_or_default();
+                eprintln!("error: {failed} request(s) failed; first: {first}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if matches!(e, BenchError::Unreachable { .. }) { 2 } else { 1 })
+        }
+    }
+}
