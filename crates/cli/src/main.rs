@@ -1,6 +1,7 @@
 //! `mlx-manager`: run local MLX models from the command line.
 
 mod generate;
+mod logging;
 mod serve;
 mod tiny;
 
@@ -24,13 +25,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MLX_MANAGER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::terminal();
+    }
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve::run(args).map_err(Into::into),
         Command::Generate(args) => generate::run(args).map_err(Into::into),

@@ -72,6 +72,13 @@ pub struct ServeArgs {
     /// keychain, or only the encrypted file in the data dir.
     #[arg(long, default_value = "auto", env = "MLX_MANAGER_KEY_STORAGE", value_parser = ["auto", "keychain", "file"])]
     key_storage: String,
+    /// Export request spans to this OpenTelemetry collector (OTLP/HTTP base URL, e.g.
+    /// http://127.0.0.1:4318); off by default, and nothing is sent when off.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics on /metrics (behind the API key when one is set).
+    #[arg(long, env = "MLX_MANAGER_METRICS")]
+    metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +93,8 @@ pub enum ServeError {
     Store(#[from] mlx_manager_store::StoreError),
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
     #[error(transparent)]
     Providers(#[from] mlx_manager_providers::ProviderError),
     #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
@@ -113,6 +122,7 @@ async fn shutdown_signal() {
 pub fn run(a: ServeArgs) -> Result<(), ServeError> {
     let data_dir = a.data_dir.clone().or_else(default_data_dir).ok_or(ServeError::NoDataDir)?;
     std::fs::create_dir_all(&data_dir)?;
+    let _logging = crate::logging::serve(&data_dir, a.otlp_endpoint.as_deref())?;
     let store = mlx_manager_store::Store::open(&data_dir.join("mlx-manager.db"), a.retention_days)?;
     tracing::info!(database = %store.path().display(), "audit log");
     let defaults = PoolConfig::default();
@@ -130,6 +140,7 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         api_key: a.api_key.filter(|k| !k.is_empty()),
         allowed_origins: a.allowed_origins,
         max_body_bytes: a.max_body_bytes,
+        metrics: a.metrics,
     };
     let state = AppState::new(engine.handle(), settings, Arc::new(store.clone()), a.max_concurrent.max(1));
     let _ = state.audit_log.set(store.clone());

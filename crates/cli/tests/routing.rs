@@ -274,8 +274,21 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
         .unwrap();
     assert_eq!(r.status(), 200);
     drop(front);
-    for entry in std::fs::read_dir(&front_dir).unwrap() {
-        let path = entry.unwrap().path();
+    // Every file: the database (and its WAL), the encrypted keys, the JSON log files in logs/.
+    let mut files = Vec::new();
+    let mut dirs = vec![front_dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("/logs/")), "{files:?}");
+    for path in files {
         let bytes = std::fs::read(&path).unwrap();
         let found = bytes.windows(UPSTREAM_KEY.len()).any(|w| w == UPSTREAM_KEY.as_bytes());
         assert!(!found, "the key is in plain text in {}", path.display());

@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod keep_alive;
 mod loading;
+mod metrics;
 mod middleware;
 mod openai;
 pub mod paths;
@@ -44,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.settings().max_body_bytes;
     Router::new()
         .route("/health", get(admin::health))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/models", get(openai::models::list))
         .route("/v1/models/{*id}", get(openai::models::get))
         .route("/v1/chat/completions", post(openai::chat::chat_completions))

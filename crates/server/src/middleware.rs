@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::error::{render, ApiError, Flavor};
 use crate::record::RequestRecord;
@@ -92,9 +93,21 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
     let id = request_id(request.headers());
     let path = request.uri().path().to_string();
     let flavor = Flavor::of_path(&path);
-    // Health checks and reads of the audit log itself would only flood it.
-    let audited = path != "/health" && !path.starts_with("/admin/audit-logs");
-    let record = RequestRecord::start(state.clone(), &id, &path, audited);
+    // Health checks, metric scrapes and reads of the audit log itself would only flood it.
+    let audited = path != "/health" && path != "/metrics" && !path.starts_with("/admin/audit-logs");
+    // One span per request; model, backend and outcome are recorded into it as they become known.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        endpoint = %path,
+        model = tracing::field::Empty,
+        backend = tracing::field::Empty,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    let record = RequestRecord::start(state.clone(), &id, &path, audited, span.clone());
     let settings = state.settings();
     let origin = request.headers().get(header::ORIGIN).cloned();
 
@@ -122,7 +135,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
                 ApiError::Draining.into_response()
             } else {
                 request.extensions_mut().insert(RequestContext { request_id: id.clone(), record: record.clone() });
-                next.run(request).await
+                next.run(request).instrument(span).await
             }
         }
     };

@@ -19,6 +19,8 @@ struct Draft {
 
 struct Inner {
     state: Arc<AppState>,
+    /// The request's tracing span (closed when the last part of the request is gone).
+    span: tracing::Span,
     started: Instant,
     audited: bool,
     draft: Mutex<Draft>,
@@ -34,7 +36,14 @@ impl Drop for Inner {
         let mut entry = draft.entry.clone();
         entry.status = draft.outcome.unwrap_or(AuditStatus::Cancelled);
         entry.duration_ms = self.started.elapsed().as_millis() as u64;
+        self.span.record("status", entry.status.as_str());
+        self.span.record("duration_ms", entry.duration_ms);
+        if let Some(code) = &entry.error_type {
+            self.span.record("error", code.as_str());
+        }
+        tracing::info!(parent: &self.span, "request finished");
         entry.total_tokens = entry.prompt_tokens + entry.completion_tokens;
+        self.state.metrics.observe(&entry);
         self.state.audit.record(entry);
     }
 }
@@ -44,7 +53,13 @@ impl Drop for Inner {
 pub struct RequestRecord(Arc<Inner>);
 
 impl RequestRecord {
-    pub(crate) fn start(state: Arc<AppState>, request_id: &str, endpoint: &str, audited: bool) -> RequestRecord {
+    pub(crate) fn start(
+        state: Arc<AppState>,
+        request_id: &str,
+        endpoint: &str,
+        audited: bool,
+        span: tracing::Span,
+    ) -> RequestRecord {
         state.in_flight.fetch_add(1, Ordering::SeqCst);
         let entry = AuditEntry {
             timestamp: Utc::now(),
@@ -64,6 +79,7 @@ impl RequestRecord {
         };
         RequestRecord(Arc::new(Inner {
             state,
+            span,
             started: Instant::now(),
             audited,
             draft: Mutex::new(Draft { entry, outcome: None }),
@@ -77,16 +93,22 @@ impl RequestRecord {
     /// The model the request named (the first call wins: a routed request keeps the name the
     /// client asked for, not the backend's).
     pub fn set_model(&self, model: &str) {
-        self.with(|d| {
-            if d.entry.model.is_empty() {
+        let first = self.with(|d| {
+            let first = d.entry.model.is_empty();
+            if first {
                 d.entry.model = model.to_string();
             }
+            first
         });
+        if first {
+            self.0.span.record("model", model);
+        }
     }
 
     /// The backend serving the request (None: the local engine); `fallback` when the routing
     /// rule's first backend failed.
     pub fn set_backend(&self, backend_type: BackendType, name: Option<&str>, fallback: bool) {
+        self.0.span.record("backend", name.unwrap_or(backend_type.as_str()));
         self.with(|d| {
             d.entry.backend_type = backend_type;
             d.entry.backend_name = name.map(str::to_string);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{
-    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, KeepAlive, ModelInfo, Prompt,
-    Usage,
+    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, KeepAlive, LoadState,
+    ModelInfo, Prompt, Usage,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -48,8 +48,15 @@ pub async fn ensure_loaded(
     keep_alive: Option<KeepAlive>,
 ) -> Result<ModelInfo, ApiError> {
     let entry = state.registry.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_string()))?;
+    let hit = matches!(*state.engine.load_state(&entry.id).borrow(), LoadState::Ready { .. });
+    state.metrics.pool_lookup(hit);
     let info =
         deadline.run(state.engine.load(&entry.id, &entry.path)).await?.map_err(|e| ApiError::from_engine(e, model))?;
+    if !hit {
+        if let LoadState::Ready { load_ms, .. } = *state.engine.load_state(&entry.id).borrow() {
+            state.metrics.model_loaded(load_ms as f64 / 1e3);
+        }
+    }
     if let Some(keep) = keep_alive {
         state.engine.keep_alive(&entry.id, keep).map_err(|e| ApiError::from_engine(e, model))?;
     }

@@ -21,6 +21,8 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Serve Prometheus metrics on `/metrics`.
+    pub metrics: bool,
 }
 
 impl Default for ServerSettings {
@@ -30,6 +32,7 @@ impl Default for ServerSettings {
             api_key: None,
             allowed_origins: Vec::new(),
             max_body_bytes: 32 << 20,
+            metrics: false,
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct AppState {
     /// Providers and routing rules (set once at start-up; without it every model is local and
     /// the provider/rule routes answer 404).
     pub catalog: std::sync::OnceLock<Arc<mlx_manager_providers::Catalog>>,
+    /// Counters and histograms for `/metrics` (kept whether or not the route is enabled).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -77,6 +82,7 @@ impl AppState {
             started: std::time::Instant::now(),
             audit_log: std::sync::OnceLock::new(),
             catalog: std::sync::OnceLock::new(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 

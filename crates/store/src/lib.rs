@@ -49,6 +49,7 @@ struct Inner {
     tx: SyncSender<Msg>,
     spill: Arc<Mutex<VecDeque<AuditEntry>>>,
     spilled: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     live: broadcast::Sender<AuditEntry>,
     retention_days: Arc<AtomicU64>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -62,6 +63,13 @@ impl Drop for Inner {
             let _ = thread.join();
         }
     }
+}
+
+/// Entries recorded but not yet committed, and entries the database refused.
+#[derive(Default)]
+struct Counts {
+    pending: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// A handle on the database; clones share the one store thread, which stops (after writing
@@ -81,7 +89,15 @@ impl Store {
         let spill = Arc::new(Mutex::new(VecDeque::new()));
         let (live, _) = broadcast::channel(LIVE);
         let retention = Arc::new(AtomicU64::new(u64::from(retention_days.clamp(1, 365))));
-        let worker = Worker { conn, rx, spill: spill.clone(), live: live.clone(), retention_days: retention.clone() };
+        let counts = Arc::new(Counts::default());
+        let worker = Worker {
+            conn,
+            rx,
+            spill: spill.clone(),
+            live: live.clone(),
+            retention_days: retention.clone(),
+            counts: counts.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("audit-store".into())
             .spawn(move || worker.run())
@@ -90,6 +106,7 @@ impl Store {
             tx,
             spill,
             spilled: Arc::new(AtomicU64::new(0)),
+            counts,
             live,
             retention_days: retention,
             thread: Mutex::new(Some(thread)),
@@ -104,6 +121,7 @@ impl Store {
 
     /// Hands an entry to the writer without waiting.
     pub fn record(&self, entry: AuditEntry) {
+        self.0.counts.pending.fetch_add(1, Ordering::Relaxed);
         match self.0.tx.try_send(Msg::Entry(Box::new(entry))) {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Entry(entry))) => {
@@ -117,6 +135,16 @@ impl Store {
     /// Entries that found the channel full and went through the spill queue (none were lost).
     pub fn spilled(&self) -> u64 {
         self.0.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Entries recorded and not yet committed.
+    pub fn queue_depth(&self) -> u64 {
+        self.0.counts.pending.load(Ordering::Relaxed)
+    }
+
+    /// Entries the database refused to write (a failed transaction); normally zero.
+    pub fn dropped(&self) -> u64 {
+        self.0.counts.dropped.load(Ordering::Relaxed)
     }
 
     /// Every entry written from now on, in order. A subscriber that falls more than 1024 entries
@@ -232,6 +260,7 @@ struct Worker {
     spill: Arc<Mutex<VecDeque<AuditEntry>>>,
     live: broadcast::Sender<AuditEntry>,
     retention_days: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 }
 
 impl Worker {
@@ -240,7 +269,11 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = query::insert_batch(&mut self.conn, batch) {
+        let n = batch.len() as u64;
+        let written = query::insert_batch(&mut self.conn, batch);
+        self.counts.pending.fetch_sub(n, Ordering::Relaxed);
+        if let Err(e) = written {
+            self.counts.dropped.fetch_add(n, Ordering::Relaxed);
             tracing::error!(error = %e, entries = batch.len(), "audit batch not written");
         } else if self.live.receiver_count() > 0 {
             for entry in batch.iter() {

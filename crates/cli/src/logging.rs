@@ -1,0 +1,97 @@
+//! Where `serve` logs go: human-readable lines on the terminal (level from `MLX_MANAGER_LOG`,
+//! `warn` by default), JSON lines in a daily-rotated file in the data dir (`MLX_MANAGER_FILE_LOG`,
+//! `info` by default; seven files kept), and — only when an endpoint is configured — request spans
+//! to an OpenTelemetry collector over OTLP/HTTP. With no endpoint nothing is sent anywhere.
+
+use std::path::Path;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the file writer and the span exporter alive; dropping it flushes both.
+pub struct Logging {
+    _file: Option<WorkerGuard>,
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Drop for Logging {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer.take() {
+            if let Err(e) = provider.shutdown() {
+                eprintln!("warning: OTLP export did not flush: {e}");
+            }
+        }
+    }
+}
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("log directory {path}: {message}")]
+    File { path: String, message: String },
+    #[error("OTLP exporter for {endpoint}: {message}")]
+    Otlp { endpoint: String, message: String },
+}
+
+fn filter(var: &str, default: &str) -> EnvFilter {
+    EnvFilter::try_from_env(var).unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Terminal only (the commands other than `serve`).
+pub fn terminal() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter("MLX_MANAGER_LOG", "warn"))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Terminal, the JSON file in `data_dir/logs`, and OTLP to `otlp_endpoint` (the collector's base
+/// URL, e.g. `http://127.0.0.1:4318`) when given.
+pub fn serve(data_dir: &Path, otlp_endpoint: Option<&str>) -> Result<Logging, LoggingError> {
+    let dir = data_dir.join("logs");
+    let appender = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("mlx-manager")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(&dir)
+        .map_err(|e| LoggingError::File { path: dir.display().to_string(), message: e.to_string() })?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let terminal =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter("MLX_MANAGER_LOG", "warn"));
+    let file = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
+        .with_filter(filter("MLX_MANAGER_FILE_LOG", "info"));
+    let (otel, tracer) = match otlp_endpoint.filter(|e| !e.is_empty()) {
+        None => (None, None),
+        Some(endpoint) => {
+            let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpJson)
+                .with_endpoint(&url)
+                .build()
+                .map_err(|e| LoggingError::Otlp { endpoint: url.clone(), message: e.to_string() })?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(Resource::builder().with_service_name("mlx-manager").build())
+                .build();
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("mlx-manager"))
+                .with_filter(EnvFilter::new("mlx_manager_server=info,mlx_manager_engine=info"));
+            (Some(layer), Some(provider))
+        }
+    };
+    let _ = tracing_subscriber::registry().with(terminal).with(file).with(otel).try_init();
+    Ok(Logging { _file: Some(guard), tracer })
+}
