@@ -55,6 +55,9 @@ pub struct TinyArgs {
     /// Split the weights over this many safetensors shards.
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Context length (max_position_embeddings).
+    #[arg(long, default_value_t = 4096)]
+    context: usize,
 }
 
 pub fn run(a: TinyArgs) -> Result<(), EngineError> {
@@ -78,7 +81,7 @@ pub fn run(a: TinyArgs) -> Result<(), EngineError> {
         },
         quantize: a.bits.map(|b| (u32::from(b), usize::from(a.group_size))),
         seed: a.seed,
-        max_position_embeddings: 4096,
+        max_position_embeddings: a.context,
         shards: a.shards,
     };
     if spec.hidden_size % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {

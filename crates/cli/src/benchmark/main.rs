@@ -52,6 +52,10 @@ struct Common {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Send the very same prompt every time (measures a server's prompt cache); by default each
+    /// request's prompt starts with its own number, so none can be answered from a cache.
+    #[arg(long)]
+    same_prompt: bool,
 }
 
 #[derive(Args)]
@@ -158,9 +162,9 @@ async fn measure(
     max: Duration,
 ) -> Result<(Vec<Sample>, Vec<String>, f64), BenchError> {
     let client = reqwest::Client::new();
-    for _ in 0..warmup {
+    for i in 0..warmup {
         // A server that is down or refuses the request fails here, with its reason.
-        measure::once(&client, target).await?;
+        measure::once(&client, target, 1_000_000 + i).await?;
     }
     let bar = progress(n as u64, &format!("{} {}", target.model, target.prompt.chars().count()));
     let next = Arc::new(AtomicUsize::new(0));
@@ -172,8 +176,12 @@ async fn measure(
         let (client, target, next, samples, errors, bar) =
             (client.clone(), target.clone(), next.clone(), samples.clone(), errors.clone(), bar.clone());
         workers.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::SeqCst) < n && started.elapsed() < max {
-                match measure::once(&client, &target).await {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n || started.elapsed() >= max {
+                    break;
+                }
+                match measure::once(&client, &target, i).await {
                     Ok(s) => samples.lock().expect("samples").push(s),
                     Err(e) => errors.lock().expect("errors").push(e.to_string()),
                 }
@@ -205,10 +213,12 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
         stream,
         api_key: a.common.api_key.clone(),
         timeout: Duration::from_secs(a.common.timeout),
+        vary: !a.common.same_prompt,
     };
     let (samples, errors, wall) =
         measure(&target, a.n, a.warmup, a.concurrency, Duration::from_secs(a.max_seconds)).await?;
     let info = RunInfo {
+        unique_prompts: !a.common.same_prompt,
         url: a.common.url,
         model: a.model,
         endpoint: a.endpoint,
@@ -250,9 +260,11 @@ async fn suite(a: SuiteArgs) -> Result<Vec<RunReport>, BenchError> {
                 stream: true,
                 api_key: a.common.api_key.clone(),
                 timeout: Duration::from_secs(a.common.timeout),
+                vary: !a.common.same_prompt,
             };
             let (samples, errors, wall) = measure(&target, a.runs.max(1), 1, 1, Duration::from_secs(3600)).await?;
             let info = RunInfo {
+                unique_prompts: !a.common.same_prompt,
                 url: a.common.url.clone(),
                 model: model.clone(),
                 endpoint: Endpoint::Chat,

@@ -29,6 +29,9 @@ pub struct Target {
     pub stream: bool,
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// Start every request's prompt with its own number, so no server can answer from a cache of
+    /// an earlier prompt (prefix caching) — the default; `--same-prompt` measures the cached case.
+    pub vary: bool,
 }
 
 /// One request's measurements.
@@ -55,15 +58,16 @@ impl Target {
         }
     }
 
-    fn body(&self) -> Value {
+    fn body(&self, i: usize) -> Value {
         let stream = self.stream && self.endpoint != Endpoint::Embeddings;
+        let prompt = if self.vary { format!("Request {i}. {}", self.prompt) } else { self.prompt.clone() };
         let mut body = match self.endpoint {
-            Endpoint::Chat => json!({"model": self.model, "messages": [{"role": "user", "content": self.prompt}],
+            Endpoint::Chat => json!({"model": self.model, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": self.max_tokens, "temperature": 0}),
             Endpoint::Completions => {
-                json!({"model": self.model, "prompt": self.prompt, "max_tokens": self.max_tokens, "temperature": 0})
+                json!({"model": self.model, "prompt": prompt, "max_tokens": self.max_tokens, "temperature": 0})
             }
-            Endpoint::Embeddings => json!({"model": self.model, "input": self.prompt}),
+            Endpoint::Embeddings => json!({"model": self.model, "input": prompt}),
         };
         if stream {
             body["stream"] = json!(true);
@@ -95,11 +99,11 @@ fn error_text(text: &str) -> String {
         .unwrap_or_else(|| text.chars().take(300).collect())
 }
 
-/// Sends one request and measures it.
-pub async fn once(client: &reqwest::Client, t: &Target) -> Result<Sample, BenchError> {
+/// Sends request number `i` and measures it.
+pub async fn once(client: &reqwest::Client, t: &Target, i: usize) -> Result<Sample, BenchError> {
     let started = Instant::now();
     let mut req =
-        client.post(format!("{}{}", t.url.trim_end_matches('/'), t.path())).json(&t.body()).timeout(t.timeout);
+        client.post(format!("{}{}", t.url.trim_end_matches('/'), t.path())).json(&t.body(i)).timeout(t.timeout);
     if let Some(key) = &t.api_key {
         req = req.bearer_auth(key);
     }

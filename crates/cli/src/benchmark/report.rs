@@ -15,6 +15,8 @@ pub struct RunReport {
     pub prompt: String,
     pub max_tokens: u32,
     pub concurrency: usize,
+    /// Every request had its own prompt (no prompt cache could help).
+    pub unique_prompts: bool,
     /// Requests measured (warm-up excluded).
     pub requests: usize,
     pub succeeded: usize,
@@ -35,6 +37,7 @@ pub struct RunReport {
 }
 
 pub struct RunInfo {
+    pub unique_prompts: bool,
     pub url: String,
     pub model: String,
     pub endpoint: Endpoint,
@@ -75,6 +78,7 @@ impl RunReport {
             prompt: info.prompt,
             max_tokens: info.max_tokens,
             concurrency: info.concurrency,
+            unique_prompts: info.unique_prompts,
             requests,
             succeeded: samples.len(),
             failed: errors.len(),
