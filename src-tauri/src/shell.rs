@@ -32,6 +32,9 @@ pub struct Args {
     /// encrypted file in the data dir), `keychain` or `file`.
     #[arg(long, default_value = "auto", env = "MLX_MANAGER_KEY_STORAGE", value_parser = parse_key_storage)]
     pub key_storage: SecretMode,
+    /// Export request spans to this OpenTelemetry collector (OTLP/HTTP base URL); off by default.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn parse_key_storage(s: &str) -> Result<SecretMode, String> {
@@ -66,16 +69,17 @@ pub(crate) fn show_settings<R: Runtime>(app: &tauri::AppHandle<R>) {
 
 /// Runs the app until Quit; returns the process exit code.
 pub fn run(args: Args) -> i32 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     let Some(data_dir) = args.data_dir.clone().or_else(mlx_manager_server::paths::default_data_dir) else {
         eprintln!("mlx-manager-app: no data directory: set --data-dir or HOME");
         return 2;
+    };
+    // Terminal lines, JSON files in the data dir, and OTLP spans when an endpoint is set.
+    let _logging = match mlx_manager_telemetry::init(&data_dir, "info", args.otlp_endpoint.as_deref()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("mlx-manager-app: logging: {e}");
+            None
+        }
     };
     let options = ControllerOptions {
         data_dir,

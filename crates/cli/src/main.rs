@@ -1,7 +1,6 @@
 //! `mlx-manager`: run local MLX models from the command line.
 
 mod generate;
-mod logging;
 mod serve;
 mod tiny;
 
@@ -27,7 +26,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_)) {
-        logging::terminal();
+        mlx_manager_telemetry::terminal();
     }
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve::run(args).map_err(Into::into),

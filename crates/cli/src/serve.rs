@@ -94,7 +94,7 @@ pub enum ServeError {
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
     #[error(transparent)]
-    Logging(#[from] crate::logging::LoggingError),
+    Telemetry(#[from] mlx_manager_telemetry::TelemetryError),
     #[error(transparent)]
     Providers(#[from] mlx_manager_providers::ProviderError),
     #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
@@ -122,7 +122,7 @@ async fn shutdown_signal() {
 pub fn run(a: ServeArgs) -> Result<(), ServeError> {
     let data_dir = a.data_dir.clone().or_else(default_data_dir).ok_or(ServeError::NoDataDir)?;
     std::fs::create_dir_all(&data_dir)?;
-    let _logging = crate::logging::serve(&data_dir, a.otlp_endpoint.as_deref())?;
+    let _logging = mlx_manager_telemetry::init(&data_dir, "warn", a.otlp_endpoint.as_deref())?;
     let store = mlx_manager_store::Store::open(&data_dir.join("mlx-manager.db"), a.retention_days)?;
     tracing::info!(database = %store.path().display(), "audit log");
     let defaults = PoolConfig::default();

@@ -1,7 +1,11 @@
-//! Where `serve` logs go: human-readable lines on the terminal (level from `MLX_MANAGER_LOG`,
-//! `warn` by default), JSON lines in a daily-rotated file in the data dir (`MLX_MANAGER_FILE_LOG`,
+//! Where MLX Manager's logs and traces go: human-readable lines on the terminal (level from
+//! `MLX_MANAGER_LOG`), JSON lines in a daily-rotated file in the data dir (`MLX_MANAGER_FILE_LOG`,
 //! `info` by default; seven files kept), and — only when an endpoint is configured — request spans
 //! to an OpenTelemetry collector over OTLP/HTTP. With no endpoint nothing is sent anywhere.
+//!
+//! Why a crate of its own: the headless `serve` and the desktop app set up the same subscriber, and
+//! neither the server nor the engine should depend on exporters; they only create spans.
+#![deny(missing_docs)]
 
 use std::path::Path;
 
@@ -33,11 +37,23 @@ impl Drop for Logging {
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum LoggingError {
+pub enum TelemetryError {
+    /// The log directory could not be created or written.
     #[error("log directory {path}: {message}")]
-    File { path: String, message: String },
+    File {
+        /// The directory.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The OTLP exporter could not be built.
     #[error("OTLP exporter for {endpoint}: {message}")]
-    Otlp { endpoint: String, message: String },
+    Otlp {
+        /// The traces URL.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
 }
 
 fn filter(var: &str, default: &str) -> EnvFilter {
@@ -52,9 +68,9 @@ pub fn terminal() {
         .try_init();
 }
 
-/// Terminal, the JSON file in `data_dir/logs`, and OTLP to `otlp_endpoint` (the collector's base
-/// URL, e.g. `http://127.0.0.1:4318`) when given.
-pub fn serve(data_dir: &Path, otlp_endpoint: Option<&str>) -> Result<Logging, LoggingError> {
+/// Terminal (at `MLX_MANAGER_LOG`, else `terminal_default`), the JSON file in `data_dir/logs`, and
+/// OTLP to `otlp_endpoint` (the collector's base URL, e.g. `http://127.0.0.1:4318`) when given.
+pub fn init(data_dir: &Path, terminal_default: &str, otlp_endpoint: Option<&str>) -> Result<Logging, TelemetryError> {
     let dir = data_dir.join("logs");
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
@@ -62,10 +78,11 @@ pub fn serve(data_dir: &Path, otlp_endpoint: Option<&str>) -> Result<Logging, Lo
         .filename_suffix("log")
         .max_log_files(7)
         .build(&dir)
-        .map_err(|e| LoggingError::File { path: dir.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| TelemetryError::File { path: dir.display().to_string(), message: e.to_string() })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let terminal =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter("MLX_MANAGER_LOG", "warn"));
+    let terminal = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter("MLX_MANAGER_LOG", terminal_default));
     let file = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
@@ -81,7 +98,7 @@ pub fn serve(data_dir: &Path, otlp_endpoint: Option<&str>) -> Result<Logging, Lo
                 .with_protocol(Protocol::HttpJson)
                 .with_endpoint(&url)
                 .build()
-                .map_err(|e| LoggingError::Otlp { endpoint: url.clone(), message: e.to_string() })?;
+                .map_err(|e| TelemetryError::Otlp { endpoint: url.clone(), message: e.to_string() })?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
                 .with_resource(Resource::builder().with_service_name("mlx-manager").build())
@@ -89,6 +106,7 @@ pub fn serve(data_dir: &Path, otlp_endpoint: Option<&str>) -> Result<Logging, Lo
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("mlx-manager"))
                 .with_filter(EnvFilter::new("mlx_manager_server=info,mlx_manager_engine=info"));
+            tracing::info!(endpoint = %url, "exporting request spans over OTLP");
             (Some(layer), Some(provider))
         }
     };
