@@ -201,6 +201,7 @@ impl Controller {
             timeouts: settings.timeouts,
             api_key: settings.server.api_key.clone(),
             allowed_origins: settings.server.allowed_origins.clone(),
+            metrics: settings.server.metrics,
             ..ServerSettings::default()
         };
         let state =

@@ -23,11 +23,20 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Browser origins allowed to call the API.
     pub allowed_origins: Vec<String>,
+    /// Serve Prometheus metrics on `/metrics` (behind the API key when one is set).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { host: "127.0.0.1".into(), port: 10242, api_key: None, allowed_origins: Vec::new() }
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 10242,
+            api_key: None,
+            allowed_origins: Vec::new(),
+            metrics: false,
+        }
     }
 }
 

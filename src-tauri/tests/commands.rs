@@ -153,6 +153,8 @@ fn server_lifecycle_settings_timeouts_and_audit() {
             port,
             api_key: key.map(str::to_string),
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            // Metrics on together with a key (so they are behind it).
+            metrics: key.is_some(),
         }})
     };
     assert_eq!(
@@ -171,8 +173,9 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert!(after.running, "previous listener restored: {after:?}");
     let url = after.url.unwrap();
     assert_eq!(http().get(format!("{url}/health")).send().unwrap().status(), 200);
+    assert_eq!(http().get(format!("{url}/metrics")).send().unwrap().status(), 404, "metrics off by default");
 
-    // An API key applies to the new listener.
+    // An API key applies to the new listener (and guards the metrics turned on with it).
     let key: String = invoke(&w, "generate_api_key", json!({})).unwrap();
     assert!(key.starts_with("mlxm-") && key.len() > 30, "{key}");
     let status: ServerStatus =
@@ -180,6 +183,10 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     let url = status.url.unwrap();
     assert_eq!(http().get(format!("{url}/v1/models")).send().unwrap().status(), 401);
     assert_eq!(http().get(format!("{url}/v1/models")).bearer_auth(&key).send().unwrap().status(), 200);
+    assert_eq!(http().get(format!("{url}/metrics")).send().unwrap().status(), 401);
+    let metrics = http().get(format!("{url}/metrics")).bearer_auth(&key).send().unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().unwrap().contains("mlx_manager_request_duration_seconds"));
     let saved: AppSettings = invoke(&w, "get_settings", json!({})).unwrap();
     assert_eq!(saved.server.api_key.as_deref(), Some(key.as_str()));
 

@@ -497,6 +497,8 @@ export type ServerConfig = {
 	api_key: string | null,
 	/**  Browser origins allowed to call the API. */
 	allowed_origins: string[],
+	/**  Serve Prometheus metrics on `/metrics` (behind the API key when one is set). */
+	metrics?: boolean,
 };
 
 /**  Is the HTTP endpoint up? */

@@ -34,7 +34,7 @@
   const state = {
     status: { running: true, url: "http://127.0.0.1:10242", error: null },
     settings: {
-      server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [] },
+      server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [], metrics: false },
       timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 },
       pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [] },
     },
