@@ -272,3 +272,32 @@ async fn loading_progress_streams_from_not_loaded_to_ready_and_late_subscribers_
     let r = client.get(format!("{url}/admin/models/nope/loading-progress")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_long_prompt_is_served_from_the_prompt_cache_and_says_so() {
+    let server = start(&[]);
+    let client = reqwest::Client::new();
+    let long = "The harbour town woke slowly while the boats came in with the tide. ".repeat(40);
+    let body = serde_json::json!({"model": "tiny-qwen", "messages": [{"role": "user", "content": long}], "max_tokens": 6, "temperature": 0});
+    let chat = |body: serde_json::Value| {
+        let (client, url) = (client.clone(), format!("{}/v1/chat/completions", server.url));
+        async move { client.post(url).json(&body).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let first = chat(body.clone()).await;
+    let second = chat(body.clone()).await;
+    assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    let prompt_tokens = second["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(), Some(prompt_tokens - 1));
+    assert_eq!(first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"]);
+    // The Anthropic route reports it as Anthropic does.
+    let m: serde_json::Value = client
+        .post(format!("{}/v1/messages", server.url))
+        .json(&serde_json::json!({"model": "tiny-qwen", "max_tokens": 6, "temperature": 0, "messages": [{"role": "user", "content": long}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(m["usage"]["cache_read_input_tokens"].as_u64().unwrap() > 256, "{m}");
+}

@@ -53,6 +53,11 @@ impl LayerCache {
         Ok((k.try_index((.., .., ..end, ..))?, v.try_index((.., .., ..end, ..))?))
     }
 
+    /// Forgets every position from `len` on (they are overwritten by the next writes).
+    pub(crate) fn trim(&mut self, len: i32) {
+        self.offset = self.offset.min(len);
+    }
+
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
     pub(crate) fn state(&self) -> impl Iterator<Item = &Array> {
         self.keys.iter().chain(self.values.iter())
@@ -67,6 +72,13 @@ pub(crate) struct KvCache {
 impl KvCache {
     pub(crate) fn new(num_layers: usize) -> KvCache {
         KvCache { layers: (0..num_layers).map(|_| LayerCache::default()).collect() }
+    }
+
+    /// Keeps the first `len` positions of every layer.
+    pub(crate) fn trim(&mut self, len: i32) {
+        for l in &mut self.layers {
+            l.trim(len);
+        }
     }
 
     /// Bytes the key/value buffers hold (their allocated capacity, not just the filled part).

@@ -81,6 +81,9 @@ pub struct Usage {
     pub prompt_seconds: f64,
     /// Seconds spent decoding after the first token.
     pub generation_seconds: f64,
+    /// Prompt tokens whose keys and values came from the model's prompt cache (not recomputed).
+    #[serde(default)]
+    pub cached_tokens: usize,
 }
 
 impl Usage {
@@ -179,6 +182,10 @@ enum Phase {
 /// One running generation, stepped by the engine thread.
 pub(crate) struct Sequence {
     prompt: Vec<u32>,
+    /// Every token read so far (the stop token included): with the prompt, what was fed.
+    history: Vec<u32>,
+    /// Prompt tokens taken from a prompt cache.
+    cached: usize,
     params: GenerationParams,
     cache: KvCache,
     sampler: Sampler,
@@ -188,6 +195,36 @@ pub(crate) struct Sequence {
     generated: usize,
     started: Instant,
     first_token: Option<Instant>,
+}
+
+/// Shorter shared beginnings are recomputed: reuse pays off for long prefixes (a conversation's
+/// history, a long system prompt), and short prompts keep exactly the computation of a fresh run.
+pub(crate) const MIN_REUSE: usize = 256;
+
+/// The keys and values of a model's last finished sequence and the tokens they belong to (one per
+/// model, like mlx-lm's server): a request that starts the same way skips those positions.
+pub(crate) struct PromptCache {
+    tokens: Vec<u32>,
+    cache: KvCache,
+}
+
+impl PromptCache {
+    /// Positions of `prompt` this cache can supply: the common beginning, leaving at least the
+    /// prompt's last token to compute (its logits give the first new token).
+    pub(crate) fn shared(&self, prompt: &[u32]) -> usize {
+        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        common.min(prompt.len().saturating_sub(1))
+    }
+
+    /// Whether `prompt` shares enough with this cache to use it.
+    pub(crate) fn serves(&self, prompt: &[u32]) -> bool {
+        self.shared(prompt) >= MIN_REUSE
+    }
+
+    /// Bytes of its key/value buffers.
+    pub(crate) fn nbytes(&self) -> usize {
+        self.cache.nbytes()
+    }
 }
 
 /// The result of one step.
@@ -227,11 +264,27 @@ impl Sequence {
         self.prompt.len()
     }
 
+    /// The keys and values this finished sequence computed, with the tokens they belong to, for
+    /// the next request that starts the same way. None unless it finished normally.
+    pub(crate) fn into_prompt_cache(self) -> Option<PromptCache> {
+        if !matches!(self.phase, Phase::Finished) {
+            return None;
+        }
+        let filled = self.cache.layers.first().map_or(0, |l| l.offset()) as usize;
+        let mut tokens = self.prompt;
+        tokens.extend(self.history);
+        tokens.truncate(filled);
+        (filled > 0).then_some(PromptCache { tokens, cache: self.cache })
+    }
+
+    /// `reuse`: a prompt cache that shares at least its first [`MIN_REUSE`] tokens with `prompt`
+    /// (see [`PromptCache::shared`]); its keys and values for the shared part are kept.
     pub(crate) fn new(
         model: &Model,
         tokenizer: &Tokenizer,
         prompt: Vec<u32>,
         params: GenerationParams,
+        reuse: Option<PromptCache>,
     ) -> Result<Sequence> {
         params.sampling.validate(tokenizer.vocab_size().max(model.config.vocab_size as usize))?;
         let vocab = model.config.vocab_size as u32;
@@ -251,14 +304,24 @@ impl Sequence {
             stops: params.stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
             pending: String::new(),
         };
+        let (cache, cached) = match reuse {
+            Some(mut pc) => {
+                let shared = pc.shared(&prompt);
+                pc.cache.trim(shared as i32);
+                (pc.cache, shared)
+            }
+            None => (model.new_cache(), 0),
+        };
         Ok(Sequence {
+            history: Vec::new(),
+            cached,
+            phase: Phase::Prefill { next: cached },
             prompt,
             params,
-            cache: model.new_cache(),
+            cache,
             sampler,
             decoder: StreamDecoder::new(),
             stop,
-            phase: Phase::Prefill { next: 0 },
             generated: 0,
             started: Instant::now(),
             first_token: None,
@@ -314,6 +377,7 @@ impl Sequence {
                 if self.first_token.is_none() {
                     self.first_token = Some(Instant::now());
                 }
+                self.history.push(id);
                 if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
                     return self.finish(tokenizer, FinishReason::Stop, None, None);
                 }
@@ -366,6 +430,7 @@ impl Sequence {
             completion_tokens: self.generated,
             prompt_seconds: first.duration_since(self.started).as_secs_f64(),
             generation_seconds: Instant::now().duration_since(first).max(Duration::from_nanos(1)).as_secs_f64(),
+            cached_tokens: self.cached,
         };
         let mut events: Vec<GenerationEvent> = last.into_iter().collect();
         events.push(GenerationEvent::Done { text, finish_reason: reason, stop_sequence, usage });

@@ -18,6 +18,8 @@ pub(crate) struct Loaded {
     pub(crate) eos: BTreeSet<u32>,
     pub(crate) last_used: Instant,
     pub(crate) keep_alive: Option<KeepAlive>,
+    /// The last finished sequence's keys and values, for a request that starts the same way.
+    pub(crate) prompt_cache: Option<crate::generate::PromptCache>,
 }
 
 impl Loaded {
@@ -53,5 +55,5 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
     };
     tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
     let eos = tokenizer.eos_token_ids.clone();
-    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now(), keep_alive: None })
+    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now(), keep_alive: None, prompt_cache: None })
 }

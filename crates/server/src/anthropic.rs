@@ -172,7 +172,7 @@ pub(crate) async fn local(
             "id": id, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": c.text}],
             "stop_reason": stop_reason(c.finish_reason, &c.stop_sequence), "stop_sequence": c.stop_sequence,
-            "usage": {"input_tokens": c.usage.prompt_tokens, "output_tokens": c.usage.completion_tokens},
+            "usage": {"input_tokens": c.usage.prompt_tokens, "output_tokens": c.usage.completion_tokens, "cache_read_input_tokens": c.usage.cached_tokens},
         }))
         .into_response());
     }
@@ -203,7 +203,7 @@ pub(crate) async fn local(
                     yield Ok(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
                     yield Ok(event("message_delta", json!({"type": "message_delta",
                         "delta": {"stop_reason": stop_reason(finish_reason, &stop_sequence), "stop_sequence": stop_sequence},
-                        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}})));
+                        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens, "cache_read_input_tokens": usage.cached_tokens}})));
                     yield Ok(event("message_stop", json!({"type": "message_stop"})));
                     record.set_tokens(usage.prompt_tokens, usage.completion_tokens);
                     record.succeed();

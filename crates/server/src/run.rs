@@ -163,7 +163,13 @@ impl Default for Completion {
             tokens: Vec::new(),
             finish_reason: FinishReason::Length,
             stop_sequence: None,
-            usage: Usage { prompt_tokens: 0, completion_tokens: 0, prompt_seconds: 0.0, generation_seconds: 0.0 },
+            usage: Usage {
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                prompt_seconds: 0.0,
+                generation_seconds: 0.0,
+                cached_tokens: 0,
+            },
         }
     }
 }

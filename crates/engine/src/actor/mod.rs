@@ -532,11 +532,12 @@ impl Actor {
 
     /// Bytes of key/value cache the running requests on `model` hold.
     fn kv_cache_bytes(&self, model: &str) -> usize {
-        self.running.iter().filter(|r| r.model == model).map(|r| r.seq.cache_bytes()).sum()
+        let kept = self.models.get(model).and_then(|m| m.prompt_cache.as_ref()).map_or(0, |c| c.nbytes());
+        kept + self.running.iter().filter(|r| r.model == model).map(|r| r.seq.cache_bytes()).sum::<usize>()
     }
 
     /// The loaded model `id`, marked as used by one more request.
-    fn use_model(&mut self, id: &str) -> Result<&Loaded> {
+    fn use_model(&mut self, id: &str) -> Result<&mut Loaded> {
         let loaded = self.models.get_mut(id).ok_or_else(|| EngineError::ModelNotFound { model: id.to_string() })?;
         loaded.touch();
         Ok(loaded)
@@ -590,7 +591,9 @@ impl Actor {
     fn start(&mut self, request: &GenerateRequest) -> Result<Sequence> {
         let loaded = self.use_model(&request.model)?;
         let tokens = prompt_tokens(&loaded.tokenizer, &request.prompt)?;
-        Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone())
+        // The model's prompt cache goes to this sequence if it shares a long enough beginning.
+        let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
+        Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone(), reuse)
     }
 
     /// Steps the first generation that can take a token; false when none could.
@@ -621,6 +624,9 @@ impl Actor {
                 Ok(Step::Finished(events)) => {
                     for event in events {
                         let _ = r.events.try_send(Ok(event));
+                    }
+                    if let (Some(cache), Some(loaded)) = (r.seq.into_prompt_cache(), self.models.get_mut(&r.model)) {
+                        loaded.prompt_cache = Some(cache);
                     }
                 }
                 Err(e) => {

@@ -208,7 +208,8 @@ pub(crate) async fn local(
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "logprobs": logprobs, "finish_reason": finish_reason(c.finish_reason)}],
-            "usage": {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens, "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens},
+            "usage": {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens, "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": c.usage.cached_tokens}},
         }))
         .into_response());
     }
@@ -239,7 +240,8 @@ pub(crate) async fn local(
                     yield Ok(chunk(&id, created, &model, json!({}), Some(finish_reason(reason)), serde_json::Value::Null));
                     if include_usage {
                         let body = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
-                            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.prompt_tokens + usage.completion_tokens}});
+                            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                                "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}});
                         yield Ok(Event::default().data(body.to_string()));
                     }
                     record.set_tokens(usage.prompt_tokens, usage.completion_tokens);
