@@ -274,7 +274,8 @@ impl Sequence {
         let mut tokens = self.prompt;
         tokens.extend(self.history);
         tokens.truncate(filled);
-        (filled > 0).then_some(PromptCache { tokens, cache: self.cache })
+        // A shorter sequence could never serve a request (reuse needs MIN_REUSE shared tokens).
+        (filled > MIN_REUSE).then_some(PromptCache { tokens, cache: self.cache })
     }
 
     /// `reuse`: a prompt cache that shares at least its first [`MIN_REUSE`] tokens with `prompt`

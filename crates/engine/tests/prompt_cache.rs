@@ -54,3 +54,40 @@ async fn the_kept_cache_counts_in_the_model_s_memory_and_goes_with_it() {
     let again = generate(&m.id, tokens(&long_prompt(300, 1)), greedy(4)).await.unwrap();
     assert_eq!(again.usage.cached_tokens, 0, "unloading dropped it");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_caches_make_room_before_any_model_is_evicted() {
+    use mlx_manager_engine::tiny::write_tiny_model;
+    use mlx_manager_engine::{Engine, GenerateRequest, PoolConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_tiny_model(&a, &spec(TinyFamily::Llama)).unwrap();
+    write_tiny_model(&b, &spec(TinyFamily::Llama)).unwrap();
+    let s = std::fs::metadata(a.join("model.safetensors")).unwrap().len();
+    // Room for both models' weights, not for both and a's kept cache (≈ 256 KB for 300 tokens).
+    let config = PoolConfig { max_loaded_models: 8, memory_budget_bytes: Some(2 * s + 64 * 1024), idle_ttl: None };
+    let engine = Engine::start_with(config).unwrap();
+    let h = engine.handle();
+    let run = |prompt: Vec<u32>| {
+        let h = h.clone();
+        async move {
+            let request = GenerateRequest { model: "a".into(), prompt: tokens(&prompt), params: greedy(4) };
+            let mut stream = h.generate(request).unwrap();
+            let mut cached = None;
+            while let Some(event) = stream.next().await {
+                if let mlx_manager_engine::GenerationEvent::Done { usage, .. } = event.unwrap() {
+                    cached = Some(usage.cached_tokens);
+                }
+            }
+            cached.unwrap()
+        }
+    };
+    h.load("a", &a).await.unwrap();
+    run(long_prompt(300, 2)).await;
+    let kept = h.list().await.unwrap().into_iter().find(|m| m.id == "a").unwrap().kv_cache_bytes;
+    assert!(kept > 64 * 1024, "a keeps its cache ({kept} bytes)");
+    h.load("b", &b).await.unwrap();
+    let loaded: Vec<String> = h.list().await.unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(loaded, ["a", "b"], "the cache went, not model a");
+    assert_eq!(run(long_prompt(300, 2)).await, 0, "a's cache was dropped to make room");
+}

@@ -136,7 +136,17 @@ impl Actor {
             }
             return Ok(Some(info));
         }
-        let evict = match plan_eviction(&self.residents(false), need, &self.pool) {
+        let mut plan = plan_eviction(&self.residents(false), need, &self.pool);
+        // Kept prompt caches are cheap to rebuild: they go before any model does.
+        let needs_room = !matches!(&plan, Ok(evict) if evict.is_empty());
+        if needs_room && self.models.values().any(|m| m.prompt_cache.is_some()) {
+            for m in self.models.values_mut() {
+                m.prompt_cache = None;
+            }
+            crate::pool::release_memory();
+            plan = plan_eviction(&self.residents(false), need, &self.pool);
+        }
+        let evict = match plan {
             Ok(evict) => evict,
             Err((needed_bytes, available_bytes)) => {
                 // Would it fit once the busy models are idle again? Then wait for them.
