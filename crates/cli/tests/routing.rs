@@ -384,6 +384,18 @@ async fn bad_providers_and_rules_get_typed_errors() {
     let rules: Value =
         api.client.get(format!("{}/admin/routing-rules", front.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(rules["rules"][0]["backend"], "q");
+    let t = api.ok("/admin/routing-rules/test", json!({"model": "gpt-x"})).await;
+    assert_eq!(t["backend"], "q");
+    // A disabled provider is skipped: its rule matches nothing (no fallback here), the name stays local.
+    let mut disabled = provider("q", "openai_compatible", "http://127.0.0.1:9/v1", None);
+    disabled["enabled"] = json!(false);
+    let (s, _, t) = api.call(reqwest::Method::PUT, "/admin/providers/q", Some(disabled)).await;
+    expect(s, &t, 200, None);
+    let t = api.ok("/admin/routing-rules/test", json!({"model": "gpt-x"})).await;
+    assert_eq!((t["backend"].clone(), t["rule_id"].clone()), (json!("local"), Value::Null));
+    let mut enabled = provider("q", "openai_compatible", "http://127.0.0.1:9/v1", None);
+    enabled["enabled"] = json!(true);
+    api.call(reqwest::Method::PUT, "/admin/providers/q", Some(enabled)).await;
     // A request the target API cannot express is refused, naming the parameter.
     let (s, _, _) =
         api.call(reqwest::Method::PUT, &format!("/admin/routing-rules/{id}"), Some(rule("gpt-", "prefix", "q"))).await;
