@@ -21,10 +21,15 @@ struct Speeds {
 
 fn ours(handle: &EngineHandle, prompt: &[u32], gen: usize, runs: usize, into: &mut Speeds) {
     let (p, g) = (&mut into.prompt_tps, &mut into.generation_tps);
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     for run in 0..runs + 1 {
         let params = GenerationParams { max_tokens: gen, stop_token_ids: Vec::new(), ..GenerationParams::default() };
+        // A different first token each run: the same work as mlx-lm's fresh runs, and nothing for
+        // the engine's prompt cache to reuse.
+        let mut prompt = prompt.to_vec();
+        prompt[0] = 10 + RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 400;
         let mut stream = handle
-            .generate(GenerateRequest { model: "bench".into(), prompt: Prompt::Tokens(prompt.to_vec()), params })
+            .generate(GenerateRequest { model: "bench".into(), prompt: Prompt::Tokens(prompt), params })
             .expect("generate");
         while let Some(event) = stream.blocking_next() {
             if let GenerationEvent::Done { usage, .. } = event.expect("event") {
