@@ -72,6 +72,8 @@ pub fn terminal() {
 /// OTLP to `otlp_endpoint` (the collector's base URL, e.g. `http://127.0.0.1:4318`) when given.
 pub fn init(data_dir: &Path, terminal_default: &str, otlp_endpoint: Option<&str>) -> Result<Logging, TelemetryError> {
     let dir = data_dir.join("logs");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| TelemetryError::File { path: dir.display().to_string(), message: e.to_string() })?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("mlx-manager")
