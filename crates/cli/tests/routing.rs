@@ -110,6 +110,16 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert_eq!(status, 204);
     let t = api.ok("/admin/routing-rules/test", route("gpt-4o")).await;
     assert_eq!(t["backend"], "up-openai");
+    // Names routed by exact rules are models of this endpoint, owned by their backend.
+    let (_, _, text) = api.call(reqwest::Method::GET, "/v1/models", None).await;
+    let models: Value = serde_json::from_str(&text).unwrap();
+    let listed = models["data"].as_array().unwrap();
+    let gpt = listed.iter().find(|m| m["id"] == "gpt-4o").expect("gpt-4o listed");
+    assert_eq!(gpt["owned_by"], "up-openai");
+    assert!(listed.iter().any(|m| m["id"] == "tiny-llama"), "local models still listed");
+    assert!(!listed.iter().any(|m| m["id"] == "claude-"), "prefix rules are not model names");
+    let (status, _, text) = api.call(reqwest::Method::GET, "/v1/models/claude-3-haiku", None).await;
+    assert_eq!(status, 200, "{text}");
 
     // OpenAI in, OpenAI upstream (pass-through) and Anthropic upstream (translated).
     for model in ["gpt-4o", "claude-3-haiku"] {

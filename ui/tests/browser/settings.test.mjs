@@ -249,6 +249,11 @@ describe("audit logs", () => {
     assert.match(await page.getByTestId("detail-error").textContent(), /model_not_found\s+No such model/);
     await page.keyboard.press("Escape");
     await page.getByTestId("audit-detail").waitFor({ state: "detached" });
+    // A routed request served by its rule's fallback says so, in the row and the detail.
+    const routed = page.getByTestId("audit-row").nth(3);
+    assert.match(await routed.textContent(), /openai ↪/);
+    await routed.click();
+    assert.match(await page.getByTestId("detail-backend").textContent(), /openai \(openai\) — fallback/);
     await page.close();
   });
 
