@@ -9,20 +9,10 @@ import sys
 
 import anthropic
 import openai
+from sdk_check import check, clients, done
 
 base, to_anthropic, to_openai, expected = sys.argv[1:5]
-oa = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
-an = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    checks += 1
-
+oa, an = clients(base)
 
 msgs = [{"role": "user", "content": "Say hello."}]
 
@@ -61,4 +51,4 @@ try:
 except openai.UnprocessableEntityError as e:
     check("temperature" in str(e), f"upstream validation message: {e}")
 
-print(f"{checks} checks passed")
+done()

@@ -5,20 +5,10 @@ import sys
 
 import anthropic
 import openai
+from sdk_check import check, clients, done
 
 base, model = sys.argv[1], sys.argv[2]
-oa = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
-an = anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0)
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        print(f"FAILED: {what}", file=sys.stderr)
-        sys.exit(1)
-    checks += 1
-
+oa, an = clients(base)
 
 # Models
 ids = [m.id for m in oa.models.list()]
@@ -98,4 +88,4 @@ try:
 except anthropic.UnprocessableEntityError as err:
     check(err.status_code == 422, "anthropic 422")
 
-print(f"{checks} checks passed")
+done()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use mlx_manager_engine::tiny::{write_tiny_model, TinySpec};
 use mlx_manager_engine::{ChatMessage, Engine, GenerateRequest, GenerationEvent, GenerationParams, Prompt};
 use serde_json::json;
 
@@ -170,16 +170,7 @@ fn main() {
     let model = dir.path().join(MODEL);
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (hidden, layers) = (env("BENCH_HIDDEN", 512), env("BENCH_LAYERS", 4));
-    let spec = TinySpec {
-        hidden_size: hidden,
-        layers,
-        heads: 8,
-        kv_heads: 4,
-        intermediate_size: hidden * 11 / 4,
-        vocab_size: 2048,
-        ..TinySpec::new(TinyFamily::Llama)
-    };
-    write_tiny_model(&model, &spec).unwrap();
+    write_tiny_model(&model, &TinySpec::bench(hidden, layers)).unwrap();
 
     let in_process = in_process_ttft(&model, n);
 

@@ -23,7 +23,7 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     let upstream = serve(&dir.path().join("upstream"), &qwen, &["--api-key", UPSTREAM_KEY]);
     let front_dir = dir.path().join("front");
     let front = serve(&front_dir, &llama, &[]);
-    let mut api = Api { client: reqwest::Client::new(), url: front.url.clone(), error_bodies: Vec::new() };
+    let mut api = Api::new(&front.url);
 
     // The upstream's own greedy answers are the reference for every routed call.
     let direct = reqwest::Client::new();
@@ -225,15 +225,7 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert!(!text.contains("sk-wrong-key"), "{text}");
 
     // The audit log: model as asked, the backend that served it, and whether a fallback did.
-    let page: Value = api
-        .client
-        .get(format!("{}/admin/audit-logs?limit=1000", front.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = api.get("/admin/audit-logs?limit=1000").await;
     let entries = page["entries"].as_array().unwrap();
     let find = |model: &str| {
         // The oldest: the first request made with that name.
@@ -262,9 +254,9 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert_eq!(find("claude-3-haiku")["completion_tokens"], 8);
     let mut everything = String::new();
     for format in ["csv", "jsonl"] {
-        let export =
-            api.client.get(format!("{}/admin/audit-logs/export?format={format}", front.url)).send().await.unwrap();
-        everything.push_str(&export.text().await.unwrap());
+        let (_, _, export) =
+            api.call(reqwest::Method::GET, &format!("/admin/audit-logs/export?format={format}"), None).await;
+        everything.push_str(&export);
     }
     assert!(everything.contains("fb-broken"));
     everything.push_str(&serde_json::to_string(&page).unwrap());
@@ -325,7 +317,7 @@ async fn bad_providers_and_rules_get_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let llama = tiny(dir.path(), "tiny-llama", TinyFamily::Llama);
     let front = serve(&dir.path().join("front"), &llama, &[]);
-    let mut api = Api { client: reqwest::Client::new(), url: front.url.clone(), error_bodies: Vec::new() };
+    let mut api = Api::new(&front.url);
     let expect = |status: u16, text: &str, want_status: u16, field: Option<&str>| {
         assert_eq!(status, want_status, "{text}");
         let p: Value = serde_json::from_str(text).unwrap();
@@ -391,8 +383,7 @@ async fn bad_providers_and_rules_get_typed_errors() {
         )
         .await;
     expect(s, &t, 200, None);
-    let rules: Value =
-        api.client.get(format!("{}/admin/routing-rules", front.url)).send().await.unwrap().json().await.unwrap();
+    let rules = api.get("/admin/routing-rules").await;
     assert_eq!(rules["rules"][0]["backend"], "q");
     let t = api.ok("/admin/routing-rules/test", json!({"model": "gpt-x"})).await;
     assert_eq!(t["backend"], "q");
@@ -426,7 +417,7 @@ async fn the_endpoint_timeout_applies_to_routed_requests() {
     let dir = tempfile::tempdir().unwrap();
     let llama = tiny(dir.path(), "tiny-llama", TinyFamily::Llama);
     let front = serve(&dir.path().join("front"), &llama, &["--chat-timeout", "2"]);
-    let mut api = Api { client: reqwest::Client::new(), url: front.url.clone(), error_bodies: Vec::new() };
+    let mut api = Api::new(&front.url);
     api.ok("/admin/providers", json!({"name": "silent", "kind": "openai_compatible", "base_url": silent_upstream()}))
         .await;
     api.ok("/admin/routing-rules", json!({"pattern": "slow-model", "match_type": "exact", "backend": "silent"})).await;
@@ -437,15 +428,7 @@ async fn the_endpoint_timeout_applies_to_routed_requests() {
     assert_eq!(backend(&headers), ("silent".to_string(), false));
     let problem: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(problem["timeout_seconds"], 2);
-    let page: Value = api
-        .client
-        .get(format!("{}/admin/audit-logs?model=slow-model", front.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = api.get("/admin/audit-logs?model=slow-model").await;
     assert_eq!(page["entries"][0]["status"], "timeout");
     assert_eq!(page["entries"][0]["backend_name"], "silent");
 }

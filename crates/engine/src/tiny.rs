@@ -92,6 +92,20 @@ impl TinySpec {
             shards: 1,
         }
     }
+
+    /// The benchmarks' model: fp32 Llama `hidden` wide with `layers` layers, 8 query / 4 KV
+    /// heads, MLP 2.75× wide, vocabulary 2048.
+    pub fn bench(hidden: usize, layers: usize) -> TinySpec {
+        TinySpec {
+            hidden_size: hidden,
+            layers,
+            heads: 8,
+            kv_heads: 4,
+            intermediate_size: hidden * 11 / 4,
+            vocab_size: 2048,
+            ..TinySpec::new(TinyFamily::Llama)
+        }
+    }
 }
 
 const CORPUS: &str = include_str!("tiny_corpus.txt");

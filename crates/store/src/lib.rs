@@ -48,7 +48,6 @@ enum Msg {
 struct Inner {
     tx: SyncSender<Msg>,
     spill: Arc<Mutex<VecDeque<AuditEntry>>>,
-    spilled: Arc<AtomicU64>,
     counts: Arc<Counts>,
     live: broadcast::Sender<AuditEntry>,
     retention_days: Arc<AtomicU64>,
@@ -65,10 +64,11 @@ impl Drop for Inner {
     }
 }
 
-/// Entries recorded but not yet committed, and entries the database refused.
+/// Entries recorded but not yet committed, that found the channel full, and that the database refused.
 #[derive(Default)]
 struct Counts {
     pending: AtomicU64,
+    spilled: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -105,7 +105,6 @@ impl Store {
         Ok(Store(Arc::new(Inner {
             tx,
             spill,
-            spilled: Arc::new(AtomicU64::new(0)),
             counts,
             live,
             retention_days: retention,
@@ -126,7 +125,7 @@ impl Store {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Entry(entry))) => {
                 self.0.spill.lock().unwrap_or_else(|p| p.into_inner()).push_back(*entry);
-                self.0.spilled.fetch_add(1, Ordering::Relaxed);
+                self.0.counts.spilled.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => tracing::error!("audit store stopped; entry not recorded"),
         }
@@ -134,7 +133,7 @@ impl Store {
 
     /// Entries that found the channel full and went through the spill queue (none were lost).
     pub fn spilled(&self) -> u64 {
-        self.0.spilled.load(Ordering::Relaxed)
+        self.0.counts.spilled.load(Ordering::Relaxed)
     }
 
     /// Entries recorded and not yet committed.

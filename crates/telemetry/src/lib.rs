@@ -21,7 +21,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// Keeps the file writer and the span exporter alive; dropping it flushes both.
 pub struct Logging {
-    _file: Option<WorkerGuard>,
+    _file: WorkerGuard,
     tracer: Option<SdkTracerProvider>,
 }
 
@@ -113,5 +113,5 @@ pub fn init(data_dir: &Path, terminal_default: &str, otlp_endpoint: Option<&str>
         }
     };
     let _ = tracing_subscriber::registry().with(terminal).with(file).with(otel).try_init();
-    Ok(Logging { _file: Some(guard), tracer })
+    Ok(Logging { _file: guard, tracer })
 }

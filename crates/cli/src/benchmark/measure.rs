@@ -49,6 +49,17 @@ pub struct Sample {
     pub counted: bool,
 }
 
+impl Endpoint {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
 impl Target {
     fn path(&self) -> &'static str {
         match self.endpoint {

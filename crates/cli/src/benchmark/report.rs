@@ -98,18 +98,15 @@ impl RunReport {
     /// The run as a Markdown section.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "### {} · {:?} · {} · prompt {} · {} requests ({} failed) · concurrency {}\n\n",
+            "### {} · {} · {} · prompt {} · {} requests ({} failed) · concurrency {}\n\n",
             self.model,
-            self.endpoint,
+            self.endpoint.as_str(),
             if self.stream { "stream" } else { "no stream" },
             self.prompt,
             self.requests,
             self.failed,
             self.concurrency
-        )
-        .replace("Chat", "chat")
-        .replace("Completions", "completions")
-        .replace("Embeddings", "embeddings");
+        );
         out.push_str("| metric | min | avg | p50 | p95 | max |\n|---|---:|---:|---:|---:|---:|\n");
         let rows: [(&str, &Option<Summary>); 6] = [
             ("time to first token (ms)", &self.ttft_ms),

@@ -119,6 +119,16 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client for the server at `url`.
+    pub fn new(url: &str) -> Api {
+        Api { client: reqwest::Client::new(), url: url.to_string(), error_bodies: Vec::new() }
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        self.client.get(format!("{}{path}", self.url)).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn call(
         &mut self,
         method: reqwest::Method,

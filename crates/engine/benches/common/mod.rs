@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+use mlx_manager_engine::tiny::{write_tiny_model, TinySpec};
 
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -24,15 +24,6 @@ pub fn python() -> PathBuf {
 /// Writes the benchmark model (fp32 Llama, 8/4 heads, vocabulary 2048) into `dir/bench-llama`.
 pub fn bench_model(dir: &Path, hidden: usize, layers: usize) -> PathBuf {
     let path = dir.join("bench-llama");
-    let spec = TinySpec {
-        hidden_size: hidden,
-        layers,
-        heads: 8,
-        kv_heads: 4,
-        intermediate_size: hidden * 11 / 4,
-        vocab_size: 2048,
-        ..TinySpec::new(TinyFamily::Llama)
-    };
-    write_tiny_model(&path, &spec).expect("model");
+    write_tiny_model(&path, &TinySpec::bench(hidden, layers)).expect("model");
     path
 }

@@ -28,36 +28,25 @@ fn wants_stream(body: &Map<String, Value>) -> bool {
 pub(crate) async fn openai_chat(
     client: &reqwest::Client,
     provider: &Provider,
-    mut body: Map<String, Value>,
+    body: Map<String, Value>,
     id: &str,
     timeout: Duration,
 ) -> Result<Reply, ProviderError> {
+    if !provider.config.kind.is_anthropic() {
+        return openai_other(client, provider, "chat/completions", body, timeout).await;
+    }
     let name = provider.name().to_string();
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let stream = wants_stream(&body);
-    let include_usage = include_usage(&body);
-    if provider.config.kind.is_anthropic() {
-        let upstream = chat_to_messages(&body, &name)?;
-        let path = provider.api_path("messages");
-        if stream {
-            let up = provider.post_stream(client, &path, &upstream, timeout).await?;
-            let convert = stream::AnthropicToOpenAi::new(name.clone(), id.to_string(), model, include_usage);
-            return Ok(Reply::Stream(stream::drive(up, convert, name)));
-        }
-        let answer = provider.post_json(client, &path, &upstream, timeout).await?;
-        let usage = response::anthropic_usage(&answer).unwrap_or_default();
-        return Ok(Reply::Json { body: response::message_to_completion(&answer, id, &model), usage });
-    }
-    if stream {
-        // Usage is always asked for (the audit log needs it); the client sees it only if it asked.
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-        let up = provider.post_stream(client, "chat/completions", &Value::Object(body), timeout).await?;
-        let convert = stream::OpenAiPassthrough { provider: name.clone(), include_usage };
+    let upstream = chat_to_messages(&body, &name)?;
+    let path = provider.api_path("messages");
+    if wants_stream(&body) {
+        let up = provider.post_stream(client, &path, &upstream, timeout).await?;
+        let convert = stream::AnthropicToOpenAi::new(name.clone(), id.to_string(), model, include_usage(&body));
         return Ok(Reply::Stream(stream::drive(up, convert, name)));
     }
-    let answer = provider.post_json(client, "chat/completions", &Value::Object(body), timeout).await?;
-    let usage = response::openai_usage(&answer).unwrap_or_default();
-    Ok(Reply::Json { body: answer, usage })
+    let answer = provider.post_json(client, &path, &upstream, timeout).await?;
+    let usage = response::anthropic_usage(&answer).unwrap_or_default();
+    Ok(Reply::Json { body: response::message_to_completion(&answer, id, &model), usage })
 }
 
 /// An Anthropic Messages request on `provider`; the answer is in Anthropic's format.
@@ -94,7 +83,9 @@ pub(crate) async fn anthropic_messages(
     Ok(Reply::Json { body: response::completion_to_message(&answer, id, &model), usage })
 }
 
-/// `/v1/completions` or `/v1/embeddings` on an OpenAI-style provider (Anthropic's API has neither).
+/// An OpenAI request passed through to an OpenAI-style provider (`chat/completions`,
+/// `completions`, `embeddings`; Anthropic's API has none of them). Streams always ask for usage
+/// upstream (the audit log needs it); the client sees it only if it asked.
 pub(crate) async fn openai_other(
     client: &reqwest::Client,
     provider: &Provider,
