@@ -9,10 +9,14 @@
 //! small batches between writes.
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod export;
+mod histogram;
 mod query;
+mod rollup;
 mod schema;
+mod stats;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -52,14 +56,18 @@ struct Inner {
     live: broadcast::Sender<AuditEntry>,
     retention_days: Arc<AtomicU64>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Shutdown);
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
+        // The writer first (it drops the checkpointer's wake-up sender), then the checkpointer.
+        for thread in [&self.thread, &self.checkpointer] {
+            if let Some(thread) = thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -85,6 +93,11 @@ impl Store {
     /// newer version, or one that is not a healthy database, is a typed error and is not touched.
     pub fn open(path: &Path, retention_days: u32) -> Result<Store, StoreError> {
         let conn = schema::open(path)?;
+        // Checkpoints happen on their own thread (see `checkpoint`); the WAL file is cut back to
+        // 64 MiB after each reset.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let (checkpoint, checkpointer) = checkpoint::spawn(path)?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL);
         let spill = Arc::new(Mutex::new(VecDeque::new()));
         let (live, _) = broadcast::channel(LIVE);
@@ -97,6 +110,7 @@ impl Store {
             live: live.clone(),
             retention_days: retention.clone(),
             counts: counts.clone(),
+            checkpoint,
         };
         let thread = std::thread::Builder::new()
             .name("audit-store".into())
@@ -109,6 +123,7 @@ impl Store {
             live,
             retention_days: retention,
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             path: path.to_path_buf(),
         })))
     }
@@ -193,7 +208,7 @@ impl Store {
 
     /// Aggregates over the filtered set.
     pub async fn stats(&self, filter: AuditFilter) -> Result<AuditStats, StoreError> {
-        self.call(move |conn| query::stats(conn, &filter)).await
+        self.call(move |conn| stats::stats(conn, &filter)).await
     }
 
     /// Streams the filtered set to `out`; returns the rows written.
@@ -255,6 +270,7 @@ impl AuditSink for Store {
 
 struct Worker {
     conn: Connection,
+    checkpoint: SyncSender<()>,
     rx: mpsc::Receiver<Msg>,
     spill: Arc<Mutex<VecDeque<AuditEntry>>>,
     live: broadcast::Sender<AuditEntry>,
@@ -274,9 +290,12 @@ impl Worker {
         if let Err(e) = written {
             self.counts.dropped.fetch_add(n, Ordering::Relaxed);
             tracing::error!(error = %e, entries = batch.len(), "audit batch not written");
-        } else if self.live.receiver_count() > 0 {
-            for entry in batch.iter() {
-                let _ = self.live.send(entry.clone());
+        } else {
+            let _ = self.checkpoint.try_send(());
+            if self.live.receiver_count() > 0 {
+                for entry in batch.iter() {
+                    let _ = self.live.send(entry.clone());
+                }
             }
         }
         batch.clear();

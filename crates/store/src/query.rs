@@ -1,7 +1,7 @@
 //! SQL for the audit log: inserts, filtered keyset pages, stats, retention.
 
 use chrono::{DateTime, TimeZone, Utc};
-use mlx_manager_core::{AuditBucket, AuditEntry, AuditFilter, AuditPage, AuditStats, AuditStatus, BackendType};
+use mlx_manager_core::{AuditEntry, AuditFilter, AuditPage, AuditStatus, BackendType};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, Row};
 
@@ -43,6 +43,7 @@ pub(crate) fn insert_batch(conn: &mut Connection, entries: &[AuditEntry]) -> Res
             ])?;
         }
     }
+    crate::rollup::apply(&tx, entries)?;
     tx.commit()?;
     Ok(())
 }
@@ -75,7 +76,9 @@ pub(crate) struct Where {
     pub(crate) params: Vec<Value>,
 }
 
-pub(crate) fn where_clause(filter: &AuditFilter, cursor: Option<(i64, i64)>) -> Where {
+/// The conditions on the filter's columns other than time (shared with the rollups, which have
+/// the same column names).
+pub(crate) fn filter_conditions(filter: &AuditFilter) -> (Vec<&'static str>, Vec<Value>) {
     let mut parts: Vec<&str> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     if let Some(m) = &filter.model {
@@ -98,6 +101,11 @@ pub(crate) fn where_clause(filter: &AuditFilter, cursor: Option<(i64, i64)>) -> 
         parts.push("endpoint = ?");
         params.push(Value::Text(e.clone()));
     }
+    (parts, params)
+}
+
+pub(crate) fn where_clause(filter: &AuditFilter, cursor: Option<(i64, i64)>) -> Where {
+    let (mut parts, mut params) = filter_conditions(filter);
     if let Some(t) = filter.start_time {
         parts.push("ts_ms >= ?");
         params.push(Value::Integer(t.timestamp_millis()));
@@ -107,7 +115,8 @@ pub(crate) fn where_clause(filter: &AuditFilter, cursor: Option<(i64, i64)>) -> 
         params.push(Value::Integer(t.timestamp_millis()));
     }
     if let Some((ts, id)) = cursor {
-        // A row-value comparison lets SQLite seek the (…, ts_ms, id) index directly.
+        // A row-value comparison lets SQLite seek the (…, ts_ms) index (whose entries end with the
+        // rowid, `id`) directly.
         parts.push("(ts_ms, id) < (?, ?)");
         params.extend([Value::Integer(ts), Value::Integer(id)]);
     }
@@ -168,87 +177,19 @@ pub(crate) fn list(
     Ok(AuditPage { entries, next_cursor })
 }
 
-const BUCKETS: &[u64] = &[60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400];
-
-fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_string(), 1);
-        }
-    }
-}
-
-/// Nearest-rank percentile (`p` in 0..=1) of `values` (reordered in place).
-fn percentile(values: &mut [u64], p: f64) -> Option<u64> {
-    if values.is_empty() {
-        return None;
-    }
-    let k = ((values.len() - 1) as f64 * p).round() as usize;
-    Some(*values.select_nth_unstable(k).1)
-}
-
-/// One pass over the matching rows, aggregated here (one scan instead of one per figure).
-pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStats, StoreError> {
-    validate(filter)?;
-    let w = where_clause(filter, None);
-    let sql = format!(
-        "SELECT status, backend_type, model, ts_ms, duration_ms, prompt_tokens, completion_tokens FROM audit_log {}",
-        w.sql
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(w.params.iter()))?;
-    let mut s = AuditStats::default();
-    let mut durations = Vec::new();
-    let mut times: Vec<(i64, bool, u64)> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
-        let status = text(0)?;
-        bump(&mut s.by_status, status);
-        bump(&mut s.by_backend, text(1)?);
-        bump(&mut s.by_model, text(2)?);
-        let duration = row.get::<_, i64>(4)? as u64;
-        times.push((row.get(3)?, status != "success", duration));
-        durations.push(duration);
-        s.prompt_tokens += row.get::<_, i64>(5)? as u64;
-        s.completion_tokens += row.get::<_, i64>(6)? as u64;
-    }
-    s.total = durations.len() as u64;
-    s.unique_models = s.by_model.len() as u64;
-    s.latency_p50_ms = percentile(&mut durations, 0.5);
-    s.latency_p95_ms = percentile(&mut durations, 0.95);
-    let (min, max) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (t, _, _)| (lo.min(*t), hi.max(*t)));
-    let span_s = if times.is_empty() { 0 } else { ((max - min) / 1000) as u64 };
-    let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
-    let ms = (bucket * 1000) as i64;
-    let mut series: std::collections::BTreeMap<i64, (u64, u64, u64)> = std::collections::BTreeMap::new();
-    for (t, failed, duration) in times {
-        let b = series.entry(t.div_euclid(ms) * ms).or_default();
-        b.0 += 1;
-        b.1 += u64::from(failed);
-        b.2 += duration;
-    }
-    s.bucket_seconds = bucket;
-    s.series = series
-        .into_iter()
-        .map(|(start, (requests, errors, duration_sum))| AuditBucket {
-            start: Utc.timestamp_millis_opt(start).single().unwrap_or_default(),
-            requests,
-            errors,
-            avg_duration_ms: duration_sum / requests.max(1),
-        })
-        .collect();
-    Ok(s)
-}
-
-/// Deletes up to one batch of entries older than `cutoff` (small transactions, so writes
-/// interleave); returns how many went.
+/// Deletes up to one batch of entries older than the hour that holds `cutoff` (small
+/// transactions, so writes interleave); returns how many went. Retention works in whole hours so
+/// the rollups stay exact: once an hour's rows are gone, its rollups go too.
 pub(crate) fn delete_batch_before(conn: &Connection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    let n = conn.execute(
-        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT 5000)",
-        [cutoff.timestamp_millis()],
-    )?;
-    Ok(n as u64)
+    let hour = crate::rollup::HOUR;
+    let cutoff = cutoff.timestamp_millis().div_euclid(hour) * hour;
+    let n = conn
+        .execute("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT 5000)", [cutoff])?
+        as u64;
+    if n < RETENTION_BATCH {
+        crate::rollup::delete_before(conn, cutoff)?;
+    }
+    Ok(n)
 }
 
 /// Entries per retention batch.

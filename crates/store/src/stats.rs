@@ -1,0 +1,242 @@
+//! Stats for a filtered set, read from the rollups: whole hours from the hourly rollups, the
+//! partial hours at the edges of a time range from the per-minute ones, and raw rows only for
+//! the partial minutes at the very edges. Counts, token sums, per-bucket means and the time span
+//! are exact; latency percentiles come from the merged histograms (exact below 128 ms, within
+//! 1/128 above).
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use mlx_manager_core::{AuditBucket, AuditFilter, AuditStats};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use crate::error::StoreError;
+use crate::histogram::Histogram;
+use crate::query::{filter_conditions, validate};
+use crate::rollup::{HOUR, MINUTE};
+
+/// Series bucket sizes (seconds); the smallest giving at most 200 buckets over the data's span.
+const BUCKETS: &[u64] = &[60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Level {
+    Raw,
+    Minute,
+    Hour,
+}
+
+/// One contribution to the time series: (start, requests, errors, duration sum) at `level`'s
+/// granularity.
+struct Point {
+    level: Level,
+    start: i64,
+    requests: u64,
+    errors: u64,
+    duration_sum: u64,
+}
+
+struct Agg {
+    stats: AuditStats,
+    hist: Histogram,
+    min_ts: i64,
+    max_ts: i64,
+    points: Vec<Point>,
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
+/// Splits [start, end) into raw edges, minute edges and whole hours.
+fn segments(start: Option<i64>, end: Option<i64>) -> Vec<(Level, i64, i64)> {
+    let (s, e) = (start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+    let up = |m: i64| if start.is_some() { s.div_euclid(m) * m + if s.rem_euclid(m) > 0 { m } else { 0 } } else { s };
+    let down = |m: i64| if end.is_some() { e.div_euclid(m) * m } else { e };
+    let (sm, sh, em, eh) = (up(MINUTE), up(HOUR), down(MINUTE), down(HOUR));
+    let mut out = if sh < eh {
+        vec![
+            (Level::Raw, s, sm),
+            (Level::Minute, sm, sh),
+            (Level::Hour, sh, eh),
+            (Level::Minute, eh, em),
+            (Level::Raw, em, e),
+        ]
+    } else if sm < em {
+        vec![(Level::Raw, s, sm), (Level::Minute, sm, em), (Level::Raw, em, e)]
+    } else {
+        vec![(Level::Raw, s, e)]
+    };
+    out.retain(|(_, lo, hi)| lo < hi);
+    out
+}
+
+fn conditions(filter: &AuditFilter, column: &str, lo: i64, hi: i64) -> (String, Vec<Value>) {
+    let (parts, mut params) = filter_conditions(filter);
+    let mut sql: String = parts.iter().map(|p| format!("{p} AND ")).collect();
+    sql.push_str(&format!("{column} >= ? AND {column} < ?"));
+    params.extend([Value::Integer(lo), Value::Integer(hi)]);
+    (sql, params)
+}
+
+fn raw(conn: &Connection, filter: &AuditFilter, lo: i64, hi: i64, agg: &mut Agg) -> Result<(), StoreError> {
+    let (cond, params) = conditions(filter, "ts_ms", lo, hi);
+    let sql = format!(
+        "SELECT model, backend_type, status, ts_ms, duration_ms, prompt_tokens, completion_tokens \
+         FROM audit_log WHERE {cond}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+        let status = text(2)?;
+        let (ts, duration) = (row.get::<_, i64>(3)?, row.get::<_, i64>(4)? as u64);
+        let s = &mut agg.stats;
+        bump(&mut s.by_status, status, 1);
+        bump(&mut s.by_backend, text(1)?, 1);
+        bump(&mut s.by_model, text(0)?, 1);
+        s.prompt_tokens += row.get::<_, i64>(5)? as u64;
+        s.completion_tokens += row.get::<_, i64>(6)? as u64;
+        agg.hist.add(duration);
+        agg.min_ts = agg.min_ts.min(ts);
+        agg.max_ts = agg.max_ts.max(ts);
+        let errors = u64::from(status != "success");
+        agg.points.push(Point { level: Level::Raw, start: ts, requests: 1, errors, duration_sum: duration });
+    }
+    Ok(())
+}
+
+/// Reads rollups of `level` in [lo, hi); `totals` false adds only series points.
+fn rollups(
+    conn: &Connection,
+    filter: &AuditFilter,
+    level: Level,
+    (lo, hi): (i64, i64),
+    totals: bool,
+    agg: &mut Agg,
+) -> Result<(), StoreError> {
+    let span = if level == Level::Hour { HOUR } else { MINUTE };
+    let (cond, params) = conditions(filter, "bucket_ms", lo, hi);
+    let sql = format!(
+        "SELECT model, backend_type, status, bucket_ms, requests, prompt_tokens, completion_tokens, duration_sum, \
+         min_ts, max_ts, histogram FROM audit_rollup WHERE span_ms = {span} AND {cond}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+        let status = text(2)?;
+        let requests = row.get::<_, i64>(4)? as u64;
+        let duration_sum = row.get::<_, i64>(7)? as u64;
+        if totals {
+            let s = &mut agg.stats;
+            bump(&mut s.by_status, status, requests);
+            bump(&mut s.by_backend, text(1)?, requests);
+            bump(&mut s.by_model, text(0)?, requests);
+            s.prompt_tokens += row.get::<_, i64>(5)? as u64;
+            s.completion_tokens += row.get::<_, i64>(6)? as u64;
+            agg.hist.merge_blob(row.get_ref(10)?.as_blob().map_err(rusqlite::Error::from)?);
+            agg.min_ts = agg.min_ts.min(row.get(8)?);
+            agg.max_ts = agg.max_ts.max(row.get(9)?);
+        }
+        let errors = if status == "success" { 0 } else { requests };
+        agg.points.push(Point { level, start: row.get(3)?, requests, errors, duration_sum });
+    }
+    Ok(())
+}
+
+pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStats, StoreError> {
+    validate(filter)?;
+    let mut agg = Agg {
+        stats: AuditStats::default(),
+        hist: Histogram::default(),
+        min_ts: i64::MAX,
+        max_ts: i64::MIN,
+        points: Vec::new(),
+    };
+    let segments =
+        segments(filter.start_time.map(|t| t.timestamp_millis()), filter.end_time.map(|t| t.timestamp_millis()));
+    for &(level, lo, hi) in &segments {
+        match level {
+            Level::Raw => raw(conn, filter, lo, hi, &mut agg)?,
+            _ => rollups(conn, filter, level, (lo, hi), true, &mut agg)?,
+        }
+    }
+    let mut s = std::mem::take(&mut agg.stats);
+    s.total = s.by_status.values().sum();
+    s.unique_models = s.by_model.len() as u64;
+    s.latency_p50_ms = agg.hist.percentile(0.5);
+    s.latency_p95_ms = agg.hist.percentile(0.95);
+    let span_s = if s.total == 0 { 0 } else { ((agg.max_ts - agg.min_ts) / 1000) as u64 };
+    let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
+    let ms = (bucket * 1000) as i64;
+    if ms < HOUR {
+        // Hourly points are too coarse for this series: the same hours again, per minute.
+        if let Some(&(_, lo, hi)) = segments.iter().find(|(level, _, _)| *level == Level::Hour) {
+            agg.points.retain(|p| p.level != Level::Hour);
+            rollups(conn, filter, Level::Minute, (lo, hi), false, &mut agg)?;
+        }
+    }
+    let mut series: BTreeMap<i64, (u64, u64, u64)> = BTreeMap::new();
+    for p in agg.points {
+        let b = series.entry(p.start.div_euclid(ms) * ms).or_default();
+        b.0 += p.requests;
+        b.1 += p.errors;
+        b.2 += p.duration_sum;
+    }
+    s.bucket_seconds = bucket;
+    s.series = series
+        .into_iter()
+        .map(|(start, (requests, errors, duration_sum))| AuditBucket {
+            start: Utc.timestamp_millis_opt(start).single().unwrap_or_default(),
+            requests,
+            errors,
+            avg_duration_ms: duration_sum / requests.max(1),
+        })
+        .collect();
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_tile_the_range() {
+        let (m, h) = (MINUTE, HOUR);
+        let check = |s: Option<i64>, e: Option<i64>| {
+            let segs = segments(s, e);
+            let mut at = s.unwrap_or(i64::MIN);
+            for (level, lo, hi) in &segs {
+                assert_eq!(*lo, at, "{segs:?}");
+                let unit = match level {
+                    Level::Raw => 1,
+                    Level::Minute => m,
+                    Level::Hour => h,
+                };
+                if *lo != i64::MIN && *hi != i64::MAX {
+                    assert!(lo % unit == 0 && hi % unit == 0, "{segs:?}");
+                }
+                at = *hi;
+            }
+            assert_eq!(at, e.unwrap_or(i64::MAX), "{segs:?}");
+        };
+        for (s, e) in [
+            (None, None),
+            (Some(h + 5), None),
+            (None, Some(3 * h + m + 7)),
+            (Some(h + 5), Some(3 * h + m + 7)),
+            (Some(h + 5), Some(h + 9)),
+            (Some(h + 5), Some(h + 3 * m)),
+            (Some(2 * h), Some(3 * h)),
+            (Some(-h - 5), Some(h)),
+        ] {
+            check(s, e);
+        }
+    }
+}
