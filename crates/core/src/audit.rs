@@ -203,10 +203,10 @@ pub struct AuditStats {
     /// Sum of completion tokens.
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub completion_tokens: u64,
-    /// Median duration (ms), None when empty.
+    /// Median duration (ms; exact below 128 ms, within 1/128 above), None when empty.
     #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub latency_p50_ms: Option<u64>,
-    /// 95th percentile duration (ms), None when empty.
+    /// 95th percentile duration (ms; exact below 128 ms, within 1/128 above), None when empty.
     #[cfg_attr(feature = "specta", specta(type = Option<u32>))]
     pub latency_p95_ms: Option<u64>,
     /// Width of each series bucket in seconds.

@@ -24,9 +24,14 @@ const STATUSES: [AuditStatus; 6] = [
 const BASE_MS: i64 = 1_790_000_000_000;
 
 fn entry(i: u64) -> AuditEntry {
+    spaced(i, 10)
+}
+
+/// Entry `i`, `gap_ms` after entry `i - 1`.
+fn spaced(i: u64, gap_ms: i64) -> AuditEntry {
     let failed = i % 6 >= 3;
     AuditEntry {
-        timestamp: Utc.timestamp_millis_opt(BASE_MS + i as i64 * 10).unwrap(),
+        timestamp: Utc.timestamp_millis_opt(BASE_MS + i as i64 * gap_ms).unwrap(),
         request_id: format!("req_{i:012x}"),
         model: MODELS[(i % 4) as usize].into(),
         backend_type: BackendType::Local,
@@ -96,18 +101,31 @@ fn main() {
     // A cursor ~90% of the way down.
     let deep_cursor = format!("{}_{}", BASE_MS + (n as i64 / 10) * 10, i64::MAX);
     let deep = time_page(Some(deep_cursor));
-    let stats = p50((0..5)
-        .map(|_| {
-            let t = Instant::now();
-            runtime.block_on(store.stats(errors.clone())).unwrap();
-            t.elapsed().as_secs_f64()
-        })
-        .collect());
+    let time_stats = |store: &Store, filter: &AuditFilter| {
+        p50((0..5)
+            .map(|_| {
+                let t = Instant::now();
+                runtime.block_on(store.stats(filter.clone())).unwrap();
+                t.elapsed().as_secs_f64()
+            })
+            .collect())
+    };
+    let stats = time_stats(&store, &errors);
+    let stats_all = time_stats(&store, &AuditFilter::default());
     let t = Instant::now();
     let rows =
         runtime.block_on(store.export(AuditFilter::default(), ExportFormat::Csv, Box::new(std::io::sink()))).unwrap();
     let csv_rate = rows as f64 / t.elapsed().as_secs_f64();
     drop(store);
+
+    // The same number of rows spread over 30 days (a busy month): stats over all of it.
+    let month = Store::open(&dir.path().join("month.db"), 365).unwrap();
+    let gap = 30 * 86_400_000 / n as i64;
+    (0..n).for_each(|i| month.record(spaced(i, gap)));
+    runtime.block_on(month.flush()).unwrap();
+    let stats_month = time_stats(&month, &AuditFilter::default());
+    let stats_month_errors = time_stats(&month, &errors);
+    drop(month);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/sqlite_yardstick.py");
     let out = std::process::Command::new(python())
@@ -128,5 +146,11 @@ fn main() {
     println!("| filtered page, shallow, ms | {:.3} | {:.3} | ≤ 1 |", shallow * 1e3, f("page_shallow_s") * 1e3);
     println!("| filtered page, deep cursor, ms | {:.3} | {:.3} | ≤ 1 |", deep * 1e3, f("page_deep_s") * 1e3);
     println!("| stats (filtered), ms | {:.1} | {:.1} | ≤ 10 |", stats * 1e3, f("stats_s") * 1e3);
+    println!("| stats (no filter), ms | {:.1} | — | ≤ 10 |", stats_all * 1e3);
+    println!(
+        "| stats, the rows spread over 30 days (no filter / filtered), ms | {:.1} / {:.1} | — | ≤ 10 |",
+        stats_month * 1e3,
+        stats_month_errors * 1e3
+    );
     println!("| CSV export, rows/s | {:.0} | {:.0} | ≥ 500,000 |", csv_rate, f("csv_rows_per_s"));
 }

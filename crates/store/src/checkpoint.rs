@@ -2,7 +2,8 @@
 //! that crosses the threshold, so the writer would stop to copy pages and fsync the database;
 //! instead the writer only appends to the WAL and nudges this thread, which checkpoints
 //! (PASSIVE: it never blocks the writer or readers) on a connection of its own that touches no
-//! rows. It closes last, so SQLite's final checkpoint on close empties the WAL.
+//! rows. It closes last, so SQLite's final checkpoint on close empties the WAL. (The writer keeps
+//! a 256 MiB automatic checkpoint as a backstop for bursts these checkpoints cannot keep up with.)
 
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};

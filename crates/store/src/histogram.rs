@@ -30,6 +30,45 @@ fn bounds(i: usize) -> (u64, u64) {
     (mantissa << (p - 6), 1 << (p - 6))
 }
 
+/// Adds `values` to a histogram stored by [`Histogram::encode`] and returns the new encoding
+/// (sparse both ways: no dense buffer, cost in the number of pairs and values).
+pub(crate) fn add_to_blob(old: &[u8], values: &[u64]) -> Vec<u8> {
+    let mut new: Vec<usize> = values.iter().map(|v| index(*v)).collect();
+    new.sort_unstable();
+    let mut out = Vec::with_capacity(old.len() + 6 * new.len().min(64));
+    let mut push = |i: usize, mut n: u64| {
+        while n > 0 {
+            let part = n.min(u64::from(u32::MAX));
+            out.extend_from_slice(&(i as u16).to_le_bytes());
+            out.extend_from_slice(&(part as u32).to_le_bytes());
+            n -= part;
+        }
+    };
+    let mut old = old
+        .chunks_exact(6)
+        .map(|p| (u16::from_le_bytes([p[0], p[1]]) as usize, u64::from(u32::from_le_bytes([p[2], p[3], p[4], p[5]]))))
+        .peekable();
+    let mut new = new.into_iter().peekable();
+    loop {
+        let i = match (old.peek(), new.peek()) {
+            (Some(&(a, _)), Some(&b)) => a.min(b),
+            (Some(&(a, _)), None) => a,
+            (None, Some(&b)) => b,
+            (None, None) => break,
+        };
+        let mut n = 0;
+        while let Some(&(_, c)) = old.peek().filter(|(a, _)| *a == i) {
+            n += c;
+            old.next();
+        }
+        while new.next_if_eq(&i).is_some() {
+            n += 1;
+        }
+        push(i, n);
+    }
+    out
+}
+
 /// A dense histogram being built or merged.
 pub(crate) struct Histogram {
     counts: Vec<u64>,
@@ -63,8 +102,10 @@ impl Histogram {
         }
     }
 
-    /// The non-empty buckets as (u16 index, u32 count) little-endian pairs. A bucket holding more
-    /// than u32::MAX rows is split into several pairs.
+    /// The non-empty buckets as (u16 index, u32 count) little-endian pairs (the writer builds
+    /// the same encoding incrementally with [`add_to_blob`]). A bucket holding more than
+    /// u32::MAX rows is split into several pairs.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, &n) in self.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -130,6 +171,12 @@ mod tests {
             let got = merged.percentile(p).unwrap();
             assert!(got.abs_diff(exact) * 128 <= exact.max(1), "p{p}: {got} vs {exact}");
         }
+        // Built up blob by blob, as the writer does, it encodes the same as built at once.
+        let mut blob = Vec::new();
+        for chunk in values.chunks(777) {
+            blob = add_to_blob(&blob, chunk);
+        }
+        assert_eq!(blob, h.encode());
         let mut small = Histogram::default();
         [5, 1, 127, 3].iter().for_each(|v| small.add(*v));
         assert_eq!(small.percentile(0.5), Some(5));

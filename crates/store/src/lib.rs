@@ -93,9 +93,11 @@ impl Store {
     /// newer version, or one that is not a healthy database, is a typed error and is not touched.
     pub fn open(path: &Path, retention_days: u32) -> Result<Store, StoreError> {
         let conn = schema::open(path)?;
-        // Checkpoints happen on their own thread (see `checkpoint`); the WAL file is cut back to
-        // 64 MiB after each reset.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Checkpoints happen on their own thread (see `checkpoint`). Under a sustained burst its
+        // passive checkpoints never catch up with the writer, so the writer still checkpoints
+        // itself once the WAL reaches 32768 pages (256 MiB); the file is cut back to 64 MiB after
+        // each reset.
+        conn.pragma_update(None, "wal_autocheckpoint", 32768)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let (checkpoint, checkpointer) = checkpoint::spawn(path)?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL);

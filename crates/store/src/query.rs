@@ -177,12 +177,12 @@ pub(crate) fn list(
     Ok(AuditPage { entries, next_cursor })
 }
 
-/// Deletes up to one batch of entries older than the hour that holds `cutoff` (small
-/// transactions, so writes interleave); returns how many went. Retention works in whole hours so
-/// the rollups stay exact: once an hour's rows are gone, its rollups go too.
+/// Deletes up to one batch of entries older than the (UTC) day that holds `cutoff` (small
+/// transactions, so writes interleave); returns how many went. Retention works in whole days so
+/// the rollups stay exact: once a day's rows are gone, its rollups go too.
 pub(crate) fn delete_batch_before(conn: &Connection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    let hour = crate::rollup::HOUR;
-    let cutoff = cutoff.timestamp_millis().div_euclid(hour) * hour;
+    let day = crate::rollup::DAY;
+    let cutoff = cutoff.timestamp_millis().div_euclid(day) * day;
     let n = conn
         .execute("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT 5000)", [cutoff])?
         as u64;

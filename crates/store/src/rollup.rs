@@ -1,4 +1,4 @@
-//! Per-minute and per-hour rollups of the audit log: request and token counts, latency sum and
+//! Per-minute, per-hour and per-day rollups of the audit log: request and token counts, latency sum and
 //! histogram, first and last timestamp for each (bucket, model, backend, status, endpoint).
 //! The writer updates them in the same transaction as the rows they count, so they never
 //! disagree with the log; stats over a million rows then read a few thousand rollup rows.
@@ -9,12 +9,16 @@ use mlx_manager_core::AuditEntry;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::StoreError;
-use crate::histogram::Histogram;
+use crate::histogram::add_to_blob;
 
 /// Rollup spans, in milliseconds.
 pub(crate) const MINUTE: i64 = 60_000;
 /// One hour in milliseconds.
 pub(crate) const HOUR: i64 = 3_600_000;
+/// One (UTC) day in milliseconds.
+pub(crate) const DAY: i64 = 86_400_000;
+/// Every rollup span, finest first.
+pub(crate) const SPANS: [i64; 3] = [MINUTE, HOUR, DAY];
 
 #[derive(Hash, PartialEq, Eq)]
 struct Key<'a> {
@@ -41,7 +45,7 @@ pub(crate) fn apply(conn: &Connection, entries: &[AuditEntry]) -> Result<(), Sto
     let mut acc: HashMap<Key<'_>, Acc> = HashMap::new();
     for e in entries {
         let ts = e.timestamp.timestamp_millis();
-        for span in [MINUTE, HOUR] {
+        for span in SPANS {
             let key = Key {
                 span,
                 bucket: ts.div_euclid(span) * span,
@@ -78,10 +82,10 @@ pub(crate) fn apply(conn: &Connection, entries: &[AuditEntry]) -> Result<(), Sto
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     for (k, mut a) in acc {
-        let mut hist = Histogram::default();
+        let mut hist = Vec::new();
         let old = select
             .query_row(params![k.span, k.bucket, k.model, k.backend, k.status, k.endpoint], |r| {
-                hist.merge_blob(r.get_ref(6)?.as_blob()?);
+                hist = add_to_blob(r.get_ref(6)?.as_blob()?, &a.durations);
                 Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
             })
             .optional()?;
@@ -93,7 +97,9 @@ pub(crate) fn apply(conn: &Connection, entries: &[AuditEntry]) -> Result<(), Sto
             a.min_ts = a.min_ts.min(min_ts);
             a.max_ts = a.max_ts.max(max_ts);
         }
-        a.durations.iter().for_each(|d| hist.add(*d));
+        if old.is_none() {
+            hist = add_to_blob(&[], &a.durations);
+        }
         write.execute(params![
             k.span,
             k.bucket,
@@ -107,7 +113,7 @@ pub(crate) fn apply(conn: &Connection, entries: &[AuditEntry]) -> Result<(), Sto
             a.duration_sum,
             a.min_ts,
             a.max_ts,
-            hist.encode(),
+            hist,
         ])?;
     }
     Ok(())
@@ -135,11 +141,10 @@ pub(crate) fn rebuild(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Drops the rollups of the hours before `cutoff_ms` (an hour boundary), once their rows are gone.
+/// Drops the rollups of the days before `cutoff_ms` (a day boundary), once their rows are gone.
 pub(crate) fn delete_before(conn: &Connection, cutoff_ms: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM audit_rollup WHERE span_ms IN (?1, ?2) AND bucket_ms < ?3",
-        params![MINUTE, HOUR, cutoff_ms],
-    )?;
+    for span in SPANS {
+        conn.execute("DELETE FROM audit_rollup WHERE span_ms = ?1 AND bucket_ms < ?2", params![span, cutoff_ms])?;
+    }
     Ok(())
 }

@@ -32,7 +32,7 @@ const MIGRATIONS: &[&str] = &[
     // 3: routed requests: the provider that served them and whether a fallback did.
     "ALTER TABLE audit_log ADD COLUMN backend_name TEXT;
      ALTER TABLE audit_log ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0;",
-    // 4: per-minute and per-hour rollups for stats (filled from the log right after).
+    // 4: per-minute, per-hour and per-day rollups for stats (filled from the log right after).
     "CREATE TABLE audit_rollup (
         span_ms INTEGER NOT NULL,
         bucket_ms INTEGER NOT NULL,

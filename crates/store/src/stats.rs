@@ -1,8 +1,8 @@
-//! Stats for a filtered set, read from the rollups: whole hours from the hourly rollups, the
-//! partial hours at the edges of a time range from the per-minute ones, and raw rows only for
-//! the partial minutes at the very edges. Counts, token sums, per-bucket means and the time span
-//! are exact; latency percentiles come from the merged histograms (exact below 128 ms, within
-//! 1/128 above).
+//! Stats for a filtered set, read from the rollups: whole days from the daily rollups, the
+//! partial days at the edges of a time range from the hourly ones, partial hours from the
+//! per-minute ones, and raw rows only for the partial minutes at the very edges. Counts, token
+//! sums, per-bucket means and the time span are exact; latency percentiles come from the merged
+//! histograms (exact below 128 ms, within 1/128 above).
 
 use std::collections::BTreeMap;
 
@@ -14,22 +14,17 @@ use rusqlite::{params_from_iter, Connection};
 use crate::error::StoreError;
 use crate::histogram::Histogram;
 use crate::query::{filter_conditions, validate};
-use crate::rollup::{HOUR, MINUTE};
+use crate::rollup::SPANS;
 
 /// Series bucket sizes (seconds); the smallest giving at most 200 buckets over the data's span.
 const BUCKETS: &[u64] = &[60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400];
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Level {
-    Raw,
-    Minute,
-    Hour,
-}
+/// The granularity of raw rows (a rollup's is its span in ms).
+const RAW: i64 = 1;
 
-/// One contribution to the time series: (start, requests, errors, duration sum) at `level`'s
-/// granularity.
+/// One contribution to the time series at `span`'s granularity.
 struct Point {
-    level: Level,
+    span: i64,
     start: i64,
     requests: u64,
     errors: u64,
@@ -53,25 +48,31 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
     }
 }
 
-/// Splits [start, end) into raw edges, minute edges and whole hours.
-fn segments(start: Option<i64>, end: Option<i64>) -> Vec<(Level, i64, i64)> {
-    let (s, e) = (start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
-    let up = |m: i64| if start.is_some() { s.div_euclid(m) * m + if s.rem_euclid(m) > 0 { m } else { 0 } } else { s };
-    let down = |m: i64| if end.is_some() { e.div_euclid(m) * m } else { e };
-    let (sm, sh, em, eh) = (up(MINUTE), up(HOUR), down(MINUTE), down(HOUR));
-    let mut out = if sh < eh {
-        vec![
-            (Level::Raw, s, sm),
-            (Level::Minute, sm, sh),
-            (Level::Hour, sh, eh),
-            (Level::Minute, eh, em),
-            (Level::Raw, em, e),
-        ]
-    } else if sm < em {
-        vec![(Level::Raw, s, sm), (Level::Minute, sm, em), (Level::Raw, em, e)]
-    } else {
-        vec![(Level::Raw, s, e)]
-    };
+/// Splits [start, end) into (span, lo, hi) segments, each aligned to its span: the largest
+/// rollup span for the middle, finer ones toward the edges, raw rows (`RAW`) for what is left.
+/// An open end counts as aligned to every span.
+fn segments(start: Option<i64>, end: Option<i64>) -> Vec<(i64, i64, i64)> {
+    fn split(lo: i64, hi: i64, open: (bool, bool), spans: &[i64], out: &mut Vec<(i64, i64, i64)>) {
+        if lo >= hi {
+            return;
+        }
+        let Some((&span, finer)) = spans.split_last() else {
+            out.push((RAW, lo, hi));
+            return;
+        };
+        let up = if open.0 { lo } else { lo.div_euclid(span) * span + if lo.rem_euclid(span) > 0 { span } else { 0 } };
+        let down = if open.1 { hi } else { hi.div_euclid(span) * span };
+        if up < down {
+            split(lo, up, (open.0, false), finer, out);
+            out.push((span, up, down));
+            split(down, hi, (false, open.1), finer, out);
+        } else {
+            split(lo, hi, open, finer, out);
+        }
+    }
+    let mut out = Vec::new();
+    let (lo, hi) = (start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+    split(lo, hi, (start.is_none(), end.is_none()), &SPANS, &mut out);
     out.retain(|(_, lo, hi)| lo < hi);
     out
 }
@@ -106,21 +107,20 @@ fn raw(conn: &Connection, filter: &AuditFilter, lo: i64, hi: i64, agg: &mut Agg)
         agg.min_ts = agg.min_ts.min(ts);
         agg.max_ts = agg.max_ts.max(ts);
         let errors = u64::from(status != "success");
-        agg.points.push(Point { level: Level::Raw, start: ts, requests: 1, errors, duration_sum: duration });
+        agg.points.push(Point { span: RAW, start: ts, requests: 1, errors, duration_sum: duration });
     }
     Ok(())
 }
 
-/// Reads rollups of `level` in [lo, hi); `totals` false adds only series points.
+/// Reads the rollups of `span` in [lo, hi); `totals` false adds only series points.
 fn rollups(
     conn: &Connection,
     filter: &AuditFilter,
-    level: Level,
+    span: i64,
     (lo, hi): (i64, i64),
     totals: bool,
     agg: &mut Agg,
 ) -> Result<(), StoreError> {
-    let span = if level == Level::Hour { HOUR } else { MINUTE };
     let (cond, params) = conditions(filter, "bucket_ms", lo, hi);
     let sql = format!(
         "SELECT model, backend_type, status, bucket_ms, requests, prompt_tokens, completion_tokens, duration_sum, \
@@ -145,7 +145,7 @@ fn rollups(
             agg.max_ts = agg.max_ts.max(row.get(9)?);
         }
         let errors = if status == "success" { 0 } else { requests };
-        agg.points.push(Point { level, start: row.get(3)?, requests, errors, duration_sum });
+        agg.points.push(Point { span, start: row.get(3)?, requests, errors, duration_sum });
     }
     Ok(())
 }
@@ -161,10 +161,10 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
     };
     let segments =
         segments(filter.start_time.map(|t| t.timestamp_millis()), filter.end_time.map(|t| t.timestamp_millis()));
-    for &(level, lo, hi) in &segments {
-        match level {
-            Level::Raw => raw(conn, filter, lo, hi, &mut agg)?,
-            _ => rollups(conn, filter, level, (lo, hi), true, &mut agg)?,
+    for &(span, lo, hi) in &segments {
+        match span {
+            RAW => raw(conn, filter, lo, hi, &mut agg)?,
+            _ => rollups(conn, filter, span, (lo, hi), true, &mut agg)?,
         }
     }
     let mut s = std::mem::take(&mut agg.stats);
@@ -175,11 +175,13 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
     let span_s = if s.total == 0 { 0 } else { ((agg.max_ts - agg.min_ts) / 1000) as u64 };
     let bucket = *BUCKETS.iter().find(|b| span_s / **b < 200).unwrap_or(BUCKETS.last().expect("non-empty"));
     let ms = (bucket * 1000) as i64;
-    if ms < HOUR {
-        // Hourly points are too coarse for this series: the same hours again, per minute.
-        if let Some(&(_, lo, hi)) = segments.iter().find(|(level, _, _)| *level == Level::Hour) {
-            agg.points.retain(|p| p.level != Level::Hour);
-            rollups(conn, filter, Level::Minute, (lo, hi), false, &mut agg)?;
+    // Rollups coarser than the chart's buckets: the same time again from the finest span that
+    // divides the bucket (every bucket size is a multiple of a minute).
+    let fine = *SPANS.iter().rev().find(|s| ms % **s == 0).expect("buckets are whole minutes");
+    agg.points.retain(|p| p.span <= ms);
+    for &(span, lo, hi) in &segments {
+        if span > ms {
+            rollups(conn, filter, fine, (lo, hi), false, &mut agg)?;
         }
     }
     let mut series: BTreeMap<i64, (u64, u64, u64)> = BTreeMap::new();
@@ -208,26 +210,21 @@ mod tests {
 
     #[test]
     fn segments_tile_the_range() {
-        let (m, h) = (MINUTE, HOUR);
+        let (m, h, d) = (60_000, 3_600_000, 86_400_000);
         let check = |s: Option<i64>, e: Option<i64>| {
             let segs = segments(s, e);
             let mut at = s.unwrap_or(i64::MIN);
-            for (level, lo, hi) in &segs {
+            for (span, lo, hi) in &segs {
                 assert_eq!(*lo, at, "{segs:?}");
-                let unit = match level {
-                    Level::Raw => 1,
-                    Level::Minute => m,
-                    Level::Hour => h,
-                };
                 if *lo != i64::MIN && *hi != i64::MAX {
-                    assert!(lo % unit == 0 && hi % unit == 0, "{segs:?}");
+                    assert!(lo % span == 0 && hi % span == 0, "{segs:?}");
                 }
                 at = *hi;
             }
             assert_eq!(at, e.unwrap_or(i64::MAX), "{segs:?}");
+            segs
         };
         for (s, e) in [
-            (None, None),
             (Some(h + 5), None),
             (None, Some(3 * h + m + 7)),
             (Some(h + 5), Some(3 * h + m + 7)),
@@ -235,8 +232,21 @@ mod tests {
             (Some(h + 5), Some(h + 3 * m)),
             (Some(2 * h), Some(3 * h)),
             (Some(-h - 5), Some(h)),
+            (Some(d - m - 1), Some(3 * d + h + m + 1)),
         ] {
             check(s, e);
         }
+        assert_eq!(check(None, None), vec![(d, i64::MIN, i64::MAX)]);
+        assert_eq!(
+            check(Some(d - m - 1), Some(3 * d + h + m + 1)),
+            vec![
+                (RAW, d - m - 1, d - m),
+                (m, d - m, d),
+                (d, d, 3 * d),
+                (h, 3 * d, 3 * d + h),
+                (m, 3 * d + h, 3 * d + h + m),
+                (RAW, 3 * d + h + m, 3 * d + h + m + 1),
+            ]
+        );
     }
 }

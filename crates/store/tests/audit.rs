@@ -239,11 +239,11 @@ async fn stats_over_weeks_use_hourly_buckets_and_follow_retention_and_upgrades()
     assert_stats(&store, &all, &AuditFilter::default()).await;
     assert_stats(&store, &all, &AuditFilter { model: Some("gpt-4o".into()), ..Default::default() }).await;
     drop(store);
-    // Retention (10 days) removes whole hours: rows and their rollups both.
+    // Retention (10 days) removes whole UTC days: rows and their rollups both.
     let store = Store::open(&path, 10).unwrap();
     let cutoff = now - Duration::days(10);
-    let hour = cutoff.timestamp_millis().div_euclid(3_600_000) * 3_600_000;
-    let kept: Vec<AuditEntry> = all.iter().filter(|e| e.timestamp.timestamp_millis() >= hour).cloned().collect();
+    let day = cutoff.timestamp_millis().div_euclid(86_400_000) * 86_400_000;
+    let kept: Vec<AuditEntry> = all.iter().filter(|e| e.timestamp.timestamp_millis() >= day).cloned().collect();
     for _ in 0..200 {
         if all_pages(&store, &AuditFilter::default(), 1000).await.len() == kept.len() {
             break;
@@ -253,6 +253,24 @@ async fn stats_over_weeks_use_hourly_buckets_and_follow_retention_and_upgrades()
     store.flush().await.unwrap();
     assert_stats(&store, &kept, &AuditFilter::default()).await;
     assert_stats(&store, &kept, &AuditFilter { status: Some(AuditStatus::Timeout), ..Default::default() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_entries_reach_the_database_file_while_the_store_is_open() {
+    // The writer only appends to the WAL; the checkpoint thread copies pages into the database
+    // file soon after (well below the writer's own 256 MiB backstop).
+    let (dir, store, _) = seeded(10_000).await;
+    let db = dir.path().join("audit.db");
+    let mut size = 0;
+    for _ in 0..100 {
+        size = std::fs::metadata(&db).unwrap().len();
+        if size > 1 << 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(size > 1 << 20, "database file still {size} bytes");
+    drop(store);
 }
 
 #[tokio::test(flavor = "multi_thread")]

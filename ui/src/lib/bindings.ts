@@ -173,9 +173,9 @@ export type AuditStats = {
 	prompt_tokens: number,
 	/**  Sum of completion tokens. */
 	completion_tokens: number,
-	/**  Median duration (ms), None when empty. */
+	/**  Median duration (ms; exact below 128 ms, within 1/128 above), None when empty. */
 	latency_p50_ms: number | null,
-	/**  95th percentile duration (ms), None when empty. */
+	/**  95th percentile duration (ms; exact below 128 ms, within 1/128 above), None when empty. */
 	latency_p95_ms: number | null,
 	/**  Width of each series bucket in seconds. */
 	bucket_seconds: number,
