@@ -416,7 +416,7 @@ async fn bad_providers_and_rules_get_typed_errors() {
 async fn the_endpoint_timeout_applies_to_routed_requests() {
     let dir = tempfile::tempdir().unwrap();
     let llama = tiny(dir.path(), "tiny-llama", TinyFamily::Llama);
-    let front = serve(&dir.path().join("front"), &llama, &["--chat-timeout", "2"]);
+    let front = serve(&dir.path().join("front"), &llama, &["--chat-timeout", "3"]);
     let mut api = Api::new(&front.url);
     api.ok("/admin/providers", json!({"name": "silent", "kind": "openai_compatible", "base_url": silent_upstream()}))
         .await;
@@ -427,8 +427,28 @@ async fn the_endpoint_timeout_applies_to_routed_requests() {
     assert!(started.elapsed().as_secs_f64() < 10.0);
     assert_eq!(backend(&headers), ("silent".to_string(), false));
     let problem: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(problem["timeout_seconds"], 2);
+    assert_eq!(problem["timeout_seconds"], 3);
     let page = api.get("/admin/audit-logs?model=slow-model").await;
     assert_eq!(page["entries"][0]["status"], "timeout");
     assert_eq!(page["entries"][0]["backend_name"], "silent");
+
+    // A provider that times out after 2 s falls back to the local engine, which gets what is left
+    // of the request's 3 s, not a fresh 3 s: a long local answer ends in a 408 at ~3 s.
+    let slow =
+        json!({"name": "slow", "kind": "openai_compatible", "base_url": silent_upstream(), "timeout_seconds": 2});
+    api.ok("/admin/providers", slow).await;
+    let rule = json!({"pattern": "slow-then-local", "match_type": "exact", "backend": "slow",
+        "fallback": "local", "fallback_model": "tiny-llama"});
+    api.ok("/admin/routing-rules", rule).await;
+    let mut body = chat("slow-then-local", false);
+    body["max_tokens"] = json!(30_000);
+    let started = std::time::Instant::now();
+    let (status, headers, text) = api.post("/v1/chat/completions", body).await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(status, 408, "{text}");
+    assert!((2.9..4.5).contains(&took), "took {took:.2} s");
+    assert_eq!(backend(&headers), ("local".to_string(), true));
+    let page = api.get("/admin/audit-logs?model=slow-then-local").await;
+    assert_eq!(page["entries"][0]["status"], "timeout");
+    assert_eq!(page["entries"][0]["fallback"], true);
 }

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{ChatMessage, FinishReason, GenerationEvent, GenerationParams, Prompt, SamplingParams};
 use serde::Deserialize;
 use serde_json::json;
@@ -117,6 +116,7 @@ pub(crate) async fn local(
     state: Arc<AppState>,
     ctx: RequestContext,
     body: serde_json::Map<String, serde_json::Value>,
+    deadline: Deadline,
 ) -> Result<Response, ApiError> {
     let req: MessagesRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
@@ -143,7 +143,6 @@ pub(crate) async fn local(
     check(temperature.is_finite() && (0.0..=1.0).contains(&temperature), "temperature", "must be between 0 and 1");
     let top_p = req.top_p.unwrap_or(1.0);
     check(top_p.is_finite() && top_p > 0.0 && top_p <= 1.0, "top_p", "must be in (0, 1]");
-    let deadline = Deadline::new(&state, EndpointKind::Chat);
     let info = ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let cap = info.context_length.unwrap_or(1_000_000) as u32;
     check(req.max_tokens >= 1 && req.max_tokens <= cap, "max_tokens", &format!("must be between 1 and {cap}"));

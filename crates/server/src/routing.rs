@@ -67,12 +67,15 @@ async fn serve_local(
     state: Arc<AppState>,
     ctx: RequestContext,
     body: Map<String, Value>,
+    deadline: Deadline,
 ) -> Result<Response, ApiError> {
     match api {
-        Api::Chat => crate::openai::chat::local(state, ctx, body).await,
-        Api::Completions => crate::openai::completions::local(state, ctx, body).await,
-        Api::Embeddings => crate::openai::embeddings::local(state, ctx, body).await.map(IntoResponse::into_response),
-        Api::Messages => crate::anthropic::local(state, ctx, body).await,
+        Api::Chat => crate::openai::chat::local(state, ctx, body, deadline).await,
+        Api::Completions => crate::openai::completions::local(state, ctx, body, deadline).await,
+        Api::Embeddings => {
+            crate::openai::embeddings::local(state, ctx, body, deadline).await.map(IntoResponse::into_response)
+        }
+        Api::Messages => crate::anthropic::local(state, ctx, body, deadline).await,
     }
 }
 
@@ -93,16 +96,17 @@ pub(crate) async fn dispatch(
     ctx: RequestContext,
     body: Map<String, Value>,
 ) -> Result<Response, ApiError> {
+    // One deadline for the whole request: a fallback gets what the first backend left of it.
+    let deadline = Deadline::new(&state, api.kind());
     let model = body.get("model").and_then(Value::as_str).map(str::to_string);
     let route = match (state.catalog.get(), &model) {
         (Some(catalog), Some(model)) => catalog.resolve(model),
         _ => None,
     };
     let Some(route) = route else {
-        return serve_local(api, state, ctx, body).await;
+        return serve_local(api, state, ctx, body, deadline).await;
     };
     ctx.record.set_model(model.as_deref().unwrap_or_default());
-    let deadline = Deadline::new(&state, api.kind());
     let legs: Vec<_> = std::iter::once(route.primary).chain(route.fallback).collect();
     let mut last = ApiError::Internal;
     for (i, target) in legs.iter().enumerate() {
@@ -112,7 +116,7 @@ pub(crate) async fn dispatch(
         let result = match &target.backend {
             Backend::Local => {
                 ctx.record.set_backend(target.backend_type(), None, fallback);
-                serve_local(api, state.clone(), ctx.clone(), body).await
+                serve_local(api, state.clone(), ctx.clone(), body, deadline).await
             }
             Backend::Provider(p) => {
                 ctx.record.set_backend(target.backend_type(), Some(p.name()), fallback);

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{ChatMessage, GenerationEvent, Prompt};
 use serde::Deserialize;
 use serde_json::json;
@@ -174,6 +173,7 @@ pub(crate) async fn local(
     state: Arc<AppState>,
     ctx: RequestContext,
     body: serde_json::Map<String, serde_json::Value>,
+    deadline: Deadline,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
@@ -184,7 +184,6 @@ pub(crate) async fn local(
         return Err(invalid("stream_options", "only allowed when stream is true"));
     }
     let messages = messages(req.messages)?;
-    let deadline = Deadline::new(&state, EndpointKind::Chat);
     let info = crate::run::ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let max_tokens =
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));

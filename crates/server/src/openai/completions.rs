@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{GenerationEvent, Prompt};
 use serde::Deserialize;
 use serde_json::json;
@@ -85,6 +84,7 @@ pub(crate) async fn local(
     state: Arc<AppState>,
     ctx: RequestContext,
     body: serde_json::Map<String, serde_json::Value>,
+    deadline: Deadline,
 ) -> Result<Response, ApiError> {
     let req: CompletionRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
@@ -107,7 +107,6 @@ pub(crate) async fn local(
     if req.echo && prompts.iter().any(|(_, text)| text.is_none()) {
         return Err(invalid("echo", "echo is only supported for text prompts"));
     }
-    let deadline = Deadline::new(&state, EndpointKind::Completions);
     let info = ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let want_logprobs = req.logprobs.is_some();
     let params = req.sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::{Extension, Json};
 use base64::Engine as _;
-use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{EmbedInput, EmbedRequest};
 use serde::Deserialize;
 use serde_json::json;
@@ -66,6 +65,7 @@ pub(crate) async fn local(
     state: Arc<AppState>,
     ctx: RequestContext,
     body: serde_json::Map<String, serde_json::Value>,
+    deadline: Deadline,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let req: EmbeddingsRequest = parse_model_request(&ctx.record, body, SUPPORTED, &[])?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
@@ -84,7 +84,6 @@ pub(crate) async fn local(
     {
         return Err(invalid("input", "inputs must not be empty"));
     }
-    let deadline = Deadline::new(&state, EndpointKind::Embeddings);
     let _permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
     ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let request = EmbedRequest { model: req.model.clone(), inputs, truncate: req.truncate };
