@@ -10,106 +10,22 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Span;
 
 use crate::error::{EngineError, Result};
-use crate::generate::{prompt_tokens, GenerationEvent, GenerationParams, Prompt, Sequence, Step};
+use crate::generate::{prompt_tokens, GenerationEvent, Sequence, Step};
 use crate::loaded::Loaded;
 use crate::pool::{idle_expired, KeepAlive, PoolConfig};
 use crate::progress::{LoadEvent, LoadProgress, LoadState};
 
 mod load_queue;
+mod types;
 use load_queue::LoadQueue;
+pub use types::{EmbedInput, EmbedRequest, Embeddings, EngineHealth, EngineStatus, GenerateRequest, ModelInfo};
 
 /// Tokens buffered per generation before the engine waits for the reader.
 const STREAM_BUFFER: usize = 32;
-
-/// Facts about a loaded model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// The id requests use.
-    pub id: String,
-    /// The folder it was loaded from.
-    pub path: PathBuf,
-    /// `model_type` from config.json.
-    pub model_type: String,
-    /// Weight dtype (`float32`, `bfloat16`, …).
-    pub dtype: String,
-    /// `(bits, group_size)` when quantized.
-    pub quantization: Option<(i32, i32)>,
-    /// Bytes of weights in memory.
-    pub weight_bytes: usize,
-    /// Bytes of key/value cache held by its running requests now.
-    pub kv_cache_bytes: usize,
-    /// Context window, when known.
-    pub context_length: Option<usize>,
-    /// Never evicted (loaded explicitly) until unloaded.
-    pub pinned: bool,
-    /// Generations and embedding requests served.
-    pub requests_served: u64,
-    /// Seconds since it last served a request (or was loaded).
-    pub idle_seconds: u64,
-}
-
-/// A request for embeddings.
-#[derive(Debug, Clone)]
-pub struct EmbedRequest {
-    /// Model id (loaded).
-    pub model: String,
-    /// Texts (tokenized without special tokens) or token ids, one vector each.
-    pub inputs: Vec<EmbedInput>,
-    /// Cut inputs longer than the context instead of failing.
-    pub truncate: bool,
-}
-
-/// One input to embed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EmbedInput {
-    /// Text.
-    Text(String),
-    /// Token ids.
-    Tokens(Vec<u32>),
-}
-
-/// Unit-length embeddings, one per input, and the tokens they consumed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    /// One vector per input, in order.
-    pub vectors: Vec<Vec<f32>>,
-    /// Tokens read over all inputs.
-    pub prompt_tokens: usize,
-}
-
-/// A snapshot of the engine's work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EngineStatus {
-    /// Generations in progress (prefilling or decoding).
-    pub running: usize,
-    /// Models loaded.
-    pub loaded: Vec<ModelInfo>,
-}
-
-/// Is the engine usable?
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineHealth {
-    /// Accepting commands.
-    Ready,
-    /// The thread has ended.
-    Stopped,
-}
-
-/// A request to generate.
-#[derive(Debug, Clone)]
-pub struct GenerateRequest {
-    /// Model id (registered or loaded).
-    pub model: String,
-    /// What to continue.
-    pub prompt: Prompt,
-    /// Limits and sampling.
-    pub params: GenerationParams,
-}
 
 /// Most inputs embedded in one batch.
 const EMBED_BATCH: usize = 32;
