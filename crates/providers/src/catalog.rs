@@ -2,7 +2,7 @@
 //! next request uses them — no restart), keys through [`Secrets`], and route resolution.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use mlx_manager_core::{
@@ -81,7 +81,9 @@ struct Snapshot {
 pub struct Catalog {
     store: Store,
     secrets: Secrets,
-    client: reqwest::Client,
+    /// Built on first use: a TLS client loads the system's root certificates (several MB), which
+    /// nobody without providers should pay for.
+    client: OnceLock<reqwest::Client>,
     snapshot: RwLock<Arc<Snapshot>>,
     edits: tokio::sync::Mutex<()>,
 }
@@ -172,17 +174,25 @@ impl Catalog {
             }
         }
         rules::sort(&mut compiled);
+        Ok(Catalog {
+            store,
+            secrets,
+            client: OnceLock::new(),
+            snapshot: RwLock::new(Arc::new(Snapshot { providers, rules: compiled })),
+            edits: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The client that calls providers, built the first time one is called.
+    fn client(&self) -> Result<&reqwest::Client, ProviderError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ProviderError::Secret(format!("HTTP client: {e}")))?;
-        Ok(Catalog {
-            store,
-            secrets,
-            client,
-            snapshot: RwLock::new(Arc::new(Snapshot { providers, rules: compiled })),
-            edits: tokio::sync::Mutex::new(()),
-        })
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -384,7 +394,7 @@ impl Catalog {
         let p = self.provider(name).ok_or_else(|| ProviderError::ProviderNotFound(name.to_string()))?;
         let timeout = Duration::from_secs(u64::from(p.config.timeout_seconds.unwrap_or(15)));
         let started = Instant::now();
-        let req = p.request(&self.client, reqwest::Method::GET, &p.api_path("models"));
+        let req = p.request(self.client()?, reqwest::Method::GET, &p.api_path("models"));
         let result = p.send(req, timeout).await;
         let latency_ms = started.elapsed().as_millis() as u32;
         Ok(match result {
@@ -492,7 +502,7 @@ impl Catalog {
         id: &str,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        translate::openai_chat(&self.client, provider, body, id, timeout).await
+        translate::openai_chat(self.client()?, provider, body, id, timeout).await
     }
 
     /// An Anthropic Messages request on a provider (translated when it speaks OpenAI's API).
@@ -503,7 +513,7 @@ impl Catalog {
         id: &str,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        translate::anthropic_messages(&self.client, provider, body, id, timeout).await
+        translate::anthropic_messages(self.client()?, provider, body, id, timeout).await
     }
 
     /// `/v1/completions` (`path` = `completions`) or `/v1/embeddings` on an OpenAI-style provider.
@@ -514,7 +524,7 @@ impl Catalog {
         body: Map<String, Value>,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        translate::openai_other(&self.client, provider, path, body, timeout).await
+        translate::openai_other(self.client()?, provider, path, body, timeout).await
     }
 }
 
