@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 
+mod support;
+
 struct Server {
     child: Child,
     url: String,
@@ -276,28 +278,21 @@ async fn loading_progress_streams_from_not_loaded_to_ready_and_late_subscribers_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_long_prompt_is_served_from_the_prompt_cache_and_says_so() {
     let server = start(&[]);
-    let client = reqwest::Client::new();
+    let mut api = support::Api::new(&server.url);
     let long = "The harbour town woke slowly while the boats came in with the tide. ".repeat(40);
     let body = serde_json::json!({"model": "tiny-qwen", "messages": [{"role": "user", "content": long}], "max_tokens": 6, "temperature": 0});
-    let chat = |body: serde_json::Value| {
-        let (client, url) = (client.clone(), format!("{}/v1/chat/completions", server.url));
-        async move { client.post(url).json(&body).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
-    };
-    let first = chat(body.clone()).await;
-    let second = chat(body.clone()).await;
+    let first = api.ok("/v1/chat/completions", body.clone()).await;
+    let second = api.ok("/v1/chat/completions", body).await;
     assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
     let prompt_tokens = second["usage"]["prompt_tokens"].as_u64().unwrap();
     assert_eq!(second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(), Some(prompt_tokens - 1));
     assert_eq!(first["choices"][0]["message"]["content"], second["choices"][0]["message"]["content"]);
     // The Anthropic route reports it as Anthropic does.
-    let m: serde_json::Value = client
-        .post(format!("{}/v1/messages", server.url))
-        .json(&serde_json::json!({"model": "tiny-qwen", "max_tokens": 6, "temperature": 0, "messages": [{"role": "user", "content": long}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = api
+        .ok(
+            "/v1/messages",
+            serde_json::json!({"model": "tiny-qwen", "max_tokens": 6, "temperature": 0, "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
     assert!(m["usage"]["cache_read_input_tokens"].as_u64().unwrap() > 256, "{m}");
 }

@@ -30,24 +30,30 @@ fn bounds(i: usize) -> (u64, u64) {
     (mantissa << (p - 6), 1 << (p - 6))
 }
 
+/// Appends bucket `i` holding `n` rows as (u16 index, u32 count) little-endian pairs (several
+/// when `n` exceeds u32::MAX).
+fn push_pair(out: &mut Vec<u8>, i: usize, mut n: u64) {
+    while n > 0 {
+        let part = n.min(u64::from(u32::MAX));
+        out.extend_from_slice(&(i as u16).to_le_bytes());
+        out.extend_from_slice(&(part as u32).to_le_bytes());
+        n -= part;
+    }
+}
+
+/// The (bucket, count) pairs of an encoded histogram (a damaged tail is ignored).
+fn pairs(blob: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    blob.chunks_exact(6)
+        .map(|p| (u16::from_le_bytes([p[0], p[1]]) as usize, u64::from(u32::from_le_bytes([p[2], p[3], p[4], p[5]]))))
+}
+
 /// Adds `values` to a histogram stored by [`Histogram::encode`] and returns the new encoding
 /// (sparse both ways: no dense buffer, cost in the number of pairs and values).
 pub(crate) fn add_to_blob(old: &[u8], values: &[u64]) -> Vec<u8> {
     let mut new: Vec<usize> = values.iter().map(|v| index(*v)).collect();
     new.sort_unstable();
     let mut out = Vec::with_capacity(old.len() + 6 * new.len().min(64));
-    let mut push = |i: usize, mut n: u64| {
-        while n > 0 {
-            let part = n.min(u64::from(u32::MAX));
-            out.extend_from_slice(&(i as u16).to_le_bytes());
-            out.extend_from_slice(&(part as u32).to_le_bytes());
-            n -= part;
-        }
-    };
-    let mut old = old
-        .chunks_exact(6)
-        .map(|p| (u16::from_le_bytes([p[0], p[1]]) as usize, u64::from(u32::from_le_bytes([p[2], p[3], p[4], p[5]]))))
-        .peekable();
+    let mut old = pairs(old).peekable();
     let mut new = new.into_iter().peekable();
     loop {
         let i = match (old.peek(), new.peek()) {
@@ -64,7 +70,7 @@ pub(crate) fn add_to_blob(old: &[u8], values: &[u64]) -> Vec<u8> {
         while new.next_if_eq(&i).is_some() {
             n += 1;
         }
-        push(i, n);
+        push_pair(&mut out, i, n);
     }
     out
 }
@@ -93,12 +99,8 @@ impl Histogram {
 
     /// Adds a histogram stored by [`Histogram::encode`] (ignores a damaged tail).
     pub(crate) fn merge_blob(&mut self, blob: &[u8]) {
-        for pair in blob.chunks_exact(6) {
-            let i = u16::from_le_bytes([pair[0], pair[1]]) as usize;
-            let n = u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]]);
-            if i < BUCKETS {
-                self.add_n(i, u64::from(n));
-            }
+        for (i, n) in pairs(blob).filter(|(i, _)| *i < BUCKETS) {
+            self.add_n(i, n);
         }
     }
 
@@ -108,14 +110,8 @@ impl Histogram {
     #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (i, &n) in self.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let mut left = n;
-            while left > 0 {
-                let part = left.min(u64::from(u32::MAX));
-                out.extend_from_slice(&(i as u16).to_le_bytes());
-                out.extend_from_slice(&(part as u32).to_le_bytes());
-                left -= part;
-            }
+        for (i, &n) in self.counts.iter().enumerate() {
+            push_pair(&mut out, i, n);
         }
         out
     }

@@ -183,9 +183,10 @@ pub(crate) fn list(
 pub(crate) fn delete_batch_before(conn: &Connection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     let day = crate::rollup::DAY;
     let cutoff = cutoff.timestamp_millis().div_euclid(day) * day;
-    let n = conn
-        .execute("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT 5000)", [cutoff])?
-        as u64;
+    let n = conn.execute(
+        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE ts_ms < ?1 LIMIT ?2)",
+        rusqlite::params![cutoff, RETENTION_BATCH as i64],
+    )? as u64;
     if n < RETENTION_BATCH {
         crate::rollup::delete_before(conn, cutoff)?;
     }

@@ -48,6 +48,18 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
     }
 }
 
+/// The columns raw rows and rollups share, in the same order in both queries:
+/// model, backend_type, status, then prompt and completion token counts at `tokens`.
+fn tally(s: &mut AuditStats, row: &rusqlite::Row<'_>, requests: u64, tokens: usize) -> Result<(), StoreError> {
+    let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+    bump(&mut s.by_status, text(2)?, requests);
+    bump(&mut s.by_backend, text(1)?, requests);
+    bump(&mut s.by_model, text(0)?, requests);
+    s.prompt_tokens += row.get::<_, i64>(tokens)? as u64;
+    s.completion_tokens += row.get::<_, i64>(tokens + 1)? as u64;
+    Ok(())
+}
+
 /// Splits [start, end) into (span, lo, hi) segments, each aligned to its span: the largest
 /// rollup span for the middle, finer ones toward the edges, raw rows (`RAW`) for what is left.
 /// An open end counts as aligned to every span.
@@ -94,15 +106,9 @@ fn raw(conn: &Connection, filter: &AuditFilter, lo: i64, hi: i64, agg: &mut Agg)
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
     while let Some(row) = rows.next()? {
-        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
-        let status = text(2)?;
+        let status = row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
         let (ts, duration) = (row.get::<_, i64>(3)?, row.get::<_, i64>(4)? as u64);
-        let s = &mut agg.stats;
-        bump(&mut s.by_status, status, 1);
-        bump(&mut s.by_backend, text(1)?, 1);
-        bump(&mut s.by_model, text(0)?, 1);
-        s.prompt_tokens += row.get::<_, i64>(5)? as u64;
-        s.completion_tokens += row.get::<_, i64>(6)? as u64;
+        tally(&mut agg.stats, row, 1, 5)?;
         agg.hist.add(duration);
         agg.min_ts = agg.min_ts.min(ts);
         agg.max_ts = agg.max_ts.max(ts);
@@ -129,17 +135,11 @@ fn rollups(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
     while let Some(row) = rows.next()? {
-        let text = |i: usize| row.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
-        let status = text(2)?;
+        let status = row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
         let requests = row.get::<_, i64>(4)? as u64;
         let duration_sum = row.get::<_, i64>(7)? as u64;
         if totals {
-            let s = &mut agg.stats;
-            bump(&mut s.by_status, status, requests);
-            bump(&mut s.by_backend, text(1)?, requests);
-            bump(&mut s.by_model, text(0)?, requests);
-            s.prompt_tokens += row.get::<_, i64>(5)? as u64;
-            s.completion_tokens += row.get::<_, i64>(6)? as u64;
+            tally(&mut agg.stats, row, requests, 5)?;
             agg.hist.merge_blob(row.get_ref(10)?.as_blob().map_err(rusqlite::Error::from)?);
             agg.min_ts = agg.min_ts.min(row.get(8)?);
             agg.max_ts = agg.max_ts.max(row.get(9)?);
