@@ -64,6 +64,35 @@ impl LayerCache {
     }
 }
 
+/// Where one layer's keys and values go during a forward pass.
+pub(crate) enum LayerCaches<'a, 'b> {
+    /// One sequence (batch row 0), continuing from what its cache holds.
+    One(&'a mut LayerCache),
+    /// A batch of new prompts, one row each, all starting from empty caches: row `i` has
+    /// `lens[i]` real positions (padding after them), which are written to `caches[i]`.
+    Fresh { caches: &'a mut [&'b mut LayerCache], lens: &'a [i32] },
+}
+
+impl LayerCaches<'_, '_> {
+    /// Stores this pass's keys and values `[batch, kv_heads, len, head_dim]` and returns the
+    /// keys and values attention reads: with history for one sequence, the pass's own for a
+    /// fresh batch (whose causal mask keeps every real position away from the padding).
+    pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
+        match self {
+            LayerCaches::One(c) => c.update(keys, values),
+            LayerCaches::Fresh { caches, lens } => {
+                for (i, (cache, &len)) in caches.iter_mut().zip(lens.iter()).enumerate() {
+                    let row = i as i32;
+                    let k = keys.try_index((row..row + 1, .., ..len, ..))?;
+                    let v = values.try_index((row..row + 1, .., ..len, ..))?;
+                    cache.update(k, v)?;
+                }
+                Ok((keys, values))
+            }
+        }
+    }
+}
+
 /// The cache of a whole sequence.
 pub(crate) struct KvCache {
     pub(crate) layers: Vec<LayerCache>,

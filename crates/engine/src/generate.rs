@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 use serde::{Deserialize, Serialize};
 
@@ -329,14 +330,56 @@ impl Sequence {
         })
     }
 
-    fn schedule(&mut self, model: &Model, input: &Array) -> Result<(Array, Option<Array>)> {
-        let logits = model.logits(input, &mut self.cache)?;
+    fn sample(&mut self, logits: Array) -> Result<(Array, Option<Array>)> {
         let (token, logprob) = self.sampler.sample(logits, self.params.logprobs)?;
         self.sampler.observe(&token)?;
+        Ok((token, logprob))
+    }
+
+    fn schedule(&mut self, model: &Model, input: &Array) -> Result<(Array, Option<Array>)> {
+        let logits = model.logits(input, &mut self.cache)?;
+        let (token, logprob) = self.sample(logits)?;
         let mut outputs = vec![&token];
         outputs.extend(logprob.iter());
         mlx_rs::transforms::async_eval(outputs)?;
         Ok((token, logprob))
+    }
+
+    /// The whole prompt, while this sequence has not started and can run it in one pass with
+    /// other new prompts: nothing taken from a prompt cache, and no longer than one prefill chunk.
+    pub(crate) fn fresh_prompt(&self) -> Option<&[u32]> {
+        let fresh = matches!(self.phase, Phase::Prefill { next: 0 }) && self.cached == 0;
+        (fresh && self.prompt.len() <= PREFILL_CHUNK).then_some(self.prompt.as_slice())
+    }
+
+    /// Empties the cache of a sequence that has not started (after a failed batched prefill).
+    pub(crate) fn reset_cache(&mut self, model: &Model) {
+        self.cache = model.new_cache();
+    }
+
+    /// Runs the prompts of `seqs` (each one's [`Sequence::fresh_prompt`]) through the model as one
+    /// batch and schedules each one's first token, as one evaluation. On an error none of them
+    /// can go on.
+    pub(crate) fn prefill_together(model: &Model, seqs: &mut [&mut Sequence]) -> Result<()> {
+        let (prompts, mut caches): (Vec<&[u32]>, Vec<&mut KvCache>) = seqs
+            .iter_mut()
+            .map(|s| {
+                let s = &mut **s;
+                (s.prompt.as_slice(), &mut s.cache)
+            })
+            .unzip();
+        let logits = model.prefill_fresh(&prompts, &mut caches)?;
+        let mut outputs = Vec::new();
+        for (i, seq) in seqs.iter_mut().enumerate() {
+            let row = i as i32;
+            let (token, logprob) = seq.sample(logits.try_index((row..row + 1, ..))?)?;
+            outputs.push(token.clone());
+            outputs.extend(logprob.iter().cloned());
+            outputs.extend(seq.cache.layers.iter().flat_map(|l| l.state()).cloned());
+            seq.phase = Phase::Decode { pending: (token, logprob) };
+        }
+        mlx_rs::transforms::async_eval(&outputs)?;
+        Ok(())
     }
 
     /// Advances by one prefill chunk or one token.

@@ -310,3 +310,58 @@ async fn a_running_request_s_kv_cache_is_counted_and_released() {
     assert!(wait_until_idle().await);
     assert_eq!(kv(m.id.clone()).await, 0, "the cache went with the request");
 }
+
+/// Prompts that arrive together are prefilled as one padded batch: each must still get exactly
+/// what it gets alone (tokens, and log-probabilities to float rounding), whatever its length,
+/// with greedy and with seeded sampling.
+#[tokio::test]
+async fn prompts_prefilled_together_get_what_they_get_alone() {
+    for family in [TinyFamily::Llama, TinyFamily::Qwen3] {
+        let m = load_tiny(spec(family)).await;
+        let prompts: [&[u32]; 5] = [&[7], &[5, 100, 200], PROMPT, &[9; 20], &[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]];
+        let params = |i: usize| {
+            let mut p = if i % 2 == 0 { greedy(12) } else { sampled(Some(i as u64), |_| {}) };
+            p.max_tokens = 12;
+            p.logprobs = true;
+            p
+        };
+        let mut alone = Vec::new();
+        for (i, p) in prompts.iter().enumerate() {
+            alone.push(generate(&m.id, tokens(p), params(i)).await.unwrap());
+        }
+        // Keep the engine busy so the requests below queue up and start together.
+        let mut busy = engine()
+            .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(100_000) })
+            .unwrap();
+        assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
+        assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
+        let before = engine().status().await.unwrap().batched_prompts;
+        let streams: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                engine()
+                    .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(p), params: params(i) })
+                    .unwrap()
+            })
+            .collect();
+        let mut together = Vec::new();
+        for stream in streams {
+            together.push(collect(stream).await);
+        }
+        drop(busy);
+        assert!(
+            engine().status().await.unwrap().batched_prompts >= before + prompts.len() as u64,
+            "the prompts were not prefilled together"
+        );
+        for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(a.ids, t.ids, "{family:?} prompt {i}: tokens differ when batched");
+            assert_eq!(t.usage.prompt_tokens, prompts[i].len());
+            for (x, y) in a.logprobs.iter().zip(&t.logprobs) {
+                let (x, y) = (x.unwrap(), y.unwrap());
+                assert!((x - y).abs() < 1e-4, "{family:?} prompt {i}: logprob {x} alone, {y} batched");
+            }
+        }
+    }
+    assert!(wait_until_idle().await);
+}

@@ -1,7 +1,8 @@
 //! The engine thread: the only thread that ever touches MLX. Callers hold a cloneable
 //! [`EngineHandle`] and send commands, each with its own reply channel and tracing span. Running
-//! generations are stepped round-robin (one prefill chunk or one token each), so concurrent
-//! requests to a model share it fairly; a generation whose receiver is gone stops at its next
+//! generations are stepped round-robin (one prefill chunk or one token each; new short prompts
+//! for the same model are prefilled together as one batch), so concurrent requests to a model
+//! share it fairly; a generation whose receiver is gone stops at its next
 //! step, and one whose receiver is full waits without holding the others up.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +20,7 @@ use crate::loaded::Loaded;
 use crate::pool::{idle_expired, KeepAlive, PoolConfig};
 use crate::progress::{LoadEvent, LoadProgress, LoadState};
 
+mod batch;
 mod load_queue;
 mod types;
 use load_queue::LoadQueue;
@@ -103,6 +105,7 @@ impl Engine {
                         pool,
                         models: HashMap::new(),
                         running: VecDeque::new(),
+                        batched_prompts: 0,
                         changes: changes_tx,
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
@@ -267,6 +270,8 @@ struct Actor {
     pool: PoolConfig,
     models: HashMap<String, Loaded>,
     running: VecDeque<Running>,
+    /// Prompts prefilled together with others (see [`batch`]).
+    batched_prompts: u64,
     changes: watch::Sender<u64>,
     idle_checked: Instant,
     /// Unloads waiting for their model's running requests to finish.
@@ -356,7 +361,11 @@ impl Actor {
             }
             Command::Status { reply } => {
                 self.running.retain(|r| !r.events.is_closed());
-                let _ = reply.send(EngineStatus { running: self.running.len(), loaded: self.loaded() });
+                let _ = reply.send(EngineStatus {
+                    running: self.running.len(),
+                    loaded: self.loaded(),
+                    batched_prompts: self.batched_prompts,
+                });
             }
             Command::Generate { request, events, span } => {
                 let started = span.in_scope(|| self.start(&request));
@@ -529,6 +538,13 @@ impl Actor {
                 let _ = r.events.try_send(Err(EngineError::ModelNotFound { model: r.model.clone() }));
                 continue;
             };
+            if r.seq.fresh_prompt().is_some() {
+                let prompts = batch::prefill_new_prompts(&mut self.running, loaded, r);
+                if prompts > 1 {
+                    self.batched_prompts += prompts as u64;
+                }
+                return true;
+            }
             let step = r.span.in_scope(|| r.seq.step(&loaded.model, &loaded.tokenizer, &loaded.eos));
             match step {
                 Ok(Step::Continue) => self.running.push_back(r),

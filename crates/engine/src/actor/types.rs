@@ -70,6 +70,8 @@ pub struct EngineStatus {
     pub running: usize,
     /// Models loaded.
     pub loaded: Vec<ModelInfo>,
+    /// Prompts prefilled in one pass together with at least one other, since the engine started.
+    pub batched_prompts: u64,
 }
 
 /// Is the engine usable?

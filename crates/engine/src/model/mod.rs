@@ -2,6 +2,7 @@
 //! graphs op for op (so greedy outputs are token-identical to it).
 
 mod layers;
+mod rope;
 mod weights;
 
 use std::path::Path;
@@ -9,10 +10,11 @@ use std::path::Path;
 use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::{ops, Array, Dtype};
 
-use crate::cache::{KvCache, LayerCache};
-use crate::config::{Family, ModelConfig, RopeScaling};
+use crate::cache::{KvCache, LayerCache, LayerCaches};
+use crate::config::{Family, ModelConfig};
 use crate::error::Result;
 use layers::{Embedding, Linear, RmsNorm};
+use rope::{Rope, RopeAt};
 pub(crate) use weights::weight_files;
 use weights::WeightSet;
 
@@ -36,57 +38,6 @@ struct Block {
     mlp: Mlp,
     input_norm: RmsNorm,
     post_attn_norm: RmsNorm,
-}
-
-/// Precomputed RoPE parameters.
-struct Rope {
-    dims: i32,
-    traditional: bool,
-    base: Option<f32>,
-    scale: f32,
-    /// Llama 3 scaled frequencies (then `base` is None).
-    freqs: Option<Array>,
-}
-
-impl Rope {
-    fn new(cfg: &ModelConfig) -> Result<Rope> {
-        let dims = cfg.head_dim;
-        Ok(match cfg.rope_scaling {
-            RopeScaling::Default { scale } => {
-                Rope { dims, traditional: cfg.rope_traditional, base: Some(cfg.rope_theta), scale, freqs: None }
-            }
-            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
-                // Same arithmetic as mlx-lm's Llama3RoPE, in MLX ops so rounding matches.
-                let old = original_max_position_embeddings;
-                let low_wavelen = old / low_freq_factor;
-                let high_wavelen = old / high_freq_factor;
-                let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
-                let freqs = ops::power(Array::from_f32(cfg.rope_theta), &exps)?;
-                let wavelens = freqs.multiply(Array::from_f32(2.0 * std::f32::consts::PI))?;
-                let freqs = ops::select(
-                    wavelens.gt(Array::from_f32(low_wavelen))?,
-                    freqs.multiply(Array::from_f32(factor))?,
-                    &freqs,
-                )?;
-                let is_medium = wavelens
-                    .gt(Array::from_f32(high_wavelen))?
-                    .logical_and(wavelens.lt(Array::from_f32(low_wavelen))?)?;
-                let smooth = Array::from_f32(old)
-                    .divide(&wavelens)?
-                    .subtract(Array::from_f32(low_freq_factor))?
-                    .divide(Array::from_f32(high_freq_factor - low_freq_factor))?;
-                let smooth_freqs = freqs
-                    .divide(Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?)?;
-                let freqs = ops::select(is_medium, smooth_freqs, &freqs)?;
-                freqs.eval()?;
-                Rope { dims, traditional: cfg.rope_traditional, base: None, scale: 1.0, freqs: Some(freqs) }
-            }
-        })
-    }
-
-    fn apply(&self, x: &Array, offset: i32) -> Result<Array> {
-        Ok(mlx_rs::fast::rope(x, self.dims, self.traditional, self.base, self.scale, offset, self.freqs.as_ref())?)
-    }
 }
 
 /// A loaded model: weights on the engine thread's device, ready to run.
@@ -150,7 +101,7 @@ impl Model {
         let lm_head =
             if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
         w.finish(c.tie_word_embeddings)?;
-        let rope = Rope::new(c)?;
+        let rope = Rope::new(c)?.with_table_on_cpu()?;
         let mut model = Model { config, embed, blocks, norm, lm_head, rope, weight_bytes: 0 };
         progress(0.5);
         model.weight_bytes = model.eval_weights()?;
@@ -209,10 +160,42 @@ impl Model {
     /// Hidden states of a `[batch, len]` block of token ids (every row the same length).
     fn hidden_batch(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
         let mut h = self.embed.forward(tokens)?;
+        let offset = cache.layers.first().map_or(0, LayerCache::offset);
+        let rope = self.rope.at(offset, tokens.shape()[1], h.dtype())?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            h = self.block(block, &h, layer_cache)?;
+            h = self.block(block, &h, &mut LayerCaches::One(layer_cache), &rope)?;
         }
         Ok(h)
+    }
+
+    /// Runs several new prompts as one `[batch, len]` pass (row `i`: `prompts[i]`, padded on the
+    /// right), writing each prompt's keys and values to its own empty cache, and returns the
+    /// logits of every prompt's last token, `[batch, vocab]`. One pass instead of one per prompt
+    /// (and instead of mlx-lm's two per prompt: all but the last token, then the last): the
+    /// per-operation cost is paid once for the batch.
+    pub(crate) fn prefill_fresh(&self, prompts: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Array> {
+        let b = prompts.len() as i32;
+        let l = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(prompts.len() * l);
+        for p in prompts {
+            ids.extend(p.iter().copied().chain(std::iter::repeat_n(0, l - p.len())));
+        }
+        let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
+        let mut h = self.embed.forward(&Array::from_slice(&ids, &[b, l as i32]))?;
+        let rope = self.rope.at(0, l as i32, h.dtype())?;
+        for (j, block) in self.blocks.iter().enumerate() {
+            let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
+            h = self.block(block, &h, &mut LayerCaches::Fresh { caches: &mut layer, lens: &lens }, &rope)?;
+        }
+        // Only each prompt's last position goes through the final norm and the vocabulary projection.
+        let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l as i32 + n - 1).collect();
+        let hidden = h.shape()[2];
+        let h = h.reshape(&[-1, hidden])?.take_axis(Array::from_slice(&last, &[b]), 0)?;
+        let h = self.norm.forward(&h)?;
+        Ok(match &self.lm_head {
+            Some(head) => head.forward(&h)?,
+            None => self.embed.as_linear(&h)?,
+        })
     }
 
     /// Logits of the last position, `[1, vocab]`.
@@ -256,8 +239,8 @@ impl Model {
         Ok(unit.as_slice::<f32>().chunks(d).map(<[f32]>::to_vec).collect())
     }
 
-    fn block(&self, b: &Block, x: &Array, cache: &mut LayerCache) -> Result<Array> {
-        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, cache)?;
+    fn block(&self, b: &Block, x: &Array, cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, cache, rope)?;
         let h = x.add(&r)?;
         let m = &b.mlp;
         let n = b.post_attn_norm.forward(&h)?;
@@ -267,7 +250,7 @@ impl Model {
         Ok(h.add(m.down_proj.forward(&act)?)?)
     }
 
-    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCache) -> Result<Array> {
+    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
         let c = &self.config;
         let (b, l) = (x.shape()[0], x.shape()[1]);
         // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
@@ -283,9 +266,8 @@ impl Model {
         let q = per_head(&qkv[0], &a.q_norm)?;
         let k = per_head(&qkv[1], &a.k_norm)?;
         let v = per_head(&qkv[2], &None)?;
-        let offset = cache.offset();
-        let q = self.rope.apply(&q, offset)?;
-        let k = self.rope.apply(&k, offset)?;
+        let q = rope.apply(&q)?;
+        let k = rope.apply(&k)?;
         let (k, v) = cache.update(k, v)?;
         let scale = (c.head_dim as f64).powf(-0.5) as f32;
         let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use mlx_manager_engine::PoolConfig;
 use mlx_manager_engine::{
-    Engine, EngineError, EngineHandle, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt, Usage,
+    Engine, EngineError, EngineHandle, FinishReason, GenerateRequest, GenerationEvent, GenerationParams,
+    GenerationStream, Prompt, Usage,
 };
 
 /// The one engine (one MLX thread) of this test binary. Tests run in parallel and each loads
@@ -62,7 +63,15 @@ pub struct Outcome {
 }
 
 pub async fn generate(model: &str, prompt: Prompt, params: GenerationParams) -> Result<Outcome, EngineError> {
-    let mut stream = engine().generate(GenerateRequest { model: model.to_string(), prompt, params })?;
+    try_collect(engine().generate(GenerateRequest { model: model.to_string(), prompt, params })?).await
+}
+
+/// Reads a generation to its end.
+pub async fn collect(stream: GenerationStream) -> Outcome {
+    try_collect(stream).await.unwrap()
+}
+
+async fn try_collect(mut stream: GenerationStream) -> Result<Outcome, EngineError> {
     let (mut ids, mut pieces, mut logprobs, mut text) = (Vec::new(), Vec::new(), Vec::new(), String::new());
     while let Some(event) = stream.next().await {
         match event? {

@@ -1,0 +1,203 @@
+//! Rotary position embeddings. On the GPU, MLX's fused `fast::rope` kernel; on the CPU, where
+//! MLX has no fused kernel and `fast::rope` expands to ~30 operations per call (positions,
+//! frequencies, cosines, sines, then the rotation), the cosines and sines come from a table
+//! computed once per model by that same `fast::rope`, and each forward pass slices the rows it
+//! needs once for all its layers: the rotation is then 9 operations per call, with the same
+//! numbers (the table holds exactly the values the expansion computes, and the rotation is the
+//! same arithmetic in the same order).
+
+use std::cell::RefCell;
+
+use mlx_rs::ops::indexing::TryIndexOp;
+use mlx_rs::{ops, Array, Dtype};
+
+use crate::config::{ModelConfig, RopeScaling};
+use crate::error::Result;
+
+/// Precomputed RoPE parameters.
+pub(super) struct Rope {
+    dims: i32,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    /// Llama 3 scaled frequencies (then `base` is None).
+    freqs: Option<Array>,
+    /// On the CPU (non-traditional layout): the cosine/sine table, grown on demand.
+    table: Option<RefCell<Option<Table>>>,
+}
+
+/// Cosines and sines of positions `0..capacity`, `[capacity, dims / 2]` each, in the model's dtype.
+struct Table {
+    cos: Array,
+    sin: Array,
+    capacity: i32,
+}
+
+/// The rotation of one forward pass's positions, shared by all its layers.
+pub(super) enum RopeAt<'a> {
+    /// MLX's `fast::rope` from this position (one fused kernel on the GPU).
+    Fused { rope: &'a Rope, offset: i32 },
+    /// The table's rows for the pass's positions, `[len, dims / 2]`.
+    Table { dims: i32, cos: Array, sin: Array },
+}
+
+/// Smallest table: positions of a few short requests without regrowing.
+const MIN_TABLE: i32 = 1024;
+
+impl Rope {
+    pub(super) fn new(cfg: &ModelConfig) -> Result<Rope> {
+        let dims = cfg.head_dim;
+        Ok(match cfg.rope_scaling {
+            RopeScaling::Default { scale } => Rope {
+                dims,
+                traditional: cfg.rope_traditional,
+                base: Some(cfg.rope_theta),
+                scale,
+                freqs: None,
+                table: None,
+            },
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                // Same arithmetic as mlx-lm's Llama3RoPE, in MLX ops so rounding matches.
+                let old = original_max_position_embeddings;
+                let low_wavelen = old / low_freq_factor;
+                let high_wavelen = old / high_freq_factor;
+                let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
+                let freqs = ops::power(Array::from_f32(cfg.rope_theta), &exps)?;
+                let wavelens = freqs.multiply(Array::from_f32(2.0 * std::f32::consts::PI))?;
+                let freqs = ops::select(
+                    wavelens.gt(Array::from_f32(low_wavelen))?,
+                    freqs.multiply(Array::from_f32(factor))?,
+                    &freqs,
+                )?;
+                let is_medium = wavelens
+                    .gt(Array::from_f32(high_wavelen))?
+                    .logical_and(wavelens.lt(Array::from_f32(low_wavelen))?)?;
+                let smooth = Array::from_f32(old)
+                    .divide(&wavelens)?
+                    .subtract(Array::from_f32(low_freq_factor))?
+                    .divide(Array::from_f32(high_freq_factor - low_freq_factor))?;
+                let smooth_freqs = freqs
+                    .divide(Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?)?;
+                let freqs = ops::select(is_medium, smooth_freqs, &freqs)?;
+                freqs.eval()?;
+                Rope {
+                    dims,
+                    traditional: cfg.rope_traditional,
+                    base: None,
+                    scale: 1.0,
+                    freqs: Some(freqs),
+                    table: None,
+                }
+            }
+        })
+    }
+
+    /// Uses a table when the engine runs on the CPU (the traditional interleaved layout, rare,
+    /// keeps `fast::rope`).
+    pub(super) fn with_table_on_cpu(mut self) -> Result<Rope> {
+        let cpu = matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu);
+        if cpu && !self.traditional {
+            self.table = Some(RefCell::new(None));
+        }
+        Ok(self)
+    }
+
+    /// The rotation for positions `offset..offset + len` of `dtype` activations.
+    pub(super) fn at(&self, offset: i32, len: i32, dtype: Dtype) -> Result<RopeAt<'_>> {
+        let Some(cell) = &self.table else { return Ok(RopeAt::Fused { rope: self, offset }) };
+        let mut table = cell.borrow_mut();
+        let end = offset + len;
+        if table.as_ref().is_none_or(|t| t.capacity < end || t.cos.dtype() != dtype) {
+            *table = Some(self.table_for((end.max(MIN_TABLE) as u32).next_power_of_two() as i32, dtype)?);
+        }
+        let t = table.as_ref().expect("just built");
+        Ok(RopeAt::Table {
+            dims: self.dims,
+            cos: t.cos.try_index((offset..end, ..))?,
+            sin: t.sin.try_index((offset..end, ..))?,
+        })
+    }
+
+    /// The table, computed by `fast::rope` itself: rotating the unit vector (1, …, 1, 0, …, 0)
+    /// gives (cos, sin) exactly (1·c − 0·s = c and 1·s + 0·c = s in every dtype).
+    fn table_for(&self, capacity: i32, dtype: Dtype) -> Result<Table> {
+        let half = self.dims / 2;
+        let ones = ops::ones_dtype(&[1, 1, capacity, half], dtype)?;
+        let zeros = ops::zeros_dtype(&[1, 1, capacity, half], dtype)?;
+        let unit = ops::concatenate(&[ones, zeros], -1)?;
+        let rotated = mlx_rs::fast::rope(&unit, self.dims, false, self.base, self.scale, 0, self.freqs.as_ref())?
+            .reshape(&[capacity, self.dims])?;
+        let cos = rotated.try_index((.., ..half))?;
+        let sin = rotated.try_index((.., half..))?;
+        mlx_rs::transforms::eval([&cos, &sin])?;
+        Ok(Table { cos, sin, capacity })
+    }
+}
+
+impl RopeAt<'_> {
+    /// Rotates `[batch, heads, len, head_dim]` queries or keys.
+    pub(super) fn apply(&self, x: &Array) -> Result<Array> {
+        match self {
+            RopeAt::Fused { rope, offset } => Ok(mlx_rs::fast::rope(
+                x,
+                rope.dims,
+                rope.traditional,
+                rope.base,
+                rope.scale,
+                *offset,
+                rope.freqs.as_ref(),
+            )?),
+            RopeAt::Table { dims, cos, sin } => {
+                // The same arithmetic, in the same order, as MLX's own expansion of `fast::rope`.
+                let (dims, half) = (*dims, dims / 2);
+                let x1 = x.try_index((.., .., .., ..half))?;
+                let x2 = x.try_index((.., .., .., half..dims))?;
+                let out1 = x1.multiply(cos)?.subtract(x2.multiply(sin)?)?;
+                let out2 = x1.multiply(sin)?.add(x2.multiply(cos)?)?;
+                let mut parts = vec![out1, out2];
+                if dims < x.shape()[3] {
+                    parts.push(x.try_index((.., .., .., dims..))?);
+                }
+                Ok(ops::concatenate(&parts, -1)?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rope(dims: i32, base: Option<f32>, scale: f32, freqs: Option<Array>) -> Rope {
+        Rope { dims, traditional: false, base, scale, freqs, table: Some(RefCell::new(None)) }
+    }
+
+    /// The table's rotation gives bit for bit what `fast::rope` gives on the CPU, for default and
+    /// explicit frequencies, scaled positions, partial rotation, two dtypes, and offsets that make
+    /// the table grow.
+    #[test]
+    fn table_rotation_equals_fast_rope_exactly() {
+        mlx_rs::Device::set_default(&mlx_rs::Device::cpu());
+        let freqs = ops::arange::<_, f32>(1.0, 17.0, 1.0).unwrap().multiply(Array::from_f32(3.5)).unwrap();
+        let cases = [
+            (rope(32, Some(10000.0), 1.0, None), 32),
+            (rope(32, Some(500000.0), 0.25, None), 48),
+            (rope(32, None, 1.0, Some(freqs)), 32),
+        ];
+        for (r, head_dim) in &cases {
+            for dtype in [Dtype::Float32, Dtype::Bfloat16] {
+                for (offset, len) in [(0, 1), (0, 37), (5, 1), (1000, 40), (3000, 7)] {
+                    let x = mlx_rs::random::normal::<f32>(&[2, 3, len, *head_dim], None, None, None)
+                        .unwrap()
+                        .as_dtype(dtype)
+                        .unwrap();
+                    let fused = RopeAt::Fused { rope: r, offset }.apply(&x).unwrap();
+                    let table = r.at(offset, len, dtype).unwrap().apply(&x).unwrap();
+                    assert_eq!(fused.shape(), table.shape());
+                    let same = ops::array_eq(&fused, &table, false).unwrap().item_exact::<bool>();
+                    assert!(same, "dims {} offset {offset} len {len} {dtype:?}: the rotations differ", r.dims);
+                }
+            }
+        }
+    }
+}
