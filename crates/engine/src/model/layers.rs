@@ -8,8 +8,9 @@ use crate::error::Result;
 
 /// A linear projection `y = x Wᵀ (+ b)`.
 pub(crate) enum Linear {
-    /// Plain weights `[out, in]`.
-    Dense { weight: Array, bias: Option<Array> },
+    /// Plain weights `[out, in]`, and `t`, their transposed view `[in, out]` (made once at load,
+    /// not once per forward pass; it shares the weights' memory).
+    Dense { weight: Array, t: Array, bias: Option<Array> },
     /// Packed weights with per-group scales and biases.
     Quantized { weight: Array, scales: Array, biases: Array, bias: Option<Array>, q: Quantization },
     /// Projections that could not be fused (mixed layouts): run one by one, outputs concatenated.
@@ -17,10 +18,15 @@ pub(crate) enum Linear {
 }
 
 impl Linear {
+    pub(crate) fn dense(weight: Array, bias: Option<Array>) -> Linear {
+        let t = weight.t();
+        Linear::Dense { weight, t, bias }
+    }
+
     pub(crate) fn forward(&self, x: &Array) -> Result<Array> {
         match self {
-            Linear::Dense { weight, bias: Some(bias) } => Ok(ops::addmm(bias, x, weight.t(), None, None)?),
-            Linear::Dense { weight, bias: None } => Ok(x.matmul(weight.t())?),
+            Linear::Dense { t, bias: Some(bias), .. } => Ok(ops::addmm(bias, x, t, None, None)?),
+            Linear::Dense { t, bias: None, .. } => Ok(x.matmul(t)?),
             Linear::Quantized { weight, scales, biases, bias, q } => {
                 let y = ops::quantized_matmul(x, weight, scales, biases, true, q.group_size, q.bits)?;
                 Ok(match bias {
@@ -65,7 +71,7 @@ impl Linear {
                     })
                     .collect::<std::result::Result<Vec<_>, ()>>();
                 match weights {
-                    Ok(w) => Ok(Linear::Dense { weight: cat(w)?, bias }),
+                    Ok(w) => Ok(Linear::dense(cat(w)?, bias)),
                     Err(()) => Ok(Linear::Many(parts)),
                 }
             }
@@ -97,7 +103,7 @@ impl Linear {
     /// This layer's arrays (to evaluate them at load).
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
         match self {
-            Linear::Dense { weight, bias } => out.extend(std::iter::once(weight).chain(bias)),
+            Linear::Dense { weight, t, bias } => out.extend([weight, t].into_iter().chain(bias)),
             Linear::Quantized { weight, scales, biases, bias, .. } => {
                 out.extend([weight, scales, biases].into_iter().chain(bias))
             }
@@ -108,7 +114,7 @@ impl Linear {
     /// Bytes held by this layer's arrays.
     pub(crate) fn nbytes(&self) -> usize {
         match self {
-            Linear::Dense { weight, bias } => weight.nbytes() + bias.as_ref().map_or(0, Array::nbytes),
+            Linear::Dense { weight, bias, .. } => weight.nbytes() + bias.as_ref().map_or(0, Array::nbytes),
             Linear::Quantized { weight, scales, biases, bias, .. } => {
                 weight.nbytes() + scales.nbytes() + biases.nbytes() + bias.as_ref().map_or(0, Array::nbytes)
             }
@@ -119,14 +125,23 @@ impl Linear {
 
 /// Token embedding, also usable as the tied output projection.
 pub(crate) enum Embedding {
-    Dense { weight: Array },
-    Quantized { weight: Array, scales: Array, biases: Array, q: Quantization },
+    /// `[vocab, dim]`, and its transposed view for the tied output projection.
+    Dense {
+        weight: Array,
+        t: Array,
+    },
+    Quantized {
+        weight: Array,
+        scales: Array,
+        biases: Array,
+        q: Quantization,
+    },
 }
 
 impl Embedding {
     pub(crate) fn forward(&self, ids: &Array) -> Result<Array> {
         match self {
-            Embedding::Dense { weight } => Ok(weight.take_axis(ids, 0)?),
+            Embedding::Dense { weight, .. } => Ok(weight.take_axis(ids, 0)?),
             Embedding::Quantized { weight, scales, biases, q } => Ok(ops::dequantize(
                 weight.take_axis(ids, 0)?,
                 scales.take_axis(ids, 0)?,
@@ -140,7 +155,7 @@ impl Embedding {
     /// The tied lm_head: `x Eᵀ`.
     pub(crate) fn as_linear(&self, x: &Array) -> Result<Array> {
         match self {
-            Embedding::Dense { weight } => Ok(x.matmul(weight.t())?),
+            Embedding::Dense { t, .. } => Ok(x.matmul(t)?),
             Embedding::Quantized { weight, scales, biases, q } => {
                 Ok(ops::quantized_matmul(x, weight, scales, biases, true, q.group_size, q.bits)?)
             }
@@ -150,14 +165,14 @@ impl Embedding {
     /// This table's arrays (to evaluate them at load).
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
         match self {
-            Embedding::Dense { weight } => out.push(weight),
+            Embedding::Dense { weight, t } => out.extend([weight, t]),
             Embedding::Quantized { weight, scales, biases, .. } => out.extend([weight, scales, biases]),
         }
     }
 
     pub(crate) fn nbytes(&self) -> usize {
         match self {
-            Embedding::Dense { weight } => weight.nbytes(),
+            Embedding::Dense { weight, .. } => weight.nbytes(),
             Embedding::Quantized { weight, scales, biases, .. } => weight.nbytes() + scales.nbytes() + biases.nbytes(),
         }
     }

@@ -8,6 +8,7 @@ mod weights;
 use std::path::Path;
 
 use mlx_rs::fast::ScaledDotProductAttentionMask;
+use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array, Dtype};
 
 use crate::cache::{KvCache, LayerCache, LayerCaches};
@@ -152,18 +153,21 @@ impl Model {
     }
 
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
-    /// `[1, L, hidden]` before the last norm.
+    /// `[L, hidden]` before the last norm.
     pub(crate) fn hidden(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
-        self.hidden_batch(&tokens.expand_dims(0)?, cache)
+        self.hidden_rows(tokens, 1, tokens.shape()[0], cache)
     }
 
-    /// Hidden states of a `[batch, len]` block of token ids (every row the same length).
-    fn hidden_batch(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
-        let mut h = self.embed.forward(tokens)?;
+    /// Hidden states `[b·l, hidden]` of a `[b, l]` block of token ids given row by row in the
+    /// 1-D `ids`. Activations stay two-dimensional between the attention blocks, so each linear
+    /// layer is one plain matrix product (a 3-D product adds a flatten and an unflatten per
+    /// layer); the numbers are the same.
+    fn hidden_rows(&self, ids: &Array, b: i32, l: i32, cache: &mut KvCache) -> Result<Array> {
+        let mut h = self.embed.forward(ids)?;
         let offset = cache.layers.first().map_or(0, LayerCache::offset);
-        let rope = self.rope.at(offset, tokens.shape()[1], h.dtype())?;
+        let rope = self.rope.at(offset, l, h.dtype())?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            h = self.block(block, &h, &mut LayerCaches::One(layer_cache), &rope)?;
+            h = self.block(block, &h, (b, l), &mut LayerCaches::One(layer_cache), &rope)?;
         }
         Ok(h)
     }
@@ -181,16 +185,16 @@ impl Model {
             ids.extend(p.iter().copied().chain(std::iter::repeat_n(0, l - p.len())));
         }
         let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
-        let mut h = self.embed.forward(&Array::from_slice(&ids, &[b, l as i32]))?;
+        let mut h = self.embed.forward(&Array::from_slice(&ids, &[ids.len() as i32]))?;
         let rope = self.rope.at(0, l as i32, h.dtype())?;
         for (j, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
-            h = self.block(block, &h, &mut LayerCaches::Fresh { caches: &mut layer, lens: &lens }, &rope)?;
+            let mut fresh = LayerCaches::Fresh { caches: &mut layer, lens: &lens };
+            h = self.block(block, &h, (b, l as i32), &mut fresh, &rope)?;
         }
         // Only each prompt's last position goes through the final norm and the vocabulary projection.
         let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l as i32 + n - 1).collect();
-        let hidden = h.shape()[2];
-        let h = h.reshape(&[-1, hidden])?.take_axis(Array::from_slice(&last, &[b]), 0)?;
+        let h = h.take_axis(Array::from_slice(&last, &[b]), 0)?;
         let h = self.norm.forward(&h)?;
         Ok(match &self.lm_head {
             Some(head) => head.forward(&h)?,
@@ -200,16 +204,14 @@ impl Model {
 
     /// Logits of the last position, `[1, vocab]`.
     pub(crate) fn logits(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
-        let h = self.norm.forward(&self.hidden(tokens, cache)?)?;
-        let out = match &self.lm_head {
+        let h = self.hidden(tokens, cache)?;
+        let l = h.shape()[0];
+        let h = if l == 1 { h } else { h.try_index((l - 1.., ..))? };
+        let h = self.norm.forward(&h)?;
+        Ok(match &self.lm_head {
             Some(head) => head.forward(&h)?,
             None => self.embed.as_linear(&h)?,
-        };
-        let (b, l, vocab) = (out.shape()[0], out.shape()[1], out.shape()[2]);
-        if l == 1 {
-            return Ok(out.reshape(&[b, vocab])?);
-        }
-        Ok(out.take_axis(Array::from_int(l - 1), 1)?)
+        })
     }
 
     /// Embeddings of token sequences computed as one batch: final hidden states (after the last
@@ -228,8 +230,9 @@ impl Model {
         }
         let lens: Vec<f32> = seqs.iter().map(|s| s.len() as f32).collect();
         let mut cache = self.new_cache();
-        let ids = Array::from_slice(&ids, &[b as i32, l as i32]);
-        let h = self.norm.forward(&self.hidden_batch(&ids, &mut cache)?)?.as_dtype(Dtype::Float32)?;
+        let ids = Array::from_slice(&ids, &[(b * l) as i32]);
+        let h = self.hidden_rows(&ids, b as i32, l as i32, &mut cache)?.reshape(&[b as i32, l as i32, -1])?;
+        let h = self.norm.forward(&h)?.as_dtype(Dtype::Float32)?;
         let mask = Array::from_slice(&mask, &[b as i32, l as i32, 1]);
         let mean = h.multiply(&mask)?.sum_axis(1, false)?.divide(Array::from_slice(&lens, &[b as i32, 1]))?;
         let norm = mean.square()?.sum_axis(-1, true)?.sqrt()?;
@@ -239,8 +242,9 @@ impl Model {
         Ok(unit.as_slice::<f32>().chunks(d).map(<[f32]>::to_vec).collect())
     }
 
-    fn block(&self, b: &Block, x: &Array, cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
-        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, cache, rope)?;
+    /// One block over `x`, `[b·l, hidden]` for `rows` = `(b, l)`.
+    fn block(&self, b: &Block, x: &Array, rows: (i32, i32), cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, rows, cache, rope)?;
         let h = x.add(&r)?;
         let m = &b.mlp;
         let n = b.post_attn_norm.forward(&h)?;
@@ -250,9 +254,15 @@ impl Model {
         Ok(h.add(m.down_proj.forward(&act)?)?)
     }
 
-    fn attention(&self, a: &Attention, x: &Array, cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+    fn attention(
+        &self,
+        a: &Attention,
+        x: &Array,
+        (b, l): (i32, i32),
+        cache: &mut LayerCaches,
+        rope: &RopeAt,
+    ) -> Result<Array> {
         let c = &self.config;
-        let (b, l) = (x.shape()[0], x.shape()[1]);
         // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
         let heads = a.qkv_proj.forward(x)?.reshape(&[b, l, c.num_heads + 2 * c.num_kv_heads, c.head_dim])?;
         let qkv = heads.split_at_indices(&[c.num_heads, c.num_heads + c.num_kv_heads], 2)?;
@@ -272,7 +282,7 @@ impl Model {
         let scale = (c.head_dim as f64).powf(-0.5) as f32;
         let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
         let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
-        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, -1])?;
+        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b * l, -1])?;
         a.o_proj.forward(&o)
     }
 }

@@ -37,8 +37,17 @@ struct Table {
 pub(super) enum RopeAt<'a> {
     /// MLX's `fast::rope` from this position (one fused kernel on the GPU).
     Fused { rope: &'a Rope, offset: i32 },
-    /// The table's rows for the pass's positions, `[len, dims / 2]`.
-    Table { dims: i32, cos: Array, sin: Array },
+    /// The table's rows for the pass's positions, `[len, dims / 2]`, and their broadcasts to
+    /// the query and key shapes (made once per pass: each binary operation between different
+    /// shapes adds a broadcast operation).
+    Table { dims: i32, cos: Array, sin: Array, shaped: RefCell<Vec<Shaped>> },
+}
+
+/// `cos` and `sin` broadcast to one shape.
+pub(super) struct Shaped {
+    shape: Vec<i32>,
+    cos: Array,
+    sin: Array,
 }
 
 /// Smallest table: positions of a few short requests without regrowing.
@@ -115,6 +124,7 @@ impl Rope {
             dims: self.dims,
             cos: t.cos.try_index((offset..end, ..))?,
             sin: t.sin.try_index((offset..end, ..))?,
+            shaped: RefCell::new(Vec::new()),
         })
     }
 
@@ -147,11 +157,22 @@ impl RopeAt<'_> {
                 *offset,
                 rope.freqs.as_ref(),
             )?),
-            RopeAt::Table { dims, cos, sin } => {
+            RopeAt::Table { dims, cos, sin, shaped } => {
                 // The same arithmetic, in the same order, as MLX's own expansion of `fast::rope`.
                 let (dims, half) = (*dims, dims / 2);
                 let x1 = x.try_index((.., .., .., ..half))?;
                 let x2 = x.try_index((.., .., .., half..dims))?;
+                let mut shaped = shaped.borrow_mut();
+                let i = match shaped.iter().position(|s| s.shape == x1.shape()) {
+                    Some(i) => i,
+                    None => {
+                        let shape = x1.shape().to_vec();
+                        let (cos, sin) = (ops::broadcast_to(cos, &shape)?, ops::broadcast_to(sin, &shape)?);
+                        shaped.push(Shaped { shape, cos, sin });
+                        shaped.len() - 1
+                    }
+                };
+                let (cos, sin) = (&shaped[i].cos, &shaped[i].sin);
                 let out1 = x1.multiply(cos)?.subtract(x2.multiply(sin)?)?;
                 let out2 = x1.multiply(sin)?.add(x2.multiply(cos)?)?;
                 let mut parts = vec![out1, out2];

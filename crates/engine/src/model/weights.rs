@@ -137,7 +137,7 @@ impl WeightSet {
             }
             None => {
                 let weight = self.take(&format!("{prefix}.weight"), &[out_dim, in_dim], None)?;
-                Ok(Linear::Dense { weight, bias })
+                Ok(Linear::dense(weight, bias))
             }
         }
     }
@@ -154,7 +154,10 @@ impl WeightSet {
                 let (weight, scales, biases) = self.packed(prefix, vocab, dim, q)?;
                 Ok(Embedding::Quantized { weight, scales, biases, q })
             }
-            None => Ok(Embedding::Dense { weight: self.take(&format!("{prefix}.weight"), &[vocab, dim], None)? }),
+            None => {
+                let weight = self.take(&format!("{prefix}.weight"), &[vocab, dim], None)?;
+                Ok(Embedding::Dense { t: weight.t(), weight })
+            }
         }
     }
 
