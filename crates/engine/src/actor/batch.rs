@@ -3,6 +3,7 @@
 //! the per-operation cost that dominates small models.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::generate::Sequence;
 use crate::loaded::Loaded;
@@ -68,4 +69,93 @@ pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Load
 fn fail(r: Running, e: crate::error::EngineError) {
     tracing::warn!(parent: &r.span, error = %e, "generation failed");
     let _ = r.events.try_send(Err(e));
+}
+
+/// How long after a request finishes its client counts as likely to send the next one.
+const RECENT: Duration = Duration::from_millis(3);
+/// The longest a new prompt waits for others to share its prefill.
+const GATHER: Duration = Duration::from_micros(500);
+
+/// Decides whether new prompts should wait a moment before their prefill: when requests have
+/// just finished and fewer new prompts than that have arrived, those clients are usually about
+/// to send their next request (an agent's parallel calls, a benchmark's workers), and a batch
+/// that waits half a millisecond for them does one pass instead of several. A lone client never
+/// waits (its own finished request is the only recent one), and nothing waits while any other
+/// sequence has work to do.
+#[derive(Default)]
+pub(super) struct Gather {
+    finished: VecDeque<Instant>,
+    deadline: Option<Instant>,
+}
+
+impl Gather {
+    /// A request ended.
+    pub(super) fn finished(&mut self) {
+        self.finished.push_back(Instant::now());
+    }
+
+    /// A prefill ran: the clients that were expected either came or will be handled next time.
+    pub(super) fn prefilled(&mut self) {
+        self.finished.clear();
+        self.deadline = None;
+    }
+
+    /// How long to wait for more new prompts before stepping `running`, if at all.
+    pub(super) fn wait(&mut self, running: &VecDeque<Running>) -> Option<Duration> {
+        let fresh = running.iter().filter(|r| r.seq.fresh_prompt().is_some()).count();
+        self.wait_for(fresh, running.len(), Instant::now())
+    }
+
+    /// [`Gather::wait`] with `fresh` new prompts among `running` sequences at `now`.
+    fn wait_for(&mut self, fresh: usize, running: usize, now: Instant) -> Option<Duration> {
+        if fresh == 0 || fresh != running {
+            return None;
+        }
+        while self.finished.front().is_some_and(|t| now.duration_since(*t) > RECENT) {
+            self.finished.pop_front();
+        }
+        if fresh >= self.finished.len() {
+            return None;
+        }
+        let deadline = *self.deadline.get_or_insert(now + GATHER);
+        deadline.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_prompts_expected_to_have_company_wait_and_never_past_the_window() {
+        let now = Instant::now();
+        // A lone client: its own request finished, its next one arrives: no wait.
+        let mut g = Gather::default();
+        g.finished.push_back(now);
+        assert_eq!(g.wait_for(1, 1, now), None);
+        // Four requests just finished, one new prompt so far: wait, at most the window.
+        let mut g = Gather::default();
+        g.finished.extend([now; 4]);
+        let wait = g.wait_for(1, 1, now).expect("waits for the others");
+        assert!(wait <= GATHER);
+        // Three of the four are back: still waiting, on the same deadline.
+        assert!(g.wait_for(3, 3, now + Duration::from_micros(100)).unwrap() <= GATHER - Duration::from_micros(100));
+        // All four are back: go.
+        assert_eq!(g.wait_for(4, 4, now + Duration::from_micros(200)), None);
+        // The window is over: go with what is there.
+        assert_eq!(g.wait_for(2, 2, now + GATHER), None);
+        // Another sequence is decoding: never hold it up.
+        let mut g = Gather::default();
+        g.finished.extend([now; 4]);
+        assert_eq!(g.wait_for(1, 2, now), None);
+        // The finished requests are too old to expect their clients back.
+        let mut g = Gather::default();
+        g.finished.extend([now; 4]);
+        assert_eq!(g.wait_for(1, 1, now + RECENT + Duration::from_millis(1)), None);
+        // After a prefill, a new round starts from nothing.
+        let mut g = Gather::default();
+        g.finished.extend([now; 4]);
+        g.prefilled();
+        assert_eq!(g.wait_for(1, 1, now), None);
+    }
 }

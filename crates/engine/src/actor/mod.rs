@@ -106,6 +106,7 @@ impl Engine {
                         models: HashMap::new(),
                         running: VecDeque::new(),
                         batched_prompts: 0,
+                        gather: batch::Gather::default(),
                         changes: changes_tx,
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
@@ -272,6 +273,8 @@ struct Actor {
     running: VecDeque<Running>,
     /// Prompts prefilled together with others (see [`batch`]).
     batched_prompts: u64,
+    /// Whether new prompts wait a moment for more (see [`batch::Gather`]).
+    gather: batch::Gather,
     changes: watch::Sender<u64>,
     idle_checked: Instant,
     /// Unloads waiting for their model's running requests to finish.
@@ -316,6 +319,18 @@ impl Actor {
                 continue;
             }
             if self.running.is_empty() {
+                continue;
+            }
+            if let Some(wait) = self.gather.wait(&self.running) {
+                match rx.recv_timeout(wait) {
+                    Ok(command) => {
+                        if !self.handle(command) {
+                            return;
+                        }
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                }
                 continue;
             }
             if !self.step_one() {
@@ -540,6 +555,7 @@ impl Actor {
             };
             if r.seq.fresh_prompt().is_some() {
                 let prompts = batch::prefill_new_prompts(&mut self.running, loaded, r);
+                self.gather.prefilled();
                 if prompts > 1 {
                     self.batched_prompts += prompts as u64;
                 }
@@ -554,6 +570,7 @@ impl Actor {
                     }
                 }
                 Ok(Step::Finished(events)) => {
+                    self.gather.finished();
                     for event in events {
                         let _ = r.events.try_send(Ok(event));
                     }
