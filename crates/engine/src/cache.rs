@@ -1,6 +1,7 @@
 //! Per-sequence key/value cache, grown in steps of 256 positions and written in place like
 //! mlx-lm's `KVCache`, so a decode step does not copy the whole history.
 
+use mlx_rs::fast::{scaled_dot_product_attention, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
 use mlx_rs::{ops, Array};
 
@@ -71,15 +72,23 @@ pub(crate) enum LayerCaches<'a, 'b> {
     /// A batch of new prompts, one row each, all starting from empty caches: row `i` has
     /// `lens[i]` real positions (padding after them), which are written to `caches[i]`.
     Fresh { caches: &'a mut [&'b mut LayerCache], lens: &'a [i32] },
+    /// One new token for each of several running sequences: row `i` continues `caches[i]`.
+    Decode { caches: &'a mut [&'b mut LayerCache] },
 }
 
 impl LayerCaches<'_, '_> {
     /// Stores this pass's keys and values `[batch, kv_heads, len, head_dim]` and returns the
-    /// keys and values attention reads: with history for one sequence, the pass's own for a
-    /// fresh batch (whose causal mask keeps every real position away from the padding).
-    pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
+    /// attention output `[batch, q_heads, len, head_dim]` of `queries` over each row's keys and
+    /// values: with its history for one sequence, the pass's own for a fresh batch (whose causal
+    /// mask keeps every real position away from the padding), each row over its own history for
+    /// a decode batch.
+    pub(crate) fn attend(&mut self, queries: &Array, keys: Array, values: Array, scale: f32) -> Result<Array> {
+        let causal = (queries.shape()[2] > 1).then_some(ScaledDotProductAttentionMask::Causal);
         match self {
-            LayerCaches::One(c) => c.update(keys, values),
+            LayerCaches::One(c) => {
+                let (k, v) = c.update(keys, values)?;
+                Ok(scaled_dot_product_attention(queries, &k, &v, scale, causal, None)?)
+            }
             LayerCaches::Fresh { caches, lens } => {
                 for (i, (cache, &len)) in caches.iter_mut().zip(lens.iter()).enumerate() {
                     let row = i as i32;
@@ -87,7 +96,22 @@ impl LayerCaches<'_, '_> {
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
                     cache.update(k, v)?;
                 }
-                Ok((keys, values))
+                Ok(scaled_dot_product_attention(queries, &keys, &values, scale, causal, None)?)
+            }
+            LayerCaches::Decode { caches } => {
+                let rows = caches
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, cache)| {
+                        let row = i as i32..i as i32 + 1;
+                        let k = keys.try_index((row.clone(), .., .., ..))?;
+                        let v = values.try_index((row.clone(), .., .., ..))?;
+                        let (k, v) = cache.update(k, v)?;
+                        let q = queries.try_index((row, .., .., ..))?;
+                        Ok(scaled_dot_product_attention(&q, &k, &v, scale, None, None)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ops::concatenate(&rows, 0)?)
             }
         }
     }

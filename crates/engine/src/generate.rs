@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mlx_rs::ops::indexing::TryIndexOp;
-use mlx_rs::Array;
+use mlx_rs::{ops, Array};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::KvCache;
@@ -406,40 +406,102 @@ impl Sequence {
                 self.phase = Phase::Decode { pending };
                 Ok(Step::Continue)
             }
-            Phase::Decode { pending: (token, logprob) } => {
+            Phase::Decode { pending } => {
                 // Schedule the following token before reading this one, unless this is the last.
-                let next = if self.generated + 1 < self.params.max_tokens {
-                    Some(self.schedule(model, &token)?)
-                } else {
-                    None
-                };
-                let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
-                let logprob = match logprob {
-                    Some(l) => Some(l.try_item_cast::<f32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?),
-                    None => None,
-                };
-                if self.first_token.is_none() {
-                    self.first_token = Some(Instant::now());
-                }
-                self.history.push(id);
-                if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
-                    return self.finish(tokenizer, FinishReason::Stop, None, None);
-                }
-                self.generated += 1;
-                let piece = self.decoder.push(tokenizer, id)?;
-                let (text, hit) = self.stop.push(&piece);
-                let event = GenerationEvent::Token { id, text, logprob };
-                if hit.is_some() {
-                    return self.finish(tokenizer, FinishReason::Stop, hit, Some(event));
-                }
-                match next {
-                    Some(pending) => {
-                        self.phase = Phase::Decode { pending };
-                        Ok(Step::Token(event))
-                    }
-                    None => self.finish(tokenizer, FinishReason::Length, None, Some(event)),
-                }
+                let next = if self.goes_on() { Some(self.schedule(model, &pending.0)?) } else { None };
+                self.emit(tokenizer, eos, pending, next)
             }
+        }
+    }
+
+    /// Whether the token being computed is not the last one `max_tokens` allows.
+    fn goes_on(&self) -> bool {
+        self.generated + 1 < self.params.max_tokens
+    }
+
+    /// Whether this sequence's next token is scheduled (it can join [`Sequence::decode_together`]).
+    pub(crate) fn decoding(&self) -> bool {
+        matches!(self.phase, Phase::Decode { .. })
+    }
+
+    /// Advances every sequence of `seqs` (all [`Sequence::decoding`], same model) by one token,
+    /// computing the following tokens of those that go on as one batch
+    /// ([`Model::decode_rows`]). One step result per sequence, in order; an error in the batch
+    /// ends them all.
+    pub(crate) fn decode_together(
+        model: &Model,
+        tokenizer: &Tokenizer,
+        eos: &std::collections::BTreeSet<u32>,
+        seqs: &mut [&mut Sequence],
+    ) -> Result<Vec<Result<Step>>> {
+        let pending: Vec<(Array, Option<Array>)> = seqs
+            .iter_mut()
+            .map(|s| match std::mem::replace(&mut s.phase, Phase::Finished) {
+                Phase::Decode { pending } => pending,
+                _ => unreachable!("decode_together takes decoding sequences"),
+            })
+            .collect();
+        let going: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].goes_on()).collect();
+        let mut next: Vec<Option<(Array, Option<Array>)>> = (0..seqs.len()).map(|_| None).collect();
+        if !going.is_empty() {
+            let tokens = ops::concatenate(&going.iter().map(|&i| &pending[i].0).collect::<Vec<_>>(), 0)?;
+            let logits = {
+                let mut caches: Vec<&mut KvCache> =
+                    seqs.iter_mut().enumerate().filter(|(i, _)| going.contains(i)).map(|(_, s)| &mut s.cache).collect();
+                model.decode_rows(&tokens, &mut caches)?
+            };
+            let mut outputs = Vec::new();
+            for (row, &i) in going.iter().enumerate() {
+                let row = row as i32;
+                let (token, logprob) = seqs[i].sample(logits.try_index((row..row + 1, ..))?)?;
+                outputs.push(token.clone());
+                outputs.extend(logprob.iter().cloned());
+                next[i] = Some((token, logprob));
+            }
+            mlx_rs::transforms::async_eval(&outputs)?;
+        }
+        Ok(seqs
+            .iter_mut()
+            .zip(pending)
+            .zip(next)
+            .map(|((s, current), next)| s.emit(tokenizer, eos, current, next))
+            .collect())
+    }
+
+    /// Reads the token `current` (computed by an earlier step) and reports it; `next` is the
+    /// following token, already scheduled, unless this one is the last.
+    fn emit(
+        &mut self,
+        tokenizer: &Tokenizer,
+        eos: &std::collections::BTreeSet<u32>,
+        (token, logprob): (Array, Option<Array>),
+        next: Option<(Array, Option<Array>)>,
+    ) -> Result<Step> {
+        let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
+        let logprob = match logprob {
+            Some(l) => Some(l.try_item_cast::<f32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?),
+            None => None,
+        };
+        if self.first_token.is_none() {
+            self.first_token = Some(Instant::now());
+        }
+        self.history.push(id);
+        if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
+            return self.finish(tokenizer, FinishReason::Stop, None, None);
+        }
+        self.generated += 1;
+        let piece = self.decoder.push(tokenizer, id)?;
+        let (text, hit) = self.stop.push(&piece);
+        let event = GenerationEvent::Token { id, text, logprob };
+        if hit.is_some() {
+            return self.finish(tokenizer, FinishReason::Stop, hit, Some(event));
+        }
+        match next {
+            Some(pending) => {
+                self.phase = Phase::Decode { pending };
+                Ok(Step::Token(event))
+            }
+            None => self.finish(tokenizer, FinishReason::Length, None, Some(event)),
         }
     }
 

@@ -311,11 +311,12 @@ async fn a_running_request_s_kv_cache_is_counted_and_released() {
     assert_eq!(kv(m.id.clone()).await, 0, "the cache went with the request");
 }
 
-/// Prompts that arrive together are prefilled as one padded batch: each must still get exactly
-/// what it gets alone (tokens, and log-probabilities to float rounding), whatever its length,
-/// with greedy and with seeded sampling.
+/// Prompts that arrive together are prefilled as one padded batch and then decoded together
+/// (one pass per token for all of them, each attending to its own history): each must still get
+/// exactly what it gets alone (tokens, and log-probabilities to float rounding), whatever its
+/// length, with greedy and with seeded sampling.
 #[tokio::test]
-async fn prompts_prefilled_together_get_what_they_get_alone() {
+async fn prompts_run_together_get_what_they_get_alone() {
     for family in [TinyFamily::Llama, TinyFamily::Qwen3] {
         let m = load_tiny(spec(family)).await;
         let prompts: [&[u32]; 5] = [&[7], &[5, 100, 200], PROMPT, &[9; 20], &[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]];
@@ -335,7 +336,8 @@ async fn prompts_prefilled_together_get_what_they_get_alone() {
             .unwrap();
         assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
         assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
-        let before = engine().status().await.unwrap().batched_prompts;
+        let status = engine().status().await.unwrap();
+        let (prompts_before, tokens_before) = (status.batched_prompts, status.batched_tokens);
         let streams: Vec<_> = prompts
             .iter()
             .enumerate()
@@ -350,10 +352,12 @@ async fn prompts_prefilled_together_get_what_they_get_alone() {
             together.push(collect(stream).await);
         }
         drop(busy);
+        let status = engine().status().await.unwrap();
         assert!(
-            engine().status().await.unwrap().batched_prompts >= before + prompts.len() as u64,
+            status.batched_prompts >= prompts_before + prompts.len() as u64,
             "the prompts were not prefilled together"
         );
+        assert!(status.batched_tokens >= tokens_before + 5 * 11, "the sequences were not decoded together");
         for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
             assert_eq!(a.ids, t.ids, "{family:?} prompt {i}: tokens differ when batched");
             assert_eq!(t.usage.prompt_tokens, prompts[i].len());

@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::generate::Sequence;
+use crate::error::{EngineError, Result};
+use crate::generate::{Sequence, Step};
 use crate::loaded::Loaded;
 
 use super::Running;
@@ -66,9 +67,49 @@ pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Load
     prompts
 }
 
-fn fail(r: Running, e: crate::error::EngineError) {
+fn fail(r: Running, e: EngineError) {
     tracing::warn!(parent: &r.span, error = %e, "generation failed");
     let _ = r.events.try_send(Err(e));
+}
+
+/// Steps `first` (a decoding sequence) together with the other decoding sequences of its model
+/// in `running` that can take a token: one forward pass computes the next token of all of them.
+/// Returns each with its step result (and leaves the rest in `running`).
+pub(super) fn decode_running(
+    running: &mut VecDeque<Running>,
+    loaded: &Loaded,
+    first: Running,
+) -> Vec<(Running, Result<Step>)> {
+    let mut batch = vec![first];
+    let mut rest = VecDeque::with_capacity(running.len());
+    while let Some(r) = running.pop_front() {
+        let joins = batch.len() < MAX_BATCH
+            && r.model == batch[0].model
+            && !r.events.is_closed()
+            && r.events.capacity() >= 2
+            && r.seq.decoding();
+        if joins {
+            batch.push(r);
+        } else {
+            rest.push_back(r);
+        }
+    }
+    *running = rest;
+    let result = {
+        let span = batch[0].span.clone();
+        let mut seqs: Vec<&mut Sequence> = batch.iter_mut().map(|r| &mut r.seq).collect();
+        span.in_scope(|| Sequence::decode_together(&loaded.model, &loaded.tokenizer, &loaded.eos, &mut seqs))
+    };
+    match result {
+        Ok(steps) => batch.into_iter().zip(steps).collect(),
+        Err(e) => {
+            let message = match e {
+                EngineError::Mlx { message } => message,
+                other => other.to_string(),
+            };
+            batch.into_iter().map(|r| (r, Err(EngineError::Mlx { message: message.clone() }))).collect()
+        }
+    }
 }
 
 /// How long after a request finishes its client counts as likely to send the next one.

@@ -106,6 +106,7 @@ impl Engine {
                         models: HashMap::new(),
                         running: VecDeque::new(),
                         batched_prompts: 0,
+                        batched_tokens: 0,
                         gather: batch::Gather::default(),
                         changes: changes_tx,
                         idle_checked: Instant::now(),
@@ -273,6 +274,8 @@ struct Actor {
     running: VecDeque<Running>,
     /// Prompts prefilled together with others (see [`batch`]).
     batched_prompts: u64,
+    /// Tokens decoded together with other sequences' (see [`batch::decode_running`]).
+    batched_tokens: u64,
     /// Whether new prompts wait a moment for more (see [`batch::Gather`]).
     gather: batch::Gather,
     changes: watch::Sender<u64>,
@@ -380,6 +383,7 @@ impl Actor {
                     running: self.running.len(),
                     loaded: self.loaded(),
                     batched_prompts: self.batched_prompts,
+                    batched_tokens: self.batched_tokens,
                 });
             }
             Command::Generate { request, events, span } => {
@@ -561,30 +565,45 @@ impl Actor {
                 }
                 return true;
             }
-            let step = r.span.in_scope(|| r.seq.step(&loaded.model, &loaded.tokenizer, &loaded.eos));
-            match step {
-                Ok(Step::Continue) => self.running.push_back(r),
-                Ok(Step::Token(event)) => {
-                    if r.events.try_send(Ok(event)).is_ok() {
-                        self.running.push_back(r);
-                    }
+            if r.seq.decoding() {
+                let stepped = batch::decode_running(&mut self.running, loaded, r);
+                if stepped.len() > 1 {
+                    self.batched_tokens += stepped.len() as u64;
                 }
-                Ok(Step::Finished(events)) => {
-                    self.gather.finished();
-                    for event in events {
-                        let _ = r.events.try_send(Ok(event));
-                    }
-                    if let (Some(cache), Some(loaded)) = (r.seq.into_prompt_cache(), self.models.get_mut(&r.model)) {
-                        loaded.prompt_cache = Some(cache);
-                    }
+                for (r, step) in stepped {
+                    self.deliver(r, step);
                 }
-                Err(e) => {
-                    tracing::warn!(parent: &r.span, error = %e, "generation failed");
-                    let _ = r.events.try_send(Err(e));
-                }
+                return true;
             }
+            let step = r.span.in_scope(|| r.seq.step(&loaded.model, &loaded.tokenizer, &loaded.eos));
+            self.deliver(r, step);
             return true;
         }
         false
+    }
+
+    /// Sends what a step produced and keeps the sequence running unless it ended.
+    fn deliver(&mut self, r: Running, step: Result<Step>) {
+        match step {
+            Ok(Step::Continue) => self.running.push_back(r),
+            Ok(Step::Token(event)) => {
+                if r.events.try_send(Ok(event)).is_ok() {
+                    self.running.push_back(r);
+                }
+            }
+            Ok(Step::Finished(events)) => {
+                self.gather.finished();
+                for event in events {
+                    let _ = r.events.try_send(Ok(event));
+                }
+                if let (Some(cache), Some(loaded)) = (r.seq.into_prompt_cache(), self.models.get_mut(&r.model)) {
+                    loaded.prompt_cache = Some(cache);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(parent: &r.span, error = %e, "generation failed");
+                let _ = r.events.try_send(Err(e));
+            }
+        }
     }
 }

@@ -72,6 +72,8 @@ pub struct EngineStatus {
     pub loaded: Vec<ModelInfo>,
     /// Prompts prefilled in one pass together with at least one other, since the engine started.
     pub batched_prompts: u64,
+    /// Tokens decoded in one pass together with other sequences' tokens, since the engine started.
+    pub batched_tokens: u64,
 }
 
 /// Is the engine usable?

@@ -7,7 +7,6 @@ mod weights;
 
 use std::path::Path;
 
-use mlx_rs::fast::ScaledDotProductAttentionMask;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array, Dtype};
 
@@ -202,6 +201,25 @@ impl Model {
         })
     }
 
+    /// One new token for each of several running sequences (row `i`: `tokens[i]`, continuing
+    /// `caches[i]`) as one pass: the linear layers run once for all rows (reading the weights
+    /// once), attention runs per row over its own history. Returns `[rows, vocab]` logits.
+    pub(crate) fn decode_rows(&self, tokens: &Array, caches: &mut [&mut KvCache]) -> Result<Array> {
+        let rows = tokens.shape()[0];
+        let mut h = self.embed.forward(tokens)?;
+        let positions: Vec<i32> = caches.iter().map(|c| c.layers.first().map_or(0, LayerCache::offset)).collect();
+        let rope = self.rope.at_rows(&positions, h.dtype())?;
+        for (j, block) in self.blocks.iter().enumerate() {
+            let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
+            h = self.block(block, &h, (rows, 1), &mut LayerCaches::Decode { caches: &mut layer }, &rope)?;
+        }
+        let h = self.norm.forward(&h)?;
+        Ok(match &self.lm_head {
+            Some(head) => head.forward(&h)?,
+            None => self.embed.as_linear(&h)?,
+        })
+    }
+
     /// Logits of the last position, `[1, vocab]`.
     pub(crate) fn logits(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
         let h = self.hidden(tokens, cache)?;
@@ -278,10 +296,8 @@ impl Model {
         let v = per_head(&qkv[2], &None)?;
         let q = rope.apply(&q)?;
         let k = rope.apply(&k)?;
-        let (k, v) = cache.update(k, v)?;
         let scale = (c.head_dim as f64).powf(-0.5) as f32;
-        let mask = (l > 1).then_some(ScaledDotProductAttentionMask::Causal);
-        let o = mlx_rs::fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
+        let o = cache.attend(&q, k, v, scale)?;
         let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b * l, -1])?;
         a.o_proj.forward(&o)
     }

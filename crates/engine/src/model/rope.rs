@@ -37,6 +37,8 @@ struct Table {
 pub(super) enum RopeAt<'a> {
     /// MLX's `fast::rope` from this position (one fused kernel on the GPU).
     Fused { rope: &'a Rope, offset: i32 },
+    /// `fast::rope` for a batch of single tokens, row `i` at position `offsets[i]`.
+    FusedRows { rope: &'a Rope, offsets: Vec<i32> },
     /// The table's rows for the pass's positions, `[len, dims / 2]`, and their broadcasts to
     /// the query and key shapes (made once per pass: each binary operation between different
     /// shapes adds a broadcast operation).
@@ -114,18 +116,45 @@ impl Rope {
     /// The rotation for positions `offset..offset + len` of `dtype` activations.
     pub(super) fn at(&self, offset: i32, len: i32, dtype: Dtype) -> Result<RopeAt<'_>> {
         let Some(cell) = &self.table else { return Ok(RopeAt::Fused { rope: self, offset }) };
+        let table = self.table_reaching(cell, offset + len, dtype)?;
+        let t = table.as_ref().expect("built");
+        Ok(RopeAt::Table {
+            dims: self.dims,
+            cos: t.cos.try_index((offset..offset + len, ..))?,
+            sin: t.sin.try_index((offset..offset + len, ..))?,
+            shaped: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The rotation of a batch of single tokens, row `i` at position `positions[i]`.
+    pub(super) fn at_rows(&self, positions: &[i32], dtype: Dtype) -> Result<RopeAt<'_>> {
+        let Some(cell) = &self.table else { return Ok(RopeAt::FusedRows { rope: self, offsets: positions.to_vec() }) };
+        let end = positions.iter().max().map_or(0, |p| p + 1);
+        let table = self.table_reaching(cell, end, dtype)?;
+        let t = table.as_ref().expect("built");
+        let (rows, half) = (positions.len() as i32, self.dims / 2);
+        let at = Array::from_slice(positions, &[rows]);
+        // [rows, 1, 1, dims / 2]: each row's angles, for its [heads, 1, dims / 2] block.
+        Ok(RopeAt::Table {
+            dims: self.dims,
+            cos: t.cos.take_axis(&at, 0)?.reshape(&[rows, 1, 1, half])?,
+            sin: t.sin.take_axis(&at, 0)?.reshape(&[rows, 1, 1, half])?,
+            shaped: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The table, grown (or rebuilt for another dtype) to cover positions below `end`.
+    fn table_reaching<'c>(
+        &self,
+        cell: &'c RefCell<Option<Table>>,
+        end: i32,
+        dtype: Dtype,
+    ) -> Result<std::cell::RefMut<'c, Option<Table>>> {
         let mut table = cell.borrow_mut();
-        let end = offset + len;
         if table.as_ref().is_none_or(|t| t.capacity < end || t.cos.dtype() != dtype) {
             *table = Some(self.table_for((end.max(MIN_TABLE) as u32).next_power_of_two() as i32, dtype)?);
         }
-        let t = table.as_ref().expect("just built");
-        Ok(RopeAt::Table {
-            dims: self.dims,
-            cos: t.cos.try_index((offset..end, ..))?,
-            sin: t.sin.try_index((offset..end, ..))?,
-            shaped: RefCell::new(Vec::new()),
-        })
+        Ok(table)
     }
 
     /// The table, computed by `fast::rope` itself: rotating the unit vector (1, …, 1, 0, …, 0)
@@ -157,6 +186,17 @@ impl RopeAt<'_> {
                 *offset,
                 rope.freqs.as_ref(),
             )?),
+            RopeAt::FusedRows { rope, offsets } => {
+                let rows = offsets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &offset)| {
+                        let row = x.try_index((i as i32..i as i32 + 1, .., .., ..))?;
+                        RopeAt::Fused { rope, offset }.apply(&row)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ops::concatenate(&rows, 0)?)
+            }
             RopeAt::Table { dims, cos, sin, shaped } => {
                 // The same arithmetic, in the same order, as MLX's own expansion of `fast::rope`.
                 let (dims, half) = (*dims, dims / 2);
@@ -217,6 +257,20 @@ mod tests {
                     assert_eq!(fused.shape(), table.shape());
                     let same = ops::array_eq(&fused, &table, false).unwrap().item_exact::<bool>();
                     assert!(same, "dims {} offset {offset} len {len} {dtype:?}: the rotations differ", r.dims);
+                }
+                // Single tokens at different positions, as batched decoding rotates them.
+                let positions = [0, 7, 1500, 3];
+                let x = mlx_rs::random::normal::<f32>(&[4, 3, 1, *head_dim], None, None, None)
+                    .unwrap()
+                    .as_dtype(dtype)
+                    .unwrap();
+                let rows = r.at_rows(&positions, dtype).unwrap().apply(&x).unwrap();
+                for (i, &offset) in positions.iter().enumerate() {
+                    let row = x.try_index((i as i32..i as i32 + 1, .., .., ..)).unwrap();
+                    let fused = RopeAt::Fused { rope: r, offset }.apply(&row).unwrap();
+                    let got = rows.try_index((i as i32..i as i32 + 1, .., .., ..)).unwrap();
+                    let same = ops::array_eq(&fused, &got, false).unwrap().item_exact::<bool>();
+                    assert!(same, "dims {} row at {offset} {dtype:?}: the rotations differ", r.dims);
                 }
             }
         }
