@@ -70,8 +70,10 @@ pub(crate) enum LayerCaches<'a, 'b> {
     /// One sequence (batch row 0), continuing from what its cache holds.
     One(&'a mut LayerCache),
     /// A batch of new prompts, one row each, all starting from empty caches: row `i` has
-    /// `lens[i]` real positions (padding after them), which are written to `caches[i]`.
-    Fresh { caches: &'a mut [&'b mut LayerCache], lens: &'a [i32] },
+    /// `lens[i]` real positions (padding after them), which are written to `caches[i]`. With
+    /// `last_only`, attention is computed for each row's last real position alone (the model's
+    /// last layer: nothing reads the other positions' outputs).
+    Fresh { caches: &'a mut [&'b mut LayerCache], lens: &'a [i32], last_only: bool },
     /// One new token for each of several running sequences: row `i` continues `caches[i]`.
     Decode { caches: &'a mut [&'b mut LayerCache] },
 }
@@ -80,8 +82,8 @@ impl LayerCaches<'_, '_> {
     /// Stores this pass's keys and values `[batch, kv_heads, len, head_dim]` and returns the
     /// attention output `[batch, q_heads, len, head_dim]` of `queries` over each row's keys and
     /// values: with its history for one sequence, the pass's own for a fresh batch (whose causal
-    /// mask keeps every real position away from the padding), each row over its own history for
-    /// a decode batch.
+    /// mask keeps every real position away from the padding; only each row's last position, over
+    /// its own cache, with `last_only`), each row over its own history for a decode batch.
     pub(crate) fn attend(&mut self, queries: &Array, keys: Array, values: Array, scale: f32) -> Result<Array> {
         let causal = (queries.shape()[2] > 1).then_some(ScaledDotProductAttentionMask::Causal);
         match self {
@@ -89,12 +91,20 @@ impl LayerCaches<'_, '_> {
                 let (k, v) = c.update(keys, values)?;
                 Ok(scaled_dot_product_attention(queries, &k, &v, scale, causal, None)?)
             }
-            LayerCaches::Fresh { caches, lens } => {
+            LayerCaches::Fresh { caches, lens, last_only } => {
+                let mut rows = Vec::new();
                 for (i, (cache, &len)) in caches.iter_mut().zip(lens.iter()).enumerate() {
                     let row = i as i32;
                     let k = keys.try_index((row..row + 1, .., ..len, ..))?;
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
-                    cache.update(k, v)?;
+                    let (k, v) = cache.update(k, v)?;
+                    if *last_only {
+                        let q = queries.try_index((row..row + 1, .., len - 1..len, ..))?;
+                        rows.push(scaled_dot_product_attention(&q, &k, &v, scale, None, None)?);
+                    }
+                }
+                if *last_only {
+                    return Ok(ops::concatenate(&rows, 0)?);
                 }
                 Ok(scaled_dot_product_attention(queries, &keys, &values, scale, causal, None)?)
             }

@@ -166,7 +166,7 @@ impl Model {
         let offset = cache.layers.first().map_or(0, LayerCache::offset);
         let rope = self.rope.at(offset, l, h.dtype())?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            h = self.block(block, &h, (b, l), &mut LayerCaches::One(layer_cache), &rope)?;
+            h = self.block(block, &h, (b, l), &mut LayerCaches::One(layer_cache), &rope, None)?;
         }
         Ok(h)
     }
@@ -186,14 +186,18 @@ impl Model {
         let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
         let mut h = self.embed.forward(&Array::from_slice(&ids, &[ids.len() as i32]))?;
         let rope = self.rope.at(0, l as i32, h.dtype())?;
+        // Each prompt's last position: the only output of the last block anything reads, so that
+        // block carries only these rows past its key/value projection (and so do the final norm
+        // and the vocabulary projection).
+        let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l as i32 + n - 1).collect();
+        let last = Array::from_slice(&last, &[b]);
+        let depth = self.blocks.len();
         for (j, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
-            let mut fresh = LayerCaches::Fresh { caches: &mut layer, lens: &lens };
-            h = self.block(block, &h, (b, l as i32), &mut fresh, &rope)?;
+            let last_only = j + 1 == depth;
+            let mut fresh = LayerCaches::Fresh { caches: &mut layer, lens: &lens, last_only };
+            h = self.block(block, &h, (b, l as i32), &mut fresh, &rope, last_only.then_some(&last))?;
         }
-        // Only each prompt's last position goes through the final norm and the vocabulary projection.
-        let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l as i32 + n - 1).collect();
-        let h = h.take_axis(Array::from_slice(&last, &[b]), 0)?;
         let h = self.norm.forward(&h)?;
         Ok(match &self.lm_head {
             Some(head) => head.forward(&h)?,
@@ -211,7 +215,7 @@ impl Model {
         let rope = self.rope.at_rows(&positions, h.dtype())?;
         for (j, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
-            h = self.block(block, &h, (rows, 1), &mut LayerCaches::Decode { caches: &mut layer }, &rope)?;
+            h = self.block(block, &h, (rows, 1), &mut LayerCaches::Decode { caches: &mut layer }, &rope, None)?;
         }
         let h = self.norm.forward(&h)?;
         Ok(match &self.lm_head {
@@ -260,10 +264,23 @@ impl Model {
         Ok(unit.as_slice::<f32>().chunks(d).map(<[f32]>::to_vec).collect())
     }
 
-    /// One block over `x`, `[b·l, hidden]` for `rows` = `(b, l)`.
-    fn block(&self, b: &Block, x: &Array, rows: (i32, i32), cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+    /// One block over `x`, `[b·l, hidden]` for `rows` = `(b, l)`. With `keep`, the rows of `x`
+    /// the attention returns (the last position of each prompt, see [`LayerCaches::Fresh`]) are
+    /// the only ones carried on.
+    fn block(
+        &self,
+        b: &Block,
+        x: &Array,
+        rows: (i32, i32),
+        cache: &mut LayerCaches,
+        rope: &RopeAt,
+        keep: Option<&Array>,
+    ) -> Result<Array> {
         let r = self.attention(&b.attn, &b.input_norm.forward(x)?, rows, cache, rope)?;
-        let h = x.add(&r)?;
+        let h = match keep {
+            Some(rows) => x.take_axis(rows, 0)?.add(&r)?,
+            None => x.add(&r)?,
+        };
         let m = &b.mlp;
         let n = b.post_attn_norm.forward(&h)?;
         let gate_up = m.gate_up_proj.forward(&n)?.split_at_indices(&[self.config.intermediate_size], -1)?;
@@ -298,7 +315,8 @@ impl Model {
         let k = rope.apply(&k)?;
         let scale = (c.head_dim as f64).powf(-0.5) as f32;
         let o = cache.attend(&q, k, v, scale)?;
-        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b * l, -1])?;
+        // Rows: b·l, or fewer when attention kept only some positions.
+        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[-1, c.num_heads * c.head_dim])?;
         a.o_proj.forward(&o)
     }
 }
