@@ -348,9 +348,7 @@ impl Sequence {
     /// The whole prompt, while this sequence has not started and can run it in one pass with
     /// other new prompts: nothing taken from a prompt cache, and no longer than one prefill chunk.
     pub(crate) fn fresh_prompt(&self) -> Option<&[u32]> {
-        let fresh = matches!(self.phase, Phase::Prefill { next: 0 })
-            && self.cached == 0
-            && std::env::var_os("NO_FRESH").is_none();
+        let fresh = matches!(self.phase, Phase::Prefill { next: 0 }) && self.cached == 0;
         (fresh && self.prompt.len() <= PREFILL_CHUNK).then_some(self.prompt.as_slice())
     }
 
