@@ -1,9 +1,9 @@
 //! The engine thread: the only thread that ever touches MLX. Callers hold a cloneable
 //! [`EngineHandle`] and send commands, each with its own reply channel and tracing span. Running
-//! generations are stepped round-robin (one prefill chunk or one token each; new short prompts
-//! for the same model are prefilled together as one batch), so concurrent requests to a model
-//! share it fairly; a generation whose receiver is gone stops at its next
-//! step, and one whose receiver is full waits without holding the others up.
+//! generations are stepped in turn, batched per model (new short prompts prefilled together,
+//! decoding sequences advanced one token together, see [`batch`]), so concurrent requests to a
+//! model share it fairly; a generation whose receiver is gone stops at its next step, and one
+//! whose receiver is full waits without holding the others up.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
