@@ -443,7 +443,10 @@ impl Sequence {
             .collect();
         let going: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].goes_on()).collect();
         let mut next: Vec<Option<(Array, Option<Array>)>> = (0..seqs.len()).map(|_| None).collect();
-        if !going.is_empty() {
+        if let [i] = going[..] {
+            // One row: the single-sequence pass (fewer operations than a batch of one).
+            next[i] = Some(seqs[i].schedule(model, &pending[i].0)?);
+        } else if !going.is_empty() {
             let tokens = ops::concatenate(&going.iter().map(|&i| &pending[i].0).collect::<Vec<_>>(), 0)?;
             let logits = {
                 let mut caches: Vec<&mut KvCache> =
