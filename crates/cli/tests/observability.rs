@@ -71,6 +71,26 @@ async fn metrics_move_with_traffic_and_stay_behind_the_key() {
     assert!(text.contains("le=\"0.005\"") && text.contains("le=\"40.96\""), "5 ms … 60 s buckets");
     assert!(!text.contains("req_"), "no request ids in labels");
     assert!(!text.contains(r#"model="nope""#), "no unregistered model names in labels");
+    assert_eq!(sample(&text, r#"mlx_manager_engine_batched_total{kind="tokens"}"#), Some(0.0), "one at a time so far");
+
+    // Four requests at once decode together.
+    let long = json!({"model": "tiny-metrics", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64});
+    let together: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, chat) = (client.clone(), format!("{}/v1/chat/completions", server.url));
+            let long = long.clone();
+            tokio::spawn(async move {
+                let r = client.post(chat).bearer_auth("metrics-key-123").json(&long).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            })
+        })
+        .collect();
+    for t in together {
+        t.await.unwrap();
+    }
+    let text = client.get(&url).bearer_auth("metrics-key-123").send().await.unwrap().text().await.unwrap();
+    assert!(sample(&text, r#"mlx_manager_engine_batched_total{kind="tokens"}"#).unwrap() > 0.0, "{text}");
 }
 
 /// A minimal OTLP/HTTP collector: stores every body posted to /v1/traces, answers `{}`.

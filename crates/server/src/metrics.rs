@@ -50,6 +50,11 @@ struct ModelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -66,6 +71,10 @@ pub struct Metrics {
     audit_queue: Gauge,
     audit_spilled: Gauge,
     audit_dropped: Gauge,
+    /// Prompts prefilled / tokens decoded in a pass shared with other requests.
+    batched: Family<KindLabels, Counter>,
+    /// The engine's totals at the last scrape (the counters move by the difference).
+    batched_seen: Mutex<(u64, u64)>,
     /// Serialises scrapes (gauges are refreshed then encoded).
     scrape: Mutex<()>,
 }
@@ -110,6 +119,12 @@ impl Default for Metrics {
         );
         let audit_dropped = Gauge::default();
         registry.register("audit_dropped", "Audit entries the database refused", audit_dropped.clone());
+        let batched = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "engine_batched",
+            "Prompts prefilled (kind=prompts) and tokens decoded (kind=tokens) in one pass with other requests'",
+            batched.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -121,6 +136,8 @@ impl Default for Metrics {
             audit_queue,
             audit_spilled,
             audit_dropped,
+            batched,
+            batched_seen: Mutex::new((0, 0)),
             scrape: Mutex::new(()),
         }
     }
@@ -175,6 +192,13 @@ pub async fn scrape(State(state): State<std::sync::Arc<AppState>>) -> Result<Res
                 .get_or_create(&ModelLabels { model: model.id.clone() })
                 .set((model.weight_bytes + model.kv_cache_bytes) as i64);
         }
+    }
+    if let Some(s) = &status {
+        let mut seen = m.batched_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let label = |kind: &str| KindLabels { kind: kind.to_string() };
+        m.batched.get_or_create(&label("prompts")).inc_by(s.batched_prompts.saturating_sub(seen.0));
+        m.batched.get_or_create(&label("tokens")).inc_by(s.batched_tokens.saturating_sub(seen.1));
+        *seen = (s.batched_prompts.max(seen.0), s.batched_tokens.max(seen.1));
     }
     if let Some(store) = state.audit_log.get() {
         m.audit_queue.set(store.queue_depth() as i64);
