@@ -17,28 +17,45 @@ const MAX_BATCH: usize = 16;
 /// as one prefill chunk of a single long prompt.
 const MAX_POSITIONS: usize = 2048;
 
-/// Prefills `first` (a new prompt, see [`Sequence::fresh_prompt`]) together with the new prompts
-/// for the same model waiting in `running`, and puts every one of them back at the end of
-/// `running` with its first token scheduled. Requests whose reader is gone are dropped; a
-/// request whose prefill fails gets its error and leaves. Returns how many prompts the pass took.
-pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Loaded, first: Running) -> usize {
-    let mut longest = first.seq.prompt_len();
+/// Moves `first` and the requests of `running` that `joins` accepts (given the batch's size so
+/// far) into one batch: same model, reader still there with room for a token and the final event,
+/// at most [`MAX_BATCH`] in all. The others stay in `running`, in order.
+fn gather(
+    running: &mut VecDeque<Running>,
+    first: Running,
+    mut joins: impl FnMut(&Running, usize) -> bool,
+) -> Vec<Running> {
     let mut batch = vec![first];
     let mut rest = VecDeque::with_capacity(running.len());
     while let Some(r) = running.pop_front() {
-        let joins = batch.len() < MAX_BATCH
+        let fits = batch.len() < MAX_BATCH
             && r.model == batch[0].model
             && !r.events.is_closed()
             && r.events.capacity() >= 2
-            && r.seq.fresh_prompt().is_some_and(|p| longest.max(p.len()) * (batch.len() + 1) <= MAX_POSITIONS);
-        if joins {
-            longest = longest.max(r.seq.prompt_len());
+            && joins(&r, batch.len());
+        if fits {
             batch.push(r);
         } else {
             rest.push_back(r);
         }
     }
     *running = rest;
+    batch
+}
+
+/// Prefills `first` (a new prompt, see [`Sequence::fresh_prompt`]) together with the new prompts
+/// for the same model waiting in `running`, and puts every one of them back at the end of
+/// `running` with its first token scheduled. Requests whose reader is gone are dropped; a
+/// request whose prefill fails gets its error and leaves. Returns how many prompts the pass took.
+pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Loaded, first: Running) -> usize {
+    let mut longest = first.seq.prompt_len();
+    let mut batch = gather(running, first, |r, n| match r.seq.fresh_prompt() {
+        Some(p) if longest.max(p.len()) * (n + 1) <= MAX_POSITIONS => {
+            longest = longest.max(p.len());
+            true
+        }
+        _ => false,
+    });
     let result = {
         let span = batch[0].span.clone();
         let mut seqs: Vec<&mut Sequence> = batch.iter_mut().map(|r| &mut r.seq).collect();
@@ -80,21 +97,7 @@ pub(super) fn decode_running(
     loaded: &Loaded,
     first: Running,
 ) -> Vec<(Running, Result<Step>)> {
-    let mut batch = vec![first];
-    let mut rest = VecDeque::with_capacity(running.len());
-    while let Some(r) = running.pop_front() {
-        let joins = batch.len() < MAX_BATCH
-            && r.model == batch[0].model
-            && !r.events.is_closed()
-            && r.events.capacity() >= 2
-            && r.seq.decoding();
-        if joins {
-            batch.push(r);
-        } else {
-            rest.push_back(r);
-        }
-    }
-    *running = rest;
+    let mut batch = gather(running, first, |r, _| r.seq.decoding());
     let result = {
         let span = batch[0].span.clone();
         let mut seqs: Vec<&mut Sequence> = batch.iter_mut().map(|r| &mut r.seq).collect();
