@@ -59,6 +59,13 @@ impl LayerCache {
         self.offset = self.offset.min(len);
     }
 
+    /// Stores one row's new keys and values and returns the attention of its single query
+    /// position `[1, q_heads, 1, head_dim]` over everything cached (no mask: it is the last).
+    fn attend_one(&mut self, query: &Array, keys: Array, values: Array, scale: f32) -> Result<Array> {
+        let (k, v) = self.update(keys, values)?;
+        Ok(scaled_dot_product_attention(query, &k, &v, scale, None, None)?)
+    }
+
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
     pub(crate) fn state(&self) -> impl Iterator<Item = &Array> {
         self.keys.iter().chain(self.values.iter())
@@ -97,10 +104,11 @@ impl LayerCaches<'_, '_> {
                     let row = i as i32;
                     let k = keys.try_index((row..row + 1, .., ..len, ..))?;
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
-                    let (k, v) = cache.update(k, v)?;
                     if *last_only {
                         let q = queries.try_index((row..row + 1, .., len - 1..len, ..))?;
-                        rows.push(scaled_dot_product_attention(&q, &k, &v, scale, None, None)?);
+                        rows.push(cache.attend_one(&q, k, v, scale)?);
+                    } else {
+                        cache.update(k, v)?;
                     }
                 }
                 if *last_only {
@@ -116,9 +124,7 @@ impl LayerCaches<'_, '_> {
                         let row = i as i32..i as i32 + 1;
                         let k = keys.try_index((row.clone(), .., .., ..))?;
                         let v = values.try_index((row.clone(), .., .., ..))?;
-                        let (k, v) = cache.update(k, v)?;
-                        let q = queries.try_index((row, .., .., ..))?;
-                        Ok(scaled_dot_product_attention(&q, &k, &v, scale, None, None)?)
+                        cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, scale)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)

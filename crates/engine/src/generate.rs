@@ -382,36 +382,28 @@ impl Sequence {
         Ok(())
     }
 
-    /// Advances by one prefill chunk or one token.
-    pub(crate) fn step(
-        &mut self,
-        model: &Model,
-        tokenizer: &Tokenizer,
-        eos: &std::collections::BTreeSet<u32>,
-    ) -> Result<Step> {
-        match std::mem::replace(&mut self.phase, Phase::Finished) {
-            Phase::Finished => Ok(Step::Finished(Vec::new())),
-            Phase::Prefill { next } => {
-                let last = self.prompt.len() - 1;
-                if next < last {
-                    let end = (next + PREFILL_CHUNK).min(last);
-                    let chunk = Array::from_slice(&self.prompt[next..end], &[(end - next) as i32]);
-                    model.hidden(&chunk, &mut self.cache)?;
-                    mlx_rs::transforms::eval(self.cache.layers.iter().flat_map(|l| l.state()))?;
-                    self.phase = Phase::Prefill { next: end };
-                    return Ok(Step::Continue);
-                }
-                let input = Array::from_slice(&self.prompt[last..], &[1]);
-                let pending = self.schedule(model, &input)?;
-                self.phase = Phase::Decode { pending };
-                Ok(Step::Continue)
-            }
-            Phase::Decode { pending } => {
-                // Schedule the following token before reading this one, unless this is the last.
-                let next = if self.goes_on() { Some(self.schedule(model, &pending.0)?) } else { None };
-                self.emit(tokenizer, eos, pending, next)
-            }
+    /// Advances a prompt that is not prefilled with others ([`Sequence::prefill_together`]) by
+    /// one chunk; the last step schedules its first token. Decoding sequences advance in
+    /// [`Sequence::decode_together`].
+    pub(crate) fn prefill_step(&mut self, model: &Model) -> Result<Step> {
+        let next = match self.phase {
+            Phase::Prefill { next } => next,
+            Phase::Decode { .. } => return Ok(Step::Continue),
+            Phase::Finished => return Ok(Step::Finished(Vec::new())),
+        };
+        let last = self.prompt.len() - 1;
+        if next < last {
+            let end = (next + PREFILL_CHUNK).min(last);
+            let chunk = Array::from_slice(&self.prompt[next..end], &[(end - next) as i32]);
+            model.hidden(&chunk, &mut self.cache)?;
+            mlx_rs::transforms::eval(self.cache.layers.iter().flat_map(|l| l.state()))?;
+            self.phase = Phase::Prefill { next: end };
+            return Ok(Step::Continue);
         }
+        let input = Array::from_slice(&self.prompt[last..], &[1]);
+        let pending = self.schedule(model, &input)?;
+        self.phase = Phase::Decode { pending };
+        Ok(Step::Continue)
     }
 
     /// Whether the token being computed is not the last one `max_tokens` allows.

@@ -1,6 +1,7 @@
-//! New prompts for the same model run through it together: one forward pass for a batch of
-//! prompts instead of one (two, in mlx-lm's split) per prompt, so concurrent short requests share
-//! the per-operation cost that dominates small models.
+//! Concurrent requests for the same model run through it together: new prompts as one padded
+//! pass (instead of one pass per prompt, two in mlx-lm's split), decoding sequences one token each
+//! per pass, so they share the per-operation cost that dominates small models and, for decoding,
+//! one read of the weights per token.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -44,10 +45,14 @@ fn gather(
 }
 
 /// Prefills `first` (a new prompt, see [`Sequence::fresh_prompt`]) together with the new prompts
-/// for the same model waiting in `running`, and puts every one of them back at the end of
-/// `running` with its first token scheduled. Requests whose reader is gone are dropped; a
-/// request whose prefill fails gets its error and leaves. Returns how many prompts the pass took.
-pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Loaded, first: Running) -> usize {
+/// for the same model waiting in `running` (which keeps the others), scheduling each one's first
+/// token. Returns each with its step result; a failed batch is retried one request at a time, so
+/// a request only ever gets its own error.
+pub(super) fn prefill_new_prompts(
+    running: &mut VecDeque<Running>,
+    loaded: &Loaded,
+    first: Running,
+) -> Vec<(Running, Result<Step>)> {
     let mut longest = first.seq.prompt_len();
     let mut batch = gather(running, first, |r, n| match r.seq.fresh_prompt() {
         Some(p) if longest.max(p.len()) * (n + 1) <= MAX_POSITIONS => {
@@ -64,29 +69,23 @@ pub(super) fn prefill_new_prompts(running: &mut VecDeque<Running>, loaded: &Load
             Sequence::prefill_together(&loaded.model, &mut seqs)
         })
     };
-    let prompts = batch.len();
     match result {
-        Ok(()) => running.extend(batch),
-        Err(e) if batch.len() == 1 => fail(batch.pop().expect("one"), e),
+        Ok(()) => batch.into_iter().map(|r| (r, Ok(Step::Continue))).collect(),
+        Err(e) if batch.len() == 1 => vec![(batch.pop().expect("one"), Err(e))],
         Err(e) => {
             // Whatever failed (a batch too large for memory, one bad request), each request
-            // gets its own try and only its own error.
+            // gets its own try.
             tracing::warn!(error = %e, prompts = batch.len(), "batched prefill failed; prefilling one by one");
-            for mut r in batch {
-                r.seq.reset_cache(&loaded.model);
-                match r.span.in_scope(|| Sequence::prefill_together(&loaded.model, &mut [&mut r.seq])) {
-                    Ok(()) => running.push_back(r),
-                    Err(e) => fail(r, e),
-                }
-            }
+            batch
+                .into_iter()
+                .map(|mut r| {
+                    r.seq.reset_cache(&loaded.model);
+                    let step = r.span.in_scope(|| Sequence::prefill_together(&loaded.model, &mut [&mut r.seq]));
+                    (r, step.map(|()| Step::Continue))
+                })
+                .collect()
         }
     }
-    prompts
-}
-
-fn fail(r: Running, e: EngineError) {
-    tracing::warn!(parent: &r.span, error = %e, "generation failed");
-    let _ = r.events.try_send(Err(e));
 }
 
 /// Steps `first` (a decoding sequence) together with the other decoding sequences of its model

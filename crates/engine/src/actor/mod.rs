@@ -448,26 +448,26 @@ impl Actor {
                 let _ = r.events.try_send(Err(EngineError::ModelNotFound { model: r.model.clone() }));
                 continue;
             };
-            if r.seq.fresh_prompt().is_some() {
-                let prompts = batch::prefill_new_prompts(&mut self.running, loaded, r);
+            let stepped = if r.seq.fresh_prompt().is_some() {
+                let stepped = batch::prefill_new_prompts(&mut self.running, loaded, r);
                 self.gather.prefilled();
-                if prompts > 1 {
-                    self.batched_prompts += prompts as u64;
+                if stepped.len() > 1 {
+                    self.batched_prompts += stepped.len() as u64;
                 }
-                return true;
-            }
-            if r.seq.decoding() {
+                stepped
+            } else if r.seq.decoding() {
                 let stepped = batch::decode_running(&mut self.running, loaded, r);
                 if stepped.len() > 1 {
                     self.batched_tokens += stepped.len() as u64;
                 }
-                for (r, step) in stepped {
-                    self.deliver(r, step);
-                }
-                return true;
+                stepped
+            } else {
+                let step = r.span.in_scope(|| r.seq.prefill_step(&loaded.model));
+                vec![(r, step)]
+            };
+            for (r, step) in stepped {
+                self.deliver(r, step);
             }
-            let step = r.span.in_scope(|| r.seq.step(&loaded.model, &loaded.tokenizer, &loaded.eos));
-            self.deliver(r, step);
             return true;
         }
         false

@@ -40,6 +40,13 @@ struct Block {
     post_attn_norm: RmsNorm,
 }
 
+/// Token sequences padded on the right with id 0 to the longest, row after row, and that length.
+fn padded(seqs: &[&[u32]]) -> (Vec<u32>, usize) {
+    let l = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    let ids = seqs.iter().flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(0, l - s.len()))).collect();
+    (ids, l)
+}
+
 /// A loaded model: weights on the engine thread's device, ready to run.
 pub struct Model {
     /// The validated config.
@@ -178,11 +185,7 @@ impl Model {
     /// per-operation cost is paid once for the batch.
     pub(crate) fn prefill_fresh(&self, prompts: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Array> {
         let b = prompts.len() as i32;
-        let l = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(prompts.len() * l);
-        for p in prompts {
-            ids.extend(p.iter().copied().chain(std::iter::repeat_n(0, l - p.len())));
-        }
+        let (ids, l) = padded(prompts);
         let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
         let mut h = self.embed.forward(&Array::from_slice(&ids, &[ids.len() as i32]))?;
         let rope = self.rope.at(0, l as i32, h.dtype())?;
@@ -198,11 +201,7 @@ impl Model {
             let mut fresh = LayerCaches::Fresh { caches: &mut layer, lens: &lens, last_only };
             h = self.block(block, &h, (b, l as i32), &mut fresh, &rope, last_only.then_some(&last))?;
         }
-        let h = self.norm.forward(&h)?;
-        Ok(match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => self.embed.as_linear(&h)?,
-        })
+        self.vocab_logits(&h)
     }
 
     /// One new token for each of several running sequences (row `i`: `tokens[i]`, continuing
@@ -217,11 +216,7 @@ impl Model {
             let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
             h = self.block(block, &h, (rows, 1), &mut LayerCaches::Decode { caches: &mut layer }, &rope, None)?;
         }
-        let h = self.norm.forward(&h)?;
-        Ok(match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => self.embed.as_linear(&h)?,
-        })
+        self.vocab_logits(&h)
     }
 
     /// Logits of the last position, `[1, vocab]`.
@@ -229,7 +224,12 @@ impl Model {
         let h = self.hidden(tokens, cache)?;
         let l = h.shape()[0];
         let h = if l == 1 { h } else { h.try_index((l - 1.., ..))? };
-        let h = self.norm.forward(&h)?;
+        self.vocab_logits(&h)
+    }
+
+    /// The final norm and the vocabulary projection of hidden states `[rows, hidden]`.
+    fn vocab_logits(&self, h: &Array) -> Result<Array> {
+        let h = self.norm.forward(h)?;
         Ok(match &self.lm_head {
             Some(head) => head.forward(&h)?,
             None => self.embed.as_linear(&h)?,
@@ -243,13 +243,8 @@ impl Model {
     /// float rounding).
     pub(crate) fn embed_batch(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let b = seqs.len();
-        let l = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(b * l);
-        let mut mask = Vec::with_capacity(b * l);
-        for s in seqs {
-            ids.extend(s.iter().copied().chain(std::iter::repeat_n(0, l - s.len())));
-            mask.extend((0..l).map(|i| if i < s.len() { 1f32 } else { 0f32 }));
-        }
+        let (ids, l) = padded(seqs);
+        let mask: Vec<f32> = seqs.iter().flat_map(|s| (0..l).map(|i| if i < s.len() { 1.0 } else { 0.0 })).collect();
         let lens: Vec<f32> = seqs.iter().map(|s| s.len() as f32).collect();
         let mut cache = self.new_cache();
         let ids = Array::from_slice(&ids, &[(b * l) as i32]);

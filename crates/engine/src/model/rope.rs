@@ -116,8 +116,7 @@ impl Rope {
     /// The rotation for positions `offset..offset + len` of `dtype` activations.
     pub(super) fn at(&self, offset: i32, len: i32, dtype: Dtype) -> Result<RopeAt<'_>> {
         let Some(cell) = &self.table else { return Ok(RopeAt::Fused { rope: self, offset }) };
-        let table = self.table_reaching(cell, offset + len, dtype)?;
-        let t = table.as_ref().expect("built");
+        let t = self.table_reaching(cell, offset + len, dtype)?;
         Ok(RopeAt::Table {
             dims: self.dims,
             cos: t.cos.try_index((offset..offset + len, ..))?,
@@ -130,8 +129,7 @@ impl Rope {
     pub(super) fn at_rows(&self, positions: &[i32], dtype: Dtype) -> Result<RopeAt<'_>> {
         let Some(cell) = &self.table else { return Ok(RopeAt::FusedRows { rope: self, offsets: positions.to_vec() }) };
         let end = positions.iter().max().map_or(0, |p| p + 1);
-        let table = self.table_reaching(cell, end, dtype)?;
-        let t = table.as_ref().expect("built");
+        let t = self.table_reaching(cell, end, dtype)?;
         let (rows, half) = (positions.len() as i32, self.dims / 2);
         let at = Array::from_slice(positions, &[rows]);
         // [rows, 1, 1, dims / 2]: each row's angles, for its [heads, 1, dims / 2] block.
@@ -149,12 +147,12 @@ impl Rope {
         cell: &'c RefCell<Option<Table>>,
         end: i32,
         dtype: Dtype,
-    ) -> Result<std::cell::RefMut<'c, Option<Table>>> {
+    ) -> Result<std::cell::RefMut<'c, Table>> {
         let mut table = cell.borrow_mut();
         if table.as_ref().is_none_or(|t| t.capacity < end || t.cos.dtype() != dtype) {
             *table = Some(self.table_for((end.max(MIN_TABLE) as u32).next_power_of_two() as i32, dtype)?);
         }
-        Ok(table)
+        Ok(std::cell::RefMut::map(table, |t| t.as_mut().expect("just built")))
     }
 
     /// The table, computed by `fast::rope` itself: rotating the unit vector (1, …, 1, 0, …, 0)
