@@ -1,6 +1,7 @@
 //! The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, mirroring mlx-lm's
 //! graphs op for op (so greedy outputs are token-identical to it).
 
+mod blas;
 mod layers;
 mod rope;
 mod weights;
@@ -13,6 +14,7 @@ use mlx_rs::{ops, Array, Dtype};
 use crate::cache::{KvCache, LayerCache, LayerCaches};
 use crate::config::{Family, ModelConfig};
 use crate::error::Result;
+use blas::PassShape;
 use layers::{Embedding, Linear, RmsNorm};
 use rope::{Rope, RopeAt};
 pub(crate) use weights::weight_files;
@@ -56,6 +58,8 @@ pub struct Model {
     norm: RmsNorm,
     lm_head: Option<Linear>,
     rope: Rope,
+    /// For OpenBLAS's thread count per pass.
+    pass: PassShape,
     weight_bytes: usize,
 }
 
@@ -109,7 +113,8 @@ impl Model {
             if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
         w.finish(c.tie_word_embeddings)?;
         let rope = Rope::new(c)?.with_table_on_cpu()?;
-        let mut model = Model { config, embed, blocks, norm, lm_head, rope, weight_bytes: 0 };
+        let pass = PassShape::new(&config);
+        let mut model = Model { config, embed, blocks, norm, lm_head, rope, pass, weight_bytes: 0 };
         progress(0.5);
         model.weight_bytes = model.eval_weights()?;
         progress(1.0);
@@ -171,6 +176,7 @@ impl Model {
     fn hidden_rows(&self, ids: &Array, b: i32, l: i32, cache: &mut KvCache) -> Result<Array> {
         let mut h = self.embed.forward(ids)?;
         let offset = cache.layers.first().map_or(0, LayerCache::offset);
+        self.pass.apply((b * l) as usize, (offset + l) as usize);
         let rope = self.rope.at(offset, l, h.dtype())?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             h = self.block(block, &h, (b, l), &mut LayerCaches::One(layer_cache), &rope, None)?;
@@ -187,6 +193,7 @@ impl Model {
         let b = prompts.len() as i32;
         let (ids, l) = padded(prompts);
         let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
+        self.pass.apply(ids.len(), l);
         let mut h = self.embed.forward(&Array::from_slice(&ids, &[ids.len() as i32]))?;
         let rope = self.rope.at(0, l as i32, h.dtype())?;
         // Each prompt's last position: the only output of the last block anything reads, so that
@@ -211,6 +218,7 @@ impl Model {
         let rows = tokens.shape()[0];
         let mut h = self.embed.forward(tokens)?;
         let positions: Vec<i32> = caches.iter().map(|c| c.layers.first().map_or(0, LayerCache::offset)).collect();
+        self.pass.apply(rows as usize, positions.iter().max().map_or(1, |p| *p as usize + 1));
         let rope = self.rope.at_rows(&positions, h.dtype())?;
         for (j, block) in self.blocks.iter().enumerate() {
             let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
