@@ -3,8 +3,8 @@
 //! concurrency 1 and 4; plus our HTTP overhead on TTFT over in-process generation.
 //!
 //! `cargo bench -p mlx-manager-cli --bench server_vs_mlx_lm_server` (scripts/bench-server).
-//! BENCH_REQUESTS (default 24) requests per measurement; BENCH_HIDDEN (512) and BENCH_LAYERS (4)
-//! shape the model. Loopback only; loops are bounded.
+//! BENCH_REQUESTS (default 24) requests per measurement; BENCH_ROUNDS (3) alternating throughput
+//! rounds; BENCH_HIDDEN (512) and BENCH_LAYERS (4) shape the model. Loopback only; loops are bounded.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,17 +45,32 @@ fn body(model: &str, i: usize, max_tokens: u32, stream: bool) -> serde_json::Val
            "max_tokens": max_tokens, "temperature": 0, "stream": stream})
 }
 
-struct Results {
+struct Latency {
     ttft_p50: f64,
     ttft_p90: f64,
     decode_tps: f64,
-    rps1: f64,
-    rps4: f64,
 }
 
-/// `model` is the id the server knows the model by (mlx_lm.server: its path).
-async fn measure(client: &reqwest::Client, url: &str, model: &str, n: usize) -> Results {
-    let chat = format!("{url}/v1/chat/completions");
+/// A server under test: where it listens, the id it knows the model by (mlx_lm.server: its
+/// path), and its process id (for its CPU time).
+struct Server {
+    url: String,
+    model: String,
+    pid: u32,
+}
+
+/// User + system CPU seconds the process has used so far, all threads (Linux /proc).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+async fn latency(client: &reqwest::Client, server: &Server, n: usize) -> Latency {
+    let (chat, model) = (format!("{}/v1/chat/completions", server.url), server.model.as_str());
     // Warm-up (model load, caches).
     for i in 0..2 {
         client.post(&chat).json(&body(model, 1000 + i, 8, false)).send().await.unwrap().error_for_status().unwrap();
@@ -89,30 +104,39 @@ async fn measure(client: &reqwest::Client, url: &str, model: &str, n: usize) -> 
         let secs = start.elapsed().as_secs_f64() - ttft_p50 / 1000.0;
         tps.push(r["usage"]["completion_tokens"].as_f64().unwrap() / secs);
     }
-    let decode_tps = percentile(&mut tps, 0.5);
-    let mut rps = [0.0; 2];
-    for (slot, concurrency) in [(0, 1usize), (1, 4)] {
-        let start = Instant::now();
-        let per_worker = n / concurrency;
-        let workers: Vec<_> = (0..concurrency)
-            .map(|w| {
-                let (client, chat, model) = (client.clone(), chat.clone(), model.to_string());
-                tokio::spawn(async move {
-                    for i in 0..per_worker {
-                        let r =
-                            client.post(&chat).json(&body(&model, 3000 + w * 1000 + i, 1, false)).send().await.unwrap();
-                        assert!(r.status().is_success());
-                        r.bytes().await.unwrap();
-                    }
-                })
+    Latency { ttft_p50, ttft_p90, decode_tps: percentile(&mut tps, 0.5) }
+}
+
+/// `max_tokens=1` chat requests from `concurrency` clients: requests per second, and the
+/// server's CPU milliseconds per request (all its threads).
+async fn throughput(
+    client: &reqwest::Client,
+    server: &Server,
+    concurrency: usize,
+    n: usize,
+    seed: usize,
+) -> (f64, f64) {
+    let chat = format!("{}/v1/chat/completions", server.url);
+    let per_worker = n / concurrency;
+    let cpu = cpu_seconds(server.pid);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (client, chat, model) = (client.clone(), chat.clone(), server.model.clone());
+            tokio::spawn(async move {
+                for i in 0..per_worker {
+                    let r = client.post(&chat).json(&body(&model, seed + w * 1000 + i, 1, false)).send().await.unwrap();
+                    assert!(r.status().is_success());
+                    r.bytes().await.unwrap();
+                }
             })
-            .collect();
-        for w in workers {
-            w.await.unwrap();
-        }
-        rps[slot] = (per_worker * concurrency) as f64 / start.elapsed().as_secs_f64();
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
     }
-    Results { ttft_p50, ttft_p90, decode_tps, rps1: rps[0], rps4: rps[1] }
+    let requests = (per_worker * concurrency) as f64;
+    (requests / start.elapsed().as_secs_f64(), (cpu_seconds(server.pid) - cpu) * 1000.0 / requests)
 }
 
 fn free_port() -> u16 {
@@ -170,21 +194,27 @@ fn main() {
     let model = dir.path().join(MODEL);
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (hidden, layers) = (env("BENCH_HIDDEN", 512), env("BENCH_LAYERS", 4));
+    let rounds_n = env("BENCH_ROUNDS", 3);
     write_tiny_model(&model, &TinySpec::bench(hidden, layers)).unwrap();
 
     let in_process = in_process_ttft(&model, n);
 
-    let mut ours = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
+    let ours = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
         .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
+        .envs(std::env::var("ZZ_OURS_BLAS").ok().map(|v| ("OPENBLAS_NUM_THREADS", v)))
         .arg(&model)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut ours = Proc(ours);
     let mut line = String::new();
-    BufReader::new(ours.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ours_url = line.trim().strip_prefix("listening on ").unwrap().to_string();
-    let _ours = Proc(ours);
+    BufReader::new(ours.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ours_server = Server {
+        url: line.trim().strip_prefix("listening on ").unwrap().to_string(),
+        model: MODEL.to_string(),
+        pid: ours.0.id(),
+    };
     let port = free_port();
     let theirs = Command::new(python())
         .args(["-m", "mlx_lm", "server", "--model"])
@@ -195,37 +225,72 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _theirs = Proc(theirs);
-    let theirs_url = format!("http://127.0.0.1:{port}");
+    let theirs = Proc(theirs);
+    let theirs_server = Server {
+        url: format!("http://127.0.0.1:{port}"),
+        model: model.to_str().unwrap().to_string(),
+        pid: theirs.0.id(),
+    };
+    let servers = [("mlx-manager serve", &ours_server), ("mlx_lm.server 0.32.2", &theirs_server)];
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (a, b) = runtime.block_on(async {
+    let (latencies, rounds) = runtime.block_on(async {
         let client = reqwest::Client::new();
-        wait_ready(&client, &ours_url).await;
-        wait_ready(&client, &theirs_url).await;
-        let b = measure(&client, &theirs_url, model.to_str().unwrap(), n).await;
-        let a = measure(&client, &ours_url, MODEL, n).await;
-        (a, b)
+        let mut latencies = Vec::new();
+        for (_, server) in servers {
+            wait_ready(&client, &server.url).await;
+            latencies.push(latency(&client, server, n).await);
+        }
+        // Throughput rounds alternate between the servers, so that a slow spell of this
+        // machine falls on both; each figure below is the median over the rounds.
+        let mut rounds = vec![Vec::new(), Vec::new()];
+        for round in 0..rounds_n {
+            for (slot, (_, server)) in servers.iter().enumerate() {
+                let one = throughput(&client, server, 1, n, 3000 + round * 10_000).await;
+                let four = throughput(&client, server, 4, n, 3000 + round * 10_000 + 5000).await;
+                rounds[slot].push([one.0, four.0, four.1]);
+            }
+        }
+        (latencies, rounds)
     });
+    let median = |slot: usize, k: usize| {
+        let mut v: Vec<f64> = rounds[slot].iter().map(|r| r[k]).collect();
+        percentile(&mut v, 0.5)
+    };
     println!(
-        "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement"
+        "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement; \
+         max_tokens=1 figures are medians of {rounds_n} alternating rounds"
     );
-    println!("| | TTFT p50 ms | TTFT p90 ms | decode tok/s | max_tokens=1 req/s (c=1) | req/s (c=4) |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (name, r) in [("mlx-manager serve", &a), ("mlx_lm.server 0.32.2", &b)] {
+    println!(
+        "| | TTFT p50 ms | TTFT p90 ms | decode tok/s | max_tokens=1 req/s (c=1) | req/s (c=4) | server CPU ms/request (c=4) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (slot, (name, _)) in servers.iter().enumerate() {
+        let l = &latencies[slot];
         println!(
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            r.ttft_p50, r.ttft_p90, r.decode_tps, r.rps1, r.rps4
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            l.ttft_p50,
+            l.ttft_p90,
+            l.decode_tps,
+            median(slot, 0),
+            median(slot, 1),
+            median(slot, 2)
         );
     }
+    let (a, b) = (&latencies[0], &latencies[1]);
     println!(
-        "| ratio (ours / mlx_lm.server) | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+        "| ratio (ours / mlx_lm.server) | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
         a.ttft_p50 / b.ttft_p50,
         a.ttft_p90 / b.ttft_p90,
         a.decode_tps / b.decode_tps,
-        a.rps1 / b.rps1,
-        a.rps4 / b.rps4
+        median(0, 0) / median(1, 0),
+        median(0, 1) / median(1, 1),
+        median(0, 2) / median(1, 2)
     );
+    for (slot, (name, _)) in servers.iter().enumerate() {
+        let each: Vec<String> = rounds[slot].iter().map(|r| format!("{:.0}/{:.0}", r[0], r[1])).collect();
+        println!("{name}: req/s c=1/c=4 per round: {}", each.join(", "));
+    }
     println!(
         "in-process engine TTFT p50: {in_process:.2} ms; HTTP overhead on TTFT: {:.2} ms",
         a.ttft_p50 - in_process
