@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use mlx_manager_engine::tiny::{write_tiny_model, TinySpec};
-use mlx_manager_engine::{ChatMessage, Engine, GenerateRequest, GenerationEvent, GenerationParams, Prompt};
+use mlx_manager_engine::{
+    ChatMessage, Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, Prompt,
+};
 use serde_json::json;
 
 const MODEL: &str = "bench-llama";
@@ -45,7 +47,12 @@ fn body(model: &str, i: usize, max_tokens: u32, stream: bool) -> serde_json::Val
            "max_tokens": max_tokens, "temperature": 0, "stream": stream})
 }
 
+/// In-process and HTTP TTFT requests alternate in blocks of this many.
+const BLOCK: usize = 8;
+
 struct Latency {
+    /// In-process TTFT p50 measured alternately with the HTTP requests, when asked for.
+    in_process_p50: Option<f64>,
     ttft_p50: f64,
     ttft_p90: f64,
     decode_tps: f64,
@@ -69,14 +76,25 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-async fn latency(client: &reqwest::Client, server: &Server, n: usize) -> Latency {
+/// TTFT p50/p90 over `n` streaming requests and decode tok/s; with `in_process`, blocks of
+/// [`BLOCK`] HTTP requests alternate with the same prompts run in-process, so that both see the
+/// same machine.
+async fn latency(client: &reqwest::Client, server: &Server, n: usize, in_process: Option<&InProcess>) -> Latency {
     let (chat, model) = (format!("{}/v1/chat/completions", server.url), server.model.as_str());
     // Warm-up (model load, caches).
     for i in 0..2 {
         client.post(&chat).json(&body(model, 1000 + i, 8, false)).send().await.unwrap().error_for_status().unwrap();
     }
     let mut ttft = Vec::new();
+    let mut local = Vec::new();
     for i in 0..n {
+        if let Some(engine) = in_process.filter(|_| i % BLOCK == 0) {
+            for j in i..(i + BLOCK).min(n) {
+                local.push(tokio::task::block_in_place(|| engine.ttft(j)));
+            }
+            // Long enough for this process's idle OpenBLAS threads to stop spinning.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
         let start = Instant::now();
         let response = client.post(&chat).json(&body(model, i, 8, true)).send().await.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
@@ -104,7 +122,8 @@ async fn latency(client: &reqwest::Client, server: &Server, n: usize) -> Latency
         let secs = start.elapsed().as_secs_f64() - ttft_p50 / 1000.0;
         tps.push(r["usage"]["completion_tokens"].as_f64().unwrap() / secs);
     }
-    Latency { ttft_p50, ttft_p90, decode_tps: percentile(&mut tps, 0.5) }
+    let in_process_p50 = in_process.map(|_| percentile(&mut local, 0.5));
+    Latency { in_process_p50, ttft_p50, ttft_p90, decode_tps: percentile(&mut tps, 0.5) }
 }
 
 /// `max_tokens=1` chat requests from `concurrency` clients: requests per second, and the
@@ -154,20 +173,29 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
     panic!("{url} did not come up");
 }
 
-/// TTFT of the engine called in-process (no HTTP), for the same chat prompt.
-fn in_process_ttft(model: &Path, n: usize) -> f64 {
-    let engine = Engine::start().unwrap();
-    let handle = engine.handle();
-    handle.load_blocking(MODEL, model).unwrap();
-    let mut ttft = Vec::new();
-    for i in 0..n + 2 {
+/// The engine called in-process (no HTTP) on the same model, for our HTTP overhead on TTFT.
+struct InProcess {
+    _engine: Engine,
+    handle: EngineHandle,
+}
+
+impl InProcess {
+    fn start(model: &Path) -> InProcess {
+        let engine = Engine::start().unwrap();
+        let handle = engine.handle();
+        handle.load_blocking(MODEL, model).unwrap();
+        InProcess { _engine: engine, handle }
+    }
+
+    /// TTFT of request `i`'s chat prompt (as [`body`] words it), in ms.
+    fn ttft(&self, i: usize) -> f64 {
         let prompt = Prompt::Chat {
             messages: vec![ChatMessage::new("user", format!("Request {i}: tell me about the sea."))],
             tools: None,
         };
         let params = GenerationParams { max_tokens: 8, ..GenerationParams::default() };
         let start = Instant::now();
-        let mut stream = handle.generate(GenerateRequest { model: MODEL.into(), prompt, params }).unwrap();
+        let mut stream = self.handle.generate(GenerateRequest { model: MODEL.into(), prompt, params }).unwrap();
         let mut first = None;
         while let Some(event) = stream.blocking_next() {
             match event.unwrap() {
@@ -178,11 +206,8 @@ fn in_process_ttft(model: &Path, n: usize) -> f64 {
                 _ => {}
             }
         }
-        if i >= 2 {
-            ttft.push(first.unwrap_or_else(|| start.elapsed().as_secs_f64() * 1000.0));
-        }
+        first.unwrap_or_else(|| start.elapsed().as_secs_f64() * 1000.0)
     }
-    percentile(&mut ttft, 0.5)
 }
 
 fn main() {
@@ -197,7 +222,7 @@ fn main() {
     let rounds_n = env("BENCH_ROUNDS", 3);
     write_tiny_model(&model, &TinySpec::bench(hidden, layers)).unwrap();
 
-    let in_process = in_process_ttft(&model, n);
+    let in_process = InProcess::start(&model);
 
     let ours = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
         .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
@@ -236,10 +261,13 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (latencies, rounds) = runtime.block_on(async {
         let client = reqwest::Client::new();
-        let mut latencies = Vec::new();
+        // Both up before anything is measured (mlx_lm.server's start-up is seconds of CPU).
         for (_, server) in servers {
             wait_ready(&client, &server.url).await;
-            latencies.push(latency(&client, server, n).await);
+        }
+        let mut latencies = Vec::new();
+        for (slot, (_, server)) in servers.iter().enumerate() {
+            latencies.push(latency(&client, server, n, (slot == 0).then_some(&in_process)).await);
         }
         // Throughput rounds alternate between the servers, so that a slow spell of this
         // machine falls on both; each figure below is the median over the rounds.
@@ -278,6 +306,7 @@ fn main() {
         );
     }
     let (a, b) = (&latencies[0], &latencies[1]);
+    let local = a.in_process_p50.expect("measured with ours");
     println!(
         "| ratio (ours / mlx_lm.server) | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
         a.ttft_p50 / b.ttft_p50,
@@ -292,7 +321,7 @@ fn main() {
         println!("{name}: req/s c=1/c=4 per round: {}", each.join(", "));
     }
     println!(
-        "in-process engine TTFT p50: {in_process:.2} ms; HTTP overhead on TTFT: {:.2} ms",
-        a.ttft_p50 - in_process
+        "in-process engine TTFT p50 (alternating with the HTTP requests): {local:.2} ms; HTTP overhead on TTFT: {:.2} ms",
+        a.ttft_p50 - local
     );
 }
