@@ -361,6 +361,13 @@ impl Sequence {
     /// batch and schedules each one's first token, as one evaluation. On an error none of them
     /// can go on.
     pub(crate) fn prefill_together(model: &Model, seqs: &mut [&mut Sequence]) -> Result<()> {
+        let outputs = Sequence::prefill_graph(model, seqs)?;
+        mlx_rs::transforms::async_eval(&outputs)?;
+        Ok(())
+    }
+
+    /// [`Sequence::prefill_together`] without evaluating: the arrays to evaluate.
+    pub(crate) fn prefill_graph(model: &Model, seqs: &mut [&mut Sequence]) -> Result<Vec<Array>> {
         let (prompts, mut caches): (Vec<&[u32]>, Vec<&mut KvCache>) = seqs
             .iter_mut()
             .map(|s| {
@@ -378,8 +385,7 @@ impl Sequence {
             outputs.extend(seq.cache.layers.iter().flat_map(|l| l.state()).cloned());
             seq.phase = Phase::Decode { pending: (token, logprob) };
         }
-        mlx_rs::transforms::async_eval(&outputs)?;
-        Ok(())
+        Ok(outputs)
     }
 
     /// Advances a prompt that is not prefilled with others ([`Sequence::prefill_together`]) by

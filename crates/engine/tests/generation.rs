@@ -369,3 +369,53 @@ async fn prompts_run_together_get_what_they_get_alone() {
     }
     assert!(wait_until_idle().await);
 }
+
+/// On the CPU with more than one core, a batch of new prompts long enough is split into parts on
+/// separate MLX streams (computed on several cores, evaluated together): each prompt must still
+/// get exactly what it gets alone.
+#[tokio::test]
+async fn prompts_split_across_cpu_streams_get_what_they_get_alone() {
+    let m = load_tiny(spec(TinyFamily::Llama)).await;
+    let prompts: Vec<Vec<u32>> =
+        (0..5).map(|i| (0..30 + 4 * i).map(|j| ((j * 11 + i * 29) % 400) as u32 + 3).collect()).collect();
+    let params = |i: usize| {
+        let mut p = if i % 2 == 0 { greedy(8) } else { sampled(Some(i as u64), |_| {}) };
+        p.max_tokens = 8;
+        p.logprobs = true;
+        p
+    };
+    let mut alone = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        alone.push(generate(&m.id, tokens(p), params(i)).await.unwrap());
+    }
+    let mut busy = engine()
+        .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(100_000) })
+        .unwrap();
+    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
+    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
+    let split_before = engine().status().await.unwrap().split_batches;
+    let streams: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            engine().generate(GenerateRequest { model: m.id.clone(), prompt: tokens(p), params: params(i) }).unwrap()
+        })
+        .collect();
+    let mut together = Vec::new();
+    for stream in streams {
+        together.push(collect(stream).await);
+    }
+    drop(busy);
+    let split = engine().status().await.unwrap().split_batches - split_before;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(split >= 1, "the batch was not split across streams");
+    }
+    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(a.ids, t.ids, "prompt {i}: tokens differ when split across streams");
+        for (x, y) in a.logprobs.iter().zip(&t.logprobs) {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!((x - y).abs() < 1e-4, "prompt {i}: logprob {x} alone, {y} split");
+        }
+    }
+    assert!(wait_until_idle().await);
+}

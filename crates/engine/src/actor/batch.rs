@@ -1,7 +1,8 @@
 //! Concurrent requests for the same model run through it together: new prompts as one padded
 //! pass (instead of one pass per prompt, two in mlx-lm's split), decoding sequences one token each
 //! per pass, so they share the per-operation cost that dominates small models and, for decoding,
-//! one read of the weights per token.
+//! one read of the weights per token. On the CPU, a large enough batch of new prompts is split
+//! across MLX streams so that it computes on several cores.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::{EngineError, Result};
 use crate::generate::{Sequence, Step};
 use crate::loaded::Loaded;
+use crate::model::Model;
 
 use super::Running;
 
@@ -44,14 +46,75 @@ fn gather(
     batch
 }
 
+/// MLX streams on the CPU, one per core (up to [`Streams::MAX`]), each with its own MLX thread.
+/// MLX runs a stream's kernels one after another on that thread, and on the CPU most of a short
+/// prompt's time is elementwise work there (libmlx's scalar `exp` in softmax and SiLU): a batch of
+/// new prompts split into parts on different streams, evaluated together, computes on several
+/// cores. On the GPU there is one stream (kernels already run in parallel there).
+pub(super) struct Streams {
+    all: Vec<mlx_rs::Stream>,
+    /// Batches split so far.
+    split: u64,
+}
+
+impl Streams {
+    /// At most this many streams.
+    const MAX: usize = 4;
+    /// A batch is split only into parts of at least this many positions (rows × longest prompt):
+    /// four 16-token prompts were slower as two parts on two vCPUs, four 33-token ones faster.
+    const MIN_PART_POSITIONS: usize = 64;
+
+    /// One stream per available core on the CPU (the default stream first); none on the GPU or
+    /// with one core.
+    pub(super) fn for_default_device() -> Streams {
+        let cpu = mlx_rs::Device::cpu();
+        let on_cpu = mlx_rs::Device::try_default().is_ok_and(|d| d == cpu);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(Streams::MAX);
+        let all = if on_cpu && cores > 1 {
+            std::iter::once(mlx_rs::Stream::new())
+                .chain((1..cores).map(|_| mlx_rs::Stream::new_with_device(&cpu)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Streams { all, split: 0 }
+    }
+
+    pub(super) fn split_batches(&self) -> u64 {
+        self.split
+    }
+
+    /// Into how many parts a batch of `prompts` new prompts padded to `longest` is split.
+    fn parts(&self, prompts: usize, longest: usize) -> usize {
+        (prompts * longest / Streams::MIN_PART_POSITIONS).clamp(1, self.all.len().max(1)).min(prompts)
+    }
+
+    /// Builds the passes of `seqs` split into `parts` (one per stream) and schedules them with
+    /// one evaluation: MLX's evaluation order then interleaves the parts, so the streams' threads
+    /// compute at the same time (separate evaluations would feed one stream after the other).
+    fn prefill_parts(&mut self, model: &Model, seqs: &mut [&mut Sequence], parts: usize) -> Result<()> {
+        self.split += 1;
+        let mut outputs = Vec::new();
+        let mut rest = seqs;
+        for (part, stream) in self.all.iter().take(parts).enumerate() {
+            let (chunk, tail) = rest.split_at_mut(rest.len().div_ceil(parts - part));
+            rest = tail;
+            outputs.extend(mlx_rs::with_stream(stream, || Sequence::prefill_graph(model, chunk))?);
+        }
+        mlx_rs::transforms::async_eval(&outputs)?;
+        Ok(())
+    }
+}
+
 /// Prefills `first` (a new prompt, see [`Sequence::fresh_prompt`]) together with the new prompts
 /// for the same model waiting in `running` (which keeps the others), scheduling each one's first
-/// token. Returns each with its step result; a failed batch is retried one request at a time, so
-/// a request only ever gets its own error.
+/// token; a large enough batch is split across `streams`. Returns each with its step result; a
+/// failed batch is retried one request at a time, so a request only ever gets its own error.
 pub(super) fn prefill_new_prompts(
     running: &mut VecDeque<Running>,
     loaded: &Loaded,
     first: Running,
+    streams: &mut Streams,
 ) -> Vec<(Running, Result<Step>)> {
     let mut longest = first.seq.prompt_len();
     let mut batch = gather(running, first, |r, n| match r.seq.fresh_prompt() {
@@ -61,12 +124,17 @@ pub(super) fn prefill_new_prompts(
         }
         _ => false,
     });
+    let parts = streams.parts(batch.len(), longest);
     let result = {
         let span = batch[0].span.clone();
         let mut seqs: Vec<&mut Sequence> = batch.iter_mut().map(|r| &mut r.seq).collect();
         span.in_scope(|| {
-            tracing::debug!(prompts = seqs.len(), positions = longest * seqs.len(), "prefill batch");
-            Sequence::prefill_together(&loaded.model, &mut seqs)
+            tracing::debug!(prompts = seqs.len(), positions = longest * seqs.len(), parts, "prefill batch");
+            if parts > 1 {
+                streams.prefill_parts(&loaded.model, &mut seqs, parts)
+            } else {
+                Sequence::prefill_together(&loaded.model, &mut seqs)
+            }
         })
     };
     match result {

@@ -109,6 +109,7 @@ impl Engine {
                         batched_prompts: 0,
                         batched_tokens: 0,
                         gather: batch::Gather::default(),
+                        streams: batch::Streams::for_default_device(),
                         changes: changes_tx,
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
@@ -169,6 +170,8 @@ struct Actor {
     batched_tokens: u64,
     /// Whether new prompts wait a moment for more (see [`batch::Gather`]).
     gather: batch::Gather,
+    /// Where passes compute (see [`batch::Streams`]).
+    streams: batch::Streams,
     changes: watch::Sender<u64>,
     idle_checked: Instant,
     /// Unloads waiting for their model's running requests to finish.
@@ -275,6 +278,7 @@ impl Actor {
                     loaded: self.loaded(),
                     batched_prompts: self.batched_prompts,
                     batched_tokens: self.batched_tokens,
+                    split_batches: self.streams.split_batches(),
                 });
             }
             Command::Generate { request, events, span } => {
@@ -449,7 +453,7 @@ impl Actor {
                 continue;
             };
             let stepped = if r.seq.fresh_prompt().is_some() {
-                let stepped = batch::prefill_new_prompts(&mut self.running, loaded, r);
+                let stepped = batch::prefill_new_prompts(&mut self.running, loaded, r, &mut self.streams);
                 self.gather.prefilled();
                 if stepped.len() > 1 {
                     self.batched_prompts += stepped.len() as u64;

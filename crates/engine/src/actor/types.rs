@@ -74,6 +74,9 @@ pub struct EngineStatus {
     pub batched_prompts: u64,
     /// Tokens decoded in one pass together with other sequences' tokens, since the engine started.
     pub batched_tokens: u64,
+    /// Batches of new prompts split across MLX's CPU streams to compute on several cores, since
+    /// the engine started.
+    pub split_batches: u64,
 }
 
 /// Is the engine usable?
