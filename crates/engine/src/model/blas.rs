@@ -45,7 +45,7 @@ impl PassShape {
 
     /// Whether `positions` new positions, each attending to up to `context` positions, should
     /// use all of OpenBLAS's threads.
-    fn parallel(&self, positions: usize, context: usize) -> bool {
+    pub(crate) fn parallel(&self, positions: usize, context: usize) -> bool {
         let work = positions * (self.layer_weights + context * self.attention_width);
         self.layer_weights >= PARALLEL_WEIGHTS || work >= PARALLEL_WORK
     }

@@ -159,6 +159,12 @@ impl Model {
         self.norm.weight.dtype()
     }
 
+    /// Whether a pass of `positions` new positions attending to up to `context` positions each
+    /// runs its matrix products on all of OpenBLAS's threads (see `blas.rs`).
+    pub(crate) fn blas_parallel(&self, positions: usize, context: usize) -> bool {
+        self.pass.parallel(positions, context)
+    }
+
     pub(crate) fn new_cache(&self) -> KvCache {
         KvCache::new(self.blocks.len())
     }
