@@ -9,7 +9,8 @@ use common::*;
 use mlx_manager_engine::tiny::TinyFamily;
 use mlx_manager_engine::tokenizer::{StreamDecoder, Tokenizer};
 use mlx_manager_engine::{
-    ChatMessage, EngineError, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt, SamplingParams,
+    ChatMessage, EngineError, EngineStatus, FinishReason, GenerateRequest, GenerationEvent, GenerationParams, Prompt,
+    SamplingParams,
 };
 
 const PROMPT: &[u32] = &[5, 100, 200, 300, 17, 42, 99];
@@ -311,6 +312,62 @@ async fn a_running_request_s_kv_cache_is_counted_and_released() {
     assert_eq!(kv(m.id.clone()).await, 0, "the cache went with the request");
 }
 
+/// Greedy for even `i`, seeded sampling for odd, `max_tokens` each, with log-probabilities.
+fn mixed_params(i: usize, max_tokens: usize) -> GenerationParams {
+    let mut p = if i % 2 == 0 { greedy(max_tokens) } else { sampled(Some(i as u64), |_| {}) };
+    p.max_tokens = max_tokens;
+    p.logprobs = true;
+    p
+}
+
+/// What `prompts` (with [`mixed_params`]) produced one at a time, then all at once while another
+/// generation keeps the engine busy (so they queue up and start together), with the engine's
+/// status just before and after the second round.
+async fn alone_and_together(
+    model: &str,
+    prompts: &[&[u32]],
+    max_tokens: usize,
+) -> (Vec<Outcome>, Vec<Outcome>, EngineStatus, EngineStatus) {
+    let mut alone = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        alone.push(generate(model, tokens(p), mixed_params(i, max_tokens)).await.unwrap());
+    }
+    let mut busy = engine()
+        .generate(GenerateRequest { model: model.to_string(), prompt: tokens(PROMPT), params: greedy(100_000) })
+        .unwrap();
+    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
+    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
+    let before = engine().status().await.unwrap();
+    let streams: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let request =
+                GenerateRequest { model: model.to_string(), prompt: tokens(p), params: mixed_params(i, max_tokens) };
+            engine().generate(request).unwrap()
+        })
+        .collect();
+    let mut together = Vec::new();
+    for stream in streams {
+        together.push(collect(stream).await);
+    }
+    drop(busy);
+    let after = engine().status().await.unwrap();
+    (alone, together, before, after)
+}
+
+/// Each of `together` is its `alone` counterpart: same tokens, log-probabilities within 1e-4.
+fn assert_same(alone: &[Outcome], together: &[Outcome], what: &str) {
+    for (i, (a, t)) in alone.iter().zip(together).enumerate() {
+        assert_eq!(a.ids, t.ids, "{what} prompt {i}: tokens differ");
+        assert_eq!(a.usage.prompt_tokens, t.usage.prompt_tokens);
+        for (x, y) in a.logprobs.iter().zip(&t.logprobs) {
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!((x - y).abs() < 1e-4, "{what} prompt {i}: logprob {x} alone, {y} together");
+        }
+    }
+}
+
 /// Prompts that arrive together are prefilled as one padded batch and then decoded together
 /// (one pass per token for all of them, each attending to its own history): each must still get
 /// exactly what it gets alone (tokens, and log-probabilities to float rounding), whatever its
@@ -320,52 +377,13 @@ async fn prompts_run_together_get_what_they_get_alone() {
     for family in [TinyFamily::Llama, TinyFamily::Qwen3] {
         let m = load_tiny(spec(family)).await;
         let prompts: [&[u32]; 5] = [&[7], &[5, 100, 200], PROMPT, &[9; 20], &[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]];
-        let params = |i: usize| {
-            let mut p = if i % 2 == 0 { greedy(12) } else { sampled(Some(i as u64), |_| {}) };
-            p.max_tokens = 12;
-            p.logprobs = true;
-            p
-        };
-        let mut alone = Vec::new();
-        for (i, p) in prompts.iter().enumerate() {
-            alone.push(generate(&m.id, tokens(p), params(i)).await.unwrap());
-        }
-        // Keep the engine busy so the requests below queue up and start together.
-        let mut busy = engine()
-            .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(100_000) })
-            .unwrap();
-        assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
-        assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
-        let status = engine().status().await.unwrap();
-        let (prompts_before, tokens_before) = (status.batched_prompts, status.batched_tokens);
-        let streams: Vec<_> = prompts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                engine()
-                    .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(p), params: params(i) })
-                    .unwrap()
-            })
-            .collect();
-        let mut together = Vec::new();
-        for stream in streams {
-            together.push(collect(stream).await);
-        }
-        drop(busy);
-        let status = engine().status().await.unwrap();
+        let (alone, together, before, after) = alone_and_together(&m.id, &prompts, 12).await;
         assert!(
-            status.batched_prompts >= prompts_before + prompts.len() as u64,
+            after.batched_prompts >= before.batched_prompts + prompts.len() as u64,
             "the prompts were not prefilled together"
         );
-        assert!(status.batched_tokens >= tokens_before + 5 * 11, "the sequences were not decoded together");
-        for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
-            assert_eq!(a.ids, t.ids, "{family:?} prompt {i}: tokens differ when batched");
-            assert_eq!(t.usage.prompt_tokens, prompts[i].len());
-            for (x, y) in a.logprobs.iter().zip(&t.logprobs) {
-                let (x, y) = (x.unwrap(), y.unwrap());
-                assert!((x - y).abs() < 1e-4, "{family:?} prompt {i}: logprob {x} alone, {y} batched");
-            }
-        }
+        assert!(after.batched_tokens >= before.batched_tokens + 5 * 11, "the sequences were not decoded together");
+        assert_same(&alone, &together, &format!("{family:?} batched"));
     }
     assert!(wait_until_idle().await);
 }
@@ -378,44 +396,11 @@ async fn prompts_split_across_cpu_streams_get_what_they_get_alone() {
     let m = load_tiny(spec(TinyFamily::Llama)).await;
     let prompts: Vec<Vec<u32>> =
         (0..5).map(|i| (0..30 + 4 * i).map(|j| ((j * 11 + i * 29) % 400) as u32 + 3).collect()).collect();
-    let params = |i: usize| {
-        let mut p = if i % 2 == 0 { greedy(8) } else { sampled(Some(i as u64), |_| {}) };
-        p.max_tokens = 8;
-        p.logprobs = true;
-        p
-    };
-    let mut alone = Vec::new();
-    for (i, p) in prompts.iter().enumerate() {
-        alone.push(generate(&m.id, tokens(p), params(i)).await.unwrap());
-    }
-    let mut busy = engine()
-        .generate(GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(100_000) })
-        .unwrap();
-    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Started { .. }))));
-    assert!(matches!(busy.next().await, Some(Ok(GenerationEvent::Token { .. }))));
-    let split_before = engine().status().await.unwrap().split_batches;
-    let streams: Vec<_> = prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            engine().generate(GenerateRequest { model: m.id.clone(), prompt: tokens(p), params: params(i) }).unwrap()
-        })
-        .collect();
-    let mut together = Vec::new();
-    for stream in streams {
-        together.push(collect(stream).await);
-    }
-    drop(busy);
-    let split = engine().status().await.unwrap().split_batches - split_before;
+    let prompts: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let (alone, together, before, after) = alone_and_together(&m.id, &prompts, 8).await;
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-        assert!(split >= 1, "the batch was not split across streams");
+        assert!(after.split_batches > before.split_batches, "the batch was not split across streams");
     }
-    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
-        assert_eq!(a.ids, t.ids, "prompt {i}: tokens differ when split across streams");
-        for (x, y) in a.logprobs.iter().zip(&t.logprobs) {
-            let (x, y) = (x.unwrap(), y.unwrap());
-            assert!((x - y).abs() < 1e-4, "prompt {i}: logprob {x} alone, {y} split");
-        }
-    }
+    assert_same(&alone, &together, "split");
     assert!(wait_until_idle().await);
 }
