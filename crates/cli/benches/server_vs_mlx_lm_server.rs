@@ -58,6 +58,22 @@ struct Latency {
     decode_tps: f64,
 }
 
+/// One throughput round of one server: `max_tokens=1` requests/s with 1 and 4 clients, and its
+/// CPU ms per request with 4.
+struct Round {
+    rps1: f64,
+    rps4: f64,
+    cpu4: f64,
+}
+
+impl Round {
+    /// Each figure's median over `rounds`.
+    fn median(rounds: &[Round]) -> Round {
+        let of = |field: fn(&Round) -> f64| percentile(&mut rounds.iter().map(field).collect::<Vec<_>>(), 0.5);
+        Round { rps1: of(|r| r.rps1), rps4: of(|r| r.rps4), cpu4: of(|r| r.cpu4) }
+    }
+}
+
 /// A server under test: where it listens, the id it knows the model by (mlx_lm.server: its
 /// path), and its process id (for its CPU time).
 struct Server {
@@ -274,17 +290,14 @@ fn main() {
         let mut rounds = vec![Vec::new(), Vec::new()];
         for round in 0..rounds_n {
             for (slot, (_, server)) in servers.iter().enumerate() {
-                let one = throughput(&client, server, 1, n, 3000 + round * 10_000).await;
-                let four = throughput(&client, server, 4, n, 3000 + round * 10_000 + 5000).await;
-                rounds[slot].push([one.0, four.0, four.1]);
+                let (rps1, _) = throughput(&client, server, 1, n, 3000 + round * 10_000).await;
+                let (rps4, cpu4) = throughput(&client, server, 4, n, 3000 + round * 10_000 + 5000).await;
+                rounds[slot].push(Round { rps1, rps4, cpu4 });
             }
         }
         (latencies, rounds)
     });
-    let median = |slot: usize, k: usize| {
-        let mut v: Vec<f64> = rounds[slot].iter().map(|r| r[k]).collect();
-        percentile(&mut v, 0.5)
-    };
+    let medians: Vec<Round> = rounds.iter().map(|r| Round::median(r)).collect();
     println!(
         "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement; \
          max_tokens=1 figures are medians of {rounds_n} alternating rounds"
@@ -297,12 +310,7 @@ fn main() {
         let l = &latencies[slot];
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
-            l.ttft_p50,
-            l.ttft_p90,
-            l.decode_tps,
-            median(slot, 0),
-            median(slot, 1),
-            median(slot, 2)
+            l.ttft_p50, l.ttft_p90, l.decode_tps, medians[slot].rps1, medians[slot].rps4, medians[slot].cpu4
         );
     }
     let (a, b) = (&latencies[0], &latencies[1]);
@@ -312,12 +320,12 @@ fn main() {
         a.ttft_p50 / b.ttft_p50,
         a.ttft_p90 / b.ttft_p90,
         a.decode_tps / b.decode_tps,
-        median(0, 0) / median(1, 0),
-        median(0, 1) / median(1, 1),
-        median(0, 2) / median(1, 2)
+        medians[0].rps1 / medians[1].rps1,
+        medians[0].rps4 / medians[1].rps4,
+        medians[0].cpu4 / medians[1].cpu4
     );
     for (slot, (name, _)) in servers.iter().enumerate() {
-        let each: Vec<String> = rounds[slot].iter().map(|r| format!("{:.0}/{:.0}", r[0], r[1])).collect();
+        let each: Vec<String> = rounds[slot].iter().map(|r| format!("{:.0}/{:.0}", r.rps1, r.rps4)).collect();
         println!("{name}: req/s c=1/c=4 per round: {}", each.join(", "));
     }
     println!(
