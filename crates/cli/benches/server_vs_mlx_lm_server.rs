@@ -300,7 +300,8 @@ fn main() {
     let medians: Vec<Round> = rounds.iter().map(|r| Round::median(r)).collect();
     println!(
         "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement; \
-         max_tokens=1 figures are medians of {rounds_n} alternating rounds"
+         max_tokens=1 figures are medians of {rounds_n} alternating rounds; OpenBLAS kernels: {}",
+        std::env::var("OPENBLAS_CORETYPE").unwrap_or_else(|_| "as detected".into())
     );
     println!(
         "| | TTFT p50 ms | TTFT p90 ms | decode tok/s | max_tokens=1 req/s (c=1) | req/s (c=4) | server CPU ms/request (c=4) |"

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod actor;
+mod alloc;
 mod cache;
 pub mod chat;
 pub mod config;

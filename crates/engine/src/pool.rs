@@ -20,16 +20,11 @@ impl Default for PoolConfig {
     }
 }
 
-/// Gives memory freed by unloaded models back to the OS: MLX's buffer cache, then (glibc) the
-/// allocator's free heap pages, which glibc otherwise keeps once its dynamic mmap threshold has
-/// grown past the size of weight buffers.
+/// Gives memory freed by unloaded models back to the OS: MLX's buffer cache, then the
+/// allocator's free pages, which it would otherwise keep for a while (see [`crate::alloc`]).
 pub(crate) fn release_memory() {
     let _ = mlx_rs::memory::clear_cache();
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's heaps to the OS.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::alloc::release();
 }
 
 /// Physical memory of this machine, if the OS tells.

@@ -14,6 +14,7 @@ use mlx_rs::{ops, Array, Dtype};
 use crate::cache::{KvCache, LayerCache, LayerCaches};
 use crate::config::{Family, ModelConfig};
 use crate::error::Result;
+pub(crate) use blas::warn_if_generic_kernels;
 use blas::PassShape;
 use layers::{Embedding, Linear, RmsNorm};
 use rope::{Rope, RopeAt};
