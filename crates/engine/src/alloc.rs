@@ -4,10 +4,11 @@
 //! Why: MLX's CPU backend allocates each array's buffer with `malloc` on the thread that
 //! evaluates the graph (the engine thread), and the buffer is freed on the stream thread that ran
 //! the last kernel using it. glibc serves that producer/consumer pattern through locked arenas:
-//! under load, a fifth of the engine thread's time was `_int_malloc`, `malloc_consolidate` and
-//! the arena mutex (perf, tiny model, docs/PERFORMANCE.md). jemalloc's per-thread caches hand
-//! freed blocks back to their arena in batches. Measured on the same binary: max_tokens=1 chat
-//! requests/s +15–35 % at one client, +10–20 % at four; idle RSS +2 MB.
+//! under load, a third of the engine thread's samples were `_int_malloc`, `malloc`,
+//! `malloc_consolidate` and the arena mutex (perf, tiny model, one client, Intel Xeon).
+//! jemalloc's per-thread caches hand freed blocks back to their arena in batches: the
+//! allocator's share of the server's samples went from ~13 % to ~3.5 %, its CPU per
+//! `max_tokens=1` request from 4.7 to 4.3 ms; idle RSS +2 MB (docs/PERFORMANCE.md).
 //!
 //! jemalloc keeps freed pages for a while (its decay time); [`release`] hands them back to the
 //! OS at once, after a model is unloaded.
