@@ -105,12 +105,21 @@ def run_once(kind, args, env):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def floor_kib(binary, env):
+    """VmRSS and RssAnon (KiB) of scripts/webkit_floor.c's program: Tauri's Linux libraries, the
+    display opened, a tray icon, no web view."""
+    out = subprocess.run([binary], env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines())
+    return int(fields["VmRSS"].split()[0]), int(fields["RssAnon"].split()[0])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--model", required=True)
     ap.add_argument("--app", required=True)
     ap.add_argument("--cli", required=True)
+    ap.add_argument("--floor", help="scripts/webkit_floor.c, compiled")
     args = ap.parse_args()
 
     display = ":%d" % (100 + os.getpid() % 100)
@@ -131,6 +140,12 @@ def main():
                          statistics.median(r[2] for r in results),
                          statistics.median(r[3] for r in results),
                          ", ".join(results[-1][4]) or "—"))
+        floors = []
+        if args.floor:
+            for label, extra in [("as the app runs", {}), ("with `GDK_GL=disable`", {"GDK_GL": "disable"})]:
+                results = [floor_kib(args.floor, dict(env, **extra)) for _ in range(args.runs)]
+                floors.append((label, statistics.median(r[0] for r in results) / 1024,
+                               statistics.median(r[1] for r in results) / 1024))
     finally:
         xvfb.terminate()
         subprocess.run(["kill", dbus[1]], check=False)
@@ -140,6 +155,14 @@ def main():
     print("|---|---|---|---|---|---|")
     for label, start_s, own, anon, total, helpers in rows:
         print(f"| {label} | {start_s * 1000:.0f} ms | {own:.1f} MB | {anon:.1f} MB | {total:.1f} MB | {helpers} |")
+
+    if floors:
+        print("\nThe floor: a C program that only links Tauri's Linux libraries (WebKitGTK, GTK 3, AppIndicator),")
+        print("opens the display and shows a tray icon (scripts/webkit_floor.c)\n")
+        print("| floor program | idle RSS | of which private (RssAnon) |")
+        print("|---|---|---|")
+        for label, rss, anon in floors:
+            print(f"| {label} | {rss:.1f} MB | {anon:.1f} MB |")
 
 
 if __name__ == "__main__":
