@@ -127,6 +127,16 @@ async fn click(client: &Client, css: &str) {
 async fn screenshot(client: &Client, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    // The DOM the test waited for can be ahead of the pixels (a section's screenshot once showed
+    // the section before it): let the web view paint two frames first.
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(null)));",
+            vec![],
+        )
+        .await
+        .expect("two frames painted");
+    tokio::time::sleep(Duration::from_millis(250)).await;
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
@@ -203,6 +213,13 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     assert_eq!(r.status(), 404);
     wait_for("the error row", 20, || async {
         text(&client, "[data-testid=audit-row]").await.filter(|t| t.contains("no-such-model"))
+    })
+    .await;
+    // The totals above the table follow live too (the error counted), without a reload.
+    wait_for("the stats to count both requests", 10, || async {
+        let total = text(&client, "[data-testid=stat-total]").await?;
+        let errors = text(&client, "[data-testid=stat-errors]").await?;
+        (total == "2" && errors == "1").then_some(())
     })
     .await;
     screenshot(&client, "audit-logs").await;
