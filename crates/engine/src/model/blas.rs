@@ -87,14 +87,10 @@ fn openblas() -> Option<&'static OpenBlas> {
 
 #[cfg(target_os = "linux")]
 fn find() -> Option<OpenBlas> {
-    // SAFETY: dlsym on the global scope with NUL-terminated names; the symbols, when present,
-    // are OpenBLAS's exported functions with these C signatures.
+    let set = symbol(c"openblas_set_num_threads")?;
+    let get = symbol(c"openblas_get_num_threads")?;
+    // SAFETY: when present, these are OpenBLAS's exported functions with these C signatures.
     unsafe {
-        let set = libc::dlsym(libc::RTLD_DEFAULT, c"openblas_set_num_threads".as_ptr());
-        let get = libc::dlsym(libc::RTLD_DEFAULT, c"openblas_get_num_threads".as_ptr());
-        if set.is_null() || get.is_null() {
-            return None;
-        }
         let set_num_threads: SetNumThreads = std::mem::transmute::<*mut libc::c_void, SetNumThreads>(set);
         let get_num_threads: GetNumThreads = std::mem::transmute::<*mut libc::c_void, GetNumThreads>(get);
         let all = get_num_threads();
@@ -107,6 +103,15 @@ fn find() -> Option<OpenBlas> {
     None
 }
 
+/// The address of `name` in the process's global symbol scope (OpenBLAS's exports, when libmlx
+/// was linked against it).
+#[cfg(target_os = "linux")]
+fn symbol(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym only looks the NUL-terminated name up; using the address is the caller's part.
+    let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!address.is_null()).then_some(address)
+}
+
 /// Warns when OpenBLAS runs its generic SSE3 kernels on a CPU that has AVX2 and FMA: OpenBLAS
 /// releases older than the CPU do not recognise it (Debian 12's 0.3.21 on Intel Emerald Rapids
 /// picks "Prescott"), and matrix products then run several times slower. The kernels are chosen
@@ -115,13 +120,10 @@ pub(crate) fn warn_if_generic_kernels() {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
         type CoreName = unsafe extern "C" fn() -> *const libc::c_char;
-        // SAFETY: dlsym on the global scope with a NUL-terminated name; OpenBLAS's
-        // `openblas_get_corename` returns a static NUL-terminated string.
+        let Some(f) = symbol(c"openblas_get_corename") else { return };
+        // SAFETY: OpenBLAS's `openblas_get_corename` has this signature and returns a static
+        // NUL-terminated string.
         let name = unsafe {
-            let f = libc::dlsym(libc::RTLD_DEFAULT, c"openblas_get_corename".as_ptr());
-            if f.is_null() {
-                return;
-            }
             let f = std::mem::transmute::<*mut libc::c_void, CoreName>(f);
             std::ffi::CStr::from_ptr(f()).to_string_lossy().into_owned()
         };
