@@ -230,6 +230,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // As `mlx-manager` does first thing, so the in-process engine runs the server's kernels.
+    let switch = mlx_manager_engine::cpu_kernels::select();
+    let kernels = match (&switch, std::env::var("OPENBLAS_CORETYPE")) {
+        (Some(s), _) => format!("ours {} (switched from {}), mlx_lm.server {}", s.selected, s.detected, s.detected),
+        (None, Ok(forced)) => format!("{forced} on both sides (OPENBLAS_CORETYPE)"),
+        (None, Err(_)) => {
+            format!("{} on both sides", mlx_manager_engine::cpu_kernels::current().unwrap_or("not OpenBLAS".into()))
+        }
+    };
     let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join(MODEL);
@@ -242,7 +251,6 @@ fn main() {
 
     let ours = Command::new(env!("CARGO_BIN_EXE_mlx-manager"))
         .args(["serve", "--port", "0", "--no-hf-cache", "--model"])
-        .envs(std::env::var("ZZ_OURS_BLAS").ok().map(|v| ("OPENBLAS_NUM_THREADS", v)))
         .arg(&model)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -300,8 +308,7 @@ fn main() {
     let medians: Vec<Round> = rounds.iter().map(|r| Round::median(r)).collect();
     println!(
         "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement; \
-         max_tokens=1 figures are medians of {rounds_n} alternating rounds; OpenBLAS kernels: {}",
-        std::env::var("OPENBLAS_CORETYPE").unwrap_or_else(|_| "as detected".into())
+         max_tokens=1 figures are medians of {rounds_n} alternating rounds; OpenBLAS kernels: {kernels}"
     );
     println!(
         "| | TTFT p50 ms | TTFT p90 ms | decode tok/s | max_tokens=1 req/s (c=1) | req/s (c=4) | server CPU ms/request (c=4) |"

@@ -24,6 +24,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts (it may set OPENBLAS_CORETYPE for OpenBLAS's initialiser).
+    mlx_manager_engine::cpu_kernels::select();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_)) {
         mlx_manager_telemetry::terminal();

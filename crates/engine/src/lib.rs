@@ -13,6 +13,7 @@ mod alloc;
 mod cache;
 pub mod chat;
 pub mod config;
+pub mod cpu_kernels;
 mod error;
 mod generate;
 mod loaded;

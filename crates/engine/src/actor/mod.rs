@@ -150,7 +150,7 @@ fn init_device() -> Result<()> {
         }
     }
     mlx_rs::Device::set_default(&mlx_rs::Device::cpu());
-    crate::model::warn_if_generic_kernels();
+    crate::cpu_kernels::report();
     Ok(())
 }
 

@@ -106,36 +106,10 @@ fn find() -> Option<OpenBlas> {
 /// The address of `name` in the process's global symbol scope (OpenBLAS's exports, when libmlx
 /// was linked against it).
 #[cfg(target_os = "linux")]
-fn symbol(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
+pub(crate) fn symbol(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
     // SAFETY: dlsym only looks the NUL-terminated name up; using the address is the caller's part.
     let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!address.is_null()).then_some(address)
-}
-
-/// Warns when OpenBLAS runs its generic SSE3 kernels on a CPU that has AVX2 and FMA: OpenBLAS
-/// releases older than the CPU do not recognise it (Debian 12's 0.3.21 on Intel Emerald Rapids
-/// picks "Prescott"), and matrix products then run several times slower. The kernels are chosen
-/// when the library loads, so only the environment of the next start can change them.
-pub(crate) fn warn_if_generic_kernels() {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    {
-        type CoreName = unsafe extern "C" fn() -> *const libc::c_char;
-        let Some(f) = symbol(c"openblas_get_corename") else { return };
-        // SAFETY: OpenBLAS's `openblas_get_corename` has this signature and returns a static
-        // NUL-terminated string.
-        let name = unsafe {
-            let f = std::mem::transmute::<*mut libc::c_void, CoreName>(f);
-            std::ffi::CStr::from_ptr(f()).to_string_lossy().into_owned()
-        };
-        let capable = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-        if name.eq_ignore_ascii_case("prescott") && capable && std::env::var_os("OPENBLAS_CORETYPE").is_none() {
-            tracing::warn!(
-                openblas_core = %name,
-                "OpenBLAS does not recognise this CPU and runs its SSE3 kernels; matrix products would be \
-                 several times faster with OPENBLAS_CORETYPE=Haswell in the environment"
-            );
-        }
-    }
 }
 
 #[cfg(test)]

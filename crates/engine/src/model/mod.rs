@@ -14,7 +14,8 @@ use mlx_rs::{ops, Array, Dtype};
 use crate::cache::{KvCache, LayerCache, LayerCaches};
 use crate::config::{Family, ModelConfig};
 use crate::error::Result;
-pub(crate) use blas::warn_if_generic_kernels;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub(crate) use blas::symbol as blas_symbol;
 use blas::PassShape;
 use layers::{Embedding, Linear, RmsNorm};
 use rope::{Rope, RopeAt};

@@ -114,8 +114,18 @@ pub fn reference_python() -> PathBuf {
 
 /// Runs tests/reference/mlx_lm_reference.py and parses its JSON.
 pub fn reference(args: &[&str]) -> serde_json::Value {
+    reference_with_env(args, &[])
+}
+
+/// [`reference`] with extra environment variables for the Python process.
+pub fn reference_with_env(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/mlx_lm_reference.py");
-    let out = std::process::Command::new(reference_python()).arg(script).args(args).output().expect("reference runs");
+    let out = std::process::Command::new(reference_python())
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("reference runs");
     assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("reference prints JSON")
 }
