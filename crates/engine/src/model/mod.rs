@@ -1,6 +1,8 @@
 //! The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, mirroring mlx-lm's
-//! graphs op for op (so greedy outputs are token-identical to it).
+//! graphs (so greedy outputs are token-identical to it); on the CPU a few operations take a
+//! cheaper form with the same values (rope.rs, activation.rs).
 
+mod activation;
 mod blas;
 mod layers;
 mod rope;
@@ -14,6 +16,7 @@ use mlx_rs::{ops, Array, Dtype};
 use crate::cache::{KvCache, LayerCache, LayerCaches};
 use crate::config::{Family, ModelConfig};
 use crate::error::Result;
+use activation::Silu;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use blas::symbol as blas_symbol;
 use blas::PassShape;
@@ -62,6 +65,8 @@ pub struct Model {
     rope: Rope,
     /// For OpenBLAS's thread count per pass.
     pass: PassShape,
+    /// The MLP's activation for the device.
+    silu: Silu,
     weight_bytes: usize,
 }
 
@@ -116,7 +121,8 @@ impl Model {
         w.finish(c.tie_word_embeddings)?;
         let rope = Rope::new(c)?.with_table_on_cpu()?;
         let pass = PassShape::new(&config);
-        let mut model = Model { config, embed, blocks, norm, lm_head, rope, pass, weight_bytes: 0 };
+        let silu = Silu::for_default_device()?;
+        let mut model = Model { config, embed, blocks, norm, lm_head, rope, pass, silu, weight_bytes: 0 };
         progress(0.5);
         model.weight_bytes = model.eval_weights()?;
         progress(1.0);
@@ -296,7 +302,7 @@ impl Model {
         let n = b.post_attn_norm.forward(&h)?;
         let gate_up = m.gate_up_proj.forward(&n)?.split_at_indices(&[self.config.intermediate_size], -1)?;
         let (gate, up) = (&gate_up[0], &gate_up[1]);
-        let act = gate.multiply(ops::sigmoid(gate)?)?.multiply(up)?;
+        let act = self.silu.apply(gate)?.multiply(up)?;
         Ok(h.add(m.down_proj.forward(&act)?)?)
     }
 
