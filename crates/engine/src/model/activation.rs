@@ -65,6 +65,6 @@ mod tests {
         let half = x.as_dtype(Dtype::Bfloat16).unwrap();
         let ours = Silu::Power2.sigmoid(&half).unwrap();
         assert_eq!(ours.dtype(), Dtype::Bfloat16);
-        assert!(ours.eq(&ops::sigmoid(&half).unwrap()).unwrap().all(None).unwrap().item::<bool>());
+        assert!(ours.eq(ops::sigmoid(&half).unwrap()).unwrap().all(None).unwrap().item_exact::<bool>());
     }
 }
