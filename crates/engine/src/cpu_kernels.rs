@@ -52,7 +52,7 @@ pub fn current() -> Option<String> {
 }
 
 /// Logs the kernels at engine start: which ones [`select`] switched to, or a warning when
-/// OpenBLAS still runs its SSE3 kernels on a CPU with AVX2 and FMA (a process that did not call
+/// OpenBLAS still runs its SSE3 kernels on a CPU with AVX2 and FMA or AVX-512 (a process that did not call
 /// [`select`]; one whose `OPENBLAS_CORETYPE` asks for them is left alone).
 pub(crate) fn report() {
     if let Some(s) = SWITCHED.get() {
@@ -67,12 +67,13 @@ pub(crate) fn report() {
     }
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     if let Some(name) = linux::core_name() {
-        if linux::is_fallback(&name) && linux::better_kernels().is_some() && std::env::var_os(CORETYPE).is_none() {
-            tracing::warn!(
+        match linux::better_kernels() {
+            Some(better) if linux::is_fallback(&name) && std::env::var_os(CORETYPE).is_none() => tracing::warn!(
                 openblas_core = %name,
                 "OpenBLAS does not recognise this CPU and runs its SSE3 kernels; matrix products would be \
-                 several times faster with OPENBLAS_CORETYPE=Haswell in the environment"
-            );
+                 several times faster with OPENBLAS_CORETYPE={better} in the environment"
+            ),
+            _ => {}
         }
     }
 }

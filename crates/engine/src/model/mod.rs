@@ -1,6 +1,6 @@
 //! The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, mirroring mlx-lm's
 //! graphs (so greedy outputs are token-identical to it); on the CPU a few operations take a
-//! cheaper form with the same values (rope.rs, activation.rs).
+//! cheaper form with the same values (rope.rs) or values within a few ulp (activation.rs).
 
 mod activation;
 mod blas;
