@@ -42,12 +42,11 @@ fn main() {
     // The switched library still computes the model: greedy tokens equal mlx-lm's with the same
     // kernels (an fp32 Llama, whose every linear layer is an OpenBLAS product).
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let ours = runtime.block_on(async {
+    let (model, ours) = runtime.block_on(async {
         let m = load_tiny(spec(TinyFamily::Llama)).await;
         let ids = generate(&m.id, tokens(PROMPT), greedy(40)).await.expect("generates").ids;
         (m, ids)
     });
-    let (model, ours) = ours;
     let prompt: Vec<String> = PROMPT.iter().map(u32::to_string).collect();
     let path = model.path();
     let theirs = reference_with_env(

@@ -25,8 +25,7 @@ pub(super) enum Silu {
 impl Silu {
     /// The form for the engine's default device.
     pub(super) fn for_default_device() -> Result<Silu> {
-        let cpu = matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu);
-        Ok(if cpu { Silu::Power2 } else { Silu::Sigmoid })
+        Ok(if super::on_cpu()? { Silu::Power2 } else { Silu::Sigmoid })
     }
 
     /// `x · sigmoid(x)`.

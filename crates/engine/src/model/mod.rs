@@ -25,6 +25,12 @@ use rope::{Rope, RopeAt};
 pub(crate) use weights::weight_files;
 use weights::WeightSet;
 
+/// Whether the engine computes on the CPU (its default device), where some operations take a
+/// cheaper form (rope.rs, activation.rs).
+fn on_cpu() -> Result<bool> {
+    Ok(matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu))
+}
+
 struct Attention {
     /// q, k and v projections fused (outputs in that order).
     qkv_proj: Linear,

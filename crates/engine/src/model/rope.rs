@@ -106,8 +106,7 @@ impl Rope {
     /// Uses a table when the engine runs on the CPU (the traditional interleaved layout, rare,
     /// keeps `fast::rope`).
     pub(super) fn with_table_on_cpu(mut self) -> Result<Rope> {
-        let cpu = matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu);
-        if cpu && !self.traditional {
+        if super::on_cpu()? && !self.traditional {
             self.table = Some(RefCell::new(None));
         }
         Ok(self)
