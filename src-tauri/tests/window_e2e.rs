@@ -232,8 +232,12 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     wait_for("the server section", 10, || async { text(&client, "[data-testid=server-section-status]").await }).await;
     screenshot(&client, "server").await;
     click(&client, "[data-testid=tab-pool]").await;
+    // The tab first shows the pool as of its last event (the load, 0 requests) and fetches the
+    // counts on opening: wait for that fetch to land.
     let pool_row = wait_for("the model pool", 10, || async {
-        text(&client, &format!("[data-testid=pool-row-{MODEL}]")).await.filter(|t| t.contains("Loaded"))
+        text(&client, &format!("[data-testid=pool-row-{MODEL}]"))
+            .await
+            .filter(|t| t.contains("Loaded") && t.contains("1 req"))
     })
     .await;
     assert!(pool_row.contains("1 req"), "pool row: {pool_row}");
