@@ -11,8 +11,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def greedy(args):
+def _mlx():
+    """mlx.core, with mx.gather_qmm shimmed for quantized MoE: mlx-lm 0.32.2 passes global_scale,
+    mlx 0.32.2 does not take it, so a global_scale of None is dropped."""
     import mlx.core as mx
+
+    if "global_scale" not in (mx.gather_qmm.__doc__ or "") and not hasattr(mx.gather_qmm, "shimmed"):
+        gather_qmm = mx.gather_qmm
+
+        def shim(*args, global_scale=None, **kwargs):
+            if global_scale is not None:
+                kwargs["global_scale"] = global_scale
+            return gather_qmm(*args, **kwargs)
+
+        shim.shimmed = True
+        mx.gather_qmm = shim
+    return mx
+
+
+def greedy(args):
+    mx = _mlx()
     from mlx_lm import load
     from mlx_lm.generate import generate_step
 
@@ -52,7 +70,7 @@ def encode(args):
 
 def bench(args):
     """Prefill and decode speed of mlx-lm on a token prompt (greedy), median of runs."""
-    import mlx.core as mx
+    mx = _mlx()
     from mlx_lm import load
     from mlx_lm.generate import generate_step
 
@@ -81,7 +99,7 @@ def bench(args):
 
 def embed(args):
     """Mean-pooled, L2-normalised final hidden states (after the last norm), one input at a time."""
-    import mlx.core as mx
+    mx = _mlx()
     from mlx_lm import load
 
     model, _ = load(args.model)
@@ -97,7 +115,7 @@ def embed(args):
 def pool_bench(args):
     """Load time, cold/warm time to first token and embeddings per second (mean-pooled,
     L2-normalised final hidden states, as our engine computes them) for mlx-lm on one model."""
-    import mlx.core as mx
+    mx = _mlx()
     from mlx_lm import load
     from mlx_lm.generate import generate_step
 
@@ -128,6 +146,66 @@ def pool_bench(args):
             rates.append(batch / (time.perf_counter() - start))
         out["embed_per_s"][str(batch)] = rates[1:]
     print(json.dumps(out))
+
+
+def make_model(args):
+    """A tiny random-weight model built with mlx-lm's own class for a model_type, saved as
+    mlx_lm.convert saves it (optionally cast and quantized) into a folder holding a tokenizer."""
+    import contextlib
+    from pathlib import Path
+
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten, tree_map, tree_map_with_path
+    from mlx_lm.utils import _get_classes, get_total_parameters, quantize_model, save_config, save_model
+
+    mx = _mlx()
+    out = Path(args.out)
+    existing = json.loads((out / "config.json").read_text())
+    config = {k: existing[k] for k in ("vocab_size", "eos_token_id", "bos_token_id") if k in existing}
+    config.update(json.loads(args.config))
+    with contextlib.redirect_stdout(sys.stderr):  # mlx-lm prints progress
+        mx.random.seed(args.seed)
+        model_class, args_class = _get_classes(config)
+        model_args = args_class.from_dict(config)
+        model = model_class(model_args)
+
+        def randomise(p):
+            if not mx.issubdtype(p.dtype, mx.floating):
+                return p
+            if p.ndim >= 2:
+                return mx.random.normal(p.shape, dtype=p.dtype) * p.shape[-1] ** -0.5
+            return p + 0.1 * mx.random.normal(p.shape, dtype=p.dtype)
+
+        model.update(tree_map(randomise, model.parameters()))
+        # Zero the special tokens' rows of the embedding (and of an untied output head) so greedy
+        # decoding of random weights never picks EOS.
+        eos = config.get("eos_token_id", [])
+        eos = eos if isinstance(eos, list) else [eos]
+        for name, module in model.named_modules():
+            if name.split(".")[-1] in ("embed_tokens", "lm_head") and isinstance(module, (nn.Embedding, nn.Linear)):
+                module.weight[mx.array(eos, dtype=mx.int32)] = 0
+        # Round-trip through sanitize as mlx_lm.load does (e.g. Gemma 3 drops a tied lm_head).
+        weights = dict(tree_flatten(model.parameters()))
+        if config.get("tie_word_embeddings", getattr(model_args, "tie_word_embeddings", False)):
+            weights.pop("lm_head.weight", None)
+        if hasattr(model, "sanitize"):
+            weights = model.sanitize(weights)
+        model.load_weights(list(weights.items()))
+
+        dtype = getattr(mx, args.dtype)
+        cast = getattr(model, "cast_predicate", lambda _: True)
+        model.update(
+            tree_map_with_path(
+                lambda k, v: v.astype(dtype) if cast(k) and mx.issubdtype(v.dtype, mx.floating) else v,
+                model.parameters(),
+            )
+        )
+        if args.quantize:
+            bits, group_size = (int(x) for x in args.quantize.split(","))
+            model, config = quantize_model(model, config, group_size, bits)
+        save_model(out, model)
+        save_config(config, out / "config.json")
+    print(json.dumps({"ok": True, "params": get_total_parameters(model)}))
 
 
 def main():
@@ -162,8 +240,22 @@ def main():
     pb.add_argument("--runs", type=int, default=5)
     pb.add_argument("--batches", default="1,8,32")
     pb.add_argument("--embed-len", type=int, default=32)
+    mm = sub.add_parser("make-model")
+    mm.add_argument("--out", required=True, help="existing folder with tokenizer files and a config.json")
+    mm.add_argument("--config", required=True, help="JSON object of config.json fields, model_type included")
+    mm.add_argument("--quantize", help="BITS,GROUP_SIZE, e.g. 4,64")
+    mm.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    mm.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    {"greedy": greedy, "chat": chat, "encode": encode, "bench": bench, "embed": embed, "pool-bench": pool_bench}[args.cmd](args)
+    {
+        "greedy": greedy,
+        "chat": chat,
+        "encode": encode,
+        "bench": bench,
+        "embed": embed,
+        "pool-bench": pool_bench,
+        "make-model": make_model,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

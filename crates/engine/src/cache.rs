@@ -1,9 +1,11 @@
 //! Per-sequence key/value cache, grown in steps of 256 positions and written in place like
-//! mlx-lm's `KVCache`, so a decode step does not copy the whole history.
+//! mlx-lm's `KVCache`, so a decode step does not copy the whole history; and the attention over
+//! it, in the forms the model families use (MLX's fused kernel, or Gemma 2's soft-capped scores;
+//! a sliding window where a layer has one).
 
 use mlx_rs::fast::{scaled_dot_product_attention, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
-use mlx_rs::{ops, Array};
+use mlx_rs::{ops, Array, Dtype};
 
 use crate::error::Result;
 
@@ -61,9 +63,9 @@ impl LayerCache {
 
     /// Stores one row's new keys and values and returns the attention of its single query
     /// position `[1, q_heads, 1, head_dim]` over everything cached (no mask: it is the last).
-    fn attend_one(&mut self, query: &Array, keys: Array, values: Array, scale: f32) -> Result<Array> {
+    fn attend_one(&mut self, query: &Array, keys: Array, values: Array, spec: &AttentionSpec) -> Result<Array> {
         let (k, v) = self.update(keys, values)?;
-        Ok(scaled_dot_product_attention(query, &k, &v, scale, None, None)?)
+        spec.compute(query, &k, &v)
     }
 
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
@@ -72,31 +74,122 @@ impl LayerCache {
     }
 }
 
+/// How one layer's queries attend to its keys: MLX's fused `scaled_dot_product_attention`, or
+/// (with `softcap`) Gemma 2's explicit scores `tanh(s / cap) · cap` with a precise softmax, as
+/// mlx-lm computes each; with `window`, a query sees only the last `window` positions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AttentionSpec {
+    /// Multiplies the scores (`head_dim^-0.5`, or a family's own).
+    pub(crate) scale: f32,
+    /// Soft-capping of the attention logits.
+    pub(crate) softcap: Option<f32>,
+    /// Sliding-window length of this layer.
+    pub(crate) window: Option<i32>,
+}
+
+impl AttentionSpec {
+    /// Attention of `queries` `[b, q_heads, lq, d]` (the last `lq` positions) over `keys` and
+    /// `values` `[b, kv_heads, lk, d]` (every position so far, in order), causal.
+    pub(crate) fn compute(&self, queries: &Array, keys: &Array, values: &Array) -> Result<Array> {
+        let (lq, lk) = (queries.shape()[2], keys.shape()[2]);
+        let windowed = self.window.is_some_and(|w| lk > w);
+        let (keys, values, lk) = match self.window {
+            // A single query sees exactly the last `window` positions.
+            Some(w) if windowed && lq == 1 => (
+                keys.try_index((.., .., lk - w.., ..))?,
+                values.try_index((.., .., lk - w.., ..))?,
+                w,
+            ),
+            _ => (keys.clone(), values.clone(), lk),
+        };
+        let mask = if lq > 1 && (windowed || self.softcap.is_some()) {
+            Some(causal_mask(lq, lk, self.window)?)
+        } else {
+            None
+        };
+        match self.softcap {
+            None => {
+                let mask = match &mask {
+                    Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
+                    None => (lq > 1).then_some(ScaledDotProductAttentionMask::Causal),
+                };
+                Ok(scaled_dot_product_attention(queries, &keys, &values, self.scale, mask, None)?)
+            }
+            Some(cap) => softcapped(queries, &keys, &values, self.scale, cap, mask.as_ref()),
+        }
+    }
+}
+
+/// `[lq, lk]` booleans: query `i` (at position `lk - lq + i`) sees key `j` when `j` is not after
+/// it and, with a window, within the window (mlx-lm's `create_causal_mask`).
+fn causal_mask(lq: i32, lk: i32, window: Option<i32>) -> Result<Array> {
+    let rinds = ops::arange::<_, i32>(0, lk, 1)?.reshape(&[1, lk])?;
+    let linds = ops::arange::<_, i32>(lk - lq, lk, 1)?.reshape(&[lq, 1])?;
+    let mut mask = linds.ge(&rinds)?;
+    if let Some(w) = window {
+        mask = mask.logical_and(&linds.lt(rinds.add(Array::from_int(w))?)?)?;
+    }
+    Ok(mask)
+}
+
+/// Gemma 2's attention: explicit scores, soft-capped, masked with the dtype's lowest value,
+/// precise softmax; grouped-query heads by reshaping as mlx-lm does.
+fn softcapped(q: &Array, k: &Array, v: &Array, scale: f32, cap: f32, mask: Option<&Array>) -> Result<Array> {
+    let (b, heads, l, d) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
+    let kv_heads = k.shape()[1];
+    let dtype = q.dtype();
+    let scalar = |x: f32| Array::from_f32(x).as_dtype(dtype);
+    let mut q = q.multiply(scalar(scale)?)?;
+    let (mut k, mut v) = (k.clone(), v.clone());
+    let repeats = heads / kv_heads;
+    if repeats > 1 {
+        q = q.reshape(&[b, kv_heads, repeats, l, d])?;
+        k = ops::expand_dims(&k, 2)?;
+        v = ops::expand_dims(&v, 2)?;
+    }
+    let scores = q.matmul(k.swap_axes(-1, -2)?)?;
+    let scores = ops::tanh(scores.divide(scalar(cap)?)?)?.multiply(scalar(cap)?)?;
+    let scores = match mask {
+        Some(m) => ops::select(m, &scores, lowest(dtype)?)?,
+        None => scores,
+    };
+    let out = ops::softmax_axis(&scores, -1, true)?.matmul(&v)?;
+    Ok(if repeats > 1 { out.reshape(&[b, heads, l, d])? } else { out })
+}
+
+/// The lowest finite value of a float dtype, as an array of it (mlx's `finfo(dtype).min`).
+fn lowest(dtype: Dtype) -> Result<Array> {
+    Ok(match dtype {
+        Dtype::Float16 => Array::from_f32(half::f16::MIN.to_f32()).as_dtype(dtype)?,
+        Dtype::Bfloat16 => Array::from_f32(half::bf16::MIN.to_f32()).as_dtype(dtype)?,
+        _ => Array::from_f32(f32::MIN).as_dtype(dtype)?,
+    })
+}
+
 /// Where one layer's keys and values go during a forward pass.
-pub(crate) enum LayerCaches<'a, 'b> {
+pub(crate) enum LayerCaches<'a> {
     /// One sequence (batch row 0), continuing from what its cache holds.
     One(&'a mut LayerCache),
     /// A batch of new prompts, one row each, all starting from empty caches: row `i` has
     /// `lens[i]` real positions (padding after them), which are written to `caches[i]`. With
     /// `last_only`, attention is computed for each row's last real position alone (the model's
     /// last layer: nothing reads the other positions' outputs).
-    Fresh { caches: &'a mut [&'b mut LayerCache], lens: &'a [i32], last_only: bool },
+    Fresh { caches: Vec<&'a mut LayerCache>, lens: &'a [i32], last_only: bool },
     /// One new token for each of several running sequences: row `i` continues `caches[i]`.
-    Decode { caches: &'a mut [&'b mut LayerCache] },
+    Decode { caches: Vec<&'a mut LayerCache> },
 }
 
-impl LayerCaches<'_, '_> {
+impl LayerCaches<'_> {
     /// Stores this pass's keys and values `[batch, kv_heads, len, head_dim]` and returns the
     /// attention output `[batch, q_heads, len, head_dim]` of `queries` over each row's keys and
     /// values: with its history for one sequence, the pass's own for a fresh batch (whose causal
     /// mask keeps every real position away from the padding; only each row's last position, over
     /// its own cache, with `last_only`), each row over its own history for a decode batch.
-    pub(crate) fn attend(&mut self, queries: &Array, keys: Array, values: Array, scale: f32) -> Result<Array> {
-        let causal = (queries.shape()[2] > 1).then_some(ScaledDotProductAttentionMask::Causal);
+    pub(crate) fn attend(&mut self, queries: &Array, keys: Array, values: Array, spec: &AttentionSpec) -> Result<Array> {
         match self {
             LayerCaches::One(c) => {
                 let (k, v) = c.update(keys, values)?;
-                Ok(scaled_dot_product_attention(queries, &k, &v, scale, causal, None)?)
+                spec.compute(queries, &k, &v)
             }
             LayerCaches::Fresh { caches, lens, last_only } => {
                 let mut rows = Vec::new();
@@ -106,7 +199,7 @@ impl LayerCaches<'_, '_> {
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
                     if *last_only {
                         let q = queries.try_index((row..row + 1, .., len - 1..len, ..))?;
-                        rows.push(cache.attend_one(&q, k, v, scale)?);
+                        rows.push(cache.attend_one(&q, k, v, spec)?);
                     } else {
                         cache.update(k, v)?;
                     }
@@ -114,7 +207,7 @@ impl LayerCaches<'_, '_> {
                 if *last_only {
                     return Ok(ops::concatenate(&rows, 0)?);
                 }
-                Ok(scaled_dot_product_attention(queries, &keys, &values, scale, causal, None)?)
+                spec.compute(queries, &keys, &values)
             }
             LayerCaches::Decode { caches } => {
                 let rows = caches
@@ -124,7 +217,7 @@ impl LayerCaches<'_, '_> {
                         let row = i as i32..i as i32 + 1;
                         let k = keys.try_index((row.clone(), .., .., ..))?;
                         let v = values.try_index((row.clone(), .., .., ..))?;
-                        cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, scale)
+                        cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, spec)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)

@@ -1,32 +1,12 @@
-//! `config.json` of a Hugging Face / mlx-community model folder, read the way mlx-lm reads it.
+//! `config.json` of a Hugging Face / mlx-community model folder, read the way mlx-lm reads it:
+//! what the engine needs of every model here; each family reads the rest of the same object
+//! (its module in `model/`, chosen by `model_type` through the registry).
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::error::{EngineError, Result};
-
-/// The model families this engine implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Llama 1/2/3 (incl. Llama 3 rope scaling); Mistral uses the same graph.
-    Llama,
-    /// Qwen2 / Qwen2.5: bias on q/k/v projections.
-    Qwen2,
-    /// Qwen3: q/k RMS norms, explicit head_dim, no bias.
-    Qwen3,
-}
-
-impl Family {
-    fn from_model_type(model_type: &str) -> Option<Family> {
-        match model_type {
-            "llama" | "mistral" => Some(Family::Llama),
-            "qwen2" => Some(Family::Qwen2),
-            "qwen3" => Some(Family::Qwen3),
-            _ => None,
-        }
-    }
-}
 
 /// mlx-community quantization parameters (`"quantization": {"group_size": 64, "bits": 4}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -45,6 +25,15 @@ pub enum RopeScaling {
         /// Position scale.
         scale: f32,
     },
+    /// Phi's long-rope ("su" / "longrope") scaling, as mlx-lm's SuScaledRoPE applies it.
+    Su {
+        /// `long_factor`, one per rotated frequency.
+        long_factor: Vec<f32>,
+        /// `max_position_embeddings`.
+        max_position_embeddings: usize,
+        /// `original_max_position_embeddings`.
+        original_max_position_embeddings: usize,
+    },
     /// Llama 3.x scaling.
     Llama3 {
         /// `factor`.
@@ -61,65 +50,22 @@ pub enum RopeScaling {
 #[derive(Debug, Deserialize)]
 struct RawConfig {
     model_type: Option<String>,
-    hidden_size: Option<i32>,
-    num_hidden_layers: Option<i32>,
-    intermediate_size: Option<i32>,
-    num_attention_heads: Option<i32>,
-    num_key_value_heads: Option<i32>,
-    head_dim: Option<i32>,
-    rms_norm_eps: Option<f32>,
     vocab_size: Option<i32>,
-    rope_theta: Option<f32>,
-    #[serde(default)]
-    rope_traditional: bool,
-    rope_scaling: Option<serde_json::Map<String, serde_json::Value>>,
-    tie_word_embeddings: Option<bool>,
-    attention_bias: Option<bool>,
-    #[serde(default)]
-    mlp_bias: bool,
     max_position_embeddings: Option<usize>,
     eos_token_id: Option<serde_json::Value>,
     bos_token_id: Option<serde_json::Value>,
     quantization: Option<Quantization>,
 }
 
-/// Everything the forward pass needs, validated.
+/// What the engine needs of every model, validated; the family's own fields stay in `args`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// Which graph to build.
-    pub family: Family,
+    /// The family's registry name (`llama`, `gemma2`, …).
+    pub family: &'static str,
     /// `model_type` as written.
     pub model_type: String,
-    /// Residual stream width.
-    pub hidden_size: i32,
-    /// Transformer blocks.
-    pub num_layers: i32,
-    /// MLP width.
-    pub intermediate_size: i32,
-    /// Query heads.
-    pub num_heads: i32,
-    /// Key/value heads (GQA when fewer than `num_heads`).
-    pub num_kv_heads: i32,
-    /// Per-head width.
-    pub head_dim: i32,
-    /// RMSNorm epsilon.
-    pub rms_norm_eps: f32,
     /// Vocabulary rows of the embedding.
     pub vocab_size: i32,
-    /// RoPE base.
-    pub rope_theta: f32,
-    /// Interleaved (true) or half-split (false) RoPE.
-    pub rope_traditional: bool,
-    /// RoPE scaling variant.
-    pub rope_scaling: RopeScaling,
-    /// The output projection reuses the embedding.
-    pub tie_word_embeddings: bool,
-    /// Bias on q/k/v (and o for Llama's `attention_bias`).
-    pub qkv_bias: bool,
-    /// Bias on o_proj.
-    pub o_bias: bool,
-    /// Bias on the MLP projections.
-    pub mlp_bias: bool,
     /// Context window, when the config says.
     pub max_position_embeddings: Option<usize>,
     /// End-of-sequence ids from config.json.
@@ -128,6 +74,11 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// Present for mlx-community quantized checkpoints.
     pub quantization: Option<Quantization>,
+    /// The whole config object (the text model's, where the model nests it in `text_config`),
+    /// which the family parses for its own fields.
+    pub args: serde_json::Value,
+    /// The file it came from (for errors).
+    pub path: std::path::PathBuf,
 }
 
 fn token_ids(value: &Option<serde_json::Value>) -> Vec<u32> {
@@ -146,87 +97,82 @@ impl ModelConfig {
         Self::parse(&text, &path)
     }
 
-    /// Parses config.json text; `path` is only used in errors.
+    /// Parses config.json text; `path` is only used in errors. A `model_type` no family here
+    /// implements is [`EngineError::UnsupportedArchitecture`].
     pub fn parse(text: &str, path: &Path) -> Result<ModelConfig> {
         let invalid = |message: String| EngineError::InvalidConfig { path: path.to_path_buf(), message };
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-        let model_type = raw.model_type.clone().ok_or_else(|| invalid("no `model_type`".into()))?;
-        let family = Family::from_model_type(&model_type).ok_or_else(|| EngineError::UnsupportedArchitecture {
-            model_type: model_type.clone(),
-            path: path.to_path_buf(),
-        })?;
-        let need = |v: Option<i32>, name: &str| -> Result<i32> {
-            match v {
-                Some(v) if v > 0 => Ok(v),
-                Some(v) => Err(invalid(format!("`{name}` must be positive, got {v}"))),
-                None => Err(invalid(format!("missing `{name}`"))),
-            }
-        };
-        let hidden_size = need(raw.hidden_size, "hidden_size")?;
-        let num_heads = need(raw.num_attention_heads, "num_attention_heads")?;
-        let num_kv_heads = match raw.num_key_value_heads {
-            Some(_) => need(raw.num_key_value_heads, "num_key_value_heads")?,
-            None => num_heads,
-        };
-        if num_heads % num_kv_heads != 0 {
-            return Err(invalid(format!(
-                "num_attention_heads ({num_heads}) is not a multiple of num_key_value_heads ({num_kv_heads})"
-            )));
-        }
-        let head_dim = match (family, raw.head_dim) {
-            (Family::Qwen3, None) => return Err(invalid("missing `head_dim`".into())),
-            (_, Some(_)) => need(raw.head_dim, "head_dim")?,
-            (_, None) => {
-                if hidden_size % num_heads != 0 {
-                    return Err(invalid("hidden_size is not a multiple of num_attention_heads".into()));
+        let mut json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        let top_type = json.get("model_type").and_then(|v| v.as_str()).map(str::to_string);
+        let model_type = top_type.clone().ok_or_else(|| invalid("no `model_type`".into()))?;
+        // A model that nests its language model (`text_config`) is served as that model when
+        // only the nested type is known.
+        let family = match crate::model::family_of(&model_type) {
+            Some(f) => f,
+            None => {
+                let nested = json.get("text_config").and_then(|t| t.get("model_type")).and_then(|v| v.as_str());
+                match nested.and_then(crate::model::family_of) {
+                    Some(f) => {
+                        json = merged_text_config(json);
+                        f
+                    }
+                    None => {
+                        return Err(EngineError::UnsupportedArchitecture {
+                            model_type: nested.map_or(model_type.clone(), str::to_string),
+                            path: path.to_path_buf(),
+                        })
+                    }
                 }
-                hidden_size / num_heads
             }
         };
-        let rope_theta = raw.rope_theta.unwrap_or(match family {
-            Family::Llama => 10_000.0,
-            Family::Qwen2 | Family::Qwen3 => 1_000_000.0,
-        });
-        let rope_scaling = parse_rope_scaling(raw.rope_scaling.as_ref()).map_err(invalid)?;
+        let raw: RawConfig = serde_json::from_value(json.clone()).map_err(|e| invalid(e.to_string()))?;
+        let vocab_size = match raw.vocab_size {
+            Some(v) if v > 0 => v,
+            Some(v) => return Err(invalid(format!("`vocab_size` must be positive, got {v}"))),
+            None => return Err(invalid("missing `vocab_size`".into())),
+        };
         if let Some(q) = raw.quantization {
             if ![2, 3, 4, 5, 6, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) {
                 return Err(invalid(format!("unsupported quantization bits={} group_size={}", q.bits, q.group_size)));
             }
         }
-        let attention_bias = raw.attention_bias.unwrap_or(false);
-        let (qkv_bias, o_bias) = match family {
-            Family::Llama => (attention_bias, attention_bias),
-            Family::Qwen2 => (true, false),
-            Family::Qwen3 => (false, false),
-        };
-        Ok(ModelConfig {
+        let config = ModelConfig {
             family,
-            model_type,
-            hidden_size,
-            num_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
-            intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
-            num_heads,
-            num_kv_heads,
-            head_dim,
-            rms_norm_eps: raw.rms_norm_eps.ok_or_else(|| invalid("missing `rms_norm_eps`".into()))?,
-            vocab_size: need(raw.vocab_size, "vocab_size")?,
-            rope_theta,
-            rope_traditional: raw.rope_traditional,
-            rope_scaling,
-            // mlx-lm's default for all three families.
-            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(true),
-            qkv_bias,
-            o_bias,
-            mlp_bias: raw.mlp_bias,
+            model_type: raw.model_type.unwrap_or(model_type),
+            vocab_size,
             max_position_embeddings: raw.max_position_embeddings,
             eos_token_ids: token_ids(&raw.eos_token_id),
             bos_token_id: token_ids(&raw.bos_token_id).first().copied(),
             quantization: raw.quantization,
-        })
+            args: json,
+            path: path.to_path_buf(),
+        };
+        // The family's own fields are checked now, not when the weights are read.
+        crate::model::check_args(&config)?;
+        Ok(config)
+    }
+
+    /// The error for an inconsistent field of this config.
+    pub(crate) fn invalid(&self, message: impl Into<String>) -> EngineError {
+        EngineError::InvalidConfig { path: self.path.clone(), message: message.into() }
     }
 }
 
-fn parse_rope_scaling(
+/// The nested text model's config with the top level's quantization and token ids.
+fn merged_text_config(mut json: serde_json::Value) -> serde_json::Value {
+    let Some(mut text) = json.get_mut("text_config").map(serde_json::Value::take) else { return json };
+    if let (Some(text), Some(top)) = (text.as_object_mut(), json.as_object()) {
+        for key in ["quantization", "eos_token_id", "bos_token_id", "vocab_size"] {
+            if let (false, Some(v)) = (text.contains_key(key), top.get(key)) {
+                text.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    text
+}
+
+/// `rope_scaling` as mlx-lm reads it (`type` or `rope_type`).
+pub(crate) fn parse_rope_scaling(
     map: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> std::result::Result<RopeScaling, String> {
     let Some(map) = map else { return Ok(RopeScaling::Default { scale: 1.0 }) };
@@ -240,6 +186,16 @@ fn parse_rope_scaling(
     match kind {
         "default" => Ok(RopeScaling::Default { scale: 1.0 }),
         "linear" => Ok(RopeScaling::Default { scale: 1.0 / num("factor", None)? }),
+        "longrope" | "su" => {
+            let long_factor = map
+                .get("long_factor")
+                .and_then(|v| v.as_array())
+                .ok_or("rope_scaling needs `long_factor`")?
+                .iter()
+                .map(|v| v.as_f64().map(|f| f as f32).ok_or("`long_factor` must hold numbers"))
+                .collect::<std::result::Result<Vec<f32>, _>>()?;
+            Ok(RopeScaling::Su { long_factor, max_position_embeddings: 0, original_max_position_embeddings: 0 })
+        }
         "llama3" => Ok(RopeScaling::Llama3 {
             factor: num("factor", None)?,
             low_freq_factor: num("low_freq_factor", Some(1.0))?,
@@ -262,6 +218,9 @@ mod tests {
     fn unknown_model_type_is_typed() {
         let err = parse(r#"{"model_type":"gpt2"}"#).unwrap_err();
         assert!(matches!(err, EngineError::UnsupportedArchitecture { ref model_type, .. } if model_type == "gpt2"));
+        // A nested text model is named when neither type is known.
+        let err = parse(r#"{"model_type":"llava","text_config":{"model_type":"vicuna"}}"#).unwrap_err();
+        assert!(matches!(err, EngineError::UnsupportedArchitecture { ref model_type, .. } if model_type == "vicuna"));
     }
 
     #[test]
@@ -272,9 +231,13 @@ mod tests {
             "rope_scaling":{"rope_type":"llama3","factor":8.0},"eos_token_id":[1,2]}"#,
         )
         .unwrap();
-        assert_eq!(cfg.head_dim, 16);
-        assert_eq!(cfg.eos_token_ids, vec![1, 2]);
-        assert!(matches!(cfg.rope_scaling, RopeScaling::Llama3 { factor, .. } if factor == 8.0));
+        assert_eq!((cfg.family, cfg.eos_token_ids), ("llama", vec![1, 2]));
+        let bad = parse(
+            r#"{"model_type":"llama","hidden_size":64,"num_hidden_layers":2,"intermediate_size":128,
+            "num_attention_heads":4,"rms_norm_eps":1e-5,"vocab_size":100,"rope_scaling":{"rope_type":"yarnish"}}"#,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("unsupported rope_scaling type `yarnish`"), "{bad}");
     }
 
     #[test]

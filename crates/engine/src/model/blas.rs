@@ -12,7 +12,6 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-use crate::config::ModelConfig;
 
 /// Per-block weights from which a decode step (one read of them) gains from more threads.
 const PARALLEL_WEIGHTS: usize = 1 << 20;
@@ -29,14 +28,8 @@ pub(crate) struct PassShape {
 }
 
 impl PassShape {
-    pub(crate) fn new(c: &ModelConfig) -> PassShape {
-        let hd = c.head_dim as usize;
-        let (q, kv) = (c.num_heads as usize * hd, c.num_kv_heads as usize * hd);
-        PassShape::from_widths(c.hidden_size as usize, q, kv, c.intermediate_size as usize)
-    }
-
     /// From the hidden size, the query and key/value projection widths and the MLP width.
-    fn from_widths(hidden: usize, q: usize, kv: usize, intermediate: usize) -> PassShape {
+    pub(crate) fn new(hidden: usize, q: usize, kv: usize, intermediate: usize) -> PassShape {
         PassShape {
             layer_weights: hidden * (q + 2 * kv) + q * hidden + 3 * hidden * intermediate,
             attention_width: 2 * q,
@@ -120,14 +113,14 @@ mod tests {
     fn small_models_run_short_passes_on_one_thread_and_large_ones_on_all() {
         // The bench's 128-wide model: a decode step, a 33-token prompt, four of them together
         // and a 128-token prompt were faster on one thread; a 512-token prompt on two.
-        let tiny = PassShape::from_widths(128, 128, 64, 352);
+        let tiny = PassShape::new(128, 128, 64, 352);
         assert!(!tiny.parallel(1, 2000));
         assert!(!tiny.parallel(33, 33));
         assert!(!tiny.parallel(4 * 33, 33));
         assert!(!tiny.parallel(128, 128));
         assert!(tiny.parallel(512, 512));
         // 512 wide: every pass, decode steps included, was faster on two.
-        let wide = PassShape::from_widths(512, 512, 256, 1408);
+        let wide = PassShape::new(512, 512, 256, 1408);
         assert!(wide.parallel(1, 1));
         assert!(wide.parallel(33, 33));
     }

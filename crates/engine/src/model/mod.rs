@@ -1,10 +1,26 @@
-//! The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, mirroring mlx-lm's
-//! graphs (so greedy outputs are token-identical to it); on the CPU a few operations take a
-//! cheaper form with the same values (rope.rs) or values within a few ulp (activation.rs).
+//! The models: the engine-facing [`Model`], which runs any family's [`arch::Architecture`]
+//! over a [`arch::Pass`], the registry from `model_type` to family (registry.rs), one module
+//! per family (llama.rs, qwen2.rs, qwen3.rs, phi3.rs, gemma2.rs, gemma3.rs) and the blocks
+//! they are built from (attention.rs, mlp.rs, layers.rs, rope.rs, decoder.rs). Each family
+//! mirrors mlx-lm's graph for it, so greedy outputs are token-identical; on the CPU a few
+//! operations take a cheaper form with the same values (rope.rs) or values within a few ulp
+//! (activation.rs).
 
 mod activation;
+mod arch;
+mod args;
+mod attention;
 mod blas;
+mod decoder;
+mod gemma2;
+mod gemma3;
 mod layers;
+mod llama;
+mod mlp;
+mod phi3;
+mod qwen2;
+mod qwen3;
+mod registry;
 mod rope;
 mod weights;
 
@@ -13,15 +29,14 @@ use std::path::Path;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array, Dtype};
 
-use crate::cache::{KvCache, LayerCache, LayerCaches};
-use crate::config::{Family, ModelConfig};
+use crate::cache::KvCache;
+use crate::config::ModelConfig;
 use crate::error::Result;
-use activation::Silu;
+use arch::{Architecture, Pass};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use blas::symbol as blas_symbol;
 use blas::PassShape;
-use layers::{Embedding, Linear, RmsNorm};
-use rope::{Rope, RopeAt};
+pub use registry::supported_model_types;
 pub(crate) use weights::weight_files;
 use weights::WeightSet;
 
@@ -31,26 +46,20 @@ fn on_cpu() -> Result<bool> {
     Ok(matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu))
 }
 
-struct Attention {
-    /// q, k and v projections fused (outputs in that order).
-    qkv_proj: Linear,
-    o_proj: Linear,
-    /// Qwen3 normalises queries and keys per head.
-    q_norm: Option<RmsNorm>,
-    k_norm: Option<RmsNorm>,
+/// The registry name of the family that builds `model_type`, if any.
+pub(crate) fn family_of(model_type: &str) -> Option<&'static str> {
+    registry::family(model_type).map(|f| f.name)
 }
 
-struct Mlp {
-    /// gate and up projections fused; split at `intermediate_size`.
-    gate_up_proj: Linear,
-    down_proj: Linear,
-}
-
-struct Block {
-    attn: Attention,
-    mlp: Mlp,
-    input_norm: RmsNorm,
-    post_attn_norm: RmsNorm,
+/// Checks the family's own fields of a config (called when the config is read).
+pub(crate) fn check_args(config: &ModelConfig) -> Result<()> {
+    match registry::family(config.family) {
+        Some(f) => f.args(config).map(drop),
+        None => Err(crate::EngineError::UnsupportedArchitecture {
+            model_type: config.model_type.clone(),
+            path: config.path.clone(),
+        }),
+    }
 }
 
 /// Token sequences padded on the right with id 0 to the longest, row after row, and that length.
@@ -64,15 +73,9 @@ fn padded(seqs: &[&[u32]]) -> (Vec<u32>, usize) {
 pub struct Model {
     /// The validated config.
     pub config: ModelConfig,
-    embed: Embedding,
-    blocks: Vec<Block>,
-    norm: RmsNorm,
-    lm_head: Option<Linear>,
-    rope: Rope,
+    arch: Box<dyn Architecture>,
     /// For OpenBLAS's thread count per pass.
     pass: PassShape,
-    /// The MLP's activation for the device.
-    silu: Silu,
     weight_bytes: usize,
 }
 
@@ -86,81 +89,20 @@ impl Model {
     /// [`Model::load`], reporting how far it got (0 … 1) after each stage: weight files checked,
     /// each layer built, then the weights read into memory.
     pub fn load_with_progress(dir: &Path, config: ModelConfig, progress: &mut dyn FnMut(f32)) -> Result<Model> {
-        let mut w = WeightSet::load(dir)?;
+        let family = registry::family(config.family).expect("a parsed config names a registered family");
+        let args = family.args(&config)?;
+        let w = WeightSet::load(dir)?;
         progress(0.1);
-        let c = &config;
-        let q = c.quantization;
-        let (d, hd) = (c.hidden_size, c.head_dim);
-        let embed = w.embedding("model.embed_tokens", c.vocab_size, d, q)?;
-        let mut blocks = Vec::with_capacity(c.num_layers as usize);
-        for i in 0..c.num_layers {
-            let p = format!("model.layers.{i}");
-            let qk_norm = c.family == Family::Qwen3;
-            let attn = Attention {
-                qkv_proj: Linear::fuse(vec![
-                    w.linear(&format!("{p}.self_attn.q_proj"), d, c.num_heads * hd, c.qkv_bias, q)?,
-                    w.linear(&format!("{p}.self_attn.k_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
-                    w.linear(&format!("{p}.self_attn.v_proj"), d, c.num_kv_heads * hd, c.qkv_bias, q)?,
-                ])?,
-                o_proj: w.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * hd, d, c.o_bias, q)?,
-                q_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.q_norm"), hd, c.rms_norm_eps)).transpose()?,
-                k_norm: qk_norm.then(|| w.norm(&format!("{p}.self_attn.k_norm"), hd, c.rms_norm_eps)).transpose()?,
-            };
-            let mlp = Mlp {
-                gate_up_proj: Linear::fuse(vec![
-                    w.linear(&format!("{p}.mlp.gate_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
-                    w.linear(&format!("{p}.mlp.up_proj"), d, c.intermediate_size, c.mlp_bias, q)?,
-                ])?,
-                down_proj: w.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, d, c.mlp_bias, q)?,
-            };
-            blocks.push(Block {
-                attn,
-                mlp,
-                input_norm: w.norm(&format!("{p}.input_layernorm"), d, c.rms_norm_eps)?,
-                post_attn_norm: w.norm(&format!("{p}.post_attention_layernorm"), d, c.rms_norm_eps)?,
-            });
-            progress(0.1 + 0.4 * (i + 1) as f32 / c.num_layers.max(1) as f32);
-        }
-        let norm = w.norm("model.norm", d, c.rms_norm_eps)?;
-        let lm_head =
-            if c.tie_word_embeddings { None } else { Some(w.linear("lm_head", d, c.vocab_size, false, q)?) };
-        w.finish(c.tie_word_embeddings)?;
-        let rope = Rope::new(c)?.with_table_on_cpu()?;
-        let pass = PassShape::new(&config);
-        let silu = Silu::for_default_device()?;
-        let mut model = Model { config, embed, blocks, norm, lm_head, rope, pass, silu, weight_bytes: 0 };
+        let arch = (family.build)(&config, &args, w, &mut |f| progress(0.1 + 0.4 * f))?;
+        let pass = arch.pass_shape();
         progress(0.5);
-        model.weight_bytes = model.eval_weights()?;
-        progress(1.0);
-        Ok(model)
-    }
-
-    /// Materialises every weight (reads the files) and returns the bytes they hold.
-    fn eval_weights(&self) -> Result<usize> {
-        let mut bytes = self.embed.nbytes() + self.norm.weight.nbytes();
-        bytes += self.lm_head.as_ref().map_or(0, Linear::nbytes);
-        for b in &self.blocks {
-            for l in [&b.attn.qkv_proj, &b.attn.o_proj, &b.mlp.gate_up_proj, &b.mlp.down_proj] {
-                bytes += l.nbytes();
-            }
-            bytes += b.input_norm.weight.nbytes() + b.post_attn_norm.weight.nbytes();
-        }
+        let arrays = arch.arrays();
         // Read every weight into memory now (a bad file fails the load, not the first request);
         // fused projections are materialised once here.
-        let mut arrays = vec![&self.norm.weight];
-        self.embed.arrays(&mut arrays);
-        if let Some(head) = &self.lm_head {
-            head.arrays(&mut arrays);
-        }
-        for b in &self.blocks {
-            for l in [&b.attn.qkv_proj, &b.attn.o_proj, &b.mlp.gate_up_proj, &b.mlp.down_proj] {
-                l.arrays(&mut arrays);
-            }
-            arrays.extend([&b.input_norm.weight, &b.post_attn_norm.weight]);
-            arrays.extend(b.attn.q_norm.iter().chain(&b.attn.k_norm).map(|n| &n.weight));
-        }
         mlx_rs::transforms::eval(arrays)?;
-        Ok(bytes)
+        let weight_bytes = arch.weight_bytes();
+        progress(1.0);
+        Ok(Model { config, arch, pass, weight_bytes })
     }
 
     /// Bytes of weights in memory.
@@ -170,7 +112,7 @@ impl Model {
 
     /// The dtype activations run in (that of the norm weights).
     pub fn dtype(&self) -> Dtype {
-        self.norm.weight.dtype()
+        self.arch.dtype()
     }
 
     /// Whether a pass of `positions` new positions attending to up to `context` positions each
@@ -180,7 +122,7 @@ impl Model {
     }
 
     pub(crate) fn new_cache(&self) -> KvCache {
-        KvCache::new(self.blocks.len())
+        KvCache::new(self.arch.num_layers())
     }
 
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
@@ -194,14 +136,7 @@ impl Model {
     /// layer is one plain matrix product (a 3-D product adds a flatten and an unflatten per
     /// layer); the numbers are the same.
     fn hidden_rows(&self, ids: &Array, b: i32, l: i32, cache: &mut KvCache) -> Result<Array> {
-        let mut h = self.embed.forward(ids)?;
-        let offset = cache.layers.first().map_or(0, LayerCache::offset);
-        self.pass.apply((b * l) as usize, (offset + l) as usize);
-        let rope = self.rope.at(offset, l, h.dtype())?;
-        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            h = self.block(block, &h, (b, l), &mut LayerCaches::One(layer_cache), &rope, None)?;
-        }
-        Ok(h)
+        self.arch.forward(ids, &mut Pass::one(cache, b, l))
     }
 
     /// Runs several new prompts as one `[batch, len]` pass (row `i`: `prompts[i]`, padded on the
@@ -210,24 +145,13 @@ impl Model {
     /// (and instead of mlx-lm's two per prompt: all but the last token, then the last): the
     /// per-operation cost is paid once for the batch.
     pub(crate) fn prefill_fresh(&self, prompts: &[&[u32]], caches: &mut [&mut KvCache]) -> Result<Array> {
-        let b = prompts.len() as i32;
         let (ids, l) = padded(prompts);
         let lens: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
-        self.pass.apply(ids.len(), l);
-        let mut h = self.embed.forward(&Array::from_slice(&ids, &[ids.len() as i32]))?;
-        let rope = self.rope.at(0, l as i32, h.dtype())?;
-        // Each prompt's last position: the only output of the last block anything reads, so that
-        // block carries only these rows past its key/value projection (and so do the final norm
-        // and the vocabulary projection).
-        let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l as i32 + n - 1).collect();
-        let last = Array::from_slice(&last, &[b]);
-        let depth = self.blocks.len();
-        for (j, block) in self.blocks.iter().enumerate() {
-            let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
-            let last_only = j + 1 == depth;
-            let mut fresh = LayerCaches::Fresh { caches: &mut layer, lens: &lens, last_only };
-            h = self.block(block, &h, (b, l as i32), &mut fresh, &rope, last_only.then_some(&last))?;
-        }
+        let ids = Array::from_slice(&ids, &[ids.len() as i32]);
+        // Each prompt's last position is the only output of the last block anything reads, so
+        // that block carries only these rows past its key/value projection (and so do the final
+        // norm and the vocabulary projection).
+        let h = self.arch.forward(&ids, &mut Pass::fresh(caches, lens, l as i32))?;
         self.vocab_logits(&h)
     }
 
@@ -235,15 +159,7 @@ impl Model {
     /// `caches[i]`) as one pass: the linear layers run once for all rows (reading the weights
     /// once), attention runs per row over its own history. Returns `[rows, vocab]` logits.
     pub(crate) fn decode_rows(&self, tokens: &Array, caches: &mut [&mut KvCache]) -> Result<Array> {
-        let rows = tokens.shape()[0];
-        let mut h = self.embed.forward(tokens)?;
-        let positions: Vec<i32> = caches.iter().map(|c| c.layers.first().map_or(0, LayerCache::offset)).collect();
-        self.pass.apply(rows as usize, positions.iter().max().map_or(1, |p| *p as usize + 1));
-        let rope = self.rope.at_rows(&positions, h.dtype())?;
-        for (j, block) in self.blocks.iter().enumerate() {
-            let mut layer: Vec<&mut LayerCache> = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
-            h = self.block(block, &h, (rows, 1), &mut LayerCaches::Decode { caches: &mut layer }, &rope, None)?;
-        }
+        let h = self.arch.forward(tokens, &mut Pass::decode(caches))?;
         self.vocab_logits(&h)
     }
 
@@ -257,11 +173,7 @@ impl Model {
 
     /// The final norm and the vocabulary projection of hidden states `[rows, hidden]`.
     fn vocab_logits(&self, h: &Array) -> Result<Array> {
-        let h = self.norm.forward(h)?;
-        Ok(match &self.lm_head {
-            Some(head) => head.forward(&h)?,
-            None => self.embed.as_linear(&h)?,
-        })
+        self.arch.logits(&self.arch.final_norm(h)?)
     }
 
     /// Embeddings of token sequences computed as one batch: final hidden states (after the last
@@ -277,7 +189,7 @@ impl Model {
         let mut cache = self.new_cache();
         let ids = Array::from_slice(&ids, &[(b * l) as i32]);
         let h = self.hidden_rows(&ids, b as i32, l as i32, &mut cache)?.reshape(&[b as i32, l as i32, -1])?;
-        let h = self.norm.forward(&h)?.as_dtype(Dtype::Float32)?;
+        let h = self.arch.final_norm(&h)?.as_dtype(Dtype::Float32)?;
         let mask = Array::from_slice(&mask, &[b as i32, l as i32, 1]);
         let mean = h.multiply(&mask)?.sum_axis(1, false)?.divide(Array::from_slice(&lens, &[b as i32, 1]))?;
         let norm = mean.square()?.sum_axis(-1, true)?.sqrt()?;
@@ -285,61 +197,5 @@ impl Model {
         unit.eval()?;
         let d = unit.shape()[1] as usize;
         Ok(unit.as_slice::<f32>().chunks(d).map(<[f32]>::to_vec).collect())
-    }
-
-    /// One block over `x`, `[b·l, hidden]` for `rows` = `(b, l)`. With `keep`, the rows of `x`
-    /// the attention returns (the last position of each prompt, see [`LayerCaches::Fresh`]) are
-    /// the only ones carried on.
-    fn block(
-        &self,
-        b: &Block,
-        x: &Array,
-        rows: (i32, i32),
-        cache: &mut LayerCaches,
-        rope: &RopeAt,
-        keep: Option<&Array>,
-    ) -> Result<Array> {
-        let r = self.attention(&b.attn, &b.input_norm.forward(x)?, rows, cache, rope)?;
-        let h = match keep {
-            Some(rows) => x.take_axis(rows, 0)?.add(&r)?,
-            None => x.add(&r)?,
-        };
-        let m = &b.mlp;
-        let n = b.post_attn_norm.forward(&h)?;
-        let gate_up = m.gate_up_proj.forward(&n)?.split_at_indices(&[self.config.intermediate_size], -1)?;
-        let (gate, up) = (&gate_up[0], &gate_up[1]);
-        let act = self.silu.apply(gate)?.multiply(up)?;
-        Ok(h.add(m.down_proj.forward(&act)?)?)
-    }
-
-    fn attention(
-        &self,
-        a: &Attention,
-        x: &Array,
-        (b, l): (i32, i32),
-        cache: &mut LayerCaches,
-        rope: &RopeAt,
-    ) -> Result<Array> {
-        let c = &self.config;
-        // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
-        let heads = a.qkv_proj.forward(x)?.reshape(&[b, l, c.num_heads + 2 * c.num_kv_heads, c.head_dim])?;
-        let qkv = heads.split_at_indices(&[c.num_heads, c.num_heads + c.num_kv_heads], 2)?;
-        let per_head = |t: &Array, norm: &Option<RmsNorm>| -> Result<Array> {
-            let t = match norm {
-                Some(norm) => norm.forward(t)?,
-                None => t.clone(),
-            };
-            Ok(t.transpose_axes(&[0, 2, 1, 3])?)
-        };
-        let q = per_head(&qkv[0], &a.q_norm)?;
-        let k = per_head(&qkv[1], &a.k_norm)?;
-        let v = per_head(&qkv[2], &None)?;
-        let q = rope.apply(&q)?;
-        let k = rope.apply(&k)?;
-        let scale = (c.head_dim as f64).powf(-0.5) as f32;
-        let o = cache.attend(&q, k, v, scale)?;
-        // Rows: b·l, or fewer when attention kept only some positions.
-        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[-1, c.num_heads * c.head_dim])?;
-        a.o_proj.forward(&o)
     }
 }

@@ -11,8 +11,23 @@ use std::cell::RefCell;
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array, Dtype};
 
-use crate::config::{ModelConfig, RopeScaling};
+use super::arch::Positions;
+use crate::config::RopeScaling;
 use crate::error::Result;
+
+/// What a family's attention rotates: `dims` of each head (partial rotation when fewer than
+/// the head's width), from `base`, with a scaling variant.
+#[derive(Debug, Clone)]
+pub(crate) struct RopeSpec {
+    /// Rotated dimensions per head.
+    pub(crate) dims: i32,
+    /// Frequency base (`rope_theta`, or a local base).
+    pub(crate) base: f32,
+    /// Interleaved (true) or half-split (false) layout.
+    pub(crate) traditional: bool,
+    /// Scaling variant.
+    pub(crate) scaling: RopeScaling,
+}
 
 /// Precomputed RoPE parameters.
 pub(super) struct Rope {
@@ -24,6 +39,8 @@ pub(super) struct Rope {
     freqs: Option<Array>,
     /// On the CPU (non-traditional layout): the cosine/sine table, grown on demand.
     table: Option<RefCell<Option<Table>>>,
+    /// Phi's long-rope (su) scaling multiplies the rotated dimensions by this first.
+    pre_scale: Option<f32>,
 }
 
 /// Cosines and sines of positions `0..capacity`, `[capacity, dims / 2]` each, in the model's dtype.
@@ -42,7 +59,7 @@ pub(super) enum RopeAt<'a> {
     /// The table's rows for the pass's positions, `[len, dims / 2]`, and their broadcasts to
     /// the query and key shapes (made once per pass: each binary operation between different
     /// shapes adds a broadcast operation).
-    Table { dims: i32, cos: Array, sin: Array, shaped: RefCell<Vec<Shaped>> },
+    Table { dims: i32, cos: Array, sin: Array, shaped: RefCell<Vec<Shaped>>, pre_scale: Option<f32> },
 }
 
 /// `cos` and `sin` broadcast to one shape.
@@ -56,24 +73,26 @@ pub(super) struct Shaped {
 const MIN_TABLE: i32 = 1024;
 
 impl Rope {
-    pub(super) fn new(cfg: &ModelConfig) -> Result<Rope> {
-        let dims = cfg.head_dim;
-        Ok(match cfg.rope_scaling {
-            RopeScaling::Default { scale } => Rope {
-                dims,
-                traditional: cfg.rope_traditional,
-                base: Some(cfg.rope_theta),
-                scale,
-                freqs: None,
-                table: None,
-            },
+    pub(super) fn new(spec: &RopeSpec) -> Result<Rope> {
+        let dims = spec.dims;
+        let plain = |scale: f32, freqs: Option<Array>, pre_scale: Option<f32>| Rope {
+            dims,
+            traditional: spec.traditional,
+            base: if freqs.is_some() { None } else { Some(spec.base) },
+            scale,
+            freqs,
+            table: None,
+            pre_scale,
+        };
+        Ok(match &spec.scaling {
+            RopeScaling::Default { scale } => plain(*scale, None, None),
             RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                let (factor, low_freq_factor, high_freq_factor) = (*factor, *low_freq_factor, *high_freq_factor);
                 // Same arithmetic as mlx-lm's Llama3RoPE, in MLX ops so rounding matches.
-                let old = original_max_position_embeddings;
+                let old = *original_max_position_embeddings;
                 let low_wavelen = old / low_freq_factor;
                 let high_wavelen = old / high_freq_factor;
-                let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
-                let freqs = ops::power(Array::from_f32(cfg.rope_theta), &exps)?;
+                let freqs = base_freqs(spec.base, dims)?;
                 let wavelens = freqs.multiply(Array::from_f32(2.0 * std::f32::consts::PI))?;
                 let freqs = ops::select(
                     wavelens.gt(Array::from_f32(low_wavelen))?,
@@ -91,14 +110,20 @@ impl Rope {
                     .divide(Array::from_f32(1.0).subtract(&smooth)?.divide(Array::from_f32(factor))?.add(&smooth)?)?;
                 let freqs = ops::select(is_medium, smooth_freqs, &freqs)?;
                 freqs.eval()?;
-                Rope {
-                    dims,
-                    traditional: cfg.rope_traditional,
-                    base: None,
-                    scale: 1.0,
-                    freqs: Some(freqs),
-                    table: None,
-                }
+                plain(1.0, Some(freqs), None)
+            }
+            RopeScaling::Su { long_factor, max_position_embeddings, original_max_position_embeddings } => {
+                // mlx-lm's SuScaledRoPE: the long factors always, and the inputs scaled by
+                // sqrt(1 + ln(factor) / ln(original)) when the context was extended.
+                let freqs = Array::from_slice(long_factor, &[long_factor.len() as i32]).multiply(base_freqs(spec.base, dims)?)?;
+                freqs.eval()?;
+                let factor = *max_position_embeddings as f64 / *original_max_position_embeddings as f64;
+                let scale = if factor <= 1.0 {
+                    1.0
+                } else {
+                    (1.0 + factor.ln() / (*original_max_position_embeddings as f64).ln()).sqrt()
+                };
+                plain(1.0, Some(freqs), (scale != 1.0).then_some(scale as f32))
             }
         })
     }
@@ -112,6 +137,14 @@ impl Rope {
         Ok(self)
     }
 
+    /// The rotation of a pass's positions for `dtype` activations.
+    pub(super) fn for_pass(&self, positions: &Positions<'_>, dtype: Dtype) -> Result<RopeAt<'_>> {
+        match positions {
+            Positions::From { offset, len } => self.at(*offset, *len, dtype),
+            Positions::Rows(rows) => self.at_rows(rows, dtype),
+        }
+    }
+
     /// The rotation for positions `offset..offset + len` of `dtype` activations.
     pub(super) fn at(&self, offset: i32, len: i32, dtype: Dtype) -> Result<RopeAt<'_>> {
         let Some(cell) = &self.table else { return Ok(RopeAt::Fused { rope: self, offset }) };
@@ -121,6 +154,7 @@ impl Rope {
             cos: t.cos.try_index((offset..offset + len, ..))?,
             sin: t.sin.try_index((offset..offset + len, ..))?,
             shaped: RefCell::new(Vec::new()),
+            pre_scale: self.pre_scale,
         })
     }
 
@@ -137,6 +171,7 @@ impl Rope {
             cos: t.cos.take_axis(&at, 0)?.reshape(&[rows, 1, 1, half])?,
             sin: t.sin.take_axis(&at, 0)?.reshape(&[rows, 1, 1, half])?,
             shaped: RefCell::new(Vec::new()),
+            pre_scale: self.pre_scale,
         })
     }
 
@@ -173,6 +208,24 @@ impl Rope {
 impl RopeAt<'_> {
     /// Rotates `[batch, heads, len, head_dim]` queries or keys.
     pub(super) fn apply(&self, x: &Array) -> Result<Array> {
+        let pre_scale = match self {
+            RopeAt::Fused { rope, .. } | RopeAt::FusedRows { rope, .. } => rope.pre_scale,
+            RopeAt::Table { pre_scale, .. } => *pre_scale,
+        };
+        match pre_scale {
+            Some(s) => self.rotate(&scale_rotated(x, self.dims(), s)?),
+            None => self.rotate(x),
+        }
+    }
+
+    fn dims(&self) -> i32 {
+        match self {
+            RopeAt::Fused { rope, .. } | RopeAt::FusedRows { rope, .. } => rope.dims,
+            RopeAt::Table { dims, .. } => *dims,
+        }
+    }
+
+    fn rotate(&self, x: &Array) -> Result<Array> {
         match self {
             RopeAt::Fused { rope, offset } => Ok(mlx_rs::fast::rope(
                 x,
@@ -189,12 +242,12 @@ impl RopeAt<'_> {
                     .enumerate()
                     .map(|(i, &offset)| {
                         let row = x.try_index((i as i32..i as i32 + 1, .., .., ..))?;
-                        RopeAt::Fused { rope, offset }.apply(&row)
+                        RopeAt::Fused { rope, offset }.rotate(&row)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)
             }
-            RopeAt::Table { dims, cos, sin, shaped } => {
+            RopeAt::Table { dims, cos, sin, shaped, .. } => {
                 // The same arithmetic, in the same order, as MLX's own expansion of `fast::rope`.
                 let (dims, half) = (*dims, dims / 2);
                 let x1 = x.try_index((.., .., .., ..half))?;
@@ -222,12 +275,29 @@ impl RopeAt<'_> {
     }
 }
 
+/// `base^(2i / dims)` for `i < dims / 2`, as mlx-lm computes RoPE frequencies.
+fn base_freqs(base: f32, dims: i32) -> Result<Array> {
+    let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
+    Ok(ops::power(Array::from_f32(base), &exps)?)
+}
+
+/// `x` with its first `dims` features multiplied by `s` (in x's dtype, as mlx-lm's
+/// `x.at[..., :dims].multiply(s)`).
+fn scale_rotated(x: &Array, dims: i32, s: f32) -> Result<Array> {
+    let s = Array::from_f32(s).as_dtype(x.dtype())?;
+    if dims >= x.shape()[3] {
+        return Ok(x.multiply(&s)?);
+    }
+    let head = x.try_index((.., .., .., ..dims))?.multiply(&s)?;
+    Ok(ops::concatenate(&[head, x.try_index((.., .., .., dims..))?], -1)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rope(dims: i32, base: Option<f32>, scale: f32, freqs: Option<Array>) -> Rope {
-        Rope { dims, traditional: false, base, scale, freqs, table: Some(RefCell::new(None)) }
+        Rope { dims, traditional: false, base, scale, freqs, table: Some(RefCell::new(None)), pre_scale: None }
     }
 
     /// The table's rotation gives bit for bit what `fast::rope` gives on the CPU, for default and

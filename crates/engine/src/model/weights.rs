@@ -161,8 +161,17 @@ impl WeightSet {
         }
     }
 
-    pub(crate) fn norm(&mut self, prefix: &str, dim: i32, eps: f32) -> Result<RmsNorm> {
-        Ok(RmsNorm { weight: self.take(&format!("{prefix}.weight"), &[dim], None)?, eps })
+    /// An RMSNorm; with `plus_one`, Gemma's, which scales by `1 + w` (added once here, in the
+    /// weight's dtype, as mlx-lm adds it at every call).
+    pub(crate) fn norm(&mut self, prefix: &str, dim: i32, eps: f32, plus_one: bool) -> Result<RmsNorm> {
+        let weight = self.take(&format!("{prefix}.weight"), &[dim], None)?;
+        let weight = if plus_one { Array::from_f32(1.0).as_dtype(weight.dtype())?.add(&weight)? } else { weight };
+        Ok(RmsNorm { weight, eps })
+    }
+
+    /// Whether the checkpoint holds a tensor under `prefix` (e.g. an untied `lm_head`).
+    pub(crate) fn has_prefix(&self, prefix: &str) -> bool {
+        self.has(&format!("{prefix}.weight"))
     }
 
     /// Drops tensors every loader ignores; anything else left over is a checkpoint of another shape.

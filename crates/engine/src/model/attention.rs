@@ -1,0 +1,129 @@
+//! The attention block every family here uses: projections (fused q/k/v, or a checkpoint's own
+//! fused `qkv_proj`), optional per-head q/k norms, RoPE (partial or full), and the attention
+//! itself over the pass's caches ([`AttentionSpec`]: fused kernel or soft-capped scores,
+//! sliding window).
+
+use mlx_rs::Array;
+
+use super::layers::{Linear, RmsNorm};
+use super::rope::RopeAt;
+use super::weights::WeightSet;
+use crate::cache::{AttentionSpec, LayerCaches};
+use crate::config::Quantization;
+use crate::error::Result;
+
+/// Head counts and widths of one attention block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heads {
+    /// Query heads.
+    pub(crate) q: i32,
+    /// Key/value heads.
+    pub(crate) kv: i32,
+    /// Width of each head.
+    pub(crate) dim: i32,
+}
+
+/// How a checkpoint stores an attention block's projections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttentionLayout {
+    /// `qkv_proj` already fused in the checkpoint (Phi-3), else `q_proj`/`k_proj`/`v_proj`.
+    pub(crate) fused_qkv: bool,
+    /// Bias on q/k/v.
+    pub(crate) qkv_bias: bool,
+    /// Bias on o_proj.
+    pub(crate) o_bias: bool,
+    /// Per-head RMS norms of queries and keys (`q_norm`, `k_norm`).
+    pub(crate) qk_norm: bool,
+    /// Those norms scale by `1 + w` (Gemma) rather than `w`.
+    pub(crate) norm_plus_one: bool,
+}
+
+impl AttentionLayout {
+    /// Separate q/k/v projections, no biases, no q/k norms.
+    pub(crate) const PLAIN: AttentionLayout =
+        AttentionLayout { fused_qkv: false, qkv_bias: false, o_bias: false, qk_norm: false, norm_plus_one: false };
+}
+
+pub(crate) struct Attention {
+    /// q, k and v projections fused (outputs in that order).
+    qkv_proj: Linear,
+    o_proj: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: Heads,
+    spec: AttentionSpec,
+}
+
+impl Attention {
+    /// Reads the block under `prefix` (e.g. `model.layers.3.self_attn`).
+    pub(crate) fn load(
+        w: &mut WeightSet,
+        prefix: &str,
+        d: i32,
+        heads: Heads,
+        layout: AttentionLayout,
+        spec: AttentionSpec,
+        eps: f32,
+        q: Option<Quantization>,
+    ) -> Result<Attention> {
+        let (qw, kvw) = (heads.q * heads.dim, heads.kv * heads.dim);
+        let qkv_proj = if layout.fused_qkv {
+            w.linear(&format!("{prefix}.qkv_proj"), d, qw + 2 * kvw, layout.qkv_bias, q)?
+        } else {
+            Linear::fuse(vec![
+                w.linear(&format!("{prefix}.q_proj"), d, qw, layout.qkv_bias, q)?,
+                w.linear(&format!("{prefix}.k_proj"), d, kvw, layout.qkv_bias, q)?,
+                w.linear(&format!("{prefix}.v_proj"), d, kvw, layout.qkv_bias, q)?,
+            ])?
+        };
+        let norm = |w: &mut WeightSet, name: &str| -> Result<Option<RmsNorm>> {
+            if !layout.qk_norm {
+                return Ok(None);
+            }
+            Ok(Some(w.norm(&format!("{prefix}.{name}"), heads.dim, eps, layout.norm_plus_one)?))
+        };
+        Ok(Attention {
+            qkv_proj,
+            o_proj: w.linear(&format!("{prefix}.o_proj"), qw, d, layout.o_bias, q)?,
+            q_norm: norm(w, "q_norm")?,
+            k_norm: norm(w, "k_norm")?,
+            heads,
+            spec,
+        })
+    }
+
+    /// Attention output `[rows, hidden]` of normed inputs `x` `[b·l, hidden]`.
+    pub(crate) fn forward(&self, x: &Array, (b, l): (i32, i32), cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+        let h = self.heads;
+        // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
+        let all = self.qkv_proj.forward(x)?.reshape(&[b, l, h.q + 2 * h.kv, h.dim])?;
+        let qkv = all.split_at_indices(&[h.q, h.q + h.kv], 2)?;
+        let per_head = |t: &Array, norm: &Option<RmsNorm>| -> Result<Array> {
+            let t = match norm {
+                Some(norm) => norm.forward(t)?,
+                None => t.clone(),
+            };
+            Ok(t.transpose_axes(&[0, 2, 1, 3])?)
+        };
+        let q = rope.apply(&per_head(&qkv[0], &self.q_norm)?)?;
+        let k = rope.apply(&per_head(&qkv[1], &self.k_norm)?)?;
+        let v = per_head(&qkv[2], &None)?;
+        let o = cache.attend(&q, k, v, &self.spec)?;
+        // Rows: b·l, or fewer when attention kept only some positions.
+        let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[-1, h.q * h.dim])?;
+        self.o_proj.forward(&o)
+    }
+
+    /// This block's arrays.
+    pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
+        self.qkv_proj.arrays(out);
+        self.o_proj.arrays(out);
+        out.extend(self.q_norm.iter().chain(&self.k_norm).map(|n| &n.weight));
+    }
+
+    pub(crate) fn nbytes(&self) -> usize {
+        self.qkv_proj.nbytes()
+            + self.o_proj.nbytes()
+            + self.q_norm.iter().chain(&self.k_norm).map(|n| n.weight.nbytes()).sum::<usize>()
+    }
+}

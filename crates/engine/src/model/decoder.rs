@@ -1,0 +1,340 @@
+//! The decoder-only transformer the families here are made of: embedding (optionally scaled),
+//! blocks of attention and a gated MLP with their norms, the final norm and the vocabulary
+//! projection (tied or not, optionally soft-capped). A family's module fills a [`DecoderSpec`]
+//! from its config and weight names; the forward pass is written once, here.
+
+use mlx_rs::{ops, Array, Dtype};
+
+use super::args::Args;
+use super::arch::{Architecture, Pass};
+use super::attention::{Attention, AttentionLayout, Heads};
+use super::blas::PassShape;
+use super::layers::{Embedding, Linear, RmsNorm};
+use super::mlp::{Activation, GatedMlp};
+use super::rope::{Rope, RopeSpec};
+use super::weights::WeightSet;
+use crate::cache::{AttentionSpec, LayerCaches};
+use crate::config::{ModelConfig, Quantization};
+use crate::error::Result;
+
+/// How a block adds a branch back into the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Residual {
+    /// `x + y`.
+    Add,
+    /// Gemma 3: float16 sums are taken in float32 and clipped to float16's range.
+    ClipF16,
+}
+
+impl Residual {
+    fn add(self, x: &Array, y: &Array) -> Result<Array> {
+        if self == Residual::Add || x.dtype() != Dtype::Float16 {
+            return Ok(x.add(y)?);
+        }
+        let bound = half::f16::MAX.to_f32();
+        let sum = x.as_dtype(Dtype::Float32)?.add(y.as_dtype(Dtype::Float32)?)?;
+        Ok(ops::clip(&sum, (Array::from_f32(-bound), Array::from_f32(bound)))?.as_dtype(Dtype::Float16)?)
+    }
+}
+
+/// One block: `h = x + post_attn(attn(in_norm(x)))`, then `h + post_mlp(mlp(mlp_norm(h)))`
+/// (the `post_*` norms only where a family has them: Gemma).
+pub(crate) struct Block {
+    pub(crate) attn: Attention,
+    /// Index of this block's RoPE in the decoder's (Gemma 3: local or global base).
+    pub(crate) rope: usize,
+    pub(crate) mlp: GatedMlp,
+    pub(crate) input_norm: RmsNorm,
+    pub(crate) attn_out_norm: Option<RmsNorm>,
+    pub(crate) mlp_norm: RmsNorm,
+    pub(crate) mlp_out_norm: Option<RmsNorm>,
+}
+
+/// The vocabulary projection.
+pub(crate) enum Head {
+    /// The embedding's transpose.
+    Tied,
+    /// Its own weights.
+    Linear(Linear),
+}
+
+/// Everything a decoder is made of.
+pub(crate) struct DecoderSpec {
+    pub(crate) embed: Embedding,
+    /// Multiplies the embeddings (Gemma: √hidden, rounded as the family rounds it).
+    pub(crate) embed_scale: Option<f32>,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) ropes: Vec<Rope>,
+    pub(crate) norm: RmsNorm,
+    pub(crate) head: Head,
+    /// `tanh(logits / cap) · cap` (Gemma 2).
+    pub(crate) final_softcap: Option<f32>,
+    pub(crate) residual: Residual,
+    pub(crate) pass: PassShape,
+}
+
+/// A [`DecoderSpec`] ready to run.
+pub(crate) struct Decoder(DecoderSpec);
+
+impl Decoder {
+    pub(crate) fn new(spec: DecoderSpec) -> Result<Decoder> {
+        let DecoderSpec { ropes, .. } = spec;
+        let ropes = ropes.into_iter().map(Rope::with_table_on_cpu).collect::<Result<Vec<_>>>()?;
+        Ok(Decoder(DecoderSpec { ropes, ..spec }))
+    }
+}
+
+/// `x · s` with `s` in x's dtype (a Python scalar is weakly typed in mlx).
+fn scaled(x: &Array, s: f32) -> Result<Array> {
+    Ok(x.multiply(Array::from_f32(s).as_dtype(x.dtype())?)?)
+}
+
+impl Block {
+    fn forward(
+        &self,
+        x: &Array,
+        rows: (i32, i32),
+        cache: &mut LayerCaches,
+        rope: &super::rope::RopeAt,
+        keep: Option<&Array>,
+        residual: Residual,
+    ) -> Result<Array> {
+        let r = self.attn.forward(&self.input_norm.forward(x)?, rows, cache, rope)?;
+        let r = match &self.attn_out_norm {
+            Some(n) => n.forward(&r)?,
+            None => r,
+        };
+        let h = match keep {
+            Some(rows) => residual.add(&x.take_axis(rows, 0)?, &r)?,
+            None => residual.add(x, &r)?,
+        };
+        let m = self.mlp.forward(&self.mlp_norm.forward(&h)?)?;
+        let m = match &self.mlp_out_norm {
+            Some(n) => n.forward(&m)?,
+            None => m,
+        };
+        residual.add(&h, &m)
+    }
+
+    fn norms(&self) -> impl Iterator<Item = &RmsNorm> {
+        [&self.input_norm, &self.mlp_norm].into_iter().chain(&self.attn_out_norm).chain(&self.mlp_out_norm)
+    }
+}
+
+impl Architecture for Decoder {
+    fn forward(&self, ids: &Array, pass: &mut Pass<'_, '_>) -> Result<Array> {
+        let d = &self.0;
+        let mut h = d.embed.forward(ids)?;
+        if let Some(s) = d.embed_scale {
+            h = scaled(&h, s)?;
+        }
+        let (positions, rows) = (pass.positions(), pass.rows);
+        let ropes = d.ropes.iter().map(|r| r.for_pass(&positions, h.dtype())).collect::<Result<Vec<_>>>()?;
+        let (n, context) = pass.work();
+        d.pass.apply(n, context);
+        for (j, block) in d.blocks.iter().enumerate() {
+            let (mut cache, keep) = pass.layer(j);
+            h = block.forward(&h, rows, &mut cache, &ropes[block.rope], keep.as_ref(), d.residual)?;
+        }
+        Ok(h)
+    }
+
+    fn final_norm(&self, h: &Array) -> Result<Array> {
+        self.0.norm.forward(h)
+    }
+
+    fn logits(&self, h: &Array) -> Result<Array> {
+        let d = &self.0;
+        let logits = match &d.head {
+            Head::Linear(head) => head.forward(h)?,
+            Head::Tied => d.embed.as_linear(h)?,
+        };
+        match d.final_softcap {
+            Some(cap) => {
+                let c = Array::from_f32(cap).as_dtype(logits.dtype())?;
+                Ok(ops::tanh(logits.divide(&c)?)?.multiply(&c)?)
+            }
+            None => Ok(logits),
+        }
+    }
+
+    fn arrays(&self) -> Vec<&Array> {
+        let d = &self.0;
+        let mut out = vec![&d.norm.weight];
+        d.embed.arrays(&mut out);
+        if let Head::Linear(head) = &d.head {
+            head.arrays(&mut out);
+        }
+        for b in &d.blocks {
+            b.attn.arrays(&mut out);
+            b.mlp.arrays(&mut out);
+            out.extend(b.norms().map(|n| &n.weight));
+        }
+        out
+    }
+
+    fn weight_bytes(&self) -> usize {
+        let d = &self.0;
+        let mut bytes = d.embed.nbytes() + d.norm.weight.nbytes();
+        if let Head::Linear(head) = &d.head {
+            bytes += head.nbytes();
+        }
+        for b in &d.blocks {
+            bytes += b.attn.nbytes() + b.mlp.nbytes() + b.norms().map(|n| n.weight.nbytes()).sum::<usize>();
+        }
+        bytes
+    }
+
+    fn pass_shape(&self) -> PassShape {
+        self.0.pass
+    }
+
+    fn num_layers(&self) -> usize {
+        self.0.blocks.len()
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.0.norm.weight.dtype()
+    }
+}
+
+/// How a family's checkpoint lays out its blocks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) attention: AttentionLayout,
+    /// `gate_up_proj` fused in the checkpoint (Phi-3).
+    pub(crate) fused_gate_up: bool,
+    pub(crate) mlp_bias: bool,
+    pub(crate) activation: Activation,
+    /// Gemma's four norms per block (`input_layernorm`, `post_attention_layernorm` on the
+    /// attention output, `pre_feedforward_layernorm`, `post_feedforward_layernorm`); else
+    /// `input_layernorm` and `post_attention_layernorm` as the MLP's input norm.
+    pub(crate) sandwich_norms: bool,
+    /// Norms scale by `1 + w` (Gemma).
+    pub(crate) norm_plus_one: bool,
+}
+
+impl Layout {
+    /// Llama's: separate projections, SiLU, no biases, two plain norms per block.
+    pub(crate) fn plain() -> Result<Layout> {
+        Ok(Layout {
+            attention: AttentionLayout::PLAIN,
+            fused_gate_up: false,
+            mlp_bias: false,
+            activation: Activation::silu()?,
+            sandwich_norms: false,
+            norm_plus_one: false,
+        })
+    }
+}
+
+/// Reads blocks `model.layers.{i}` for `args`; `per_layer(i)` gives block `i`'s attention and
+/// the index of its RoPE. Reports progress from 0 to 1.
+pub(crate) fn load_blocks(
+    w: &mut WeightSet,
+    args: &Args,
+    q: Option<Quantization>,
+    layout: Layout,
+    per_layer: impl Fn(i32) -> (AttentionSpec, usize),
+    progress: &mut dyn FnMut(f32),
+) -> Result<Vec<Block>> {
+    let (d, eps, plus_one) = (args.hidden_size, args.rms_norm_eps, layout.norm_plus_one);
+    let heads = Heads { q: args.num_heads, kv: args.num_kv_heads, dim: args.head_dim };
+    let mut blocks = Vec::with_capacity(args.num_layers as usize);
+    for i in 0..args.num_layers {
+        let p = format!("model.layers.{i}");
+        let (spec, rope) = per_layer(i);
+        let attn = Attention::load(w, &format!("{p}.self_attn"), d, heads, layout.attention, spec, eps, q)?;
+        let mlp = GatedMlp::load(
+            w,
+            &format!("{p}.mlp"),
+            d,
+            args.intermediate_size,
+            layout.mlp_bias,
+            layout.fused_gate_up,
+            layout.activation,
+            q,
+        )?;
+        let mut norm = |name: &str| w.norm(&format!("{p}.{name}"), d, eps, plus_one);
+        let block = if layout.sandwich_norms {
+            Block {
+                attn,
+                rope,
+                mlp,
+                input_norm: norm("input_layernorm")?,
+                attn_out_norm: Some(norm("post_attention_layernorm")?),
+                mlp_norm: norm("pre_feedforward_layernorm")?,
+                mlp_out_norm: Some(norm("post_feedforward_layernorm")?),
+            }
+        } else {
+            Block {
+                attn,
+                rope,
+                mlp,
+                input_norm: norm("input_layernorm")?,
+                attn_out_norm: None,
+                mlp_norm: norm("post_attention_layernorm")?,
+                mlp_out_norm: None,
+            }
+        };
+        blocks.push(block);
+        progress((i + 1) as f32 / args.num_layers.max(1) as f32);
+    }
+    Ok(blocks)
+}
+
+/// The embedding, final norm and vocabulary projection (`lm_head` unless `tied`).
+pub(crate) fn load_ends(
+    w: &mut WeightSet,
+    args: &Args,
+    vocab: i32,
+    q: Option<Quantization>,
+    tied: bool,
+    plus_one: bool,
+) -> Result<(Embedding, RmsNorm, Head)> {
+    let embed = w.embedding("model.embed_tokens", vocab, args.hidden_size, q)?;
+    let norm = w.norm("model.norm", args.hidden_size, args.rms_norm_eps, plus_one)?;
+    let head = if tied { Head::Tied } else { Head::Linear(w.linear("lm_head", args.hidden_size, vocab, false, q)?) };
+    Ok((embed, norm, head))
+}
+
+/// OpenBLAS's view of a dense block of these widths.
+pub(crate) fn pass_shape(args: &Args) -> PassShape {
+    let (q, kv) = (args.num_heads * args.head_dim, args.num_kv_heads * args.head_dim);
+    PassShape::new(args.hidden_size as usize, q as usize, kv as usize, args.intermediate_size as usize)
+}
+
+/// A decoder with one RoPE and full causal attention scaled by `head_dim^-0.5` in every block
+/// (Llama, Mistral, Qwen2, Qwen3, Phi-3), `rope_dims` of each head rotated.
+pub(crate) fn uniform(
+    config: &ModelConfig,
+    mut w: WeightSet,
+    args: &Args,
+    layout: Layout,
+    rope_dims: i32,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
+    let q = config.quantization;
+    let spec = AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None };
+    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec, 0), progress)?;
+    let tied = args.tie_word_embeddings;
+    let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, false)?;
+    w.finish(tied)?;
+    let rope = Rope::new(&RopeSpec {
+        dims: rope_dims,
+        base: args.rope_theta,
+        traditional: args.rope_traditional,
+        scaling: args.rope_scaling.clone(),
+    })?;
+    Ok(Box::new(Decoder::new(DecoderSpec {
+        embed,
+        embed_scale: None,
+        blocks,
+        ropes: vec![rope],
+        norm,
+        head,
+        final_softcap: None,
+        residual: Residual::Add,
+        pass: pass_shape(args),
+    })?))
+}

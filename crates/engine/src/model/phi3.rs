@@ -1,0 +1,33 @@
+//! Phi-3, Phi-3.5 and Phi-4 (`phi3`): the Llama graph with q/k/v and gate/up fused in the
+//! checkpoint, partial rotary dimensions and long-rope (su) scaling (mlx-lm's
+//! `models/phi3.py`). The head width is always hidden / heads there, whatever config says.
+
+use super::args::{Args, Defaults};
+use super::arch::Architecture;
+use super::attention::AttentionLayout;
+use super::decoder::{uniform, Layout};
+use super::registry::Family;
+use super::weights::WeightSet;
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+pub(crate) const FAMILY: Family = Family {
+    name: "phi3",
+    model_types: &["phi3"],
+    defaults: Defaults { rope_theta: 10_000.0, tie_word_embeddings: false, head_dim_required: false, rms_norm_eps: None },
+    build,
+};
+
+fn build(config: &ModelConfig, args: &Args, w: WeightSet, progress: &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>> {
+    if args.hidden_size % args.num_heads != 0 {
+        return Err(config.invalid("hidden_size is not a multiple of num_attention_heads"));
+    }
+    let args = Args { head_dim: args.hidden_size / args.num_heads, ..args.clone() };
+    let layout = Layout {
+        attention: AttentionLayout { fused_qkv: true, ..AttentionLayout::PLAIN },
+        fused_gate_up: true,
+        ..Layout::plain()?
+    };
+    let rope_dims = (args.head_dim as f32 * args.f32_or("partial_rotary_factor", 1.0)) as i32;
+    uniform(config, w, &args, layout, rope_dims, progress)
+}

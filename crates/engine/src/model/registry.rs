@@ -1,0 +1,47 @@
+//! Which module builds which `model_type`: one line per family. Adding a family is one file in
+//! `model/`, one line here and one conformance test (docs/ARCHITECTURE.md).
+
+use super::args::{Args, Defaults};
+use super::arch::Architecture;
+use super::weights::WeightSet;
+use super::{gemma2, gemma3, llama, phi3, qwen2, qwen3};
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+/// A family's builder: its forward pass from the config's shared fields and the checkpoint,
+/// consuming every tensor (an unexpected one is an error); reports progress from 0 to 1.
+pub(crate) type Build =
+    fn(&ModelConfig, &Args, WeightSet, &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>>;
+
+/// One family: the `model_type`s it serves, its config defaults, and its builder.
+pub(crate) struct Family {
+    /// Registry name (the first model_type).
+    pub(crate) name: &'static str,
+    /// `model_type` values this module builds.
+    pub(crate) model_types: &'static [&'static str],
+    /// Defaults for the shared config fields config.json may leave out.
+    pub(crate) defaults: Defaults,
+    /// Builds the forward pass.
+    pub(crate) build: Build,
+}
+
+impl Family {
+    /// The shared config fields of `config`, validated with this family's defaults (run when
+    /// the config is read, before any weight).
+    pub(crate) fn args(&self, config: &ModelConfig) -> Result<Args> {
+        Args::parse(config, self.defaults)
+    }
+}
+
+/// Every family, in the order `supported_model_types` lists them.
+const FAMILIES: &[&Family] = &[&llama::FAMILY, &qwen2::FAMILY, &qwen3::FAMILY, &phi3::FAMILY, &gemma2::FAMILY, &gemma3::FAMILY];
+
+/// The family that builds `model_type`.
+pub(crate) fn family(model_type: &str) -> Option<&'static Family> {
+    FAMILIES.iter().copied().find(|f| f.model_types.contains(&model_type))
+}
+
+/// Every `model_type` this engine loads.
+pub fn supported_model_types() -> Vec<&'static str> {
+    FAMILIES.iter().flat_map(|f| f.model_types.iter().copied()).collect()
+}
