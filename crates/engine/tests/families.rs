@@ -1,0 +1,129 @@
+//! Every model family against mlx-lm 0.32.2 itself: a tiny random model is built with
+//! **mlx-lm's own class** for the family (tests/reference `make-model`, saved the way
+//! `mlx_lm.convert` saves it, quantized variants included), then our engine's greedy tokens must
+//! equal mlx-lm's for several prompts and lengths (past the sliding window and past the KV
+//! cache's 256-position growth step), and four requests run together must get what each gets
+//! alone.
+
+mod common;
+
+use common::*;
+use mlx_manager_engine::tiny::{TinyFamily, TinySpec};
+use serde_json::{json, Value};
+
+/// A short prompt, a prompt longer than the sliding windows used here (8), and a long answer.
+const CASES: &[(&[u32], usize)] = &[
+    (&[5, 100, 200, 300, 17, 42, 99, 3, 8], 40),
+    (&[7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103], 24),
+    (&[9, 8, 7], 270),
+];
+
+/// The shape every family shares here; `family` adds its own fields.
+fn config(model_type: &str, family: Value) -> Value {
+    let mut c = json!({
+        "model_type": model_type, "hidden_size": 64, "num_hidden_layers": 4, "intermediate_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
+    });
+    c.as_object_mut().unwrap().extend(family.as_object().unwrap().clone());
+    c
+}
+
+/// A folder with our tokenizer and mlx-lm's model for `config`, loaded into the engine.
+async fn reference_model(config: &Value, extra: &[&str]) -> TinyModel {
+    let m = write_tiny(TinySpec::new(TinyFamily::Qwen2));
+    let path = m.path();
+    let mut args = vec!["make-model", "--out", path.to_str().unwrap(), "--config"];
+    let config = config.to_string();
+    args.push(&config);
+    args.extend_from_slice(extra);
+    assert_eq!(reference(&args)["ok"], true);
+    engine().load(&m.id, &path).await.expect("the mlx-lm model loads");
+    m
+}
+
+async fn assert_family(name: &str, config: Value, extra: &[&str]) {
+    let m = reference_model(&config, extra).await;
+    let path = m.path();
+    let mut alone = Vec::new();
+    for (prompt, max_tokens) in CASES {
+        let ours = generate(&m.id, tokens(prompt), greedy(*max_tokens)).await.unwrap().ids;
+        let ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
+        let theirs = reference(&[
+            "greedy",
+            "--model",
+            path.to_str().unwrap(),
+            "--tokens",
+            &ids.join(","),
+            "--max-tokens",
+            &max_tokens.to_string(),
+        ]);
+        let theirs: Vec<u32> = serde_json::from_value(theirs["tokens"].clone()).unwrap();
+        assert!(theirs.len() * 4 >= max_tokens * 3, "{name}: mlx-lm produced only {} tokens", theirs.len());
+        assert_eq!(ours, theirs, "{name}: greedy tokens differ from mlx-lm for prompt {prompt:?}");
+        alone.push(ours);
+    }
+    // Together: all cases plus a repeat of the first, at once.
+    let streams: Vec<_> = CASES
+        .iter()
+        .chain(&CASES[..1])
+        .map(|(prompt, n)| {
+            engine()
+                .generate(mlx_manager_engine::GenerateRequest {
+                    model: m.id.clone(),
+                    prompt: tokens(prompt),
+                    params: greedy(*n),
+                })
+                .unwrap()
+        })
+        .collect();
+    for (i, stream) in streams.into_iter().enumerate() {
+        let together = collect(stream).await.ids;
+        assert_eq!(together, alone[i % CASES.len()], "{name}: case {i} run with three others differs from alone");
+    }
+}
+
+#[tokio::test]
+async fn phi3_longrope_partial_rotary() {
+    let long_factor = [1.5, 2.0, 3.0, 4.0];
+    let phi3 = json!({
+        "partial_rotary_factor": 0.5, "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+        "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.3], "long_factor": long_factor},
+    });
+    assert_family("phi3 longrope fp32", config("phi3", phi3), &[]).await;
+}
+
+#[tokio::test]
+async fn phi3_4bit() {
+    assert_family("phi3 4-bit", config("phi3", json!({})), &["--quantize", "4,64"]).await;
+}
+
+#[tokio::test]
+async fn gemma2_fp32() {
+    let gemma2 = json!({"head_dim": 16, "query_pre_attn_scalar": 16});
+    assert_family("gemma2 fp32", config("gemma2", gemma2), &[]).await;
+}
+
+#[tokio::test]
+async fn gemma2_bf16_4bit() {
+    let gemma2 = json!({"head_dim": 16, "query_pre_attn_scalar": 16, "attn_logit_softcapping": 20.0});
+    assert_family("gemma2 bf16 4-bit", config("gemma2", gemma2), &["--dtype", "bfloat16", "--quantize", "4,64"]).await;
+}
+
+fn gemma3() -> Value {
+    json!({
+        "head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 8, "sliding_window_pattern": 2,
+        "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+    })
+}
+
+#[tokio::test]
+async fn gemma3_text_sliding_window_fp32() {
+    assert_family("gemma3_text fp32", config("gemma3_text", gemma3()), &[]).await;
+}
+
+#[tokio::test]
+async fn gemma3_text_untied_8bit() {
+    let mut c = config("gemma3_text", gemma3());
+    c["tie_word_embeddings"] = json!(false);
+    assert_family("gemma3_text 8-bit", c, &["--quantize", "8,64"]).await;
+}
