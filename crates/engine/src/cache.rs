@@ -95,18 +95,13 @@ impl AttentionSpec {
         let windowed = self.window.is_some_and(|w| lk > w);
         let (keys, values, lk) = match self.window {
             // A single query sees exactly the last `window` positions.
-            Some(w) if windowed && lq == 1 => (
-                keys.try_index((.., .., lk - w.., ..))?,
-                values.try_index((.., .., lk - w.., ..))?,
-                w,
-            ),
+            Some(w) if windowed && lq == 1 => {
+                (keys.try_index((.., .., lk - w.., ..))?, values.try_index((.., .., lk - w.., ..))?, w)
+            }
             _ => (keys.clone(), values.clone(), lk),
         };
-        let mask = if lq > 1 && (windowed || self.softcap.is_some()) {
-            Some(causal_mask(lq, lk, self.window)?)
-        } else {
-            None
-        };
+        let mask =
+            if lq > 1 && (windowed || self.softcap.is_some()) { Some(causal_mask(lq, lk, self.window)?) } else { None };
         match self.softcap {
             None => {
                 let mask = match &mask {
@@ -185,7 +180,13 @@ impl LayerCaches<'_> {
     /// values: with its history for one sequence, the pass's own for a fresh batch (whose causal
     /// mask keeps every real position away from the padding; only each row's last position, over
     /// its own cache, with `last_only`), each row over its own history for a decode batch.
-    pub(crate) fn attend(&mut self, queries: &Array, keys: Array, values: Array, spec: &AttentionSpec) -> Result<Array> {
+    pub(crate) fn attend(
+        &mut self,
+        queries: &Array,
+        keys: Array,
+        values: Array,
+        spec: &AttentionSpec,
+    ) -> Result<Array> {
         match self {
             LayerCaches::One(c) => {
                 let (k, v) = c.update(keys, values)?;

@@ -158,6 +158,34 @@ impl ModelConfig {
     }
 }
 
+/// What a model folder is, read from its config.json without loading anything: its
+/// `model_type` (the nested text model's where only that one is known) and the family of this
+/// engine that runs it, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Architecture {
+    /// config.json's `model_type` (None: no readable config).
+    pub model_type: Option<String>,
+    /// The family that builds it (None: not supported).
+    pub family: Option<&'static str>,
+}
+
+/// Reads the architecture of the model folder `dir` (cheap: config.json only).
+pub fn architecture(dir: &Path) -> Architecture {
+    let json: Option<serde_json::Value> =
+        std::fs::read_to_string(dir.join("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let Some(json) = json else { return Architecture { model_type: None, family: None } };
+    let name = |v: &serde_json::Value| v.get("model_type").and_then(|t| t.as_str()).map(str::to_string);
+    let top = name(&json);
+    if let Some(family) = top.as_deref().and_then(crate::model::family_of) {
+        return Architecture { model_type: top, family: Some(family) };
+    }
+    let nested = json.get("text_config").and_then(name);
+    match nested.as_deref().and_then(crate::model::family_of) {
+        Some(family) => Architecture { model_type: nested, family: Some(family) },
+        None => Architecture { model_type: nested.or(top), family: None },
+    }
+}
+
 /// The nested text model's config with the top level's quantization and token ids.
 fn merged_text_config(mut json: serde_json::Value) -> serde_json::Value {
     let Some(mut text) = json.get_mut("text_config").map(serde_json::Value::take) else { return json };

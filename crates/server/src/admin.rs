@@ -42,11 +42,19 @@ pub async fn models(
         .into_iter()
         .map(|m| {
             let loaded = status.loaded.iter().any(|l| l.id == m.id);
-            json!({"id": m.id, "path": m.path, "size_bytes": m.size_bytes, "loaded": loaded})
+            json!({
+                "id": m.id, "path": m.path, "size_bytes": m.size_bytes, "loaded": loaded,
+                "model_type": m.model_type, "family": m.family, "supported": m.family.is_some(),
+            })
         })
         .collect();
     ctx.record.succeed();
-    Ok(Json(json!({"available": available, "loaded": status.loaded, "running_generations": status.running})))
+    Ok(Json(json!({
+        "available": available,
+        "loaded": status.loaded,
+        "running_generations": status.running,
+        "supported_model_types": mlx_manager_engine::supported_model_types(),
+    })))
 }
 
 /// `POST /admin/models/{id}/preload`, `DELETE /admin/models/{id}[?force=true]` and
@@ -65,7 +73,7 @@ pub async fn model_action(
     if method == Method::POST {
         let id = rest.strip_suffix("/preload").ok_or(ApiError::NotFound)?;
         ctx.record.set_model(id);
-        let entry = state.registry.get(id).ok_or_else(|| ApiError::ModelNotFound(id.to_string()))?;
+        let entry = state.registry.servable(id)?;
         let deadline = Deadline::new(&state, EndpointKind::Chat);
         let info = deadline
             .run(state.engine.preload(&entry.id, &entry.path))

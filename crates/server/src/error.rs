@@ -74,6 +74,15 @@ pub enum ApiError {
         /// Bytes available within the budget.
         available_bytes: u64,
     },
+    /// The model is of a family this engine does not implement: the client's choice of model,
+    /// answered before anything is loaded or evicted.
+    #[error("model `{model}` is a `{model_type}` model, which this server cannot run; it runs {}", mlx_manager_engine::supported_model_types().join(", "))]
+    UnsupportedArchitecture {
+        /// The model asked for.
+        model: String,
+        /// Its `model_type`.
+        model_type: String,
+    },
     /// A model folder could not be loaded (details in the server log).
     #[error("model `{0}` could not be loaded; see the server log")]
     ModelLoad(String),
@@ -146,9 +155,11 @@ impl ApiError {
                 field: "messages".into(),
                 message: format!("chat template: {message}"),
             }]),
+            EngineError::UnsupportedArchitecture { model_type, .. } => {
+                ApiError::UnsupportedArchitecture { model: model.to_string(), model_type }
+            }
             e @ (EngineError::Io { .. }
             | EngineError::InvalidConfig { .. }
-            | EngineError::UnsupportedArchitecture { .. }
             | EngineError::MissingTensor { .. }
             | EngineError::TensorShape { .. }
             | EngineError::UnexpectedTensor { .. }
@@ -200,6 +211,7 @@ impl ApiError {
             | ApiError::UpstreamTimeout(_)
             | ApiError::ModelNotFound(_)
             | ApiError::ModelLoad(_)
+            | ApiError::UnsupportedArchitecture { .. }
             | ApiError::ModelUnloaded(_)
             | ApiError::InsufficientMemory { .. }
             | ApiError::Overloaded
@@ -228,7 +240,7 @@ impl ApiError {
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::UnsupportedArchitecture { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
@@ -257,6 +269,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "timeout",
             ApiError::Draining => "shutting_down",
             ApiError::ModelLoad(_) => "model_load_failed",
+            ApiError::UnsupportedArchitecture { .. } => "unsupported_architecture",
             ApiError::InsufficientMemory { .. } => "insufficient_memory",
             ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::ModelUnloaded(_) => "model_unloaded",
@@ -286,6 +299,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "Request timeout",
             ApiError::Draining => "Shutting down",
             ApiError::ModelLoad(_) => "Model load failed",
+            ApiError::UnsupportedArchitecture { .. } => "Unsupported model architecture",
             ApiError::InsufficientMemory { .. } => "Insufficient memory",
             ApiError::EngineUnavailable => "Engine unavailable",
             ApiError::ModelUnloaded(_) => "Model unloaded",
@@ -344,6 +358,7 @@ impl ApiError {
         let message = self.to_string();
         let param = match self {
             ApiError::Validation(errors) => errors.first().map(|e| e.field.clone()),
+            ApiError::UnsupportedArchitecture { .. } => Some("model".to_string()),
             _ => None,
         };
         let mut body = json!({
@@ -374,6 +389,11 @@ impl ApiError {
             }
             ApiError::Timeout { seconds } => {
                 obj.insert("timeout_seconds".into(), json!(seconds));
+            }
+            ApiError::UnsupportedArchitecture { model_type, .. } => {
+                obj.insert("errors".into(), json!([FieldError { field: "model".into(), message: message.clone() }]));
+                obj.insert("model_type".into(), json!(model_type));
+                obj.insert("supported_model_types".into(), json!(mlx_manager_engine::supported_model_types()));
             }
             ApiError::InsufficientMemory { needed_bytes, available_bytes, .. } => {
                 obj.insert("needed_bytes".into(), json!(needed_bytes));

@@ -1,6 +1,7 @@
 //! Which model ids the server knows, and where their folders are: folders given on the command
 //! line (id = folder name) and models found in the Hugging Face cache (id = `org/name`).
 
+use crate::error::ApiError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -14,6 +15,10 @@ pub struct ModelEntry {
     pub path: PathBuf,
     /// Bytes of weight files on disk.
     pub size_bytes: u64,
+    /// config.json's `model_type`, when readable.
+    pub model_type: Option<String>,
+    /// The engine family that runs it; None when this engine cannot.
+    pub family: Option<&'static str>,
 }
 
 /// Model ids → folders.
@@ -40,7 +45,9 @@ impl Registry {
     pub fn insert(&self, id: impl Into<String>, path: impl Into<PathBuf>) {
         let (id, path) = (id.into(), path.into());
         let size_bytes = size_on_disk(&path);
-        self.models.write().expect("registry lock").insert(id.clone(), ModelEntry { id, path, size_bytes });
+        let arch = mlx_manager_engine::config::architecture(&path);
+        let entry = ModelEntry { id: id.clone(), path, size_bytes, model_type: arch.model_type, family: arch.family };
+        self.models.write().expect("registry lock").insert(id, entry);
     }
 
     /// Registers a folder under its folder name; returns the id.
@@ -78,6 +85,19 @@ impl Registry {
     /// The folder of an id.
     pub fn get(&self, id: &str) -> Option<ModelEntry> {
         self.models.read().expect("registry lock").get(id).cloned()
+    }
+
+    /// The entry of a model a request may load: known, and of a family this engine runs (a
+    /// typed client error otherwise, before anything is loaded or evicted).
+    pub fn servable(&self, id: &str) -> Result<ModelEntry, ApiError> {
+        let entry = self.get(id).ok_or_else(|| ApiError::ModelNotFound(id.to_string()))?;
+        match (&entry.family, &entry.model_type) {
+            (None, Some(model_type)) => {
+                Err(ApiError::UnsupportedArchitecture { model: id.to_string(), model_type: model_type.clone() })
+            }
+            // No readable config: the load reports what is wrong with the folder.
+            _ => Ok(entry),
+        }
     }
 
     /// All entries, sorted by id.

@@ -47,7 +47,7 @@ pub async fn ensure_loaded(
     deadline: Deadline,
     keep_alive: Option<KeepAlive>,
 ) -> Result<ModelInfo, ApiError> {
-    let entry = state.registry.get(model).ok_or_else(|| ApiError::ModelNotFound(model.to_string()))?;
+    let entry = state.registry.servable(model)?;
     let hit = matches!(*state.engine.load_state(&entry.id).borrow(), LoadState::Ready { .. });
     state.metrics.pool_lookup(hit);
     let info =

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mlx_manager_server::ServerSettings;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_paths_and_methods() {
@@ -190,4 +190,49 @@ async fn errors_are_audited_with_their_code() {
     assert_eq!(e.error_type.as_deref(), Some("model_not_found"));
     assert_eq!(e.model, "nope");
     assert_eq!(e.endpoint, "/v1/chat/completions");
+}
+
+/// A model of a family the engine does not run is the client's 422 on both APIs, naming its
+/// `model_type` and the families that do run, before anything is loaded or evicted; the model
+/// list says so before anyone asks for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_of_an_unsupported_family_is_a_422_that_names_it_and_loads_nothing() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("falcon-tiny");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("config.json"), r#"{"model_type":"falcon_mamba","vocab_size":64}"#).unwrap();
+    server.state.registry.insert("falcon-tiny", &folder);
+    // The tiny model is loaded first: the refused request must not evict it.
+    let ok = server.post("/v1/chat/completions", chat(1)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let before = server.state.engine.status().await.unwrap().loaded;
+
+    let body = json!({"model": "falcon-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
+    let r = server.post("/v1/chat/completions", body.clone()).send().await.unwrap();
+    let problem = assert_problem(r, 422, "unsupported_architecture").await;
+    assert_eq!(problem["model_type"], "falcon_mamba");
+    assert_eq!(problem["error"]["param"], "model");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("`falcon_mamba`") && detail.contains("gemma3_text") && detail.contains("phi3"), "{detail}");
+    assert!(problem["supported_model_types"].as_array().unwrap().iter().any(|t| t == "llama"));
+    let r = server.post("/v1/messages", body).send().await.unwrap();
+    let problem = assert_problem(r, 422, "unsupported_architecture").await;
+    assert_eq!(problem["error"]["type"], "invalid_request_error");
+    let r = server.post("/admin/models/falcon-tiny/preload", json!({})).send().await.unwrap();
+    assert_problem(r, 422, "unsupported_architecture").await;
+
+    let after = server.state.engine.status().await.unwrap().loaded;
+    assert_eq!(
+        after.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        before.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        "a refused request changed what is loaded"
+    );
+    let models: Value = server.get("/admin/models").send().await.unwrap().json().await.unwrap();
+    let row = |id: &str| models["available"].as_array().unwrap().iter().find(|m| m["id"] == id).unwrap().clone();
+    assert_eq!(
+        (row("falcon-tiny")["supported"].clone(), row("falcon-tiny")["model_type"].clone()),
+        (json!(false), json!("falcon_mamba"))
+    );
+    assert_eq!((row(MODEL)["supported"].clone(), row(MODEL)["family"].clone()), (json!(true), json!("qwen2")));
 }

@@ -91,7 +91,8 @@ impl Args {
         };
         let mut rope_scaling = parse_rope_scaling(raw.rope_scaling.as_ref()).map_err(|m| config.invalid(m))?;
         if let RopeScaling::Su { max_position_embeddings, original_max_position_embeddings, .. } = &mut rope_scaling {
-            let get = |key: &str, default: usize| raw.rest.get(key).and_then(|v| v.as_u64()).map_or(default, |v| v as usize);
+            let get =
+                |key: &str, default: usize| raw.rest.get(key).and_then(|v| v.as_u64()).map_or(default, |v| v as usize);
             *max_position_embeddings = config.max_position_embeddings.unwrap_or(131_072);
             *original_max_position_embeddings = get("original_max_position_embeddings", 4096);
         }

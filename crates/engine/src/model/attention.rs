@@ -93,7 +93,13 @@ impl Attention {
     }
 
     /// Attention output `[rows, hidden]` of normed inputs `x` `[b·l, hidden]`.
-    pub(crate) fn forward(&self, x: &Array, (b, l): (i32, i32), cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+    pub(crate) fn forward(
+        &self,
+        x: &Array,
+        (b, l): (i32, i32),
+        cache: &mut LayerCaches,
+        rope: &RopeAt,
+    ) -> Result<Array> {
         let h = self.heads;
         // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
         let all = self.qkv_proj.forward(x)?.reshape(&[b, l, h.q + 2 * h.kv, h.dim])?;

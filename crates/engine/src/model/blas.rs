@@ -12,7 +12,6 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
-
 /// Per-block weights from which a decode step (one read of them) gains from more threads.
 const PARALLEL_WEIGHTS: usize = 1 << 20;
 /// Multiply-adds per block of a pass from which more threads pay off.

@@ -5,8 +5,8 @@
 
 use mlx_rs::{ops, Array, Dtype};
 
-use super::args::Args;
 use super::arch::{Architecture, Pass};
+use super::args::Args;
 use super::attention::{Attention, AttentionLayout, Heads};
 use super::blas::PassShape;
 use super::layers::{Embedding, Linear, RmsNorm};

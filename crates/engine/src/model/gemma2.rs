@@ -3,8 +3,8 @@
 //! query scale from `query_pre_attn_scalar`, the embedding as the output projection. As in
 //! mlx-lm, every layer attends to the whole context (its sliding window is not applied).
 
-use super::args::{Args, Defaults};
 use super::arch::Architecture;
+use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
 use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Layout, Residual};
 use super::mlp::Activation;
@@ -34,7 +34,12 @@ pub(crate) fn gemma_layout(qk_norm: bool) -> Layout {
     }
 }
 
-fn build(config: &ModelConfig, args: &Args, mut w: WeightSet, progress: &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>> {
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    mut w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
     let q = config.quantization;
     let spec = AttentionSpec {
         scale: (1.0 / (args.f32_or("query_pre_attn_scalar", 144.0) as f64).sqrt()) as f32,

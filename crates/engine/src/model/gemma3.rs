@@ -4,8 +4,8 @@
 //! scaling), float16 residual sums clipped in float32, the embedding tied unless the checkpoint
 //! has an `lm_head`.
 
-use super::args::{Args, Defaults};
 use super::arch::Architecture;
+use super::args::{Args, Defaults};
 use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Residual};
 use super::gemma2::gemma_layout;
 use super::registry::Family;
@@ -27,7 +27,12 @@ pub(crate) const FAMILY: Family = Family {
     build,
 };
 
-fn build(config: &ModelConfig, args: &Args, mut w: WeightSet, progress: &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>> {
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    mut w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
     let q = config.quantization;
     let pattern = args.i32_or("sliding_window_pattern", 6);
     if pattern < 1 {

@@ -1,8 +1,8 @@
 //! Llama 1/2/3 (Llama 3 RoPE scaling included) and Mistral, which uses the same graph
 //! (mlx-lm's `models/llama.py`).
 
-use super::args::{Args, Defaults};
 use super::arch::Architecture;
+use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
 use super::decoder::{uniform, Layout};
 use super::registry::Family;
@@ -13,11 +13,21 @@ use crate::error::Result;
 pub(crate) const FAMILY: Family = Family {
     name: "llama",
     model_types: &["llama", "mistral"],
-    defaults: Defaults { rope_theta: 10_000.0, tie_word_embeddings: true, head_dim_required: false, rms_norm_eps: None },
+    defaults: Defaults {
+        rope_theta: 10_000.0,
+        tie_word_embeddings: true,
+        head_dim_required: false,
+        rms_norm_eps: None,
+    },
     build,
 };
 
-fn build(config: &ModelConfig, args: &Args, w: WeightSet, progress: &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>> {
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
     let bias = args.bool_or("attention_bias", false);
     let layout = Layout {
         attention: AttentionLayout { qkv_bias: bias, o_bias: bias, ..AttentionLayout::PLAIN },

@@ -2,8 +2,8 @@
 //! checkpoint, partial rotary dimensions and long-rope (su) scaling (mlx-lm's
 //! `models/phi3.py`). The head width is always hidden / heads there, whatever config says.
 
-use super::args::{Args, Defaults};
 use super::arch::Architecture;
+use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
 use super::decoder::{uniform, Layout};
 use super::registry::Family;
@@ -14,11 +14,21 @@ use crate::error::Result;
 pub(crate) const FAMILY: Family = Family {
     name: "phi3",
     model_types: &["phi3"],
-    defaults: Defaults { rope_theta: 10_000.0, tie_word_embeddings: false, head_dim_required: false, rms_norm_eps: None },
+    defaults: Defaults {
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        head_dim_required: false,
+        rms_norm_eps: None,
+    },
     build,
 };
 
-fn build(config: &ModelConfig, args: &Args, w: WeightSet, progress: &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>> {
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
     if args.hidden_size % args.num_heads != 0 {
         return Err(config.invalid("hidden_size is not a multiple of num_attention_heads"));
     }

@@ -1,8 +1,8 @@
 //! Which module builds which `model_type`: one line per family. Adding a family is one file in
 //! `model/`, one line here and one conformance test (docs/ARCHITECTURE.md).
 
-use super::args::{Args, Defaults};
 use super::arch::Architecture;
+use super::args::{Args, Defaults};
 use super::weights::WeightSet;
 use super::{gemma2, gemma3, llama, phi3, qwen2, qwen3};
 use crate::config::ModelConfig;
@@ -10,8 +10,7 @@ use crate::error::Result;
 
 /// A family's builder: its forward pass from the config's shared fields and the checkpoint,
 /// consuming every tensor (an unexpected one is an error); reports progress from 0 to 1.
-pub(crate) type Build =
-    fn(&ModelConfig, &Args, WeightSet, &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>>;
+pub(crate) type Build = fn(&ModelConfig, &Args, WeightSet, &mut dyn FnMut(f32)) -> Result<Box<dyn Architecture>>;
 
 /// One family: the `model_type`s it serves, its config defaults, and its builder.
 pub(crate) struct Family {
@@ -34,7 +33,8 @@ impl Family {
 }
 
 /// Every family, in the order `supported_model_types` lists them.
-const FAMILIES: &[&Family] = &[&llama::FAMILY, &qwen2::FAMILY, &qwen3::FAMILY, &phi3::FAMILY, &gemma2::FAMILY, &gemma3::FAMILY];
+const FAMILIES: &[&Family] =
+    &[&llama::FAMILY, &qwen2::FAMILY, &qwen3::FAMILY, &phi3::FAMILY, &gemma2::FAMILY, &gemma3::FAMILY];
 
 /// The family that builds `model_type`.
 pub(crate) fn family(model_type: &str) -> Option<&'static Family> {

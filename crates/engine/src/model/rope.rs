@@ -115,7 +115,8 @@ impl Rope {
             RopeScaling::Su { long_factor, max_position_embeddings, original_max_position_embeddings } => {
                 // mlx-lm's SuScaledRoPE: the long factors always, and the inputs scaled by
                 // sqrt(1 + ln(factor) / ln(original)) when the context was extended.
-                let freqs = Array::from_slice(long_factor, &[long_factor.len() as i32]).multiply(base_freqs(spec.base, dims)?)?;
+                let freqs = Array::from_slice(long_factor, &[long_factor.len() as i32])
+                    .multiply(base_freqs(spec.base, dims)?)?;
                 freqs.eval()?;
                 let factor = *max_position_embeddings as f64 / *original_max_position_embeddings as f64;
                 let scale = if factor <= 1.0 {
