@@ -16,6 +16,10 @@ pub struct AvailableModel {
     pub size_bytes: u64,
     /// Loaded now.
     pub loaded: bool,
+    /// config.json's `model_type`, when readable.
+    pub model_type: Option<String>,
+    /// Whether the engine runs this family (known before anyone loads it).
+    pub supported: bool,
 }
 
 /// A model in memory.
@@ -69,6 +73,8 @@ impl ModelPool {
                 path: m.path.display().to_string(),
                 size_bytes: m.size_bytes,
                 loaded: loaded.iter().any(|l| l.id == m.id),
+                model_type: m.model_type.clone(),
+                supported: m.family.is_some() || m.model_type.is_none(),
             })
             .collect();
         let loaded: Vec<LoadedModel> = loaded

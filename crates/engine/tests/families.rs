@@ -127,3 +127,29 @@ async fn gemma3_text_untied_8bit() {
     c["tie_word_embeddings"] = json!(false);
     assert_family("gemma3_text 8-bit", c, &["--quantize", "8,64"]).await;
 }
+
+fn qwen3_moe(moe_width: i32) -> Value {
+    json!({
+        "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": moe_width,
+        "decoder_sparse_step": 1, "mlp_only_layers": [1], "norm_topk_prob": true, "rope_theta": 1000000.0,
+        "tie_word_embeddings": false, "max_position_embeddings": 32768,
+    })
+}
+
+#[tokio::test]
+async fn qwen3_moe_fp32() {
+    assert_family("qwen3_moe fp32", config("qwen3_moe", qwen3_moe(32)), &[]).await;
+}
+
+/// 4-bit experts through `gather_qmm`, and the 8-bit router mlx-lm's own rule writes.
+#[tokio::test]
+async fn qwen3_moe_4bit_experts() {
+    assert_family("qwen3_moe 4-bit", config("qwen3_moe", qwen3_moe(64)), &["--quantize", "4,64"]).await;
+}
+
+#[tokio::test]
+async fn mixtral_fp32_and_4bit() {
+    let mixtral = json!({"num_local_experts": 4, "num_experts_per_tok": 2, "rope_theta": 1000000.0});
+    assert_family("mixtral fp32", config("mixtral", mixtral.clone()), &[]).await;
+    assert_family("mixtral 4-bit", config("mixtral", mixtral), &["--quantize", "4,64"]).await;
+}

@@ -204,6 +204,10 @@ export type AvailableModel = {
 	size_bytes: number,
 	/**  Loaded now. */
 	loaded: boolean,
+	/**  config.json's `model_type`, when readable. */
+	model_type: string | null,
+	/**  Whether the engine runs this family (known before anyone loads it). */
+	supported: boolean,
 };
 
 /**  Where a request was served. */

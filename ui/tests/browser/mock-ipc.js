@@ -39,7 +39,7 @@
       pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [] },
     },
     pool: {
-      available: cfg.models.map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: false })),
+      available: cfg.models.map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: false, model_type: "qwen2", supported: true })),
       loaded: [],
       memory_in_use_bytes: 0,
       memory_budget_bytes: 18_000_000_000,

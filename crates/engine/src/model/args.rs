@@ -115,6 +115,15 @@ impl Args {
         })
     }
 
+    /// These args with the head width hidden / heads, whatever config.json says (Phi-3 and
+    /// Mixtral compute it so in mlx-lm).
+    pub(crate) fn head_dim_from_hidden(&self, config: &ModelConfig) -> Result<Args> {
+        if self.hidden_size % self.num_heads != 0 {
+            return Err(config.invalid("hidden_size is not a multiple of num_attention_heads"));
+        }
+        Ok(Args { head_dim: self.hidden_size / self.num_heads, ..self.clone() })
+    }
+
     /// A family-specific number, or its default.
     pub(crate) fn f32_or(&self, key: &str, default: f32) -> f32 {
         self.rest.get(key).and_then(|v| v.as_f64()).map_or(default, |v| v as f32)

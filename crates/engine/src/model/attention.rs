@@ -56,6 +56,7 @@ pub(crate) struct Attention {
 
 impl Attention {
     /// Reads the block under `prefix` (e.g. `model.layers.3.self_attn`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         w: &mut WeightSet,
         prefix: &str,

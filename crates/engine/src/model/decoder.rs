@@ -11,6 +11,7 @@ use super::attention::{Attention, AttentionLayout, Heads};
 use super::blas::PassShape;
 use super::layers::{Embedding, Linear, RmsNorm};
 use super::mlp::{Activation, GatedMlp};
+use super::moe::{Moe, MoeSpec};
 use super::rope::{Rope, RopeSpec};
 use super::weights::WeightSet;
 use crate::cache::{AttentionSpec, LayerCaches};
@@ -37,13 +38,44 @@ impl Residual {
     }
 }
 
+/// A block's feed-forward part.
+pub(crate) enum Ffn {
+    /// One gated MLP.
+    Dense(GatedMlp),
+    /// Routed experts.
+    Moe(Moe),
+}
+
+impl Ffn {
+    fn forward(&self, x: &Array) -> Result<Array> {
+        match self {
+            Ffn::Dense(m) => m.forward(x),
+            Ffn::Moe(m) => m.forward(x),
+        }
+    }
+
+    fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
+        match self {
+            Ffn::Dense(m) => m.arrays(out),
+            Ffn::Moe(m) => m.arrays(out),
+        }
+    }
+
+    fn nbytes(&self) -> usize {
+        match self {
+            Ffn::Dense(m) => m.nbytes(),
+            Ffn::Moe(m) => m.nbytes(),
+        }
+    }
+}
+
 /// One block: `h = x + post_attn(attn(in_norm(x)))`, then `h + post_mlp(mlp(mlp_norm(h)))`
 /// (the `post_*` norms only where a family has them: Gemma).
 pub(crate) struct Block {
     pub(crate) attn: Attention,
     /// Index of this block's RoPE in the decoder's (Gemma 3: local or global base).
     pub(crate) rope: usize,
-    pub(crate) mlp: GatedMlp,
+    pub(crate) mlp: Ffn,
     pub(crate) input_norm: RmsNorm,
     pub(crate) attn_out_norm: Option<RmsNorm>,
     pub(crate) mlp_norm: RmsNorm,
@@ -229,13 +261,15 @@ impl Layout {
 }
 
 /// Reads blocks `model.layers.{i}` for `args`; `per_layer(i)` gives block `i`'s attention and
-/// the index of its RoPE. Reports progress from 0 to 1.
+/// the index of its RoPE, `experts(i)` its Mixture-of-Experts (the module name under the block,
+/// and its shape) where it has one instead of a dense MLP. Reports progress from 0 to 1.
 pub(crate) fn load_blocks(
     w: &mut WeightSet,
     args: &Args,
     q: Option<Quantization>,
     layout: Layout,
     per_layer: impl Fn(i32) -> (AttentionSpec, usize),
+    experts: impl Fn(i32) -> Option<(&'static str, MoeSpec)>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Vec<Block>> {
     let (d, eps, plus_one) = (args.hidden_size, args.rms_norm_eps, layout.norm_plus_one);
@@ -245,16 +279,19 @@ pub(crate) fn load_blocks(
         let p = format!("model.layers.{i}");
         let (spec, rope) = per_layer(i);
         let attn = Attention::load(w, &format!("{p}.self_attn"), d, heads, layout.attention, spec, eps, q)?;
-        let mlp = GatedMlp::load(
-            w,
-            &format!("{p}.mlp"),
-            d,
-            args.intermediate_size,
-            layout.mlp_bias,
-            layout.fused_gate_up,
-            layout.activation,
-            q,
-        )?;
+        let mlp = match experts(i) {
+            Some((name, spec)) => Ffn::Moe(Moe::load(w, &format!("{p}.{name}"), d, spec, q)?),
+            None => Ffn::Dense(GatedMlp::load(
+                w,
+                &format!("{p}.mlp"),
+                d,
+                args.intermediate_size,
+                layout.mlp_bias,
+                layout.fused_gate_up,
+                layout.activation,
+                q,
+            )?),
+        };
         let mut norm = |name: &str| w.norm(&format!("{p}.{name}"), d, eps, plus_one);
         let block = if layout.sandwich_norms {
             Block {
@@ -305,18 +342,20 @@ pub(crate) fn pass_shape(args: &Args) -> PassShape {
 }
 
 /// A decoder with one RoPE and full causal attention scaled by `head_dim^-0.5` in every block
-/// (Llama, Mistral, Qwen2, Qwen3, Phi-3), `rope_dims` of each head rotated.
+/// (Llama, Mistral, Qwen2, Qwen3, Phi-3, Mixtral, Qwen3-MoE), `rope_dims` of each head rotated,
+/// experts where `experts(i)` says.
 pub(crate) fn uniform(
     config: &ModelConfig,
     mut w: WeightSet,
     args: &Args,
     layout: Layout,
     rope_dims: i32,
+    experts: impl Fn(i32) -> Option<(&'static str, MoeSpec)>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
     let q = config.quantization;
     let spec = AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None };
-    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec, 0), progress)?;
+    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec, 0), experts, progress)?;
     let tied = args.tie_word_embeddings;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, false)?;
     w.finish(tied)?;

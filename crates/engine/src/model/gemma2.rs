@@ -46,7 +46,7 @@ fn build(
         softcap: Some(args.f32_or("attn_logit_softcapping", 50.0)),
         window: None,
     };
-    let blocks = load_blocks(&mut w, args, q, gemma_layout(false), |_| (spec, 0), progress)?;
+    let blocks = load_blocks(&mut w, args, q, gemma_layout(false), |_| (spec, 0), |_| None, progress)?;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, true, true)?;
     w.finish(true)?;
     let rope = Rope::new(&RopeSpec {

@@ -44,7 +44,7 @@ fn build(
     let local = AttentionSpec { window: Some(window), ..global };
     // RoPE 0: global layers; 1: local (sliding) layers.
     let per_layer = |i: i32| if i % pattern == pattern - 1 { (global, 0) } else { (local, 1) };
-    let blocks = load_blocks(&mut w, args, q, gemma_layout(true), per_layer, progress)?;
+    let blocks = load_blocks(&mut w, args, q, gemma_layout(true), per_layer, |_| None, progress)?;
     let tied = !w.has_prefix("lm_head");
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, true)?;
     w.finish(tied)?;

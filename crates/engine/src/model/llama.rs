@@ -34,5 +34,5 @@ fn build(
         mlp_bias: args.bool_or("mlp_bias", false),
         ..Layout::plain()?
     };
-    uniform(config, w, args, layout, args.head_dim, progress)
+    uniform(config, w, args, layout, args.head_dim, |_| None, progress)
 }

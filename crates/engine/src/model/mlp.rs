@@ -55,6 +55,7 @@ pub(crate) struct GatedMlp {
 
 impl GatedMlp {
     /// Reads `{prefix}.gate_proj`/`up_proj`/`down_proj` (or `gate_up_proj` when `fused`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         w: &mut WeightSet,
         prefix: &str,

@@ -16,10 +16,13 @@ mod gemma2;
 mod gemma3;
 mod layers;
 mod llama;
+mod mixtral;
 mod mlp;
+mod moe;
 mod phi3;
 mod qwen2;
 mod qwen3;
+mod qwen3_moe;
 mod registry;
 mod rope;
 mod weights;
@@ -91,7 +94,7 @@ impl Model {
     pub fn load_with_progress(dir: &Path, config: ModelConfig, progress: &mut dyn FnMut(f32)) -> Result<Model> {
         let family = registry::family(config.family).expect("a parsed config names a registered family");
         let args = family.args(&config)?;
-        let w = WeightSet::load(dir)?;
+        let w = WeightSet::load(dir)?.with_overrides(&config.args);
         progress(0.1);
         let arch = (family.build)(&config, &args, w, &mut |f| progress(0.1 + 0.4 * f))?;
         let pass = arch.pass_shape();

@@ -29,15 +29,12 @@ fn build(
     w: WeightSet,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
-    if args.hidden_size % args.num_heads != 0 {
-        return Err(config.invalid("hidden_size is not a multiple of num_attention_heads"));
-    }
-    let args = Args { head_dim: args.hidden_size / args.num_heads, ..args.clone() };
+    let args = args.head_dim_from_hidden(config)?;
     let layout = Layout {
         attention: AttentionLayout { fused_qkv: true, ..AttentionLayout::PLAIN },
         fused_gate_up: true,
         ..Layout::plain()?
     };
     let rope_dims = (args.head_dim as f32 * args.f32_or("partial_rotary_factor", 1.0)) as i32;
-    uniform(config, w, &args, layout, rope_dims, progress)
+    uniform(config, w, &args, layout, rope_dims, |_| None, progress)
 }

@@ -29,5 +29,5 @@ fn build(
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
     let layout = Layout { attention: AttentionLayout { qk_norm: true, ..AttentionLayout::PLAIN }, ..Layout::plain()? };
-    uniform(config, w, args, layout, args.head_dim, progress)
+    uniform(config, w, args, layout, args.head_dim, |_| None, progress)
 }

@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::weights::WeightSet;
-use super::{gemma2, gemma3, llama, phi3, qwen2, qwen3};
+use super::{gemma2, gemma3, llama, mixtral, phi3, qwen2, qwen3, qwen3_moe};
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -33,8 +33,16 @@ impl Family {
 }
 
 /// Every family, in the order `supported_model_types` lists them.
-const FAMILIES: &[&Family] =
-    &[&llama::FAMILY, &qwen2::FAMILY, &qwen3::FAMILY, &phi3::FAMILY, &gemma2::FAMILY, &gemma3::FAMILY];
+const FAMILIES: &[&Family] = &[
+    &llama::FAMILY,
+    &qwen2::FAMILY,
+    &qwen3::FAMILY,
+    &phi3::FAMILY,
+    &gemma2::FAMILY,
+    &gemma3::FAMILY,
+    &mixtral::FAMILY,
+    &qwen3_moe::FAMILY,
+];
 
 /// The family that builds `model_type`.
 pub(crate) fn family(model_type: &str) -> Option<&'static Family> {

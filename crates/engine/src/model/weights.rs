@@ -58,6 +58,9 @@ fn check_file(path: &Path) -> Result<()> {
 pub(crate) struct WeightSet {
     dir: PathBuf,
     tensors: HashMap<String, (Array, PathBuf)>,
+    /// Per-module quantization that differs from the model's (mlx-lm writes these into
+    /// config.json's `quantization`, e.g. an 8-bit MoE router in a 4-bit model).
+    overrides: HashMap<String, Quantization>,
 }
 
 impl WeightSet {
@@ -77,7 +80,20 @@ impl WeightSet {
                 tensors.insert(name, (array, file.clone()));
             }
         }
-        Ok(WeightSet { dir: dir.to_path_buf(), tensors })
+        Ok(WeightSet { dir: dir.to_path_buf(), tensors, overrides: HashMap::new() })
+    }
+
+    /// With config.json's per-module quantization entries (`"model.layers.0.mlp.gate":
+    /// {"group_size": 64, "bits": 8}`).
+    pub(crate) fn with_overrides(mut self, config: &serde_json::Value) -> WeightSet {
+        if let Some(map) = config.get("quantization").and_then(|q| q.as_object()) {
+            for (module, v) in map {
+                if let Ok(q) = serde_json::from_value::<Quantization>(v.clone()) {
+                    self.overrides.insert(module.clone(), q);
+                }
+            }
+        }
+        self
     }
 
     fn has(&self, name: &str) -> bool {
@@ -101,9 +117,14 @@ impl WeightSet {
         Ok(array)
     }
 
-    fn quantization_for(&self, prefix: &str, q: Option<Quantization>) -> Result<Option<Quantization>> {
+    /// How the module under `prefix` is stored: quantized (with the model's parameters or its
+    /// own override) when the checkpoint has its scales, else dense.
+    pub(crate) fn quantization_of(&self, prefix: &str, q: Option<Quantization>) -> Result<Option<Quantization>> {
         if !self.has(&format!("{prefix}.scales")) {
             return Ok(None);
+        }
+        if let Some(own) = self.overrides.get(prefix) {
+            return Ok(Some(*own));
         }
         q.map(Some).ok_or_else(|| EngineError::InvalidConfig {
             path: self.dir.join("config.json"),
@@ -112,13 +133,40 @@ impl WeightSet {
     }
 
     fn packed(&mut self, prefix: &str, rows: i32, cols: i32, q: Quantization) -> Result<(Array, Array, Array)> {
-        let packed_cols = cols * q.bits / 32;
-        let groups = cols / q.group_size;
+        self.packed_shaped(prefix, &[rows], cols, q)
+    }
+
+    /// Packed weights of `lead` × `cols` values (lead: `[rows]`, or `[experts, rows]`).
+    fn packed_shaped(
+        &mut self,
+        prefix: &str,
+        lead: &[i32],
+        cols: i32,
+        q: Quantization,
+    ) -> Result<(Array, Array, Array)> {
+        let shape = |last: i32| lead.iter().copied().chain([last]).collect::<Vec<i32>>();
         Ok((
-            self.take(&format!("{prefix}.weight"), &[rows, packed_cols], Some(Dtype::Uint32))?,
-            self.take(&format!("{prefix}.scales"), &[rows, groups], None)?,
-            self.take(&format!("{prefix}.biases"), &[rows, groups], None)?,
+            self.take(&format!("{prefix}.weight"), &shape(cols * q.bits / 32), Some(Dtype::Uint32))?,
+            self.take(&format!("{prefix}.scales"), &shape(cols / q.group_size), None)?,
+            self.take(&format!("{prefix}.biases"), &shape(cols / q.group_size), None)?,
         ))
+    }
+
+    /// Every expert's packed weights, `[experts, rows, cols]` unpacked.
+    pub(crate) fn packed_experts(
+        &mut self,
+        prefix: &str,
+        experts: i32,
+        rows: i32,
+        cols: i32,
+        q: Quantization,
+    ) -> Result<(Array, Array, Array)> {
+        self.packed_shaped(prefix, &[experts, rows], cols, q)
+    }
+
+    /// A dense tensor of exactly `shape`.
+    pub(crate) fn take_shaped(&mut self, name: &str, shape: &[i32]) -> Result<Array> {
+        self.take(name, shape, None)
     }
 
     pub(crate) fn linear(
@@ -130,7 +178,7 @@ impl WeightSet {
         q: Option<Quantization>,
     ) -> Result<Linear> {
         let bias = if bias { Some(self.take(&format!("{prefix}.bias"), &[out_dim], None)?) } else { None };
-        match self.quantization_for(prefix, q)? {
+        match self.quantization_of(prefix, q)? {
             Some(q) => {
                 let (weight, scales, biases) = self.packed(prefix, out_dim, in_dim, q)?;
                 Ok(Linear::Quantized { weight, scales, biases, bias, q })
@@ -149,7 +197,7 @@ impl WeightSet {
         dim: i32,
         q: Option<Quantization>,
     ) -> Result<Embedding> {
-        match self.quantization_for(prefix, q)? {
+        match self.quantization_of(prefix, q)? {
             Some(q) => {
                 let (weight, scales, biases) = self.packed(prefix, vocab, dim, q)?;
                 Ok(Embedding::Quantized { weight, scales, biases, q })

@@ -1,0 +1,57 @@
+//! Qwen3-MoE (Qwen3-30B-A3B, Qwen3-235B-A22B, Qwen3-Coder-30B-A3B): the Qwen3 block with routed
+//! experts (softmax over all experts, the top k, optionally renormalised) in every
+//! `decoder_sparse_step`-th layer not listed in `mlp_only_layers` (mlx-lm's
+//! `models/qwen3_moe.py`).
+
+use super::arch::Architecture;
+use super::args::{Args, Defaults};
+use super::attention::AttentionLayout;
+use super::decoder::{uniform, Layout};
+use super::moe::{MoeSpec, Routing};
+use super::registry::Family;
+use super::weights::WeightSet;
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+pub(crate) const FAMILY: Family = Family {
+    name: "qwen3_moe",
+    model_types: &["qwen3_moe"],
+    defaults: Defaults {
+        rope_theta: 1_000_000.0,
+        tie_word_embeddings: false,
+        head_dim_required: true,
+        rms_norm_eps: None,
+    },
+    build,
+};
+
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
+    let layout = Layout { attention: AttentionLayout { qk_norm: true, ..AttentionLayout::PLAIN }, ..Layout::plain()? };
+    let spec = MoeSpec {
+        experts: args.i32_or("num_experts", 0),
+        top_k: args.i32_or("num_experts_per_tok", 0),
+        width: args.i32_or("moe_intermediate_size", 0),
+        routing: Routing::SoftmaxTopK { renormalize: args.bool_or("norm_topk_prob", false) },
+    };
+    if spec.experts > 0 && (spec.top_k < 1 || spec.top_k > spec.experts || spec.width < 1) {
+        return Err(config.invalid(format!(
+            "num_experts_per_tok ({}) must be within 1..=num_experts ({}) and moe_intermediate_size ({}) positive",
+            spec.top_k, spec.experts, spec.width
+        )));
+    }
+    let step = args.i32_or("decoder_sparse_step", 1).max(1);
+    let dense_only: Vec<i64> = args
+        .rest
+        .get("mlp_only_layers")
+        .and_then(|v| v.as_array())
+        .map_or(Vec::new(), |a| a.iter().filter_map(|v| v.as_i64()).collect());
+    let experts = |i: i32| {
+        (spec.experts > 0 && !dense_only.contains(&(i as i64)) && (i + 1) % step == 0).then_some(("mlp", spec))
+    };
+    uniform(config, w, args, layout, args.head_dim, experts, progress)
+}
