@@ -77,7 +77,7 @@ impl LayerCache {
 /// How one layer's queries attend to its keys: MLX's fused `scaled_dot_product_attention`, or
 /// (with `softcap`) Gemma 2's explicit scores `tanh(s / cap) · cap` with a precise softmax, as
 /// mlx-lm computes each; with `window`, a query sees only the last `window` positions.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct AttentionSpec {
     /// Multiplies the scores (`head_dim^-0.5`, or a family's own).
     pub(crate) scale: f32,
@@ -85,6 +85,8 @@ pub(crate) struct AttentionSpec {
     pub(crate) softcap: Option<f32>,
     /// Sliding-window length of this layer.
     pub(crate) window: Option<i32>,
+    /// Per-head attention sinks (gpt-oss): a learned logit each query also attends to.
+    pub(crate) sinks: Option<Array>,
 }
 
 impl AttentionSpec {
@@ -108,7 +110,7 @@ impl AttentionSpec {
                     Some(m) => Some(ScaledDotProductAttentionMask::Array(m)),
                     None => (lq > 1).then_some(ScaledDotProductAttentionMask::Causal),
                 };
-                Ok(scaled_dot_product_attention(queries, &keys, &values, self.scale, mask, None)?)
+                Ok(scaled_dot_product_attention(queries, &keys, &values, self.scale, mask, self.sinks.as_ref())?)
             }
             Some(cap) => softcapped(queries, &keys, &values, self.scale, cap, mask.as_ref()),
         }

@@ -34,6 +34,21 @@ pub enum RopeScaling {
         /// `original_max_position_embeddings`.
         original_max_position_embeddings: usize,
     },
+    /// YaRN (gpt-oss, DeepSeek), as mlx-lm's YarnRoPE computes it.
+    Yarn {
+        /// `factor`.
+        factor: f32,
+        /// `original_max_position_embeddings` (default 4096).
+        original_max_position_embeddings: f32,
+        /// `beta_fast` (default 32).
+        beta_fast: f32,
+        /// `beta_slow` (default 1).
+        beta_slow: f32,
+        /// `mscale` (default 1).
+        mscale: f32,
+        /// `mscale_all_dim` (default 0).
+        mscale_all_dim: f32,
+    },
     /// Llama 3.x scaling.
     Llama3 {
         /// `factor`.
@@ -131,6 +146,12 @@ impl ModelConfig {
             Some(v) => return Err(invalid(format!("`vocab_size` must be positive, got {v}"))),
             None => return Err(invalid("missing `vocab_size`".into())),
         };
+        let mode = json.get("quantization").and_then(|q| q.get("mode")).and_then(|m| m.as_str()).unwrap_or("affine");
+        if mode != "affine" {
+            return Err(invalid(format!(
+                "quantization mode `{mode}` is not supported by this engine (it runs affine 2-8 bit weights)"
+            )));
+        }
         if let Some(q) = raw.quantization {
             if ![2, 3, 4, 5, 6, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) {
                 return Err(invalid(format!("unsupported quantization bits={} group_size={}", q.bits, q.group_size)));
@@ -224,6 +245,14 @@ pub(crate) fn parse_rope_scaling(
                 .collect::<std::result::Result<Vec<f32>, _>>()?;
             Ok(RopeScaling::Su { long_factor, max_position_embeddings: 0, original_max_position_embeddings: 0 })
         }
+        "yarn" | "deepseek_yarn" => Ok(RopeScaling::Yarn {
+            factor: num("factor", None)?,
+            original_max_position_embeddings: num("original_max_position_embeddings", Some(4096.0))?,
+            beta_fast: num("beta_fast", Some(32.0))?,
+            beta_slow: num("beta_slow", Some(1.0))?,
+            mscale: num("mscale", Some(1.0))?,
+            mscale_all_dim: num("mscale_all_dim", Some(0.0))?,
+        }),
         "llama3" => Ok(RopeScaling::Llama3 {
             factor: num("factor", None)?,
             low_freq_factor: num("low_freq_factor", Some(1.0))?,
@@ -266,6 +295,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad.to_string().contains("unsupported rope_scaling type `yarnish`"), "{bad}");
+    }
+
+    #[test]
+    fn mxfp4_checkpoints_are_refused_naming_the_mode() {
+        let err = parse(
+            r#"{"model_type":"gpt_oss","hidden_size":64,"num_hidden_layers":2,"intermediate_size":64,
+            "num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,"vocab_size":100,
+            "quantization":{"group_size":32,"bits":4,"mode":"mxfp4"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("quantization mode `mxfp4` is not supported"), "{err}");
     }
 
     #[test]

@@ -153,3 +153,23 @@ async fn mixtral_fp32_and_4bit() {
     assert_family("mixtral fp32", config("mixtral", mixtral.clone()), &[]).await;
     assert_family("mixtral 4-bit", config("mixtral", mixtral), &["--quantize", "4,64"]).await;
 }
+
+fn gpt_oss() -> Value {
+    json!({
+        "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 8,
+        "rope_theta": 150000, "rms_norm_eps": 1e-5,
+        "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+            "truncate": false, "original_max_position_embeddings": 4096},
+    })
+}
+
+/// Sinks, alternating sliding windows, YaRN, biased experts with the clamped SwiGLU.
+#[tokio::test]
+async fn gpt_oss_fp32() {
+    assert_family("gpt_oss fp32", config("gpt_oss", gpt_oss()), &[]).await;
+}
+
+#[tokio::test]
+async fn gpt_oss_4bit_experts_8bit_router() {
+    assert_family("gpt_oss 4-bit", config("gpt_oss", gpt_oss()), &["--quantize", "4,64"]).await;
+}

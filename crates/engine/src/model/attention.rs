@@ -36,12 +36,20 @@ pub(crate) struct AttentionLayout {
     pub(crate) qk_norm: bool,
     /// Those norms scale by `1 + w` (Gemma) rather than `w`.
     pub(crate) norm_plus_one: bool,
+    /// Per-head attention sinks (`sinks`, gpt-oss).
+    pub(crate) sinks: bool,
 }
 
 impl AttentionLayout {
     /// Separate q/k/v projections, no biases, no q/k norms.
-    pub(crate) const PLAIN: AttentionLayout =
-        AttentionLayout { fused_qkv: false, qkv_bias: false, o_bias: false, qk_norm: false, norm_plus_one: false };
+    pub(crate) const PLAIN: AttentionLayout = AttentionLayout {
+        fused_qkv: false,
+        qkv_bias: false,
+        o_bias: false,
+        qk_norm: false,
+        norm_plus_one: false,
+        sinks: false,
+    };
 }
 
 pub(crate) struct Attention {
@@ -63,10 +71,13 @@ impl Attention {
         d: i32,
         heads: Heads,
         layout: AttentionLayout,
-        spec: AttentionSpec,
+        mut spec: AttentionSpec,
         eps: f32,
         q: Option<Quantization>,
     ) -> Result<Attention> {
+        if layout.sinks {
+            spec.sinks = Some(w.take_shaped(&format!("{prefix}.sinks"), &[heads.q])?);
+        }
         let (qw, kvw) = (heads.q * heads.dim, heads.kv * heads.dim);
         let qkv_proj = if layout.fused_qkv {
             w.linear(&format!("{prefix}.qkv_proj"), d, qw + 2 * kvw, layout.qkv_bias, q)?
@@ -126,11 +137,13 @@ impl Attention {
         self.qkv_proj.arrays(out);
         self.o_proj.arrays(out);
         out.extend(self.q_norm.iter().chain(&self.k_norm).map(|n| &n.weight));
+        out.extend(&self.spec.sinks);
     }
 
     pub(crate) fn nbytes(&self) -> usize {
         self.qkv_proj.nbytes()
             + self.o_proj.nbytes()
             + self.q_norm.iter().chain(&self.k_norm).map(|n| n.weight.nbytes()).sum::<usize>()
+            + self.spec.sinks.as_ref().map_or(0, Array::nbytes)
     }
 }

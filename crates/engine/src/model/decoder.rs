@@ -354,8 +354,9 @@ pub(crate) fn uniform(
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
     let q = config.quantization;
-    let spec = AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None };
-    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec, 0), experts, progress)?;
+    let spec =
+        AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None, sinks: None };
+    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec.clone(), 0), experts, progress)?;
     let tied = args.tie_word_embeddings;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, false)?;
     w.finish(tied)?;

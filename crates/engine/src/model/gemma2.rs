@@ -45,8 +45,9 @@ fn build(
         scale: (1.0 / (args.f32_or("query_pre_attn_scalar", 144.0) as f64).sqrt()) as f32,
         softcap: Some(args.f32_or("attn_logit_softcapping", 50.0)),
         window: None,
+        sinks: None,
     };
-    let blocks = load_blocks(&mut w, args, q, gemma_layout(false), |_| (spec, 0), |_| None, progress)?;
+    let blocks = load_blocks(&mut w, args, q, gemma_layout(false), |_| (spec.clone(), 0), |_| None, progress)?;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, true, true)?;
     w.finish(true)?;
     let rope = Rope::new(&RopeSpec {

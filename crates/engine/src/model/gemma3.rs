@@ -40,10 +40,10 @@ fn build(
     }
     let window = args.i32_or("sliding_window", 512);
     let scale = (args.f32_or("query_pre_attn_scalar", 256.0) as f64).powf(-0.5) as f32;
-    let global = AttentionSpec { scale, softcap: None, window: None };
-    let local = AttentionSpec { window: Some(window), ..global };
+    let global = AttentionSpec { scale, softcap: None, window: None, sinks: None };
+    let local = AttentionSpec { window: Some(window), ..global.clone() };
     // RoPE 0: global layers; 1: local (sliding) layers.
-    let per_layer = |i: i32| if i % pattern == pattern - 1 { (global, 0) } else { (local, 1) };
+    let per_layer = |i: i32| if i % pattern == pattern - 1 { (global.clone(), 0) } else { (local.clone(), 1) };
     let blocks = load_blocks(&mut w, args, q, gemma_layout(true), per_layer, |_| None, progress)?;
     let tied = !w.has_prefix("lm_head");
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, true)?;

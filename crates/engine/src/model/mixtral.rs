@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::decoder::{uniform, Layout};
-use super::moe::{MoeSpec, Routing};
+use super::moe::{ExpertActivation, MoeSpec, Routing};
 use super::registry::Family;
 use super::weights::WeightSet;
 use crate::config::{ModelConfig, RopeScaling};
@@ -34,7 +34,10 @@ fn build(
         experts: args.i32_or("num_local_experts", 8),
         top_k: args.i32_or("num_experts_per_tok", 2),
         width: args.intermediate_size,
-        routing: Routing::TopKSoftmax,
+        routing: Routing::TopKSoftmax { negated: true },
+        names: ("gate", "switch_mlp"),
+        bias: false,
+        activation: ExpertActivation::Silu,
     };
     if spec.top_k < 1 || spec.top_k > spec.experts {
         return Err(config.invalid(format!(

@@ -14,6 +14,7 @@ mod blas;
 mod decoder;
 mod gemma2;
 mod gemma3;
+mod gpt_oss;
 mod layers;
 mod llama;
 mod mixtral;

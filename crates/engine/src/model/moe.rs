@@ -18,8 +18,19 @@ pub(crate) enum Routing {
     /// Softmax over all experts, then the top k (renormalised to sum 1 when `renormalize`):
     /// Qwen3-MoE.
     SoftmaxTopK { renormalize: bool },
-    /// The top k logits, then a softmax over those: Mixtral.
-    TopKSoftmax,
+    /// The top k logits, then a softmax over those: Mixtral picks them as the k lowest of the
+    /// negated logits (`negated`), gpt-oss as the k highest; the order of the k differs, and
+    /// with it the order of the weighted sum.
+    TopKSoftmax { negated: bool },
+}
+
+/// The experts' gated activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpertActivation {
+    /// `silu(gate) · up`.
+    Silu,
+    /// gpt-oss's clamped SwiGLU: `(clip(up, ±7) + 1) · g · sigmoid(1.702 g)`, `g = min(gate, 7)`.
+    ClampedSwiglu,
 }
 
 /// The shape of one MoE block.
@@ -30,10 +41,22 @@ pub(crate) struct MoeSpec {
     /// Each expert's MLP width.
     pub(crate) width: i32,
     pub(crate) routing: Routing,
+    /// Module names under the block: the router (`gate`, `router`) and the experts
+    /// (`switch_mlp`, `experts`).
+    pub(crate) names: (&'static str, &'static str),
+    /// Biases on the router and the experts' projections (gpt-oss).
+    pub(crate) bias: bool,
+    pub(crate) activation: ExpertActivation,
 }
 
 /// Every expert's weights for one projection: `[experts, out, in]`.
-enum SwitchLinear {
+struct SwitchLinear {
+    weights: SwitchWeights,
+    /// `[experts, out]`.
+    bias: Option<Array>,
+}
+
+enum SwitchWeights {
     /// Transposed to `[experts, in, out]` once at load.
     Dense {
         t: Array,
@@ -56,39 +79,48 @@ impl SwitchLinear {
         out_dim: i32,
         q: Option<Quantization>,
     ) -> Result<Self> {
-        match w.quantization_of(prefix, q)? {
+        let weights = match w.quantization_of(prefix, q)? {
             Some(q) => {
                 let (weight, scales, biases) = w.packed_experts(prefix, spec.experts, out_dim, in_dim, q)?;
-                Ok(SwitchLinear::Quantized { weight, scales, biases, q })
+                SwitchWeights::Quantized { weight, scales, biases, q }
             }
             None => {
                 let weight = w.take_shaped(&format!("{prefix}.weight"), &[spec.experts, out_dim, in_dim])?;
-                Ok(SwitchLinear::Dense { t: weight.swap_axes(-1, -2)?, weight })
+                SwitchWeights::Dense { t: weight.swap_axes(-1, -2)?, weight }
             }
-        }
+        };
+        let bias =
+            if spec.bias { Some(w.take_shaped(&format!("{prefix}.bias"), &[spec.experts, out_dim])?) } else { None };
+        Ok(SwitchLinear { weights, bias })
     }
 
     /// `x` `[n, 1, in]` (or `[rows, 1, 1, in]`) times expert `indices`' weights.
     fn forward(&self, x: &Array, indices: &Array, sorted: bool) -> Result<Array> {
-        Ok(match self {
-            SwitchLinear::Dense { t, .. } => gather_mm(x, t, None, indices, sorted)?,
-            SwitchLinear::Quantized { weight, scales, biases, q } => {
+        let y = match &self.weights {
+            SwitchWeights::Dense { t, .. } => gather_mm(x, t, None, indices, sorted)?,
+            SwitchWeights::Quantized { weight, scales, biases, q } => {
                 gather_qmm(x, weight, scales, biases, None, indices, true, q.group_size, q.bits, sorted)?
             }
+        };
+        Ok(match &self.bias {
+            Some(b) => y.add(ops::expand_dims(b.take_axis(indices, 0)?, -2)?)?,
+            None => y,
         })
     }
 
     fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
-        match self {
-            SwitchLinear::Dense { t, weight } => out.extend([weight, t]),
-            SwitchLinear::Quantized { weight, scales, biases, .. } => out.extend([weight, scales, biases]),
+        match &self.weights {
+            SwitchWeights::Dense { t, weight } => out.extend([weight, t]),
+            SwitchWeights::Quantized { weight, scales, biases, .. } => out.extend([weight, scales, biases]),
         }
+        out.extend(&self.bias);
     }
 
     fn nbytes(&self) -> usize {
-        match self {
-            SwitchLinear::Dense { weight, .. } => weight.nbytes(),
-            SwitchLinear::Quantized { weight, scales, biases, .. } => {
+        let bias = self.bias.as_ref().map_or(0, Array::nbytes);
+        bias + match &self.weights {
+            SwitchWeights::Dense { weight, .. } => weight.nbytes(),
+            SwitchWeights::Quantized { weight, scales, biases, .. } => {
                 weight.nbytes() + scales.nbytes() + biases.nbytes()
             }
         }
@@ -105,11 +137,12 @@ pub(crate) struct Moe {
 }
 
 impl Moe {
-    /// Reads `{prefix}.gate` (the router) and `{prefix}.switch_mlp.{gate,up,down}_proj`.
+    /// Reads the router and the experts' `{gate,up,down}_proj` under `prefix` (names in `spec`).
     pub(crate) fn load(w: &mut WeightSet, prefix: &str, d: i32, spec: MoeSpec, q: Option<Quantization>) -> Result<Moe> {
-        let sw = format!("{prefix}.switch_mlp");
+        let (router, experts) = spec.names;
+        let sw = format!("{prefix}.{experts}");
         Ok(Moe {
-            router: w.linear(&format!("{prefix}.gate"), d, spec.experts, false, q)?,
+            router: w.linear(&format!("{prefix}.{router}"), d, spec.experts, spec.bias, q)?,
             gate_proj: SwitchLinear::load(w, &format!("{sw}.gate_proj"), spec, d, spec.width, q)?,
             up_proj: SwitchLinear::load(w, &format!("{sw}.up_proj"), spec, d, spec.width, q)?,
             down_proj: SwitchLinear::load(w, &format!("{sw}.down_proj"), spec, spec.width, d, q)?,
@@ -131,8 +164,14 @@ impl Moe {
                 let scores = if renormalize { scores.divide(scores.sum_axis(-1, true)?)? } else { scores };
                 (indices, scores)
             }
-            Routing::TopKSoftmax => {
+            Routing::TopKSoftmax { negated: true } => {
                 let indices = argpartition_axis(&logits.negative()?, k - 1, -1)?.try_index((.., ..k))?;
+                let scores = ops::softmax_axis(take_along_axis(&logits, &indices, -1)?, -1, true)?;
+                (indices, scores)
+            }
+            Routing::TopKSoftmax { negated: false } => {
+                let e = logits.shape()[1];
+                let indices = argpartition_axis(&logits, -k, -1)?.try_index((.., e - k..))?;
                 let scores = ops::softmax_axis(take_along_axis(&logits, &indices, -1)?, -1, true)?;
                 (indices, scores)
             }
@@ -158,7 +197,10 @@ impl Moe {
         };
         let up = self.up_proj.forward(&x, &idx, sorted)?;
         let gate = self.gate_proj.forward(&x, &idx, sorted)?;
-        let h = self.silu.apply(&gate)?.multiply(&up)?;
+        let h = match self.spec.activation {
+            ExpertActivation::Silu => self.silu.apply(&gate)?.multiply(&up)?,
+            ExpertActivation::ClampedSwiglu => clamped_swiglu(&gate, &up)?,
+        };
         let out = self.down_proj.forward(&h, &idx, sorted)?;
         Ok(match inverse {
             Some(inverse) => out.take_axis(&inverse, 0)?.reshape(&[rows, k, d])?,
@@ -177,4 +219,17 @@ impl Moe {
         self.router.nbytes()
             + [&self.gate_proj, &self.up_proj, &self.down_proj].iter().map(|p| p.nbytes()).sum::<usize>()
     }
+}
+
+/// mlx-lm's `swiglu_oai` (alpha 1.702, limit 7), compiled as there, constants in the
+/// activations' dtype (weakly typed Python scalars).
+fn clamped_swiglu(gate: &Array, up: &Array) -> Result<Array> {
+    let f = |(gate, up): (&Array, &Array)| -> std::result::Result<Array, mlx_rs::error::Exception> {
+        let c = |v: f32| Array::from_f32(v).as_dtype(gate.dtype());
+        let g = ops::minimum(gate, c(7.0)?)?;
+        let x = ops::clip(up, (c(-7.0)?, c(7.0)?))?;
+        x.add(c(1.0)?)?.multiply(g.multiply(ops::sigmoid(c(1.702)?.multiply(&g)?)?)?)
+    };
+    let mut compiled = mlx_rs::transforms::compile::compile(f, true);
+    Ok(compiled((gate, up))?)
 }

@@ -7,7 +7,7 @@ use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
 use super::decoder::{uniform, Layout};
-use super::moe::{MoeSpec, Routing};
+use super::moe::{ExpertActivation, MoeSpec, Routing};
 use super::registry::Family;
 use super::weights::WeightSet;
 use crate::config::ModelConfig;
@@ -37,6 +37,9 @@ fn build(
         top_k: args.i32_or("num_experts_per_tok", 0),
         width: args.i32_or("moe_intermediate_size", 0),
         routing: Routing::SoftmaxTopK { renormalize: args.bool_or("norm_topk_prob", false) },
+        names: ("gate", "switch_mlp"),
+        bias: false,
+        activation: ExpertActivation::Silu,
     };
     if spec.experts > 0 && (spec.top_k < 1 || spec.top_k > spec.experts || spec.width < 1) {
         return Err(config.invalid(format!(

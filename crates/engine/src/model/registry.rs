@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::weights::WeightSet;
-use super::{gemma2, gemma3, llama, mixtral, phi3, qwen2, qwen3, qwen3_moe};
+use super::{gemma2, gemma3, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_moe};
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -42,6 +42,7 @@ const FAMILIES: &[&Family] = &[
     &gemma3::FAMILY,
     &mixtral::FAMILY,
     &qwen3_moe::FAMILY,
+    &gpt_oss::FAMILY,
 ];
 
 /// The family that builds `model_type`.

@@ -112,6 +112,24 @@ impl Rope {
                 freqs.eval()?;
                 plain(1.0, Some(freqs), None)
             }
+            RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings,
+                beta_fast,
+                beta_slow,
+                mscale,
+                mscale_all_dim,
+            } => {
+                let (freqs, input_scale) = yarn(
+                    spec.base as f64,
+                    dims,
+                    *factor as f64,
+                    *original_max_position_embeddings as f64,
+                    (*beta_fast as f64, *beta_slow as f64),
+                    (*mscale as f64, *mscale_all_dim as f64),
+                )?;
+                plain(1.0, Some(freqs), (input_scale != 1.0).then_some(input_scale as f32))
+            }
             RopeScaling::Su { long_factor, max_position_embeddings, original_max_position_embeddings } => {
                 // mlx-lm's SuScaledRoPE: the long factors always, and the inputs scaled by
                 // sqrt(1 + ln(factor) / ln(original)) when the context was extended.
@@ -280,6 +298,38 @@ impl RopeAt<'_> {
 fn base_freqs(base: f32, dims: i32) -> Result<Array> {
     let exps = ops::arange::<_, f32>(0.0, dims as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
     Ok(ops::power(Array::from_f32(base), &exps)?)
+}
+
+/// mlx-lm's YarnRoPE: frequencies blended between interpolated and extrapolated by a linear
+/// ramp over the correction range, and the input scale `mscale(factor, mscale) /
+/// mscale(factor, mscale_all_dim)` (the range and scales in f64 as Python computes them, the
+/// frequencies in f32 MLX ops).
+fn yarn(
+    base: f64,
+    dims: i32,
+    factor: f64,
+    original: f64,
+    (beta_fast, beta_slow): (f64, f64),
+    (mscale, mscale_all_dim): (f64, f64),
+) -> Result<(Array, f64)> {
+    let correction_dim =
+        |rotations: f64| (dims as f64 * (original / (rotations * 2.0 * std::f64::consts::PI)).ln()) / (2.0 * base.ln());
+    let low = correction_dim(beta_fast).floor().max(0.0);
+    let high = correction_dim(beta_slow).ceil().min((dims - 1) as f64);
+    let get_mscale = |m: f64| if factor <= 1.0 { 1.0 } else { 0.1 * m * factor.ln() + 1.0 };
+    let input_scale = get_mscale(mscale) / get_mscale(mscale_all_dim);
+    let f = |v: f64| Array::from_f32(v as f32);
+    let freq_extra = base_freqs(base as f32, dims)?;
+    let freq_inter = f(factor).multiply(&freq_extra)?;
+    let high = if low == high { high + 0.001 } else { high };
+    let ramp = ops::arange::<_, f32>(0.0, (dims / 2) as f32, 1.0)?.subtract(f(low))?.divide(f(high - low))?;
+    let ramp = ops::clip(&ramp, (f(0.0), f(1.0)))?;
+    let mask = f(1.0).subtract(&ramp)?;
+    let freqs = freq_inter
+        .multiply(&freq_extra)?
+        .divide(freq_inter.multiply(&mask)?.add(freq_extra.multiply(f(1.0).subtract(&mask)?)?)?)?;
+    freqs.eval()?;
+    Ok((freqs, input_scale))
 }
 
 /// `x` with its first `dims` features multiplied by `s` (in x's dtype, as mlx-lm's

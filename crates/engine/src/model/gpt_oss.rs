@@ -1,0 +1,91 @@
+//! gpt-oss (mlx-lm's `models/gpt_oss.py`): biased q/k/v/o projections, per-head attention
+//! sinks, sliding-window and full attention by `layer_types` (alternating by default), YaRN RoPE,
+//! and routed experts in every layer (biased router, top k then softmax, clamped SwiGLU with
+//! biases). MXFP4 checkpoints are refused with a typed error naming the mode (config.rs).
+
+use super::arch::Architecture;
+use super::args::{Args, Defaults};
+use super::attention::AttentionLayout;
+use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Layout, Residual};
+use super::moe::{ExpertActivation, MoeSpec, Routing};
+use super::registry::Family;
+use super::rope::{Rope, RopeSpec};
+use super::weights::WeightSet;
+use crate::cache::AttentionSpec;
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+pub(crate) const FAMILY: Family = Family {
+    name: "gpt_oss",
+    model_types: &["gpt_oss"],
+    defaults: Defaults {
+        rope_theta: 150_000.0,
+        tie_word_embeddings: false,
+        head_dim_required: true,
+        rms_norm_eps: Some(1e-5),
+    },
+    build,
+};
+
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    mut w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
+    let q = config.quantization;
+    let moe = MoeSpec {
+        experts: args.i32_or("num_local_experts", 128),
+        top_k: args.i32_or("num_experts_per_tok", 4),
+        width: args.intermediate_size,
+        routing: Routing::TopKSoftmax { negated: false },
+        names: ("router", "experts"),
+        bias: true,
+        activation: ExpertActivation::ClampedSwiglu,
+    };
+    if moe.top_k < 1 || moe.top_k > moe.experts {
+        return Err(config.invalid(format!(
+            "num_experts_per_tok ({}) must be within 1..=num_local_experts ({})",
+            moe.top_k, moe.experts
+        )));
+    }
+    let sliding: Vec<bool> = match args.rest.get("layer_types").and_then(|v| v.as_array()) {
+        Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
+        None => (0..args.num_layers).map(|i| i % 2 == 0).collect(),
+    };
+    if sliding.len() < args.num_layers as usize {
+        return Err(config.invalid(format!(
+            "`layer_types` has {} entries for {} layers",
+            sliding.len(),
+            args.num_layers
+        )));
+    }
+    let full =
+        AttentionSpec { scale: (1.0 / (args.head_dim as f64).sqrt()) as f32, softcap: None, window: None, sinks: None };
+    let window = AttentionSpec { window: Some(args.i32_or("sliding_window", 128)), ..full.clone() };
+    let per_layer = |i: i32| if sliding[i as usize] { (window.clone(), 0) } else { (full.clone(), 0) };
+    let layout = Layout {
+        attention: AttentionLayout { qkv_bias: true, o_bias: true, sinks: true, ..AttentionLayout::PLAIN },
+        ..Layout::plain()?
+    };
+    let blocks = load_blocks(&mut w, args, q, layout, per_layer, |_| Some(("mlp", moe)), progress)?;
+    let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, false, false)?;
+    w.finish(false)?;
+    let rope = Rope::new(&RopeSpec {
+        dims: args.head_dim,
+        base: args.rope_theta,
+        traditional: false,
+        scaling: args.rope_scaling.clone(),
+    })?;
+    Ok(Box::new(Decoder::new(DecoderSpec {
+        embed,
+        embed_scale: None,
+        blocks,
+        ropes: vec![rope],
+        norm,
+        head,
+        final_softcap: None,
+        residual: Residual::Add,
+        pass: pass_shape(args),
+    })?))
+}
