@@ -13,38 +13,74 @@ use crate::error::Result;
 const STEP: i32 = 256;
 
 /// Keys and values of one layer for one sequence, `[1, kv_heads, capacity, head_dim]`; the first
-/// `offset` positions are filled.
+/// `filled` positions hold positions `start..start + filled` of the sequence. A full-attention
+/// layer keeps every position (`start` stays 0); a sliding-window layer keeps only the last
+/// `window - 1` between passes (what its next queries can see), compacting its buffer when it
+/// would grow, so its memory is bounded by the window, not the sequence.
 #[derive(Default)]
 pub(crate) struct LayerCache {
     keys: Option<Array>,
     values: Option<Array>,
-    offset: i32,
+    filled: i32,
+    start: i32,
+    window: Option<i32>,
 }
 
-fn grow(buffer: Option<Array>, like: &Array, offset: i32, new: i32) -> Result<Array> {
-    let shape = like.shape();
-    let steps = (new + STEP - 1) / STEP;
-    let fresh = ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?;
+fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Array> {
+    let fresh = zeros_like_steps(like, new)?;
     Ok(match buffer {
         Some(old) => {
-            let old = if old.shape()[2] != offset { old.try_index((.., .., ..offset, ..))? } else { old };
+            let old = if old.shape()[2] != filled { old.try_index((.., .., ..filled, ..))? } else { old };
             ops::concatenate(&[old, fresh], 2)?
         }
         None => fresh,
     })
 }
 
+/// Zeros for at least `positions` positions (whole steps) shaped like `like`'s heads.
+fn zeros_like_steps(like: &Array, positions: i32) -> Result<Array> {
+    let shape = like.shape();
+    let steps = (positions + STEP - 1) / STEP;
+    Ok(ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?)
+}
+
+/// `buffer`'s positions `from..to` moved to the front of a new buffer with room for `room` more.
+fn compacted(buffer: &Array, from: i32, to: i32, room: i32) -> Result<Array> {
+    let kept = buffer.try_index((.., .., from..to, ..))?;
+    Ok(ops::concatenate(&[kept, zeros_like_steps(buffer, room)?], 2)?)
+}
+
 impl LayerCache {
-    /// Tokens already cached (the RoPE offset of the next token).
-    pub(crate) fn offset(&self) -> i32 {
-        self.offset
+    /// An empty cache; with `window`, one that keeps only what a window of that length sees.
+    pub(crate) fn new(window: Option<i32>) -> LayerCache {
+        LayerCache { window, ..LayerCache::default() }
     }
 
-    /// Writes this step's keys/values after the history and returns the filled part.
+    /// Tokens already cached (the RoPE offset of the next token).
+    pub(crate) fn offset(&self) -> i32 {
+        self.start + self.filled
+    }
+
+    /// Writes this step's keys/values after the history and returns what the step's queries
+    /// attend to: every position so far, or for a sliding-window layer at least its window's.
     pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
         let new = keys.shape()[2];
-        let (start, end) = (self.offset, self.offset + new);
         let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
+        if let (Some(w), Some(k), Some(v)) = (self.window, &self.keys, &self.values) {
+            // Positions older than the last `w - 1` are never seen again: drop them when the
+            // buffer would grow, or when it is far larger than a window needs (after a long prompt).
+            let keep = (w - 1).min(self.filled);
+            let needed = keep + new;
+            if self.filled > keep && (self.filled + new > capacity || capacity >= needed + 2 * STEP) {
+                let from = self.filled - keep;
+                self.keys = Some(compacted(k, from, self.filled, new)?);
+                self.values = Some(compacted(v, from, self.filled, new)?);
+                self.start += from;
+                self.filled = keep;
+            }
+        }
+        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
+        let (start, end) = (self.filled, self.filled + new);
         if end > capacity {
             self.keys = Some(grow(self.keys.take(), &keys, start, new)?);
             self.values = Some(grow(self.values.take(), &values, start, new)?);
@@ -52,13 +88,30 @@ impl LayerCache {
         let (k, v) = (self.keys.as_mut().expect("allocated"), self.values.as_mut().expect("allocated"));
         k.try_index_mut((.., .., start..end, ..), &keys)?;
         v.try_index_mut((.., .., start..end, ..), &values)?;
-        self.offset = end;
+        self.filled = end;
         Ok((k.try_index((.., .., ..end, ..))?, v.try_index((.., .., ..end, ..))?))
     }
 
+    /// Whether the first `len` positions can be kept (a sliding-window layer needs the window
+    /// before `len` still in its buffer).
+    fn can_trim(&self, len: i32) -> bool {
+        match self.window {
+            None => true,
+            Some(w) => len >= self.offset() || (len - (w - 1)).max(0) >= self.start && len >= self.start,
+        }
+    }
+
     /// Forgets every position from `len` on (they are overwritten by the next writes).
-    pub(crate) fn trim(&mut self, len: i32) {
-        self.offset = self.offset.min(len);
+    fn trim(&mut self, len: i32) {
+        if len < self.offset() {
+            self.filled = (len - self.start).max(0);
+        }
+    }
+
+    /// Forgets everything (the buffers are reused).
+    fn clear(&mut self) {
+        self.filled = 0;
+        self.start = 0;
     }
 
     /// Stores one row's new keys and values and returns the attention of its single query
@@ -235,15 +288,21 @@ pub(crate) struct KvCache {
 }
 
 impl KvCache {
-    pub(crate) fn new(num_layers: usize) -> KvCache {
-        KvCache { layers: (0..num_layers).map(|_| LayerCache::default()).collect() }
+    /// One layer cache per entry of `windows` (a layer's sliding window, if any).
+    pub(crate) fn new(windows: &[Option<i32>]) -> KvCache {
+        KvCache { layers: windows.iter().map(|w| LayerCache::new(*w)).collect() }
     }
 
-    /// Keeps the first `len` positions of every layer.
-    pub(crate) fn trim(&mut self, len: i32) {
-        for l in &mut self.layers {
-            l.trim(len);
+    /// Keeps the first `len` positions of every layer and returns `len`; when a layer can no
+    /// longer go back that far (a sliding window already dropped what the positions after
+    /// `len` would see), keeps nothing and returns 0 (the prompt is recomputed).
+    pub(crate) fn trim(&mut self, len: i32) -> i32 {
+        if self.layers.iter().all(|l| l.can_trim(len)) {
+            self.layers.iter_mut().for_each(|l| l.trim(len));
+            return len;
         }
+        self.layers.iter_mut().for_each(LayerCache::clear);
+        0
     }
 
     /// Bytes the key/value buffers hold (their allocated capacity, not just the filled part).

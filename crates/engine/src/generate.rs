@@ -308,8 +308,7 @@ impl Sequence {
         };
         let (cache, cached) = match reuse {
             Some(mut pc) => {
-                let shared = pc.shared(&prompt);
-                pc.cache.trim(shared as i32);
+                let shared = pc.cache.trim(pc.shared(&prompt) as i32) as usize;
                 (pc.cache, shared)
             }
             None => (model.new_cache(), 0),

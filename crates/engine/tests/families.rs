@@ -173,3 +173,68 @@ async fn gpt_oss_fp32() {
 async fn gpt_oss_4bit_experts_8bit_router() {
     assert_family("gpt_oss 4-bit", config("gpt_oss", gpt_oss()), &["--quantize", "4,64"]).await;
 }
+
+/// Key/value bytes the engine counts for `id` now.
+async fn kv_bytes(id: &str) -> usize {
+    engine().list().await.unwrap().into_iter().find(|i| i.id == id).map(|i| i.kv_cache_bytes).unwrap()
+}
+
+/// Key/value bytes of a running generation after 300 and after 1000 tokens.
+async fn kv_while_generating(id: &str) -> (usize, usize) {
+    let request =
+        mlx_manager_engine::GenerateRequest { model: id.to_string(), prompt: tokens(&[9, 8, 7]), params: greedy(2000) };
+    let mut stream = engine().generate(request).unwrap();
+    let mut at = Vec::new();
+    for i in 1..=1000 {
+        stream.next().await.unwrap().unwrap();
+        if i == 300 || i == 1000 {
+            at.push(kv_bytes(id).await);
+        }
+    }
+    (at[0], at[1])
+}
+
+/// Sliding-window layers keep only their window: a model whose every layer slides holds the
+/// same key/value memory at 1000 tokens as at 300, a full-attention twin's keeps growing.
+#[tokio::test]
+async fn sliding_window_layers_keep_bounded_key_value_memory() {
+    // Gemma 3 layers are global every `sliding_window_pattern`-th: 100 makes all four slide, 1
+    // none (mlx-lm builds both; only our engine runs them here).
+    let mut sliding = config("gemma3_text", gemma3());
+    sliding["sliding_window_pattern"] = json!(100);
+    let mut full = sliding.clone();
+    full["sliding_window_pattern"] = json!(1);
+    let (s, f) = (reference_model(&sliding, &[]).await, reference_model(&full, &[]).await);
+    let (s300, s1000) = kv_while_generating(&s.id).await;
+    let (f300, f1000) = kv_while_generating(&f.id).await;
+    assert_eq!(s300, s1000, "sliding-window memory grew from 300 to 1000 tokens");
+    assert!(f1000 > f300 && f1000 >= 3 * s1000, "full attention: {f300} → {f1000} bytes, sliding {s1000}");
+    // 4 layers · keys and values · [1, 2 kv heads, window − 1 + 256 positions, 16] · 4 bytes.
+    assert!(s1000 <= 4 * 2 * 2 * (8 - 1 + 256) * 16 * 4, "{s1000} bytes for a window of 8");
+}
+
+/// The next turn of a conversation reuses a sliding-window model's cache (and answers as mlx-lm
+/// does from scratch); repeating a prompt whose window the answer moved past recomputes it.
+#[tokio::test]
+async fn sliding_window_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
+    let m = reference_model(&config("gpt_oss", gpt_oss()), &[]).await;
+    let prompt: Vec<u32> = (0..300u32).map(|i| (i * 37 + 3) % 400 + 5).collect();
+    let first = generate(&m.id, tokens(&prompt), greedy(12)).await.unwrap();
+    let mut turn = prompt.clone();
+    turn.extend(&first.ids);
+    turn.extend([11, 12, 13, 14]);
+    let next = generate(&m.id, tokens(&turn), greedy(12)).await.unwrap();
+    assert!(next.usage.cached_tokens >= prompt.len(), "{} reused", next.usage.cached_tokens);
+    let ids: Vec<String> = turn.iter().map(u32::to_string).collect();
+    let path = m.path();
+    let theirs =
+        reference(&["greedy", "--model", path.to_str().unwrap(), "--tokens", &ids.join(","), "--max-tokens", "12"]);
+    let theirs: Vec<u32> = serde_json::from_value(theirs["tokens"].clone()).unwrap();
+    assert_eq!(next.ids, theirs, "the reused cache answers as mlx-lm does from scratch");
+    // A long answer moves the windows well past the turn's end; the same turn again cannot
+    // reuse those layers' caches, so it is recomputed, with the same answer.
+    generate(&m.id, tokens(&turn), greedy(600)).await.unwrap();
+    let again = generate(&m.id, tokens(&turn), greedy(12)).await.unwrap();
+    assert_eq!(again.usage.cached_tokens, 0, "the windows moved past the prompt's end: recomputed");
+    assert_eq!(again.ids, next.ids);
+}

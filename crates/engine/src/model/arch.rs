@@ -27,8 +27,8 @@ pub(crate) trait Architecture {
     fn weight_bytes(&self) -> usize;
     /// The widths OpenBLAS's thread count is decided from.
     fn pass_shape(&self) -> PassShape;
-    /// Blocks (one cache entry each).
-    fn num_layers(&self) -> usize;
+    /// Each block's sliding window (None: it attends to everything), one cache entry each.
+    fn cache_windows(&self) -> Vec<Option<i32>>;
     /// The dtype activations run in.
     fn dtype(&self) -> Dtype;
 }

@@ -132,6 +132,11 @@ impl Attention {
         self.o_proj.forward(&o)
     }
 
+    /// This block's sliding window, if it has one.
+    pub(crate) fn window(&self) -> Option<i32> {
+        self.spec.window
+    }
+
     /// This block's arrays.
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
         self.qkv_proj.arrays(out);

@@ -221,8 +221,8 @@ impl Architecture for Decoder {
         self.0.pass
     }
 
-    fn num_layers(&self) -> usize {
-        self.0.blocks.len()
+    fn cache_windows(&self) -> Vec<Option<i32>> {
+        self.0.blocks.iter().map(|b| b.attn.window()).collect()
     }
 
     fn dtype(&self) -> Dtype {

@@ -126,7 +126,7 @@ impl Model {
     }
 
     pub(crate) fn new_cache(&self) -> KvCache {
-        KvCache::new(self.arch.num_layers())
+        KvCache::new(&self.arch.cache_windows())
     }
 
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
