@@ -47,17 +47,26 @@ def greedy(args):
 
 
 def chat(args):
+    """transformers' apply_chat_template on the folder's tokenizer. --template overrides the folder's
+    template; --kwargs is a JSON object of extra template variables (what a request's
+    chat_template_kwargs carries: enable_thinking, reasoning_effort, ...). A template that raises
+    (raise_exception, or any Jinja error) prints {"error": message} instead of {"text": ...}."""
+    import jinja2
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(args.model)
     messages = json.loads(args.messages)
     tools = json.loads(args.tools) if args.tools else None
-    kwargs = {}
+    kwargs = json.loads(args.kwargs) if args.kwargs else {}
     if args.template:
         kwargs["chat_template"] = open(args.template, encoding="utf-8").read()
-    text = tok.apply_chat_template(
-        messages, tools=tools, tokenize=False, add_generation_prompt=not args.no_generation_prompt, **kwargs
-    )
+    try:
+        text = tok.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=not args.no_generation_prompt, **kwargs
+        )
+    except jinja2.exceptions.TemplateError as e:
+        print(json.dumps({"error": str(e)}))
+        return
     print(json.dumps({"text": text}))
 
 
@@ -221,6 +230,7 @@ def main():
     c.add_argument("--tools")
     c.add_argument("--template")
     c.add_argument("--no-generation-prompt", action="store_true")
+    c.add_argument("--kwargs", help="JSON object of extra template variables (chat_template_kwargs)")
     e = sub.add_parser("encode")
     e.add_argument("--model", required=True)
     e.add_argument("--text", required=True)

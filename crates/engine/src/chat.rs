@@ -92,9 +92,16 @@ fn raise_exception(message: String) -> std::result::Result<Value, Error> {
 }
 
 fn strftime_now(format: String) -> String {
-    // Templates use it for "today's date"; transformers renders local time, we render UTC.
-    chrono::Utc::now().format(&format).to_string()
+    // Templates use it for "today's date"; transformers renders `datetime.now()`, local time.
+    chrono::Local::now().format(&format).to_string()
 }
+
+/// Extra template variables: what transformers' `apply_chat_template(**kwargs)` passes to the
+/// template, i.e. a request's `chat_template_kwargs` (`enable_thinking`, `reasoning_effort`, ...).
+pub type TemplateKwargs = serde_json::Map<String, serde_json::Value>;
+
+/// Variables `apply_chat_template` sets itself; passing one again is a `TypeError` there.
+const RESERVED: [&str; 4] = ["messages", "tools", "documents", "add_generation_prompt"];
 
 /// A parsed chat template with HF's Jinja environment, built once per model.
 pub struct ChatTemplate {
@@ -125,6 +132,24 @@ impl ChatTemplate {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.render_with_kwargs(tokenizer, messages, tools, add_generation_prompt, &TemplateKwargs::new())
+    }
+
+    /// [`ChatTemplate::render`] with extra template variables, which override the special
+    /// tokens of the same name as in transformers (`{**special_tokens_map, **kwargs}`).
+    pub fn render_with_kwargs(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        kwargs: &TemplateKwargs,
+    ) -> Result<String> {
+        if let Some(name) = kwargs.keys().find(|k| RESERVED.contains(&k.as_str())) {
+            return Err(EngineError::ChatTemplate {
+                message: format!("chat_template_kwargs may not set `{name}`; it is a parameter of the request"),
+            });
+        }
         let mut ctx = serde_json::Map::new();
         ctx.insert("messages".into(), serde_json::to_value(messages).expect("messages serialise"));
         ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
@@ -140,6 +165,9 @@ impl ChatTemplate {
         for (name, text) in &tokenizer.special_tokens {
             ctx.insert(name.clone(), text.clone().into());
         }
+        for (name, value) in kwargs {
+            ctx.insert(name.clone(), value.clone());
+        }
         self.env
             .get_template("chat")
             .and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx))))
@@ -154,8 +182,19 @@ pub fn render(
     tools: Option<&serde_json::Value>,
     add_generation_prompt: bool,
 ) -> Result<String> {
+    render_with_kwargs(tokenizer, messages, tools, add_generation_prompt, &TemplateKwargs::new())
+}
+
+/// [`render`] with extra template variables (a request's `chat_template_kwargs`).
+pub fn render_with_kwargs(
+    tokenizer: &Tokenizer,
+    messages: &[ChatMessage],
+    tools: Option<&serde_json::Value>,
+    add_generation_prompt: bool,
+    kwargs: &TemplateKwargs,
+) -> Result<String> {
     match tokenizer.template() {
-        Some(Ok(template)) => template.render(tokenizer, messages, tools, add_generation_prompt),
+        Some(Ok(template)) => template.render_with_kwargs(tokenizer, messages, tools, add_generation_prompt, kwargs),
         Some(Err(message)) => Err(EngineError::ChatTemplate { message: message.clone() }),
         None => Err(EngineError::ChatTemplate {
             message: "this model has no chat template; send a plain prompt to /v1/completions".into(),
