@@ -24,6 +24,26 @@ pub(crate) struct LayerCache {
     filled: i32,
     start: i32,
     window: Option<i32>,
+    /// A linear-attention layer's state instead of keys and values (it cannot go back).
+    recurrent: Option<Recurrent>,
+    is_recurrent: bool,
+}
+
+/// What a linear-attention (gated delta) layer carries from one pass to the next: the last
+/// inputs of its causal convolution `[b, kernel − 1, channels]` and its state `[b, heads,
+/// v_dim, k_dim]` (float32).
+#[derive(Clone)]
+pub(crate) struct Recurrent {
+    pub(crate) conv: Array,
+    pub(crate) state: Array,
+}
+
+/// How a layer caches: all positions, a sliding window's, or a recurrent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheKind {
+    Full,
+    Window(i32),
+    Recurrent,
 }
 
 fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Array> {
@@ -51,9 +71,24 @@ fn compacted(buffer: &Array, from: i32, to: i32, room: i32) -> Result<Array> {
 }
 
 impl LayerCache {
-    /// An empty cache; with `window`, one that keeps only what a window of that length sees.
-    pub(crate) fn new(window: Option<i32>) -> LayerCache {
-        LayerCache { window, ..LayerCache::default() }
+    /// An empty cache of this kind.
+    pub(crate) fn new(kind: CacheKind) -> LayerCache {
+        match kind {
+            CacheKind::Full => LayerCache::default(),
+            CacheKind::Window(w) => LayerCache { window: Some(w), ..LayerCache::default() },
+            CacheKind::Recurrent => LayerCache { is_recurrent: true, ..LayerCache::default() },
+        }
+    }
+
+    /// A recurrent layer's carried state (None before its first pass).
+    pub(crate) fn recurrent(&self) -> Option<&Recurrent> {
+        self.recurrent.as_ref()
+    }
+
+    /// Stores a recurrent layer's state after a pass of `positions` new positions.
+    pub(crate) fn set_recurrent(&mut self, state: Recurrent, positions: i32) {
+        self.recurrent = Some(state);
+        self.filled += positions;
     }
 
     /// Tokens already cached (the RoPE offset of the next token).
@@ -95,6 +130,9 @@ impl LayerCache {
     /// Whether the first `len` positions can be kept (a sliding-window layer needs the window
     /// before `len` still in its buffer).
     fn can_trim(&self, len: i32) -> bool {
+        if self.is_recurrent {
+            return len >= self.offset();
+        }
         match self.window {
             None => true,
             Some(w) => len >= self.offset() || (len - (w - 1)).max(0) >= self.start && len >= self.start,
@@ -112,6 +150,7 @@ impl LayerCache {
     fn clear(&mut self) {
         self.filled = 0;
         self.start = 0;
+        self.recurrent = None;
     }
 
     /// Stores one row's new keys and values and returns the attention of its single query
@@ -123,7 +162,8 @@ impl LayerCache {
 
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
     pub(crate) fn state(&self) -> impl Iterator<Item = &Array> {
-        self.keys.iter().chain(self.values.iter())
+        let recurrent = self.recurrent.iter().flat_map(|r| [&r.conv, &r.state]);
+        self.keys.iter().chain(self.values.iter()).chain(recurrent)
     }
 }
 
@@ -230,6 +270,18 @@ pub(crate) enum LayerCaches<'a> {
 }
 
 impl LayerCaches<'_> {
+    /// In a fresh pass's last layer, the rows of a `[b·l]` block attention returns (each
+    /// prompt's last position); None when it returns every row.
+    pub(crate) fn kept_rows(&self, l: i32) -> Option<Array> {
+        match self {
+            LayerCaches::Fresh { lens, last_only: true, .. } => {
+                let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l + n - 1).collect();
+                Some(Array::from_slice(&last, &[lens.len() as i32]))
+            }
+            _ => None,
+        }
+    }
+
     /// Stores this pass's keys and values `[batch, kv_heads, len, head_dim]` and returns the
     /// attention output `[batch, q_heads, len, head_dim]` of `queries` over each row's keys and
     /// values: with its history for one sequence, the pass's own for a fresh batch (whose causal
@@ -288,9 +340,9 @@ pub(crate) struct KvCache {
 }
 
 impl KvCache {
-    /// One layer cache per entry of `windows` (a layer's sliding window, if any).
-    pub(crate) fn new(windows: &[Option<i32>]) -> KvCache {
-        KvCache { layers: windows.iter().map(|w| LayerCache::new(*w)).collect() }
+    /// One layer cache of each kind.
+    pub(crate) fn new(kinds: &[CacheKind]) -> KvCache {
+        KvCache { layers: kinds.iter().map(|k| LayerCache::new(*k)).collect() }
     }
 
     /// Keeps the first `len` positions of every layer and returns `len`; when a layer can no

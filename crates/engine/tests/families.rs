@@ -213,28 +213,59 @@ async fn sliding_window_layers_keep_bounded_key_value_memory() {
     assert!(s1000 <= 4 * 2 * 2 * (8 - 1 + 256) * 16 * 4, "{s1000} bytes for a window of 8");
 }
 
-/// The next turn of a conversation reuses a sliding-window model's cache (and answers as mlx-lm
-/// does from scratch); repeating a prompt whose window the answer moved past recomputes it.
-#[tokio::test]
-async fn sliding_window_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
-    let m = reference_model(&config("gpt_oss", gpt_oss()), &[]).await;
+/// The next turn of a conversation reuses the model's cache (and answers as mlx-lm does from
+/// scratch); repeating a prompt the cache can no longer go back to (a sliding window moved past
+/// it, a recurrent state cannot rewind) recomputes it, with the same answer.
+async fn assert_prompt_cache_next_turn_and_recompute(name: &str, config: Value) {
+    let m = reference_model(&config, &[]).await;
     let prompt: Vec<u32> = (0..300u32).map(|i| (i * 37 + 3) % 400 + 5).collect();
     let first = generate(&m.id, tokens(&prompt), greedy(12)).await.unwrap();
     let mut turn = prompt.clone();
     turn.extend(&first.ids);
     turn.extend([11, 12, 13, 14]);
     let next = generate(&m.id, tokens(&turn), greedy(12)).await.unwrap();
-    assert!(next.usage.cached_tokens >= prompt.len(), "{} reused", next.usage.cached_tokens);
+    assert!(next.usage.cached_tokens >= prompt.len(), "{name}: {} reused", next.usage.cached_tokens);
     let ids: Vec<String> = turn.iter().map(u32::to_string).collect();
     let path = m.path();
     let theirs =
         reference(&["greedy", "--model", path.to_str().unwrap(), "--tokens", &ids.join(","), "--max-tokens", "12"]);
     let theirs: Vec<u32> = serde_json::from_value(theirs["tokens"].clone()).unwrap();
-    assert_eq!(next.ids, theirs, "the reused cache answers as mlx-lm does from scratch");
-    // A long answer moves the windows well past the turn's end; the same turn again cannot
-    // reuse those layers' caches, so it is recomputed, with the same answer.
+    assert_eq!(next.ids, theirs, "{name}: the reused cache answers as mlx-lm does from scratch");
+    // A long answer moves past the turn's end; the same turn again is recomputed.
     generate(&m.id, tokens(&turn), greedy(600)).await.unwrap();
     let again = generate(&m.id, tokens(&turn), greedy(12)).await.unwrap();
-    assert_eq!(again.usage.cached_tokens, 0, "the windows moved past the prompt's end: recomputed");
-    assert_eq!(again.ids, next.ids);
+    assert_eq!(again.usage.cached_tokens, 0, "{name}: the cache cannot go back: recomputed");
+    assert_eq!(again.ids, next.ids, "{name}");
+}
+
+#[tokio::test]
+async fn sliding_window_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
+    assert_prompt_cache_next_turn_and_recompute("gpt_oss", config("gpt_oss", gpt_oss())).await;
+}
+
+fn qwen3_next() -> Value {
+    json!({
+        "head_dim": 16, "linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "num_experts": 4, "num_experts_per_tok": 2,
+        "decoder_sparse_step": 1, "shared_expert_intermediate_size": 32, "mlp_only_layers": [],
+        "moe_intermediate_size": 32, "rope_theta": 1000000.0, "partial_rotary_factor": 0.5,
+        "max_position_embeddings": 4096, "full_attention_interval": 2, "norm_topk_prob": true,
+    })
+}
+
+/// Hybrid: gated delta linear attention (recurrent state, causal convolution) alternating with
+/// gated full attention, routed experts with a gated shared expert.
+#[tokio::test]
+async fn qwen3_next_hybrid_fp32() {
+    assert_family("qwen3_next fp32", config("qwen3_next", qwen3_next()), &[]).await;
+}
+
+#[tokio::test]
+async fn qwen3_next_4bit() {
+    assert_family("qwen3_next 4-bit", config("qwen3_next", qwen3_next()), &["--quantize", "4,64"]).await;
+}
+
+#[tokio::test]
+async fn recurrent_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
+    assert_prompt_cache_next_turn_and_recompute("qwen3_next", config("qwen3_next", qwen3_next())).await;
 }

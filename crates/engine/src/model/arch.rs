@@ -8,7 +8,7 @@
 use mlx_rs::{Array, Dtype};
 
 use super::blas::PassShape;
-use crate::cache::{KvCache, LayerCache, LayerCaches};
+use crate::cache::{CacheKind, KvCache, LayerCache, LayerCaches};
 use crate::error::Result;
 
 /// One model family's forward pass, built by its module in `model/` (see `registry.rs`).
@@ -27,8 +27,8 @@ pub(crate) trait Architecture {
     fn weight_bytes(&self) -> usize;
     /// The widths OpenBLAS's thread count is decided from.
     fn pass_shape(&self) -> PassShape;
-    /// Each block's sliding window (None: it attends to everything), one cache entry each.
-    fn cache_windows(&self) -> Vec<Option<i32>>;
+    /// How each block caches (one entry each).
+    fn cache_kinds(&self) -> Vec<CacheKind>;
     /// The dtype activations run in.
     fn dtype(&self) -> Dtype;
 }

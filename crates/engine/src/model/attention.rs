@@ -3,7 +3,7 @@
 //! itself over the pass's caches ([`AttentionSpec`]: fused kernel or soft-capped scores,
 //! sliding window).
 
-use mlx_rs::Array;
+use mlx_rs::{ops, Array};
 
 use super::layers::{Linear, RmsNorm};
 use super::rope::RopeAt;
@@ -38,6 +38,9 @@ pub(crate) struct AttentionLayout {
     pub(crate) norm_plus_one: bool,
     /// Per-head attention sinks (`sinks`, gpt-oss).
     pub(crate) sinks: bool,
+    /// `q_proj` also yields a per-head output gate (Qwen3-Next): the attention output is
+    /// multiplied by `sigmoid(gate)` before `o_proj`.
+    pub(crate) output_gate: bool,
 }
 
 impl AttentionLayout {
@@ -49,6 +52,7 @@ impl AttentionLayout {
         qk_norm: false,
         norm_plus_one: false,
         sinks: false,
+        output_gate: false,
     };
 }
 
@@ -60,6 +64,7 @@ pub(crate) struct Attention {
     k_norm: Option<RmsNorm>,
     heads: Heads,
     spec: AttentionSpec,
+    output_gate: bool,
 }
 
 impl Attention {
@@ -79,11 +84,12 @@ impl Attention {
             spec.sinks = Some(w.take_shaped(&format!("{prefix}.sinks"), &[heads.q])?);
         }
         let (qw, kvw) = (heads.q * heads.dim, heads.kv * heads.dim);
+        let q_out = if layout.output_gate { 2 * qw } else { qw };
         let qkv_proj = if layout.fused_qkv {
             w.linear(&format!("{prefix}.qkv_proj"), d, qw + 2 * kvw, layout.qkv_bias, q)?
         } else {
             Linear::fuse(vec![
-                w.linear(&format!("{prefix}.q_proj"), d, qw, layout.qkv_bias, q)?,
+                w.linear(&format!("{prefix}.q_proj"), d, q_out, layout.qkv_bias, q)?,
                 w.linear(&format!("{prefix}.k_proj"), d, kvw, layout.qkv_bias, q)?,
                 w.linear(&format!("{prefix}.v_proj"), d, kvw, layout.qkv_bias, q)?,
             ])?
@@ -101,6 +107,7 @@ impl Attention {
             k_norm: norm(w, "k_norm")?,
             heads,
             spec,
+            output_gate: layout.output_gate,
         })
     }
 
@@ -113,9 +120,19 @@ impl Attention {
         rope: &RopeAt,
     ) -> Result<Array> {
         let h = self.heads;
-        // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
-        let all = self.qkv_proj.forward(x)?.reshape(&[b, l, h.q + 2 * h.kv, h.dim])?;
-        let qkv = all.split_at_indices(&[h.q, h.q + h.kv], 2)?;
+        let projected = self.qkv_proj.forward(x)?;
+        let (qkv, gate) = if self.output_gate {
+            // Each query head's width is followed by its gate's.
+            let parts = projected.split_at_indices(&[2 * h.q * h.dim], -1)?;
+            let qg = parts[0].reshape(&[b, l, h.q, 2 * h.dim])?.split_at_indices(&[h.dim], -1)?;
+            let kv = parts[1].reshape(&[b, l, 2 * h.kv, h.dim])?.split_at_indices(&[h.kv], 2)?;
+            let gate = qg[1].reshape(&[b * l, h.q * h.dim])?;
+            (vec![qg[0].clone(), kv[0].clone(), kv[1].clone()], Some(gate))
+        } else {
+            // [b, l, q_heads + 2 kv_heads, head_dim] is contiguous; q/k/v are views into it.
+            let all = projected.reshape(&[b, l, h.q + 2 * h.kv, h.dim])?;
+            (all.split_at_indices(&[h.q, h.q + h.kv], 2)?, None)
+        };
         let per_head = |t: &Array, norm: &Option<RmsNorm>| -> Result<Array> {
             let t = match norm {
                 Some(norm) => norm.forward(t)?,
@@ -129,6 +146,16 @@ impl Attention {
         let o = cache.attend(&q, k, v, &self.spec)?;
         // Rows: b·l, or fewer when attention kept only some positions.
         let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[-1, h.q * h.dim])?;
+        let o = match gate {
+            Some(gate) => {
+                let gate = match cache.kept_rows(l) {
+                    Some(rows) => gate.take_axis(&rows, 0)?,
+                    None => gate,
+                };
+                o.multiply(ops::sigmoid(&gate)?)?
+            }
+            None => o,
+        };
         self.o_proj.forward(&o)
     }
 

@@ -9,12 +9,13 @@ use super::arch::{Architecture, Pass};
 use super::args::Args;
 use super::attention::{Attention, AttentionLayout, Heads};
 use super::blas::PassShape;
+use super::gated_delta::{DeltaShape, GatedDelta};
 use super::layers::{Embedding, Linear, RmsNorm};
 use super::mlp::{Activation, GatedMlp};
 use super::moe::{Moe, MoeSpec};
 use super::rope::{Rope, RopeSpec};
 use super::weights::WeightSet;
-use crate::cache::{AttentionSpec, LayerCaches};
+use crate::cache::{AttentionSpec, CacheKind, LayerCaches};
 use crate::config::{ModelConfig, Quantization};
 use crate::error::Result;
 
@@ -38,12 +39,26 @@ impl Residual {
     }
 }
 
+/// A block's token-mixing part.
+pub(crate) enum Mixer {
+    /// Softmax attention over the layer's keys and values.
+    Attention(Attention),
+    /// Gated delta linear attention over a recurrent state (Qwen3-Next).
+    Delta(GatedDelta),
+}
+
+/// What block `i` mixes tokens with: attention (its spec and RoPE index) or a gated delta layer.
+pub(crate) enum Mixing {
+    Attention(AttentionSpec, usize),
+    Delta(DeltaShape),
+}
+
 /// A block's feed-forward part.
 pub(crate) enum Ffn {
     /// One gated MLP.
     Dense(GatedMlp),
     /// Routed experts.
-    Moe(Moe),
+    Moe(Box<Moe>),
 }
 
 impl Ffn {
@@ -72,7 +87,7 @@ impl Ffn {
 /// One block: `h = x + post_attn(attn(in_norm(x)))`, then `h + post_mlp(mlp(mlp_norm(h)))`
 /// (the `post_*` norms only where a family has them: Gemma).
 pub(crate) struct Block {
-    pub(crate) attn: Attention,
+    pub(crate) mixer: Mixer,
     /// Index of this block's RoPE in the decoder's (Gemma 3: local or global base).
     pub(crate) rope: usize,
     pub(crate) mlp: Ffn,
@@ -131,7 +146,11 @@ impl Block {
         keep: Option<&Array>,
         residual: Residual,
     ) -> Result<Array> {
-        let r = self.attn.forward(&self.input_norm.forward(x)?, rows, cache, rope)?;
+        let n = self.input_norm.forward(x)?;
+        let r = match &self.mixer {
+            Mixer::Attention(a) => a.forward(&n, rows, cache, rope)?,
+            Mixer::Delta(d) => d.forward(&n, rows, cache)?,
+        };
         let r = match &self.attn_out_norm {
             Some(n) => n.forward(&r)?,
             None => r,
@@ -198,7 +217,10 @@ impl Architecture for Decoder {
             head.arrays(&mut out);
         }
         for b in &d.blocks {
-            b.attn.arrays(&mut out);
+            match &b.mixer {
+                Mixer::Attention(a) => a.arrays(&mut out),
+                Mixer::Delta(g) => g.arrays(&mut out),
+            }
             b.mlp.arrays(&mut out);
             out.extend(b.norms().map(|n| &n.weight));
         }
@@ -212,7 +234,11 @@ impl Architecture for Decoder {
             bytes += head.nbytes();
         }
         for b in &d.blocks {
-            bytes += b.attn.nbytes() + b.mlp.nbytes() + b.norms().map(|n| n.weight.nbytes()).sum::<usize>();
+            let mixer = match &b.mixer {
+                Mixer::Attention(a) => a.nbytes(),
+                Mixer::Delta(g) => g.nbytes(),
+            };
+            bytes += mixer + b.mlp.nbytes() + b.norms().map(|n| n.weight.nbytes()).sum::<usize>();
         }
         bytes
     }
@@ -221,8 +247,12 @@ impl Architecture for Decoder {
         self.0.pass
     }
 
-    fn cache_windows(&self) -> Vec<Option<i32>> {
-        self.0.blocks.iter().map(|b| b.attn.window()).collect()
+    fn cache_kinds(&self) -> Vec<CacheKind> {
+        let kind = |b: &Block| match &b.mixer {
+            Mixer::Attention(a) => a.window().map_or(CacheKind::Full, CacheKind::Window),
+            Mixer::Delta(_) => CacheKind::Recurrent,
+        };
+        self.0.blocks.iter().map(kind).collect()
     }
 
     fn dtype(&self) -> Dtype {
@@ -260,15 +290,15 @@ impl Layout {
     }
 }
 
-/// Reads blocks `model.layers.{i}` for `args`; `per_layer(i)` gives block `i`'s attention and
-/// the index of its RoPE, `experts(i)` its Mixture-of-Experts (the module name under the block,
+/// Reads blocks `model.layers.{i}` for `args`; `per_layer(i)` gives block `i`'s token mixing
+/// (attention with its RoPE index, or gated delta), `experts(i)` its Mixture-of-Experts (the module name under the block,
 /// and its shape) where it has one instead of a dense MLP. Reports progress from 0 to 1.
 pub(crate) fn load_blocks(
     w: &mut WeightSet,
     args: &Args,
     q: Option<Quantization>,
     layout: Layout,
-    per_layer: impl Fn(i32) -> (AttentionSpec, usize),
+    per_layer: impl Fn(i32) -> Mixing,
     experts: impl Fn(i32) -> Option<(&'static str, MoeSpec)>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Vec<Block>> {
@@ -277,10 +307,17 @@ pub(crate) fn load_blocks(
     let mut blocks = Vec::with_capacity(args.num_layers as usize);
     for i in 0..args.num_layers {
         let p = format!("model.layers.{i}");
-        let (spec, rope) = per_layer(i);
-        let attn = Attention::load(w, &format!("{p}.self_attn"), d, heads, layout.attention, spec, eps, q)?;
+        let (mixer, rope) = match per_layer(i) {
+            Mixing::Attention(spec, rope) => {
+                let a = Attention::load(w, &format!("{p}.self_attn"), d, heads, layout.attention, spec, eps, q)?;
+                (Mixer::Attention(a), rope)
+            }
+            Mixing::Delta(shape) => {
+                (Mixer::Delta(GatedDelta::load(w, &format!("{p}.linear_attn"), d, shape, eps, q)?), 0)
+            }
+        };
         let mlp = match experts(i) {
-            Some((name, spec)) => Ffn::Moe(Moe::load(w, &format!("{p}.{name}"), d, spec, q)?),
+            Some((name, spec)) => Ffn::Moe(Box::new(Moe::load(w, &format!("{p}.{name}"), d, spec, q)?)),
             None => Ffn::Dense(GatedMlp::load(
                 w,
                 &format!("{p}.mlp"),
@@ -295,7 +332,7 @@ pub(crate) fn load_blocks(
         let mut norm = |name: &str| w.norm(&format!("{p}.{name}"), d, eps, plus_one);
         let block = if layout.sandwich_norms {
             Block {
-                attn,
+                mixer,
                 rope,
                 mlp,
                 input_norm: norm("input_layernorm")?,
@@ -305,7 +342,7 @@ pub(crate) fn load_blocks(
             }
         } else {
             Block {
-                attn,
+                mixer,
                 rope,
                 mlp,
                 input_norm: norm("input_layernorm")?,
@@ -346,17 +383,34 @@ pub(crate) fn pass_shape(args: &Args) -> PassShape {
 /// experts where `experts(i)` says.
 pub(crate) fn uniform(
     config: &ModelConfig,
-    mut w: WeightSet,
+    w: WeightSet,
     args: &Args,
     layout: Layout,
     rope_dims: i32,
     experts: impl Fn(i32) -> Option<(&'static str, MoeSpec)>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
-    let q = config.quantization;
     let spec =
         AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None, sinks: None };
-    let blocks = load_blocks(&mut w, args, q, layout, |_| (spec.clone(), 0), experts, progress)?;
+    plain(config, w, args, layout, rope_dims, |_| Mixing::Attention(spec.clone(), 0), experts, progress)
+}
+
+/// A decoder with one RoPE (`rope_dims` rotated, the config's base and scaling), no embedding
+/// scale or logit soft-cap, each block mixing as `mixing(i)` says and with experts where
+/// `experts(i)` says (gpt-oss, Qwen3-Next, and [`uniform`]'s families).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plain(
+    config: &ModelConfig,
+    mut w: WeightSet,
+    args: &Args,
+    layout: Layout,
+    rope_dims: i32,
+    mixing: impl Fn(i32) -> Mixing,
+    experts: impl Fn(i32) -> Option<(&'static str, MoeSpec)>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
+    let q = config.quantization;
+    let blocks = load_blocks(&mut w, args, q, layout, mixing, experts, progress)?;
     let tied = args.tie_word_embeddings;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, false)?;
     w.finish(tied)?;

@@ -6,7 +6,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
-use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Layout, Residual};
+use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Layout, Mixing, Residual};
 use super::mlp::Activation;
 use super::registry::Family;
 use super::rope::{Rope, RopeSpec};
@@ -47,7 +47,8 @@ fn build(
         window: None,
         sinks: None,
     };
-    let blocks = load_blocks(&mut w, args, q, gemma_layout(false), |_| (spec.clone(), 0), |_| None, progress)?;
+    let blocks =
+        load_blocks(&mut w, args, q, gemma_layout(false), |_| Mixing::Attention(spec.clone(), 0), |_| None, progress)?;
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, true, true)?;
     w.finish(true)?;
     let rope = Rope::new(&RopeSpec {

@@ -6,7 +6,7 @@
 
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
-use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Residual};
+use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Mixing, Residual};
 use super::gemma2::gemma_layout;
 use super::registry::Family;
 use super::rope::{Rope, RopeSpec};
@@ -43,7 +43,13 @@ fn build(
     let global = AttentionSpec { scale, softcap: None, window: None, sinks: None };
     let local = AttentionSpec { window: Some(window), ..global.clone() };
     // RoPE 0: global layers; 1: local (sliding) layers.
-    let per_layer = |i: i32| if i % pattern == pattern - 1 { (global.clone(), 0) } else { (local.clone(), 1) };
+    let per_layer = |i: i32| {
+        if i % pattern == pattern - 1 {
+            Mixing::Attention(global.clone(), 0)
+        } else {
+            Mixing::Attention(local.clone(), 1)
+        }
+    };
     let blocks = load_blocks(&mut w, args, q, gemma_layout(true), per_layer, |_| None, progress)?;
     let tied = !w.has_prefix("lm_head");
     let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, tied, true)?;

@@ -6,10 +6,9 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
-use super::decoder::{load_blocks, load_ends, pass_shape, Decoder, DecoderSpec, Layout, Residual};
+use super::decoder::{plain, Layout, Mixing};
 use super::moe::{ExpertActivation, MoeSpec, Routing};
 use super::registry::Family;
-use super::rope::{Rope, RopeSpec};
 use super::weights::WeightSet;
 use crate::cache::AttentionSpec;
 use crate::config::ModelConfig;
@@ -30,10 +29,9 @@ pub(crate) const FAMILY: Family = Family {
 fn build(
     config: &ModelConfig,
     args: &Args,
-    mut w: WeightSet,
+    w: WeightSet,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
-    let q = config.quantization;
     let moe = MoeSpec {
         experts: args.i32_or("num_local_experts", 128),
         top_k: args.i32_or("num_experts_per_tok", 4),
@@ -42,6 +40,7 @@ fn build(
         names: ("router", "experts"),
         bias: true,
         activation: ExpertActivation::ClampedSwiglu,
+        shared: None,
     };
     if moe.top_k < 1 || moe.top_k > moe.experts {
         return Err(config.invalid(format!(
@@ -63,29 +62,12 @@ fn build(
     let full =
         AttentionSpec { scale: (1.0 / (args.head_dim as f64).sqrt()) as f32, softcap: None, window: None, sinks: None };
     let window = AttentionSpec { window: Some(args.i32_or("sliding_window", 128)), ..full.clone() };
-    let per_layer = |i: i32| if sliding[i as usize] { (window.clone(), 0) } else { (full.clone(), 0) };
+    let per_layer = |i: i32| Mixing::Attention(if sliding[i as usize] { window.clone() } else { full.clone() }, 0);
     let layout = Layout {
         attention: AttentionLayout { qkv_bias: true, o_bias: true, sinks: true, ..AttentionLayout::PLAIN },
         ..Layout::plain()?
     };
-    let blocks = load_blocks(&mut w, args, q, layout, per_layer, |_| Some(("mlp", moe)), progress)?;
-    let (embed, norm, head) = load_ends(&mut w, args, config.vocab_size, q, false, false)?;
-    w.finish(false)?;
-    let rope = Rope::new(&RopeSpec {
-        dims: args.head_dim,
-        base: args.rope_theta,
-        traditional: false,
-        scaling: args.rope_scaling.clone(),
-    })?;
-    Ok(Box::new(Decoder::new(DecoderSpec {
-        embed,
-        embed_scale: None,
-        blocks,
-        ropes: vec![rope],
-        norm,
-        head,
-        final_softcap: None,
-        residual: Residual::Add,
-        pass: pass_shape(args),
-    })?))
+    // gpt-oss has no tied variant and no traditional RoPE.
+    let args = Args { tie_word_embeddings: false, rope_traditional: false, ..args.clone() };
+    plain(config, w, &args, layout, args.head_dim, per_layer, |_| Some(("mlp", moe)), progress)
 }

@@ -38,6 +38,7 @@ fn build(
         names: ("gate", "switch_mlp"),
         bias: false,
         activation: ExpertActivation::Silu,
+        shared: None,
     };
     if spec.top_k < 1 || spec.top_k > spec.experts {
         return Err(config.invalid(format!(

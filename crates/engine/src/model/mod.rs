@@ -12,6 +12,7 @@ mod args;
 mod attention;
 mod blas;
 mod decoder;
+mod gated_delta;
 mod gemma2;
 mod gemma3;
 mod gpt_oss;
@@ -24,6 +25,7 @@ mod phi3;
 mod qwen2;
 mod qwen3;
 mod qwen3_moe;
+mod qwen3_next;
 mod registry;
 mod rope;
 mod weights;
@@ -126,7 +128,7 @@ impl Model {
     }
 
     pub(crate) fn new_cache(&self) -> KvCache {
-        KvCache::new(&self.arch.cache_windows())
+        KvCache::new(&self.arch.cache_kinds())
     }
 
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states

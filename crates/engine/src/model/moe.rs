@@ -8,6 +8,7 @@ use mlx_rs::Array;
 
 use super::activation::Silu;
 use super::layers::Linear;
+use super::mlp::{Activation, GatedMlp};
 use super::weights::WeightSet;
 use crate::config::Quantization;
 use crate::error::Result;
@@ -47,6 +48,9 @@ pub(crate) struct MoeSpec {
     /// Biases on the router and the experts' projections (gpt-oss).
     pub(crate) bias: bool,
     pub(crate) activation: ExpertActivation,
+    /// A shared expert of this width that every position also goes through, scaled by
+    /// `sigmoid(shared_expert_gate(x))` (Qwen3-Next).
+    pub(crate) shared: Option<i32>,
 }
 
 /// Every expert's weights for one projection: `[experts, out, in]`.
@@ -129,6 +133,8 @@ impl SwitchLinear {
 
 pub(crate) struct Moe {
     router: Linear,
+    /// The shared expert and its gate.
+    shared: Option<(GatedMlp, Linear)>,
     gate_proj: SwitchLinear,
     up_proj: SwitchLinear,
     down_proj: SwitchLinear,
@@ -143,6 +149,22 @@ impl Moe {
         let sw = format!("{prefix}.{experts}");
         Ok(Moe {
             router: w.linear(&format!("{prefix}.{router}"), d, spec.experts, spec.bias, q)?,
+            shared: match spec.shared {
+                Some(width) => Some((
+                    GatedMlp::load(
+                        w,
+                        &format!("{prefix}.shared_expert"),
+                        d,
+                        width,
+                        false,
+                        false,
+                        Activation::silu()?,
+                        q,
+                    )?,
+                    w.linear(&format!("{prefix}.shared_expert_gate"), d, 1, false, q)?,
+                )),
+                None => None,
+            },
             gate_proj: SwitchLinear::load(w, &format!("{sw}.gate_proj"), spec, d, spec.width, q)?,
             up_proj: SwitchLinear::load(w, &format!("{sw}.up_proj"), spec, d, spec.width, q)?,
             down_proj: SwitchLinear::load(w, &format!("{sw}.down_proj"), spec, spec.width, d, q)?,
@@ -177,8 +199,11 @@ impl Moe {
             }
         };
         let y = self.experts(x, &indices)?;
-        let weighted = y.multiply(ops::expand_dims(&scores, -1)?)?.sum_axis(-2, false)?;
-        Ok(weighted.as_dtype(y.dtype())?)
+        let weighted = y.multiply(ops::expand_dims(&scores, -1)?)?.sum_axis(-2, false)?.as_dtype(y.dtype())?;
+        match &self.shared {
+            Some((mlp, gate)) => Ok(weighted.add(ops::sigmoid(gate.forward(x)?)?.multiply(mlp.forward(x)?)?)?),
+            None => Ok(weighted),
+        }
     }
 
     /// Each row through its k experts' gated MLPs: `[rows, k, hidden]`. Many positions are
@@ -210,6 +235,10 @@ impl Moe {
 
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
         self.router.arrays(out);
+        if let Some((mlp, gate)) = &self.shared {
+            mlp.arrays(out);
+            gate.arrays(out);
+        }
         for p in [&self.gate_proj, &self.up_proj, &self.down_proj] {
             p.arrays(out);
         }

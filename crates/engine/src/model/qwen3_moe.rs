@@ -40,6 +40,7 @@ fn build(
         names: ("gate", "switch_mlp"),
         bias: false,
         activation: ExpertActivation::Silu,
+        shared: None,
     };
     if spec.experts > 0 && (spec.top_k < 1 || spec.top_k > spec.experts || spec.width < 1) {
         return Err(config.invalid(format!(

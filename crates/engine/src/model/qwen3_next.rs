@@ -1,0 +1,104 @@
+//! Qwen3-Next (mlx-lm's `models/qwen3_next.py`): hybrid layers — three gated delta linear
+//! attention layers (gated_delta.rs) for every full attention layer (`full_attention_interval`),
+//! the attention with q/k norms, partial rotary dimensions and a sigmoid output gate — and
+//! routed experts with a gated shared expert (softmax over all experts, top k, optionally
+//! renormalised).
+
+use super::arch::Architecture;
+use super::args::{Args, Defaults};
+use super::attention::AttentionLayout;
+use super::decoder::{plain, Layout, Mixing};
+use super::gated_delta::DeltaShape;
+use super::moe::{ExpertActivation, MoeSpec, Routing};
+use super::registry::Family;
+use super::weights::WeightSet;
+use crate::cache::AttentionSpec;
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+pub(crate) const FAMILY: Family = Family {
+    name: "qwen3_next",
+    model_types: &["qwen3_next"],
+    defaults: Defaults {
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        head_dim_required: true,
+        rms_norm_eps: None,
+    },
+    build,
+};
+
+fn build(
+    config: &ModelConfig,
+    args: &Args,
+    w: WeightSet,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
+    let need = |key: &str| -> Result<i32> {
+        match args.i32_or(key, 0) {
+            v if v > 0 => Ok(v),
+            v => Err(config.invalid(format!("`{key}` must be positive, got {v}"))),
+        }
+    };
+    let delta = DeltaShape {
+        k_heads: need("linear_num_key_heads")?,
+        v_heads: need("linear_num_value_heads")?,
+        k_dim: need("linear_key_head_dim")?,
+        v_dim: need("linear_value_head_dim")?,
+        kernel: need("linear_conv_kernel_dim")?,
+    };
+    if delta.v_heads % delta.k_heads != 0 {
+        return Err(config.invalid(format!(
+            "linear_num_value_heads ({}) is not a multiple of linear_num_key_heads ({})",
+            delta.v_heads, delta.k_heads
+        )));
+    }
+    let experts = args.i32_or("num_experts", 0);
+    let moe = MoeSpec {
+        experts,
+        top_k: args.i32_or("num_experts_per_tok", 0),
+        width: args.i32_or("moe_intermediate_size", 0),
+        routing: Routing::SoftmaxTopK { renormalize: args.bool_or("norm_topk_prob", false) },
+        names: ("gate", "switch_mlp"),
+        bias: false,
+        activation: ExpertActivation::Silu,
+        shared: Some(args.i32_or("shared_expert_intermediate_size", 0)).filter(|w| *w > 0),
+    };
+    if experts > 0 && (moe.top_k < 1 || moe.top_k > experts || moe.width < 1) {
+        return Err(
+            config.invalid("num_experts_per_tok must be within 1..=num_experts and moe_intermediate_size positive")
+        );
+    }
+    let interval = args.i32_or("full_attention_interval", 4).max(1);
+    let step = args.i32_or("decoder_sparse_step", 1).max(1);
+    let dense_only: Vec<i64> = args
+        .rest
+        .get("mlp_only_layers")
+        .and_then(|v| v.as_array())
+        .map_or(Vec::new(), |a| a.iter().filter_map(|v| v.as_i64()).collect());
+    let attention =
+        AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None, sinks: None };
+    let mixing = |i: i32| {
+        if (i + 1) % interval != 0 {
+            Mixing::Delta(delta)
+        } else {
+            Mixing::Attention(attention.clone(), 0)
+        }
+    };
+    let routed =
+        |i: i32| (experts > 0 && !dense_only.contains(&(i as i64)) && (i + 1) % step == 0).then_some(("mlp", moe));
+    let bias = args.bool_or("attention_bias", false);
+    let layout = Layout {
+        attention: AttentionLayout {
+            qkv_bias: bias,
+            o_bias: bias,
+            qk_norm: true,
+            output_gate: true,
+            ..AttentionLayout::PLAIN
+        },
+        ..Layout::plain()?
+    };
+    let rope_dims = (args.head_dim as f32 * args.f32_or("partial_rotary_factor", 1.0)) as i32;
+    let args = Args { rope_traditional: false, ..args.clone() };
+    plain(config, w, &args, layout, rope_dims, mixing, routed, progress)
+}
