@@ -123,7 +123,14 @@ impl ModelConfig {
         // A model that nests its language model (`text_config`) is served as that model when
         // only the nested type is known.
         let family = match crate::model::family_of(&model_type) {
-            Some(f) => f,
+            Some(f) => {
+                // A known multimodal family (Qwen3.5) serves its nested text model.
+                if json.get("text_config").is_some_and(|t| t.is_object()) {
+                    json = merged_text_config(json);
+                    json["model_type"] = serde_json::Value::String(model_type.clone());
+                }
+                f
+            }
             None => {
                 let nested = json.get("text_config").and_then(|t| t.get("model_type")).and_then(|v| v.as_str());
                 match nested.and_then(crate::model::family_of) {

@@ -269,3 +269,24 @@ async fn qwen3_next_4bit() {
 async fn recurrent_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
     assert_prompt_cache_next_turn_and_recompute("qwen3_next", config("qwen3_next", qwen3_next())).await;
 }
+
+fn qwen3_5(moe: bool) -> Value {
+    let mut c = json!({
+        "head_dim": 16, "linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "full_attention_interval": 2,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"type": "default", "mrope_section": [2, 1, 1], "rope_theta": 1000000.0, "partial_rotary_factor": 0.5},
+    });
+    if moe {
+        let experts = json!({"num_experts": 4, "num_experts_per_tok": 2, "shared_expert_intermediate_size": 32, "moe_intermediate_size": 32});
+        c.as_object_mut().unwrap().extend(experts.as_object().unwrap().clone());
+    }
+    c
+}
+
+/// Qwen3.5: separate gated delta projections, weights under `language_model.`, dense and MoE.
+#[tokio::test]
+async fn qwen3_5_dense_and_moe() {
+    assert_family("qwen3_5 dense fp32", config("qwen3_5", qwen3_5(false)), &[]).await;
+    assert_family("qwen3_5_moe 4-bit", config("qwen3_5_moe", qwen3_5(true)), &["--quantize", "4,64"]).await;
+}

@@ -26,6 +26,8 @@ pub(crate) struct DeltaShape {
     pub(crate) k_dim: i32,
     pub(crate) v_dim: i32,
     pub(crate) kernel: i32,
+    /// Separate q/k/v, z, b and a projections (Qwen3.5) rather than grouped ones (Qwen3-Next).
+    pub(crate) separate: bool,
 }
 
 impl DeltaShape {
@@ -40,9 +42,25 @@ impl DeltaShape {
     }
 }
 
+/// How a checkpoint stores the layer's input projections.
+enum Projections {
+    /// Qwen3-Next: `in_proj_qkvz` and `in_proj_ba`, grouped per key head.
+    Grouped { qkvz: Linear, ba: Linear },
+    /// Qwen3.5: `in_proj_qkv`, `in_proj_z`, `in_proj_b`, `in_proj_a`.
+    Separate { qkv: Linear, z: Linear, b: Linear, a: Linear },
+}
+
+impl Projections {
+    fn linears(&self) -> Vec<&Linear> {
+        match self {
+            Projections::Grouped { qkvz, ba } => vec![qkvz, ba],
+            Projections::Separate { qkv, z, b, a } => vec![qkv, z, b, a],
+        }
+    }
+}
+
 pub(crate) struct GatedDelta {
-    in_proj_qkvz: Linear,
-    in_proj_ba: Linear,
+    proj: Projections,
     /// Depthwise convolution weights `[channels, kernel, 1]`.
     conv: Array,
     a_log: Array,
@@ -69,9 +87,22 @@ impl GatedDelta {
         q: Option<Quantization>,
     ) -> Result<GatedDelta> {
         let (kw, vw, c) = (shape.key_width(), shape.value_width(), shape.conv_channels());
+        let mut linear = |name: &str, out: i32| w.linear(&format!("{prefix}.{name}"), d, out, false, q);
+        let proj = if shape.separate {
+            Projections::Separate {
+                qkv: linear("in_proj_qkv", 2 * kw + vw)?,
+                z: linear("in_proj_z", vw)?,
+                b: linear("in_proj_b", shape.v_heads)?,
+                a: linear("in_proj_a", shape.v_heads)?,
+            }
+        } else {
+            Projections::Grouped {
+                qkvz: linear("in_proj_qkvz", 2 * kw + 2 * vw)?,
+                ba: linear("in_proj_ba", 2 * shape.v_heads)?,
+            }
+        };
         Ok(GatedDelta {
-            in_proj_qkvz: w.linear(&format!("{prefix}.in_proj_qkvz"), d, 2 * kw + 2 * vw, false, q)?,
-            in_proj_ba: w.linear(&format!("{prefix}.in_proj_ba"), d, 2 * shape.v_heads, false, q)?,
+            proj,
             conv: w.take_shaped(&format!("{prefix}.conv1d.weight"), &[c, shape.kernel, 1])?,
             a_log: w.take_shaped(&format!("{prefix}.A_log"), &[shape.v_heads])?,
             dt_bias: w.take_shaped(&format!("{prefix}.dt_bias"), &[shape.v_heads])?,
@@ -85,8 +116,7 @@ impl GatedDelta {
     pub(crate) fn forward(&self, x: &Array, (b, l): (i32, i32), cache: &mut LayerCaches) -> Result<Array> {
         let s = self.shape;
         let x = x.reshape(&[b, l, -1])?;
-        let (q, k, v, z, beta_in, a) = self.project(&x, b, l)?;
-        let mixed = ops::concatenate(&[q.reshape(&[b, l, -1])?, k.reshape(&[b, l, -1])?, v.reshape(&[b, l, -1])?], -1)?;
+        let (mixed, z, beta_in, a) = self.project(&x, b, l)?;
         let dtype = x.dtype();
         let (carried, mask) = match cache {
             LayerCaches::One(c) => (c.recurrent().cloned(), None),
@@ -152,23 +182,30 @@ impl GatedDelta {
         }
     }
 
-    /// q, k, v, z, b, a from the two input projections, in mlx-lm's per-key-head grouping.
-    #[allow(clippy::type_complexity)]
-    fn project(&self, x: &Array, b: i32, l: i32) -> Result<(Array, Array, Array, Array, Array, Array)> {
+    /// The convolution's input (q, k and v side by side, `[b, l, channels]`), the gate z
+    /// `[b, l, v_heads, v_dim]`, and b and a `[b, l, v_heads]`.
+    fn project(&self, x: &Array, b: i32, l: i32) -> Result<(Array, Array, Array, Array)> {
         let s = self.shape;
-        let per = s.v_heads / s.k_heads;
-        let qkvz = self.in_proj_qkvz.forward(x)?.reshape(&[b, l, s.k_heads, -1])?;
-        let ba = self.in_proj_ba.forward(x)?.reshape(&[b, l, s.k_heads, -1])?;
-        let p = qkvz.split_at_indices(&[s.k_dim, 2 * s.k_dim, 2 * s.k_dim + per * s.v_dim], -1)?;
-        let q2 = ba.split_at_indices(&[per], -1)?;
-        Ok((
-            p[0].clone(),
-            p[1].clone(),
-            p[2].reshape(&[b, l, -1, s.v_dim])?,
-            p[3].reshape(&[b, l, -1, s.v_dim])?,
-            q2[0].reshape(&[b, l, s.v_heads])?,
-            q2[1].reshape(&[b, l, s.v_heads])?,
-        ))
+        match &self.proj {
+            Projections::Grouped { qkvz, ba } => {
+                // mlx-lm's `fix_query_key_value_ordering`: grouped per key head.
+                let per = s.v_heads / s.k_heads;
+                let qkvz = qkvz.forward(x)?.reshape(&[b, l, s.k_heads, -1])?;
+                let ba = ba.forward(x)?.reshape(&[b, l, s.k_heads, -1])?;
+                let p = qkvz.split_at_indices(&[s.k_dim, 2 * s.k_dim, 2 * s.k_dim + per * s.v_dim], -1)?;
+                let q2 = ba.split_at_indices(&[per], -1)?;
+                let flat = |t: &Array| t.reshape(&[b, l, -1]);
+                let mixed = ops::concatenate(&[flat(&p[0])?, flat(&p[1])?, flat(&p[2])?], -1)?;
+                let z = p[3].reshape(&[b, l, -1, s.v_dim])?;
+                Ok((mixed, z, q2[0].reshape(&[b, l, s.v_heads])?, q2[1].reshape(&[b, l, s.v_heads])?))
+            }
+            Projections::Separate { qkv, z, b: bp, a } => Ok((
+                qkv.forward(x)?,
+                z.forward(x)?.reshape(&[b, l, s.v_heads, s.v_dim])?,
+                bp.forward(x)?,
+                a.forward(x)?,
+            )),
+        }
     }
 
     /// mlx-lm's `gated_delta_update` (ops path): decay `g`, write strength `beta`, one
@@ -210,15 +247,13 @@ impl GatedDelta {
     }
 
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
-        self.in_proj_qkvz.arrays(out);
-        self.in_proj_ba.arrays(out);
+        self.proj.linears().into_iter().for_each(|p| p.arrays(out));
         self.out_proj.arrays(out);
         out.extend([&self.conv, &self.a_log, &self.dt_bias, &self.norm.weight]);
     }
 
     pub(crate) fn nbytes(&self) -> usize {
-        self.in_proj_qkvz.nbytes()
-            + self.in_proj_ba.nbytes()
+        self.proj.linears().iter().map(|p| p.nbytes()).sum::<usize>()
             + self.out_proj.nbytes()
             + [&self.conv, &self.a_log, &self.dt_bias, &self.norm.weight].iter().map(|a| a.nbytes()).sum::<usize>()
     }

@@ -24,6 +24,7 @@ mod moe;
 mod phi3;
 mod qwen2;
 mod qwen3;
+mod qwen3_5;
 mod qwen3_moe;
 mod qwen3_next;
 mod registry;

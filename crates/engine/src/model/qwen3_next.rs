@@ -34,6 +34,30 @@ fn build(
     w: WeightSet,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
+    hybrid(config, args, w, Hybrid { separate_projections: false, norm_topk_prob: false, sparse_steps: true }, progress)
+}
+
+/// What differs between the Qwen3-Next line's checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hybrid {
+    /// Qwen3.5's separate gated delta projections.
+    pub(crate) separate_projections: bool,
+    /// `norm_topk_prob`'s default.
+    pub(crate) norm_topk_prob: bool,
+    /// Experts only every `decoder_sparse_step`-th layer not in `mlp_only_layers` (Qwen3-Next);
+    /// else in every layer when `num_experts` > 0 (Qwen3.5).
+    pub(crate) sparse_steps: bool,
+}
+
+/// The Qwen3-Next line's decoder: gated delta layers with full attention every
+/// `full_attention_interval`-th, dense MLPs or experts with a gated shared expert.
+pub(crate) fn hybrid(
+    config: &ModelConfig,
+    args: &Args,
+    w: WeightSet,
+    variant: Hybrid,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Box<dyn Architecture>> {
     let need = |key: &str| -> Result<i32> {
         match args.i32_or(key, 0) {
             v if v > 0 => Ok(v),
@@ -46,6 +70,7 @@ fn build(
         k_dim: need("linear_key_head_dim")?,
         v_dim: need("linear_value_head_dim")?,
         kernel: need("linear_conv_kernel_dim")?,
+        separate: variant.separate_projections,
     };
     if delta.v_heads % delta.k_heads != 0 {
         return Err(config.invalid(format!(
@@ -58,7 +83,7 @@ fn build(
         experts,
         top_k: args.i32_or("num_experts_per_tok", 0),
         width: args.i32_or("moe_intermediate_size", 0),
-        routing: Routing::SoftmaxTopK { renormalize: args.bool_or("norm_topk_prob", false) },
+        routing: Routing::SoftmaxTopK { renormalize: args.bool_or("norm_topk_prob", variant.norm_topk_prob) },
         names: ("gate", "switch_mlp"),
         bias: false,
         activation: ExpertActivation::Silu,
@@ -85,8 +110,8 @@ fn build(
             Mixing::Attention(attention.clone(), 0)
         }
     };
-    let routed =
-        |i: i32| (experts > 0 && !dense_only.contains(&(i as i64)) && (i + 1) % step == 0).then_some(("mlp", moe));
+    let sparse = |i: i32| !variant.sparse_steps || (!dense_only.contains(&(i as i64)) && (i + 1) % step == 0);
+    let routed = |i: i32| (experts > 0 && sparse(i)).then_some(("mlp", moe));
     let bias = args.bool_or("attention_bias", false);
     let layout = Layout {
         attention: AttentionLayout {

@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::weights::WeightSet;
-use super::{gemma2, gemma3, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_moe, qwen3_next};
+use super::{gemma2, gemma3, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_5, qwen3_moe, qwen3_next};
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -44,6 +44,7 @@ const FAMILIES: &[&Family] = &[
     &qwen3_moe::FAMILY,
     &gpt_oss::FAMILY,
     &qwen3_next::FAMILY,
+    &qwen3_5::FAMILY,
 ];
 
 /// The family that builds `model_type`.

@@ -54,10 +54,19 @@ fn check_file(path: &Path) -> Result<()> {
         .map_err(|e| EngineError::CorruptWeights { path: path.to_path_buf(), message: e.to_string() })
 }
 
+/// Where a multimodal checkpoint keeps its text model.
+const TEXT_MODEL: &str = "language_model.";
+
+/// Weights of a multimodal checkpoint's other towers, which a text engine leaves alone.
+const OTHER_TOWERS: &[&str] = &["vision_tower", "model.visual", "multi_modal_projector", "vision_model", "audio_tower"];
+
 /// All tensors of a model, with the file each came from, consumed as layers are built.
 pub(crate) struct WeightSet {
     dir: PathBuf,
     tensors: HashMap<String, (Array, PathBuf)>,
+    /// `language_model.` when the checkpoint is a multimodal model's (its text model's weights
+    /// live under it), else empty.
+    prefix: String,
     /// Per-module quantization that differs from the model's (mlx-lm writes these into
     /// config.json's `quantization`, e.g. an 8-bit MoE router in a 4-bit model).
     overrides: HashMap<String, Quantization>,
@@ -80,7 +89,8 @@ impl WeightSet {
                 tensors.insert(name, (array, file.clone()));
             }
         }
-        Ok(WeightSet { dir: dir.to_path_buf(), tensors, overrides: HashMap::new() })
+        let prefix = if tensors.keys().any(|k| k.starts_with(TEXT_MODEL)) { TEXT_MODEL } else { "" };
+        Ok(WeightSet { dir: dir.to_path_buf(), tensors, overrides: HashMap::new(), prefix: prefix.to_string() })
     }
 
     /// With config.json's per-module quantization entries (`"model.layers.0.mlp.gate":
@@ -97,14 +107,14 @@ impl WeightSet {
     }
 
     fn has(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.contains_key(&format!("{}{name}", self.prefix))
     }
 
     /// Removes a tensor, checking its shape (and, for packed weights, its dtype).
     fn take(&mut self, name: &str, shape: &[i32], dtype: Option<Dtype>) -> Result<Array> {
         let (array, path) = self
             .tensors
-            .remove(name)
+            .remove(&format!("{}{name}", self.prefix))
             .ok_or_else(|| EngineError::MissingTensor { path: self.dir.clone(), tensor: name.to_string() })?;
         if array.shape() != shape || dtype.is_some_and(|d| array.dtype() != d) {
             return Err(EngineError::TensorShape {
@@ -123,7 +133,7 @@ impl WeightSet {
         if !self.has(&format!("{prefix}.scales")) {
             return Ok(None);
         }
-        if let Some(own) = self.overrides.get(prefix) {
+        if let Some(own) = self.overrides.get(&format!("{}{prefix}", self.prefix)) {
             return Ok(Some(*own));
         }
         q.map(Some).ok_or_else(|| EngineError::InvalidConfig {
@@ -224,7 +234,12 @@ impl WeightSet {
 
     /// Drops tensors every loader ignores; anything else left over is a checkpoint of another shape.
     pub(crate) fn finish(mut self, tied: bool) -> Result<()> {
-        self.tensors.retain(|name, _| !(name.contains("rotary_emb.inv_freq") || tied && name.starts_with("lm_head.")));
+        let head = format!("{}lm_head.", self.prefix);
+        self.tensors.retain(|name, _| {
+            !(name.contains("rotary_emb.inv_freq")
+                || tied && name.starts_with(&head)
+                || OTHER_TOWERS.iter().any(|t| name.starts_with(t)))
+        });
         let mut left: Vec<_> = self.tensors.into_iter().collect();
         left.sort_by(|a, b| a.0.cmp(&b.0));
         match left.into_iter().next() {
