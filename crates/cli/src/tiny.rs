@@ -3,15 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use mlx_manager_engine::tiny::{write_tiny_model, TinyDtype, TinyFamily, TinySpec};
+use mlx_manager_engine::tiny::{write_family_model, write_tiny_model, TinyDtype, TinyFamily, TinySpec};
 use mlx_manager_engine::EngineError;
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Family {
-    Llama,
-    Qwen2,
-    Qwen3,
-}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Dtype {
@@ -24,8 +17,11 @@ enum Dtype {
 pub struct TinyArgs {
     /// Folder to write (created if needed).
     out: PathBuf,
-    #[arg(long, value_enum, default_value = "llama")]
-    family: Family,
+    /// Any family the engine runs (its model_type). llama, qwen2 and qwen3 use a generator
+    /// tuned so random weights wander rather than repeat; the others write exactly the tensors
+    /// the family's loader reads.
+    #[arg(long, default_value = "llama", value_parser = clap::builder::PossibleValuesParser::new(mlx_manager_engine::family_names()))]
+    family: String,
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Dtype,
     /// Quantize linear and embedding weights to this many bits (4 or 8).
@@ -62,10 +58,10 @@ pub struct TinyArgs {
 
 pub fn run(a: TinyArgs) -> Result<(), EngineError> {
     let spec = TinySpec {
-        family: match a.family {
-            Family::Llama => TinyFamily::Llama,
-            Family::Qwen2 => TinyFamily::Qwen2,
-            Family::Qwen3 => TinyFamily::Qwen3,
+        family: match a.family.as_str() {
+            "qwen2" => TinyFamily::Qwen2,
+            "qwen3" => TinyFamily::Qwen3,
+            _ => TinyFamily::Llama,
         },
         hidden_size: a.hidden_size,
         layers: a.layers,
@@ -89,7 +85,10 @@ pub fn run(a: TinyArgs) -> Result<(), EngineError> {
             message: "hidden-size must divide by heads, heads by kv-heads".into(),
         });
     }
-    write_tiny_model(&a.out, &spec)?;
+    match a.family.as_str() {
+        "llama" | "qwen2" | "qwen3" => write_tiny_model(&a.out, &spec)?,
+        other => write_family_model(&a.out, other, &spec)?,
+    }
     println!("{}", a.out.display());
     Ok(())
 }

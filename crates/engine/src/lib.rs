@@ -31,7 +31,7 @@ pub use actor::{
 pub use chat::ChatMessage;
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
-pub use model::{supported_model_types, Model};
+pub use model::{family_names, supported_model_types, Model};
 pub use pool::{total_memory, KeepAlive, PoolConfig};
 pub use progress::{LoadEvent, LoadState};
 pub use sampler::SamplingParams;

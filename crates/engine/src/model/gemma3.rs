@@ -25,6 +25,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: Some(1e-6),
     },
     build,
+    tiny: r#"{"query_pre_attn_scalar": 16, "sliding_window": 64, "sliding_window_pattern": 2, "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0}"#,
 };
 
 fn build(

@@ -24,6 +24,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: Some(1e-5),
     },
     build,
+    tiny: r#"{"num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 64, "rope_theta": 150000, "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 4096}}"#,
 };
 
 fn build(

@@ -20,6 +20,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: None,
     },
     build,
+    tiny: r#"{"rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 256}}"#,
 };
 
 fn build(

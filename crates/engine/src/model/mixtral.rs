@@ -20,6 +20,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: Some(1e-5),
     },
     build,
+    tiny: r#"{"num_local_experts": 4, "num_experts_per_tok": 2, "rope_theta": 1000000.0}"#,
 };
 
 fn build(

@@ -43,8 +43,9 @@ use arch::{Architecture, Pass};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) use blas::symbol as blas_symbol;
 use blas::PassShape;
-pub use registry::supported_model_types;
+pub use registry::{family_names, supported_model_types};
 pub(crate) use weights::weight_files;
+pub use weights::Wanted;
 use weights::WeightSet;
 
 /// Whether the engine computes on the CPU (its default device), where some operations take a
@@ -56,6 +57,22 @@ fn on_cpu() -> Result<bool> {
 /// The registry name of the family that builds `model_type`, if any.
 pub(crate) fn family_of(model_type: &str) -> Option<&'static str> {
     registry::family(model_type).map(|f| f.name)
+}
+
+/// A family's own config fields for a tiny model (JSON), by registry name.
+pub(crate) fn tiny_fields(family: &str) -> Option<&'static str> {
+    registry::family(family).map(|f| f.tiny)
+}
+
+/// Every tensor the family of `config` reads, in order, found by building it against a
+/// recording weight set (lazy zeros; nothing is evaluated but RoPE tables): the layout
+/// make-tiny-model writes, exactly what the loader expects.
+pub(crate) fn tensor_layout(config: &ModelConfig) -> Result<Vec<Wanted>> {
+    let family = registry::family(config.family).expect("a parsed config names a registered family");
+    let args = family.args(config)?;
+    let record = weights::Record::default();
+    (family.build)(config, &args, WeightSet::recording(record.clone()), &mut |_| {})?;
+    Ok(record.take())
 }
 
 /// Checks the family's own fields of a config (called when the config is read).

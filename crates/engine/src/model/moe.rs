@@ -83,7 +83,7 @@ impl SwitchLinear {
         out_dim: i32,
         q: Option<Quantization>,
     ) -> Result<Self> {
-        let weights = match w.quantization_of(prefix, q)? {
+        let weights = match w.quantization_of(prefix, q, in_dim)? {
             Some(q) => {
                 let (weight, scales, biases) = w.packed_experts(prefix, spec.experts, out_dim, in_dim, q)?;
                 SwitchWeights::Quantized { weight, scales, biases, q }

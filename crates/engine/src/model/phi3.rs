@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: None,
     },
     build,
+    tiny: r#"{"partial_rotary_factor": 0.5}"#,
 };
 
 fn build(

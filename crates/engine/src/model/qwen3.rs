@@ -20,6 +20,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: None,
     },
     build,
+    tiny: r#"{"rope_theta": 1000000.0}"#,
 };
 
 fn build(

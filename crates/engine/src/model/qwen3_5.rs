@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: Some(1e-6),
     },
     build,
+    tiny: r#"{"linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "full_attention_interval": 2, "rope_parameters": {"type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5}}"#,
 };
 
 fn build(

@@ -23,6 +23,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: None,
     },
     build,
+    tiny: r#"{"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64, "decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": true, "rope_theta": 1000000.0}"#,
 };
 
 fn build(

@@ -26,6 +26,7 @@ pub(crate) const FAMILY: Family = Family {
         rms_norm_eps: None,
     },
     build,
+    tiny: r#"{"linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "num_experts": 4, "num_experts_per_tok": 2, "decoder_sparse_step": 1, "shared_expert_intermediate_size": 64, "mlp_only_layers": [], "moe_intermediate_size": 64, "rope_theta": 1000000.0, "partial_rotary_factor": 0.5, "full_attention_interval": 2, "norm_topk_prob": true}"#,
 };
 
 fn build(

@@ -22,6 +22,9 @@ pub(crate) struct Family {
     pub(crate) defaults: Defaults,
     /// Builds the forward pass.
     pub(crate) build: Build,
+    /// This family's own config.json fields for a tiny random model (`make-tiny-model`), on top
+    /// of the shared widths.
+    pub(crate) tiny: &'static str,
 }
 
 impl Family {
@@ -50,6 +53,11 @@ const FAMILIES: &[&Family] = &[
 /// The family that builds `model_type`.
 pub(crate) fn family(model_type: &str) -> Option<&'static Family> {
     FAMILIES.iter().copied().find(|f| f.model_types.contains(&model_type))
+}
+
+/// Every family's registry name (the `model_type` make-tiny-model writes).
+pub fn family_names() -> Vec<&'static str> {
+    FAMILIES.iter().map(|f| f.name).collect()
 }
 
 /// Every `model_type` this engine loads.

@@ -60,6 +60,21 @@ const TEXT_MODEL: &str = "language_model.";
 /// Weights of a multimodal checkpoint's other towers, which a text engine leaves alone.
 const OTHER_TOWERS: &[&str] = &["vision_tower", "model.visual", "multi_modal_projector", "vision_model", "audio_tower"];
 
+/// A tensor a family's builder asks for, as make-tiny-model records it: its name (the module's,
+/// without `.weight`, when `quantizable`), and its shape (unpacked).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// Tensor name, or module name when `quantizable`.
+    pub name: String,
+    /// Shape of the (unpacked) values.
+    pub shape: Vec<i32>,
+    /// A matrix the model's quantization packs (as mlx-lm's `quantize_model` would).
+    pub quantizable: bool,
+}
+
+/// Where a recording [`WeightSet`] writes down what it was asked for.
+pub(crate) type Record = std::rc::Rc<std::cell::RefCell<Vec<Wanted>>>;
+
 /// All tensors of a model, with the file each came from, consumed as layers are built.
 pub(crate) struct WeightSet {
     dir: PathBuf,
@@ -67,6 +82,9 @@ pub(crate) struct WeightSet {
     /// `language_model.` when the checkpoint is a multimodal model's (its text model's weights
     /// live under it), else empty.
     prefix: String,
+    /// Recording instead of reading (make-tiny-model): every tensor asked for is answered with
+    /// zeros of its shape and written down here.
+    record: Option<Record>,
     /// Per-module quantization that differs from the model's (mlx-lm writes these into
     /// config.json's `quantization`, e.g. an 8-bit MoE router in a 4-bit model).
     overrides: HashMap<String, Quantization>,
@@ -90,7 +108,28 @@ impl WeightSet {
             }
         }
         let prefix = if tensors.keys().any(|k| k.starts_with(TEXT_MODEL)) { TEXT_MODEL } else { "" };
-        Ok(WeightSet { dir: dir.to_path_buf(), tensors, overrides: HashMap::new(), prefix: prefix.to_string() })
+        Ok(WeightSet {
+            dir: dir.to_path_buf(),
+            tensors,
+            overrides: HashMap::new(),
+            prefix: prefix.to_string(),
+            record: None,
+        })
+    }
+
+    /// A weight set that answers every request with zeros and writes it down in `record`.
+    pub(crate) fn recording(record: Record) -> WeightSet {
+        WeightSet {
+            dir: PathBuf::from("(recording)"),
+            tensors: HashMap::new(),
+            overrides: HashMap::new(),
+            prefix: String::new(),
+            record: Some(record),
+        }
+    }
+
+    fn zeros(shape: &[i32], dtype: Option<Dtype>) -> Result<Array> {
+        Ok(mlx_rs::ops::zeros_dtype(shape, dtype.unwrap_or(Dtype::Float32))?)
     }
 
     /// With config.json's per-module quantization entries (`"model.layers.0.mlp.gate":
@@ -112,6 +151,10 @@ impl WeightSet {
 
     /// Removes a tensor, checking its shape (and, for packed weights, its dtype).
     fn take(&mut self, name: &str, shape: &[i32], dtype: Option<Dtype>) -> Result<Array> {
+        if let Some(record) = &self.record {
+            record.borrow_mut().push(Wanted { name: name.to_string(), shape: shape.to_vec(), quantizable: false });
+            return Self::zeros(shape, dtype);
+        }
         let (array, path) = self
             .tensors
             .remove(&format!("{}{name}", self.prefix))
@@ -129,7 +172,16 @@ impl WeightSet {
 
     /// How the module under `prefix` is stored: quantized (with the model's parameters or its
     /// own override) when the checkpoint has its scales, else dense.
-    pub(crate) fn quantization_of(&self, prefix: &str, q: Option<Quantization>) -> Result<Option<Quantization>> {
+    pub(crate) fn quantization_of(
+        &self,
+        prefix: &str,
+        q: Option<Quantization>,
+        cols: i32,
+    ) -> Result<Option<Quantization>> {
+        if self.record.is_some() {
+            // mlx-lm quantizes every matrix whose rows split into whole groups.
+            return Ok(q.filter(|q| cols % q.group_size == 0));
+        }
         if !self.has(&format!("{prefix}.scales")) {
             return Ok(None);
         }
@@ -155,6 +207,14 @@ impl WeightSet {
         q: Quantization,
     ) -> Result<(Array, Array, Array)> {
         let shape = |last: i32| lead.iter().copied().chain([last]).collect::<Vec<i32>>();
+        if let Some(record) = &self.record {
+            record.borrow_mut().push(Wanted { name: prefix.to_string(), shape: shape(cols), quantizable: true });
+            return Ok((
+                Self::zeros(&shape(cols * q.bits / 32), Some(Dtype::Uint32))?,
+                Self::zeros(&shape(cols / q.group_size), None)?,
+                Self::zeros(&shape(cols / q.group_size), None)?,
+            ));
+        }
         Ok((
             self.take(&format!("{prefix}.weight"), &shape(cols * q.bits / 32), Some(Dtype::Uint32))?,
             self.take(&format!("{prefix}.scales"), &shape(cols / q.group_size), None)?,
@@ -188,7 +248,7 @@ impl WeightSet {
         q: Option<Quantization>,
     ) -> Result<Linear> {
         let bias = if bias { Some(self.take(&format!("{prefix}.bias"), &[out_dim], None)?) } else { None };
-        match self.quantization_of(prefix, q)? {
+        match self.quantization_of(prefix, q, in_dim)? {
             Some(q) => {
                 let (weight, scales, biases) = self.packed(prefix, out_dim, in_dim, q)?;
                 Ok(Linear::Quantized { weight, scales, biases, bias, q })
@@ -207,7 +267,7 @@ impl WeightSet {
         dim: i32,
         q: Option<Quantization>,
     ) -> Result<Embedding> {
-        match self.quantization_of(prefix, q)? {
+        match self.quantization_of(prefix, q, dim)? {
             Some(q) => {
                 let (weight, scales, biases) = self.packed(prefix, vocab, dim, q)?;
                 Ok(Embedding::Quantized { weight, scales, biases, q })
@@ -229,7 +289,7 @@ impl WeightSet {
 
     /// Whether the checkpoint holds a tensor under `prefix` (e.g. an untied `lm_head`).
     pub(crate) fn has_prefix(&self, prefix: &str) -> bool {
-        self.has(&format!("{prefix}.weight"))
+        self.record.is_none() && self.has(&format!("{prefix}.weight"))
     }
 
     /// Drops tensors every loader ignores; anything else left over is a checkpoint of another shape.

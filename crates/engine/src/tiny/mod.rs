@@ -20,6 +20,9 @@ use tokenizers::{
 
 use crate::error::{EngineError, Result};
 
+mod family;
+pub use family::write_family_model;
+
 /// Which architecture to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TinyFamily {
@@ -108,7 +111,7 @@ impl TinySpec {
     }
 }
 
-const CORPUS: &str = include_str!("tiny_corpus.txt");
+const CORPUS: &str = include_str!("../tiny_corpus.txt");
 
 fn special_tokens(family: TinyFamily) -> (&'static [&'static str], &'static str, Option<&'static str>) {
     match family {
@@ -298,7 +301,11 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec) -> Result<()> {
     w.zero_rows("model.embed_tokens.weight", &special_ids);
     w.zero_rows("lm_head.weight", &special_ids);
 
-    write_weights(dir, spec, w.tensors)?;
+    let tensors = w.tensors.into_iter().map(|(name, shape, data)| {
+        let quantizable = shape.len() == 2 && name.ends_with(".weight");
+        (name, shape, data, quantizable)
+    });
+    write_weights(dir, spec, tensors.collect())?;
 
     let mut config = json!({
         "architectures": [match spec.family { TinyFamily::Llama => "LlamaForCausalLM", TinyFamily::Qwen2 => "Qwen2ForCausalLM", TinyFamily::Qwen3 => "Qwen3ForCausalLM" }],
@@ -338,8 +345,15 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec) -> Result<()> {
     }
     write_json(&dir.join("config.json"), &config)?;
 
+    write_tokenizer_config(dir, spec, &special_ids)
+}
+
+/// tokenizer_config.json (special tokens, chat template) and generation_config.json.
+fn write_tokenizer_config(dir: &Path, spec: &TinySpec, special_ids: &[u32]) -> Result<()> {
+    let (specials, eos, bos) = special_tokens(spec.family);
+    let eos_id = special_ids[specials.iter().position(|s| *s == eos).expect("eos is special")];
     let mut added = serde_json::Map::new();
-    for (s, id) in specials.iter().zip(&special_ids) {
+    for (s, id) in specials.iter().zip(special_ids) {
         added.insert(id.to_string(), json!({"content": s, "lstrip": false, "normalized": false, "rstrip": false, "single_word": false, "special": true}));
     }
     let mut tc = json!({
@@ -364,22 +378,25 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     std::fs::write(path, text + "\n").map_err(io_err(path))
 }
 
-fn write_weights(dir: &Path, spec: &TinySpec, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<()> {
+/// Writes `tensors` (name, shape, values, and whether the model's quantization packs it) as
+/// safetensors shards; a quantizable `X.weight` becomes `X.weight`, `X.scales`, `X.biases`.
+fn write_weights(dir: &Path, spec: &TinySpec, tensors: Vec<(String, Vec<usize>, Vec<f32>, bool)>) -> Result<()> {
     let mut out: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, shape, data) in tensors {
-        let quantizable = shape.len() == 2 && name.ends_with(".weight");
+    for (name, shape, data, quantizable) in tensors {
+        let cols = *shape.last().expect("a tensor has a shape");
         match spec.quantize {
-            Some((bits, group)) if quantizable && shape[1] % group == 0 => {
+            Some((bits, group)) if quantizable && cols % group == 0 => {
                 let prefix = name.trim_end_matches(".weight");
-                let (words, scales, biases) = quantize(&data, shape[1], bits, group, spec.dtype);
-                let packed = vec![shape[0], shape[1] * bits as usize / 32];
+                let (words, scales, biases) = quantize(&data, cols, bits, group, spec.dtype);
+                let lead = &shape[..shape.len() - 1];
+                let packed: Vec<usize> = lead.iter().copied().chain([cols * bits as usize / 32]).collect();
                 out.push((
                     name.clone(),
                     safetensors::Dtype::U32,
                     packed,
                     words.iter().flat_map(|w| w.to_le_bytes()).collect(),
                 ));
-                let gshape = vec![shape[0], shape[1] / group];
+                let gshape: Vec<usize> = lead.iter().copied().chain([cols / group]).collect();
                 let (dt, bytes) = float_bytes(&scales, spec.dtype);
                 out.push((format!("{prefix}.scales"), dt, gshape.clone(), bytes));
                 let (dt, bytes) = float_bytes(&biases, spec.dtype);
