@@ -46,28 +46,70 @@ def greedy(args):
     print(json.dumps({"tokens": out}))
 
 
+def _render(tok, messages, tools, add_generation_prompt, kwargs, template):
+    """One apply_chat_template call: {"text": ...}, or {"error": message} where the template
+    raises (raise_exception, or any Jinja error)."""
+    import jinja2
+
+    kwargs = dict(kwargs or {})
+    if template is not None:
+        kwargs["chat_template"] = template
+    try:
+        text = tok.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
+        )
+    except jinja2.exceptions.TemplateError as e:
+        return {"error": str(e)}
+    return {"text": text}
+
+
 def chat(args):
     """transformers' apply_chat_template on the folder's tokenizer. --template overrides the folder's
     template; --kwargs is a JSON object of extra template variables (what a request's
     chat_template_kwargs carries: enable_thinking, reasoning_effort, ...). A template that raises
     (raise_exception, or any Jinja error) prints {"error": message} instead of {"text": ...}."""
-    import jinja2
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(args.model)
     messages = json.loads(args.messages)
     tools = json.loads(args.tools) if args.tools else None
     kwargs = json.loads(args.kwargs) if args.kwargs else {}
-    if args.template:
-        kwargs["chat_template"] = open(args.template, encoding="utf-8").read()
-    try:
-        text = tok.apply_chat_template(
-            messages, tools=tools, tokenize=False, add_generation_prompt=not args.no_generation_prompt, **kwargs
+    template = open(args.template, encoding="utf-8").read() if args.template else None
+    print(json.dumps(_render(tok, messages, tools, not args.no_generation_prompt, kwargs, template)))
+
+
+def chat_batch(args):
+    """`chat` for many renderings in one process (importing transformers and loading the tokenizer
+    dominate a single rendering). --cases is a JSON list (or "-": read it from stdin) of objects
+    {"messages": [...], "tools": [...]?, "kwargs": {...}?, "add_generation_prompt": bool (default
+    true), "template": path?}; a case's "template" overrides --template, which overrides the
+    folder's template. Prints a JSON list with one {"text"} or {"error"} per case, in order."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    cases = json.loads(sys.stdin.read() if args.cases == "-" else args.cases)
+    sources = {}
+
+    def source(path):
+        if path is None:
+            return None
+        if path not in sources:
+            with open(path, encoding="utf-8") as f:
+                sources[path] = f.read()
+        return sources[path]
+
+    results = [
+        _render(
+            tok,
+            case["messages"],
+            case.get("tools"),
+            case.get("add_generation_prompt", True),
+            case.get("kwargs"),
+            source(case.get("template", args.template)),
         )
-    except jinja2.exceptions.TemplateError as e:
-        print(json.dumps({"error": str(e)}))
-        return
-    print(json.dumps({"text": text}))
+        for case in cases
+    ]
+    print(json.dumps(results))
 
 
 def encode(args):
@@ -231,6 +273,14 @@ def main():
     c.add_argument("--template")
     c.add_argument("--no-generation-prompt", action="store_true")
     c.add_argument("--kwargs", help="JSON object of extra template variables (chat_template_kwargs)")
+    cb = sub.add_parser("chat-batch")
+    cb.add_argument("--model", required=True)
+    cb.add_argument("--template", help="default template file for cases that name none")
+    cb.add_argument(
+        "--cases",
+        required=True,
+        help='JSON list of {messages, tools?, kwargs?, add_generation_prompt?, template?}, or "-" for stdin',
+    )
     e = sub.add_parser("encode")
     e.add_argument("--model", required=True)
     e.add_argument("--text", required=True)
@@ -260,6 +310,7 @@ def main():
     {
         "greedy": greedy,
         "chat": chat,
+        "chat-batch": chat_batch,
         "encode": encode,
         "bench": bench,
         "embed": embed,

@@ -208,6 +208,7 @@ impl InProcess {
         let prompt = Prompt::Chat {
             messages: vec![ChatMessage::new("user", format!("Request {i}: tell me about the sea."))],
             tools: None,
+            template_kwargs: Default::default(),
         };
         let params = GenerationParams { max_tokens: 8, ..GenerationParams::default() };
         let start = Instant::now();

@@ -46,10 +46,18 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> Result<(), EngineError> {
     let prompt = match (a.prompt, a.raw, a.tokens) {
-        (Some(p), _, _) => Prompt::Chat { messages: vec![ChatMessage::new("user", p)], tools: None },
+        (Some(p), _, _) => Prompt::Chat {
+            messages: vec![ChatMessage::new("user", p)],
+            tools: None,
+            template_kwargs: Default::default(),
+        },
         (None, Some(raw), _) => Prompt::Text(raw),
         (None, None, Some(tokens)) => Prompt::Tokens(tokens),
-        (None, None, None) => Prompt::Chat { messages: vec![ChatMessage::new("user", "Hello!")], tools: None },
+        (None, None, None) => Prompt::Chat {
+            messages: vec![ChatMessage::new("user", "Hello!")],
+            tools: None,
+            template_kwargs: Default::default(),
+        },
     };
     let engine = Engine::start()?;
     let handle = engine.handle();

@@ -9,7 +9,7 @@ use mlx_rs::{ops, Array};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::KvCache;
-use crate::chat::ChatMessage;
+use crate::chat::{ChatMessage, TemplateKwargs};
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplingParams};
@@ -31,6 +31,10 @@ pub enum Prompt {
         messages: Vec<ChatMessage>,
         /// Tool definitions passed to the template, if any.
         tools: Option<serde_json::Value>,
+        /// Extra template variables, a request's `chat_template_kwargs` (`enable_thinking`,
+        /// `reasoning_effort`, ...); empty for none. See [`crate::chat::render_with_kwargs`].
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        template_kwargs: TemplateKwargs,
     },
 }
 
@@ -243,8 +247,8 @@ pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Ve
     let tokens = match prompt {
         Prompt::Text(text) => tokenizer.encode(text, true)?,
         Prompt::Tokens(ids) => ids.clone(),
-        Prompt::Chat { messages, tools } => {
-            let text = crate::chat::render(tokenizer, messages, tools.as_ref(), true)?;
+        Prompt::Chat { messages, tools, template_kwargs } => {
+            let text = crate::chat::render_with_kwargs(tokenizer, messages, tools.as_ref(), true, template_kwargs)?;
             tokenizer.encode(&text, false)?
         }
     };

@@ -135,12 +135,17 @@ async fn chat_prompts_use_the_template_and_template_errors_are_typed() {
     let chat = Prompt::Chat {
         messages: vec![ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi!")],
         tools: None,
+        template_kwargs: Default::default(),
     };
     let out = generate(&m.id, chat, greedy(5)).await.unwrap();
     let tok = Tokenizer::load(&m.path(), &[]).unwrap();
     let rendered = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n";
     assert_eq!(out.usage.prompt_tokens, tok.encode(rendered, false).unwrap().len());
-    let bad = Prompt::Chat { messages: vec![ChatMessage::new("wizard", "x")], tools: None };
+    let bad = Prompt::Chat {
+        messages: vec![ChatMessage::new("wizard", "x")],
+        tools: None,
+        template_kwargs: Default::default(),
+    };
     match generate(&m.id, bad, greedy(5)).await.unwrap_err() {
         EngineError::ChatTemplate { message } => assert!(message.contains("Unknown role: wizard"), "{message}"),
         other => panic!("unexpected {other:?}"),

@@ -158,8 +158,8 @@ pub(crate) async fn local(
         stop_token_ids: Vec::new(),
         logprobs: false,
     };
-    let mut run =
-        Run::start(&state, &req.model, Prompt::Chat { messages: chat, tools: None }, params, deadline).await?;
+    let prompt = Prompt::Chat { messages: chat, tools: None, template_kwargs: Default::default() };
+    let mut run = Run::start(&state, &req.model, prompt, params, deadline).await?;
     let id = format!("msg_{}", ctx.request_id.trim_start_matches("req_"));
     let model = req.model;
 

@@ -236,3 +236,49 @@ async fn a_model_of_an_unsupported_family_is_a_422_that_names_it_and_loads_nothi
     );
     assert_eq!((row(MODEL)["supported"].clone(), row(MODEL)["family"].clone()), (json!(true), json!("qwen2")));
 }
+
+/// `chat_template_kwargs` must be an object that does not set what the request itself sets, and
+/// `reasoning_effort` one of the three levels; each error names the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_chat_template_kwargs_and_reasoning_effort_are_422_naming_the_field() {
+    let s = TestServer::start().await;
+    let cases = [
+        (json!({"chat_template_kwargs": "enable_thinking=false"}), "chat_template_kwargs"),
+        (json!({"chat_template_kwargs": [["enable_thinking", false]]}), "chat_template_kwargs"),
+        (json!({"chat_template_kwargs": true}), "chat_template_kwargs"),
+        (json!({"chat_template_kwargs": {"messages": []}}), "chat_template_kwargs.messages"),
+        (json!({"chat_template_kwargs": {"tools": []}}), "chat_template_kwargs.tools"),
+        (
+            json!({"chat_template_kwargs": {"add_generation_prompt": false}}),
+            "chat_template_kwargs.add_generation_prompt",
+        ),
+        (json!({"chat_template_kwargs": {"documents": []}}), "chat_template_kwargs.documents"),
+        (json!({"reasoning_effort": "extreme"}), "reasoning_effort"),
+        (json!({"reasoning_effort": "HIGH"}), "reasoning_effort"),
+        (json!({"reasoning_effort": 3}), "reasoning_effort"),
+        (json!({"reasoning_effort": {"effort": "low"}}), "reasoning_effort"),
+    ];
+    for (extra, field) in cases {
+        let mut req = chat(1);
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let r = s.post("/v1/chat/completions", req).send().await.unwrap();
+        let body = assert_problem(r, 422, "validation_error").await;
+        assert_eq!(body["error"]["param"], field, "{extra}: {body}");
+        assert_eq!(body["errors"][0]["field"], field, "{extra}: {body}");
+    }
+    // Both reserved keys are named.
+    let mut req = chat(1);
+    req["chat_template_kwargs"] = json!({"enable_thinking": false, "tools": [], "messages": []});
+    let body = assert_problem(s.post("/v1/chat/completions", req).send().await.unwrap(), 422, "validation_error").await;
+    let mut fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["chat_template_kwargs.messages", "chat_template_kwargs.tools"], "{body}");
+    // The Anthropic route has no such parameters.
+    let body = json!({"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}],
+        "chat_template_kwargs": {"enable_thinking": false}});
+    let problem = assert_problem(s.post("/v1/messages", body).send().await.unwrap(), 422, "validation_error").await;
+    assert_eq!(problem["errors"][0]["field"], "chat_template_kwargs");
+}

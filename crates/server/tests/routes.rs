@@ -247,3 +247,54 @@ async fn a_client_that_disconnects_frees_the_engine_and_is_audited_cancelled() {
     assert!(s.engine_idle().await, "generation kept running after the client left");
     assert_eq!(s.audit_entry(&id).await.status, AuditStatus::Cancelled);
 }
+
+/// `chat_template_kwargs` and `reasoning_effort` reach the chat template: a model whose template
+/// adds a number of special tokens (one token each) that depends on `enable_thinking` and
+/// `reasoning_effort`, so the prompt's token count shows what the template saw.
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_template_kwargs_and_reasoning_effort_reach_the_template() {
+    use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
+
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tiny-kwargs");
+    write_tiny_model(&folder, &TinySpec::new(TinyFamily::Qwen2)).unwrap();
+    let config_path = folder.join("tokenizer_config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["chat_template"] = json!(concat!(
+        "{%- for message in messages %}{{ message['content'] }}{% endfor %}",
+        "{%- if enable_thinking is defined %}",
+        "{% for _ in range(2 if enable_thinking else 5) %}{{ eos_token }}{% endfor %}{% endif %}",
+        "{%- if reasoning_effort is defined %}",
+        "{% for _ in range({'low': 10, 'medium': 20, 'high': 30}[reasoning_effort]) %}{{ eos_token }}{% endfor %}",
+        "{% endif %}",
+    ));
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    s.state.registry.insert("tiny-kwargs", &folder);
+
+    let prompt_tokens = |extra: serde_json::Value| {
+        let mut req =
+            json!({"model": "tiny-kwargs", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let request = s.post("/v1/chat/completions", req);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["usage"]["prompt_tokens"].as_u64().unwrap()
+        }
+    };
+    let base = prompt_tokens(json!({})).await;
+    assert_eq!(prompt_tokens(json!({"chat_template_kwargs": null, "reasoning_effort": null})).await, base);
+    assert_eq!(prompt_tokens(json!({"chat_template_kwargs": {}})).await, base);
+    assert_eq!(prompt_tokens(json!({"chat_template_kwargs": {"unused_by_the_template": 1}})).await, base);
+    assert_eq!(prompt_tokens(json!({"chat_template_kwargs": {"enable_thinking": true}})).await, base + 2);
+    assert_eq!(prompt_tokens(json!({"chat_template_kwargs": {"enable_thinking": false}})).await, base + 5);
+    assert_eq!(prompt_tokens(json!({"reasoning_effort": "low"})).await, base + 10);
+    assert_eq!(prompt_tokens(json!({"reasoning_effort": "high"})).await, base + 30);
+    // chat_template_kwargs wins over the top-level parameter.
+    let both = json!({"reasoning_effort": "high", "chat_template_kwargs": {"enable_thinking": false, "reasoning_effort": "medium"}});
+    assert_eq!(prompt_tokens(both).await, base + 5 + 20);
+}

@@ -69,7 +69,7 @@ impl EngineHandle {
     /// Starts a generation; dropping the stream cancels it at the next token.
     pub fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
         let (events, rx) = mpsc::channel(STREAM_BUFFER);
-        self.send(Command::Generate { request, events, span: Span::current() })?;
+        self.send(Command::Generate { request: Box::new(request), events, span: Span::current() })?;
         Ok(GenerationStream { rx })
     }
 

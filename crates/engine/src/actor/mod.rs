@@ -45,7 +45,9 @@ enum Command {
     SetPool { config: PoolConfig },
     KeepAlive { id: String, keep: KeepAlive },
     Embed { request: EmbedRequest, reply: oneshot::Sender<Result<Embeddings>>, span: Span },
-    Generate { request: GenerateRequest, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
+    // Boxed: a request (its prompt, template kwargs and parameters) is several times the size of
+    // every other command.
+    Generate { request: Box<GenerateRequest>, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
     Shutdown,
 }
 

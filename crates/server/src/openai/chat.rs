@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use mlx_manager_engine::chat::TemplateKwargs;
 use mlx_manager_engine::{ChatMessage, GenerationEvent, Prompt};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::params::{finish_reason, now, Sampling, StreamOptions};
-use crate::error::{ApiError, Flavor};
+use crate::error::{ApiError, FieldError, Flavor};
 use crate::extract::{invalid, parse_model_request, JsonBody};
 use crate::middleware::RequestContext;
 use crate::run::{Deadline, Next, Run};
@@ -64,6 +65,12 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
     #[allow(dead_code)]
     user: Option<String>,
+    /// Extra chat template variables (vLLM's and SGLang's name), e.g. `{"enable_thinking": false}`.
+    #[serde(default)]
+    chat_template_kwargs: Option<serde_json::Value>,
+    /// gpt-oss style reasoning effort, passed to the template as `reasoning_effort`.
+    #[serde(default)]
+    reasoning_effort: Option<serde_json::Value>,
 }
 
 const SUPPORTED: &[&str] = &[
@@ -87,6 +94,8 @@ const SUPPORTED: &[&str] = &[
     "stream",
     "stream_options",
     "user",
+    "chat_template_kwargs",
+    "reasoning_effort",
 ];
 
 /// Parameters of the OpenAI API we know but do not implement yet.
@@ -140,6 +149,45 @@ fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
     Ok(out)
 }
 
+/// Template variables a request may not set through `chat_template_kwargs`: the template gets
+/// them from the request itself (transformers' `apply_chat_template` raises a `TypeError`).
+const RESERVED_TEMPLATE_KWARGS: [&str; 4] = ["messages", "tools", "add_generation_prompt", "documents"];
+
+const REASONING_EFFORTS: [&str; 3] = ["low", "medium", "high"];
+
+/// The chat template's extra variables: `chat_template_kwargs` (a JSON object, none of
+/// [`RESERVED_TEMPLATE_KWARGS`]), plus `reasoning_effort` as the template variable of that name
+/// unless `chat_template_kwargs` sets it. `null` is the same as leaving either out.
+fn template_kwargs(
+    chat_template_kwargs: Option<serde_json::Value>,
+    reasoning_effort: Option<serde_json::Value>,
+) -> Result<TemplateKwargs, ApiError> {
+    let mut kwargs = match chat_template_kwargs {
+        None | Some(serde_json::Value::Null) => TemplateKwargs::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return Err(invalid("chat_template_kwargs", "must be a JSON object of template variables")),
+    };
+    let reserved: Vec<FieldError> = kwargs
+        .keys()
+        .filter(|k| RESERVED_TEMPLATE_KWARGS.contains(&k.as_str()))
+        .map(|k| FieldError {
+            field: format!("chat_template_kwargs.{k}"),
+            message: format!("`{k}` is set by the request itself, not by a template variable"),
+        })
+        .collect();
+    if !reserved.is_empty() {
+        return Err(ApiError::Validation(reserved));
+    }
+    match reasoning_effort {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(effort)) if REASONING_EFFORTS.contains(&effort.as_str()) => {
+            kwargs.entry("reasoning_effort").or_insert(serde_json::Value::String(effort));
+        }
+        Some(_) => return Err(invalid("reasoning_effort", "must be \"low\", \"medium\" or \"high\"")),
+    }
+    Ok(kwargs)
+}
+
 fn chunk(
     id: &str,
     created: i64,
@@ -184,11 +232,12 @@ pub(crate) async fn local(
         return Err(invalid("stream_options", "only allowed when stream is true"));
     }
     let messages = messages(req.messages)?;
+    let template_kwargs = template_kwargs(req.chat_template_kwargs, req.reasoning_effort)?;
     let info = crate::run::ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let max_tokens =
         req.max_completion_tokens.or(req.max_tokens).unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
     let params = req.sampling.into_params(max_tokens, req.logprobs, info.context_length)?;
-    let prompt = Prompt::Chat { messages, tools: None };
+    let prompt = Prompt::Chat { messages, tools: None, template_kwargs };
     let mut run = Run::start(&state, &req.model, prompt, params, deadline).await?;
     let id = format!("chatcmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let created = now();
