@@ -1,17 +1,20 @@
-//! Our engine against Python mlx-lm on the same fp32 model, side by side in one run: prompt
+//! Our engine against Python mlx-lm on the same models (dense, 4-bit MoE, hybrid), side by side
+//! in one run: prompt
 //! (prefill) and decode tokens per second, medians of several runs, and their ratios.
 //!
 //! `cargo bench -p mlx-manager-engine --bench engine_vs_mlx_lm` (scripts/bench-engine runs it with
 //! the reference venv). Environment: BENCH_ROUNDS (default 3) × BENCH_RUNS (3) runs of each,
-//! BENCH_PROMPT (128 tokens), BENCH_GEN (128 tokens), BENCH_HIDDEN (512), BENCH_LAYERS (4).
+//! BENCH_PROMPT (128 tokens), BENCH_GEN (128 tokens), BENCH_HIDDEN (512), BENCH_LAYERS (4),
+//! BENCH_MODELS (dense,moe,hybrid).
 
 use std::path::Path;
 use std::process::Command;
 
 mod common;
 
-use common::{bench_model, env_usize, median, python};
+use common::{bench_model, env_usize, family_model, median, python};
 use mlx_manager_engine::{Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, Prompt};
+use serde_json::json;
 
 #[derive(Default)]
 struct Speeds {
@@ -60,6 +63,30 @@ fn reference(path: &Path, prompt: &[u32], gen: usize, runs: usize, into: &mut Sp
     into.generation_tps.extend(get("generation_tps"));
 }
 
+/// One model's medians: ours and mlx-lm's (prompt, decode).
+struct Row {
+    name: String,
+    ours: (f64, f64),
+    reference: (f64, f64),
+}
+
+fn compare(name: &str, path: &Path, prompt: &[u32], gen: usize, rounds: usize, runs: usize) -> Row {
+    let engine = Engine::start().expect("engine");
+    let handle = engine.handle();
+    handle.load_blocking("bench", path).expect("load");
+    // Alternate the two so drift in machine speed hits both alike; each round warms up first.
+    let (mut theirs, mut mine) = (Speeds::default(), Speeds::default());
+    for _ in 0..rounds {
+        reference(path, prompt, gen, runs, &mut theirs);
+        ours(&handle, prompt, gen, runs, &mut mine);
+    }
+    Row {
+        name: name.to_string(),
+        ours: (median(mine.prompt_tps), median(mine.generation_tps)),
+        reference: (median(theirs.prompt_tps), median(theirs.generation_tps)),
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -71,26 +98,54 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hidden = env_usize("BENCH_HIDDEN", 512);
     let layers = env_usize("BENCH_LAYERS", 4);
-    let path = bench_model(dir.path(), hidden, layers);
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| 10 + (i * 37) % 400).collect();
-    let engine = Engine::start().expect("engine");
-    let handle = engine.handle();
-    handle.load_blocking("bench", &path).expect("load");
-    // Alternate the two so drift in machine speed hits both alike; each round warms up first.
-    let (mut theirs, mut mine) = (Speeds::default(), Speeds::default());
-    for _ in 0..rounds {
-        reference(&path, &prompt, gen, runs, &mut theirs);
-        ours(&handle, &prompt, gen, runs, &mut mine);
+    // Which models (BENCH_MODELS, comma-separated): the dense Llama, a 4-bit Mixture-of-Experts
+    // (Qwen3-MoE: 8 experts, top 2, experts half the MLP width) and a hybrid (Qwen3-Next: gated
+    // delta linear attention in every other layer, 8 experts with a shared one), all at the
+    // bench widths.
+    let wanted = std::env::var("BENCH_MODELS").unwrap_or_else(|_| "dense,moe,hybrid".into());
+    let mut rows = Vec::new();
+    for which in wanted.split(',') {
+        let (name, path) = match which {
+            "dense" => ("llama fp32", bench_model(dir.path(), hidden, layers)),
+            "moe" => {
+                let experts =
+                    json!({"num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": hidden * 11 / 8});
+                (
+                    "qwen3_moe 4-bit, 8 experts top 2",
+                    family_model(dir.path(), "qwen3_moe", hidden, layers, Some(4), experts),
+                )
+            }
+            "hybrid" => {
+                let hybrid = json!({
+                    "linear_num_value_heads": 8, "linear_num_key_heads": 4, "linear_key_head_dim": 64,
+                    "linear_value_head_dim": 64, "num_experts": 8, "num_experts_per_tok": 2,
+                    "moe_intermediate_size": hidden * 11 / 8, "shared_expert_intermediate_size": hidden * 11 / 8,
+                });
+                ("qwen3_next fp32 (hybrid + MoE)", family_model(dir.path(), "qwen3_next", hidden, layers, None, hybrid))
+            }
+            other => panic!("unknown BENCH_MODELS entry `{other}` (dense, moe, hybrid)"),
+        };
+        rows.push(compare(name, &path, &prompt, gen, rounds, runs));
     }
-    let ours = (median(mine.prompt_tps), median(mine.generation_tps));
-    let reference = (median(theirs.prompt_tps), median(theirs.generation_tps));
     println!(
-        "model: llama fp32, hidden {hidden}, {layers} layers, 8/4 heads; {prompt_len}-token prompt, {gen} generated; median of {} runs each, alternating",
+        "hidden {hidden}, {layers} layers, 8/4 heads, vocabulary 2048; {prompt_len}-token prompt, {gen} generated; median of {} runs each, alternating",
         rounds * runs
     );
-    println!("| | prompt tok/s | decode tok/s |");
-    println!("|---|---:|---:|");
-    println!("| mlx-manager engine | {:.0} | {:.1} |", ours.0, ours.1);
-    println!("| mlx-lm 0.32.2 | {:.0} | {:.1} |", reference.0, reference.1);
-    println!("| ratio (ours / mlx-lm) | {:.2}× | {:.2}× |", ours.0 / reference.0, ours.1 / reference.1);
+    println!(
+        "| model | ours prompt tok/s | mlx-lm prompt tok/s | ratio | ours decode tok/s | mlx-lm decode tok/s | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.2}× |",
+            r.name,
+            r.ours.0,
+            r.reference.0,
+            r.ours.0 / r.reference.0,
+            r.ours.1,
+            r.reference.1,
+            r.ours.1 / r.reference.1
+        );
+    }
 }

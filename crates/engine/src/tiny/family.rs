@@ -18,6 +18,12 @@ use crate::error::{EngineError, Result};
 /// Writes a tiny `family` model (a registry name, e.g. `gemma3_text`) with `spec`'s widths,
 /// dtype, quantization, seed and shards, a ChatML tokenizer and template.
 pub fn write_family_model(dir: &Path, family: &str, spec: &TinySpec) -> Result<()> {
+    write_family_model_with(dir, family, spec, &json!({}))
+}
+
+/// [`write_family_model`] with config.json fields of `overrides` replacing the family's tiny
+/// ones (benchmarks: expert counts and widths, linear-attention heads).
+pub fn write_family_model_with(dir: &Path, family: &str, spec: &TinySpec, overrides: &serde_json::Value) -> Result<()> {
     let fields = crate::model::tiny_fields(family).ok_or_else(|| EngineError::UnsupportedArchitecture {
         model_type: family.to_string(),
         path: dir.join("config.json"),
@@ -45,6 +51,9 @@ pub fn write_family_model(dir: &Path, family: &str, spec: &TinySpec) -> Result<(
     let own: serde_json::Value = serde_json::from_str(fields).expect("a family's tiny fields are JSON");
     let obj = config.as_object_mut().expect("object");
     obj.extend(own.as_object().expect("an object").clone());
+    if let Some(o) = overrides.as_object() {
+        obj.extend(o.clone());
+    }
     if let Some((bits, group)) = spec.quantize {
         obj.insert("quantization".into(), json!({"group_size": group, "bits": bits}));
     }

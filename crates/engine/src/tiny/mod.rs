@@ -21,7 +21,7 @@ use tokenizers::{
 use crate::error::{EngineError, Result};
 
 mod family;
-pub use family::write_family_model;
+pub use family::{write_family_model, write_family_model_with};
 
 /// Which architecture to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
