@@ -220,17 +220,34 @@ impl Moe {
         } else {
             (x.reshape(&[rows, 1, 1, d])?, indices.clone(), None)
         };
-        let up = self.up_proj.forward(&x, &idx, sorted)?;
-        let gate = self.gate_proj.forward(&x, &idx, sorted)?;
-        let h = match self.spec.activation {
-            ExpertActivation::Silu => self.silu.apply(&gate)?.multiply(&up)?,
-            ExpertActivation::ClampedSwiglu => clamped_swiglu(&gate, &up)?,
+        let n = idx.shape()[0];
+        let out = match side_stream() {
+            // Many sorted position-expert pairs on a multi-core CPU: two halves on two MLX
+            // streams (two threads). Each pair's products are the same numbers either way.
+            Some(side) if sorted && n >= SPLIT_PAIRS => {
+                let half = n / 2;
+                let (x0, x1) = (x.try_index(..half)?, x.try_index(half..)?);
+                let (i0, i1) = (idx.try_index(..half)?, idx.try_index(half..)?);
+                let second = mlx_rs::with_stream(&side, || self.expert_mlps(&x1, &i1, true))?;
+                ops::concatenate(&[self.expert_mlps(&x0, &i0, true)?, second], 0)?
+            }
+            _ => self.expert_mlps(&x, &idx, sorted)?,
         };
-        let out = self.down_proj.forward(&h, &idx, sorted)?;
         Ok(match inverse {
             Some(inverse) => out.take_axis(&inverse, 0)?.reshape(&[rows, k, d])?,
             None => out.reshape(&[rows, k, d])?,
         })
+    }
+
+    /// The experts' gated MLPs for positions `x` and their experts `idx`.
+    fn expert_mlps(&self, x: &Array, idx: &Array, sorted: bool) -> Result<Array> {
+        let up = self.up_proj.forward(x, idx, sorted)?;
+        let gate = self.gate_proj.forward(x, idx, sorted)?;
+        let h = match self.spec.activation {
+            ExpertActivation::Silu => self.silu.apply(&gate)?.multiply(&up)?,
+            ExpertActivation::ClampedSwiglu => clamped_swiglu(&gate, &up)?,
+        };
+        self.down_proj.forward(&h, idx, sorted)
     }
 
     pub(crate) fn arrays<'a>(&'a self, out: &mut Vec<&'a Array>) {
@@ -248,6 +265,22 @@ impl Moe {
         self.router.nbytes()
             + [&self.gate_proj, &self.up_proj, &self.down_proj].iter().map(|p| p.nbytes()).sum::<usize>()
     }
+}
+
+/// Sorted position-expert pairs from which the experts' products are split over two streams
+/// (below it, the second thread's hand-off costs more than it saves).
+const SPLIT_PAIRS: i32 = 128;
+
+thread_local! {
+    /// A second MLX CPU stream of the engine thread (None on one core or the GPU).
+    static SIDE: Option<mlx_rs::Stream> = {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores > 1 && super::on_cpu().unwrap_or(false)).then(|| mlx_rs::Stream::new_with_device(&mlx_rs::Device::cpu()))
+    };
+}
+
+fn side_stream() -> Option<mlx_rs::Stream> {
+    SIDE.with(|s| s.clone())
 }
 
 /// mlx-lm's `swiglu_oai` (alpha 1.702, limit 7), compiled as there, constants in the
