@@ -101,6 +101,29 @@ async fn truncated_safetensors_is_a_corrupt_weights_error_naming_the_file() {
     }
 }
 
+/// The weights are read into memory at load: a weight file replaced with other bytes or cut short
+/// while the model is loaded (a re-download, a disk clean-up) neither crashes the process nor
+/// changes its answers; loading the damaged folder again is a typed error.
+#[tokio::test]
+async fn weights_overwritten_or_truncated_after_load_change_nothing_and_crash_nothing() {
+    let m = load_tiny(spec(TinyFamily::Qwen3)).await;
+    let before = generate(&m.id, tokens(&[5, 100, 200, 300]), greedy(12)).await.unwrap().ids;
+    let file = m.path().join("model.safetensors");
+    let len = fs::metadata(&file).unwrap().len();
+    // Overwrite the data in place (same length), then cut the file in half.
+    let mut bytes = fs::read(&file).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[header..].iter_mut().for_each(|b| *b = 0x7f);
+    fs::write(&file, &bytes).unwrap();
+    assert_eq!(generate(&m.id, tokens(&[5, 100, 200, 300]), greedy(12)).await.unwrap().ids, before);
+    fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len / 2).unwrap();
+    assert_eq!(generate(&m.id, tokens(&[5, 100, 200, 300]), greedy(12)).await.unwrap().ids, before);
+    match engine().load(format!("{}-again", m.id), m.path()).await.expect_err("a truncated folder fails to load") {
+        EngineError::CorruptWeights { path, .. } => assert_eq!(path, file),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn garbage_safetensors_header_is_a_corrupt_weights_error() {
     let m = write_tiny(spec(TinyFamily::Qwen2));
