@@ -256,6 +256,13 @@ fn lowest(dtype: Dtype) -> Result<Array> {
     })
 }
 
+/// The row of each prompt's last position in a `[b·l]` block of prompts of `lens` positions
+/// padded on the right to `l`.
+pub(crate) fn last_rows(lens: &[i32], l: i32) -> Array {
+    let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l + n - 1).collect();
+    Array::from_slice(&last, &[lens.len() as i32])
+}
+
 /// Where one layer's keys and values go during a forward pass.
 pub(crate) enum LayerCaches<'a> {
     /// One sequence (batch row 0), continuing from what its cache holds.
@@ -274,10 +281,7 @@ impl LayerCaches<'_> {
     /// prompt's last position); None when it returns every row.
     pub(crate) fn kept_rows(&self, l: i32) -> Option<Array> {
         match self {
-            LayerCaches::Fresh { lens, last_only: true, .. } => {
-                let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l + n - 1).collect();
-                Some(Array::from_slice(&last, &[lens.len() as i32]))
-            }
+            LayerCaches::Fresh { lens, last_only: true, .. } => Some(last_rows(lens, l)),
             _ => None,
         }
     }

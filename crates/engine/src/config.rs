@@ -17,6 +17,16 @@ pub struct Quantization {
     pub bits: i32,
 }
 
+impl Quantization {
+    /// Bits and group size libmlx's affine quantization supports.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if ![2, 3, 4, 5, 6, 8].contains(&self.bits) || ![32, 64, 128].contains(&self.group_size) {
+            return Err(format!("unsupported quantization bits={} group_size={}", self.bits, self.group_size));
+        }
+        Ok(())
+    }
+}
+
 /// RoPE frequencies: plain, linear-scaled, or Llama 3's smoothed scaling.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
@@ -136,6 +146,11 @@ impl ModelConfig {
                 match nested.and_then(crate::model::family_of) {
                     Some(f) => {
                         json = merged_text_config(json);
+                        if let Some(text) = json.as_object_mut() {
+                            for (key, value) in crate::model::nested_defaults(f) {
+                                text.entry(key).or_insert(value);
+                            }
+                        }
                         f
                     }
                     None => {
@@ -160,9 +175,7 @@ impl ModelConfig {
             )));
         }
         if let Some(q) = raw.quantization {
-            if ![2, 3, 4, 5, 6, 8].contains(&q.bits) || ![32, 64, 128].contains(&q.group_size) {
-                return Err(invalid(format!("unsupported quantization bits={} group_size={}", q.bits, q.group_size)));
-            }
+            q.check().map_err(invalid)?;
         }
         let config = ModelConfig {
             family,
@@ -240,7 +253,8 @@ pub(crate) fn parse_rope_scaling(
         }
     };
     match kind {
-        "default" => Ok(RopeScaling::Default { scale: 1.0 }),
+        // mlx-lm runs text-only multimodal RoPE (`mrope`) as plain RoPE.
+        "default" | "mrope" => Ok(RopeScaling::Default { scale: 1.0 }),
         "linear" => Ok(RopeScaling::Default { scale: 1.0 / num("factor", None)? }),
         "longrope" | "su" => {
             let long_factor = map
@@ -302,6 +316,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad.to_string().contains("unsupported rope_scaling type `yarnish`"), "{bad}");
+    }
+
+    /// A Gemma 3 multimodal config whose text_config leaves out what mlx-lm's wrapper fills in.
+    #[test]
+    fn nested_gemma3_text_config_gets_the_wrapper_s_defaults() {
+        let cfg = parse(
+            r#"{"model_type":"gemma3","text_config":{"model_type":"gemma3_text","hidden_size":64,
+            "intermediate_size":128,"num_hidden_layers":2,"sliding_window":8},"eos_token_id":[1,106]}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.family, "gemma3_text");
+        assert_eq!(cfg.vocab_size, 262208);
+        assert_eq!(cfg.args["num_attention_heads"], 8);
+        assert_eq!(cfg.eos_token_ids, vec![1, 106]);
+    }
+
+    #[test]
+    fn unusable_family_fields_are_typed_errors_when_the_config_is_read() {
+        let base = r#""hidden_size":64,"num_hidden_layers":2,"intermediate_size":128,"num_attention_heads":4,
+            "num_key_value_heads":2,"head_dim":16,"rms_norm_eps":1e-6,"vocab_size":100"#;
+        for (model_type, extra, needle) in [
+            ("gemma3_text", r#""sliding_window":0"#, "sliding_window"),
+            ("gpt_oss", r#""num_local_experts":4,"num_experts_per_tok":5"#, "experts per token"),
+            ("qwen3_moe", r#""num_experts":4,"num_experts_per_tok":2,"moe_intermediate_size":0"#, "expert width"),
+            ("phi3", r#""partial_rotary_factor":0.01"#, "partial_rotary_factor"),
+            ("llama", r#""num_hidden_layers":100000"#, "num_hidden_layers"),
+        ] {
+            let text = format!(r#"{{"model_type":"{model_type}",{base},{extra}}}"#);
+            let err = parse(&text).unwrap_err();
+            assert!(
+                matches!(err, EngineError::InvalidConfig { .. }) && err.to_string().contains(needle),
+                "{model_type}: {err}"
+            );
+        }
     }
 
     #[test]

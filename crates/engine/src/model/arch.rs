@@ -8,7 +8,7 @@
 use mlx_rs::{Array, Dtype};
 
 use super::blas::PassShape;
-use crate::cache::{CacheKind, KvCache, LayerCache, LayerCaches};
+use crate::cache::{last_rows, CacheKind, KvCache, LayerCache, LayerCaches};
 use crate::error::Result;
 
 /// One model family's forward pass, built by its module in `model/` (see `registry.rs`).
@@ -63,8 +63,7 @@ impl<'a, 'b> Pass<'a, 'b> {
 
     /// New prompts, one row each, padded on the right to `l`, each into its own empty cache.
     pub(crate) fn fresh(caches: &'a mut [&'b mut KvCache], lens: Vec<i32>, l: i32) -> Pass<'a, 'b> {
-        let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l + n - 1).collect();
-        let last = Array::from_slice(&last, &[lens.len() as i32]);
+        let last = last_rows(&lens, l);
         Pass { rows: (lens.len() as i32, l), kind: Kind::Fresh { caches, lens, last } }
     }
 

@@ -26,6 +26,9 @@ pub(crate) struct RawArgs {
     rest: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Layers a config may declare (far above any released model; a bound before allocating).
+const MAX_LAYERS: i32 = 1024;
+
 /// A family's defaults for fields config.json may leave out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Defaults {
@@ -51,7 +54,9 @@ pub(crate) struct Args {
     pub(crate) rms_norm_eps: f32,
     pub(crate) rope_theta: f32,
     pub(crate) rope_traditional: bool,
-    pub(crate) rope_scaling: RopeScaling,
+    /// `rope_scaling` as parsed; an error only matters to the families that apply it (read it
+    /// through [`Args::rope_scaling`]).
+    pub(crate) rope_scaling: std::result::Result<RopeScaling, String>,
     pub(crate) tie_word_embeddings: bool,
     /// The rest of the config object, for family-specific fields.
     pub(crate) rest: serde_json::Map<String, serde_json::Value>,
@@ -89,16 +94,23 @@ impl Args {
                 hidden_size / num_heads
             }
         };
-        let mut rope_scaling = parse_rope_scaling(raw.rope_scaling.as_ref()).map_err(|m| config.invalid(m))?;
-        if let RopeScaling::Su { max_position_embeddings, original_max_position_embeddings, .. } = &mut rope_scaling {
+        let mut rope_scaling = parse_rope_scaling(raw.rope_scaling.as_ref());
+        if let Ok(RopeScaling::Su { max_position_embeddings, original_max_position_embeddings, .. }) = &mut rope_scaling
+        {
             let get =
                 |key: &str, default: usize| raw.rest.get(key).and_then(|v| v.as_u64()).map_or(default, |v| v as usize);
             *max_position_embeddings = config.max_position_embeddings.unwrap_or(131_072);
             *original_max_position_embeddings = get("original_max_position_embeddings", 4096);
         }
+        let num_layers = need(raw.num_hidden_layers, "num_hidden_layers")?;
+        if num_layers > MAX_LAYERS {
+            return Err(
+                config.invalid(format!("`num_hidden_layers` is {num_layers}; at most {MAX_LAYERS} are supported"))
+            );
+        }
         Ok(Args {
             hidden_size,
-            num_layers: need(raw.num_hidden_layers, "num_hidden_layers")?,
+            num_layers,
             intermediate_size: need(raw.intermediate_size, "intermediate_size")?,
             num_heads,
             num_kv_heads,
@@ -122,6 +134,41 @@ impl Args {
             return Err(config.invalid("hidden_size is not a multiple of num_attention_heads"));
         }
         Ok(Args { head_dim: self.hidden_size / self.num_heads, ..self.clone() })
+    }
+
+    /// Whether layer `i` has experts in Qwen's MoE layouts: every `decoder_sparse_step`-th layer
+    /// not listed in `mlp_only_layers`.
+    pub(crate) fn sparse_layer(&self, i: i32) -> bool {
+        let step = self.i32_or("decoder_sparse_step", 1).max(1);
+        let dense = self.rest.get("mlp_only_layers").and_then(|v| v.as_array());
+        let listed = dense.is_some_and(|d| d.iter().any(|v| v.as_i64() == Some(i64::from(i))));
+        !listed && (i + 1) % step == 0
+    }
+
+    /// The RoPE scaling to apply (a typed error for a variant this engine does not implement).
+    pub(crate) fn rope_scaling(&self, config: &ModelConfig) -> Result<RopeScaling> {
+        self.rope_scaling.clone().map_err(|m| config.invalid(m))
+    }
+
+    /// The rotated dimensions per head for a `partial_rotary_factor`-style fraction: even, at
+    /// least 2 and at most the head width, or a typed error.
+    pub(crate) fn rotary_dims(&self, config: &ModelConfig, factor: f32) -> Result<i32> {
+        let dims = (self.head_dim as f32 * factor) as i32;
+        if dims < 2 || dims % 2 != 0 || dims > self.head_dim {
+            return Err(config.invalid(format!(
+                "partial_rotary_factor {factor} rotates {dims} of {} head dimensions (need an even number ≥ 2)",
+                self.head_dim
+            )));
+        }
+        Ok(dims)
+    }
+
+    /// A positive `sliding_window` (or its default), else a typed error.
+    pub(crate) fn sliding_window(&self, config: &ModelConfig, default: i32) -> Result<i32> {
+        match self.i32_or("sliding_window", default) {
+            w if w >= 1 => Ok(w),
+            w => Err(config.invalid(format!("`sliding_window` must be positive, got {w}"))),
+        }
     }
 
     /// A family-specific number, or its default.

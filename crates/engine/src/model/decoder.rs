@@ -418,7 +418,7 @@ pub(crate) fn plain(
         dims: rope_dims,
         base: args.rope_theta,
         traditional: args.rope_traditional,
-        scaling: args.rope_scaling.clone(),
+        scaling: args.rope_scaling(config)?,
     })?;
     Ok(Box::new(Decoder::new(DecoderSpec {
         embed,

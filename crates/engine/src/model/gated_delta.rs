@@ -14,7 +14,7 @@ use super::layers::{Linear, RmsNorm};
 use super::weights::WeightSet;
 use crate::cache::{LayerCaches, Recurrent};
 use crate::config::Quantization;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 type Exception = mlx_rs::error::Exception;
 
@@ -125,8 +125,14 @@ impl GatedDelta {
                 (None, Some(Array::from_slice(&m, &[b, l])))
             }
             LayerCaches::Decode { caches } => {
-                let states: Vec<Recurrent> =
-                    caches.iter().map(|c| c.recurrent().cloned().expect("a decoded sequence was prefilled")).collect();
+                let states = caches
+                    .iter()
+                    .map(|c| {
+                        c.recurrent().cloned().ok_or(EngineError::InvalidRequest {
+                            message: "a linear-attention layer decoded before its prompt was run".into(),
+                        })
+                    })
+                    .collect::<Result<Vec<Recurrent>>>()?;
                 let conv = ops::concatenate(&states.iter().map(|r| &r.conv).collect::<Vec<_>>(), 0)?;
                 let state = ops::concatenate(&states.iter().map(|r| &r.state).collect::<Vec<_>>(), 0)?;
                 (Some(Recurrent { conv, state }), None)

@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
     defaults: Defaults { rope_theta: 10_000.0, tie_word_embeddings: true, head_dim_required: true, rms_norm_eps: None },
     build,
     tiny: r#"{"query_pre_attn_scalar": 16}"#,
+    nested_defaults: "{}",
 };
 
 /// Gemma's block layout (Gemma 2 and 3): sandwich norms scaling by `1 + w`, GELU (tanh).

@@ -26,6 +26,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"query_pre_attn_scalar": 16, "sliding_window": 64, "sliding_window_pattern": 2, "rope_local_base_freq": 10000.0, "rope_theta": 1000000.0}"#,
+    nested_defaults: r#"{"num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "query_pre_attn_scalar": 256, "vocab_size": 262208}"#,
 };
 
 fn build(
@@ -39,7 +40,7 @@ fn build(
     if pattern < 1 {
         return Err(config.invalid(format!("`sliding_window_pattern` must be positive, got {pattern}")));
     }
-    let window = args.i32_or("sliding_window", 512);
+    let window = args.sliding_window(config, 512)?;
     let scale = (args.f32_or("query_pre_attn_scalar", 256.0) as f64).powf(-0.5) as f32;
     let global = AttentionSpec { scale, softcap: None, window: None, sinks: None };
     let local = AttentionSpec { window: Some(window), ..global.clone() };
@@ -59,7 +60,7 @@ fn build(
         Rope::new(&RopeSpec { dims: args.head_dim, base, traditional: false, scaling })
     };
     let ropes = vec![
-        rope(args.rope_theta, args.rope_scaling.clone())?,
+        rope(args.rope_theta, args.rope_scaling(config)?)?,
         rope(args.f32_or("rope_local_base_freq", 10_000.0), RopeScaling::Default { scale: 1.0 })?,
     ];
     // mlx-lm rounds √hidden to bfloat16 before scaling in the activations' dtype.

@@ -25,6 +25,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": 64, "rope_theta": 150000, "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "original_max_position_embeddings": 4096}}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -43,12 +44,7 @@ fn build(
         activation: ExpertActivation::ClampedSwiglu,
         shared: None,
     };
-    if moe.top_k < 1 || moe.top_k > moe.experts {
-        return Err(config.invalid(format!(
-            "num_experts_per_tok ({}) must be within 1..=num_local_experts ({})",
-            moe.top_k, moe.experts
-        )));
-    }
+    moe.check(config)?;
     let sliding: Vec<bool> = match args.rest.get("layer_types").and_then(|v| v.as_array()) {
         Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
         None => (0..args.num_layers).map(|i| i % 2 == 0).collect(),
@@ -62,7 +58,7 @@ fn build(
     }
     let full =
         AttentionSpec { scale: (1.0 / (args.head_dim as f64).sqrt()) as f32, softcap: None, window: None, sinks: None };
-    let window = AttentionSpec { window: Some(args.i32_or("sliding_window", 128)), ..full.clone() };
+    let window = AttentionSpec { window: Some(args.sliding_window(config, 128)?), ..full.clone() };
     let per_layer = |i: i32| Mixing::Attention(if sliding[i as usize] { window.clone() } else { full.clone() }, 0);
     let layout = Layout {
         attention: AttentionLayout { qkv_bias: true, o_bias: true, sinks: true, ..AttentionLayout::PLAIN },

@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 256}}"#,
+    nested_defaults: "{}",
 };
 
 fn build(

@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"num_local_experts": 4, "num_experts_per_tok": 2, "rope_theta": 1000000.0}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -30,7 +31,7 @@ fn build(
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
     // mlx-lm's Mixtral: head width hidden / heads, plain RoPE (its rope_scaling is not applied).
-    let args = &Args { rope_scaling: RopeScaling::Default { scale: 1.0 }, ..args.head_dim_from_hidden(config)? };
+    let args = &Args { rope_scaling: Ok(RopeScaling::Default { scale: 1.0 }), ..args.head_dim_from_hidden(config)? };
     let spec = MoeSpec {
         experts: args.i32_or("num_local_experts", 8),
         top_k: args.i32_or("num_experts_per_tok", 2),
@@ -41,11 +42,6 @@ fn build(
         activation: ExpertActivation::Silu,
         shared: None,
     };
-    if spec.top_k < 1 || spec.top_k > spec.experts {
-        return Err(config.invalid(format!(
-            "num_experts_per_tok ({}) must be within 1..=num_local_experts ({})",
-            spec.top_k, spec.experts
-        )));
-    }
+    spec.check(config)?;
     uniform(config, w, args, Layout::plain()?, args.head_dim, |_| Some(("block_sparse_moe", spec)), progress)
 }

@@ -59,6 +59,11 @@ pub(crate) fn family_of(model_type: &str) -> Option<&'static str> {
     registry::family(model_type).map(|f| f.name)
 }
 
+/// A family's defaults for a nested `text_config` (JSON object), by registry name.
+pub(crate) fn nested_defaults(family: &str) -> serde_json::Map<String, serde_json::Value> {
+    registry::family(family).and_then(|f| serde_json::from_str(f.nested_defaults).ok()).unwrap_or_default()
+}
+
 /// A family's own config fields for a tiny model (JSON), by registry name.
 pub(crate) fn tiny_fields(family: &str) -> Option<&'static str> {
     registry::family(family).map(|f| f.tiny)
@@ -75,15 +80,11 @@ pub(crate) fn tensor_layout(config: &ModelConfig) -> Result<Vec<Wanted>> {
     Ok(record.take())
 }
 
-/// Checks the family's own fields of a config (called when the config is read).
+/// Checks a config completely before any weight is read: the shared fields, then everything
+/// the family's builder checks (experts, windows, rotary dimensions …), by building it against a
+/// recording weight set (called when the config is read, on the engine thread).
 pub(crate) fn check_args(config: &ModelConfig) -> Result<()> {
-    match registry::family(config.family) {
-        Some(f) => f.args(config).map(drop),
-        None => Err(crate::EngineError::UnsupportedArchitecture {
-            model_type: config.model_type.clone(),
-            path: config.path.clone(),
-        }),
-    }
+    tensor_layout(config).map(drop)
 }
 
 /// Token sequences padded on the right with id 0 to the longest, row after row, and that length.
@@ -115,7 +116,7 @@ impl Model {
     pub fn load_with_progress(dir: &Path, config: ModelConfig, progress: &mut dyn FnMut(f32)) -> Result<Model> {
         let family = registry::family(config.family).expect("a parsed config names a registered family");
         let args = family.args(&config)?;
-        let w = WeightSet::load(dir)?.with_overrides(&config.args);
+        let w = WeightSet::load(dir)?.with_overrides(&config.args)?;
         progress(0.1);
         let arch = (family.build)(&config, &args, w, &mut |f| progress(0.1 + 0.4 * f))?;
         let pass = arch.pass_shape();

@@ -53,6 +53,20 @@ pub(crate) struct MoeSpec {
     pub(crate) shared: Option<i32>,
 }
 
+impl MoeSpec {
+    /// A typed config error unless there are experts, `top_k` of them can be chosen, and they
+    /// have a width (checked when the model loads, before any weight is read).
+    pub(crate) fn check(&self, config: &crate::config::ModelConfig) -> Result<()> {
+        if self.experts < 1 || self.top_k < 1 || self.top_k > self.experts || self.width < 1 {
+            return Err(config.invalid(format!(
+                "experts per token ({}) must be within 1..={} experts, and the expert width ({}) positive",
+                self.top_k, self.experts, self.width
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Every expert's weights for one projection: `[experts, out, in]`.
 struct SwitchLinear {
     weights: SwitchWeights,
@@ -96,6 +110,11 @@ impl SwitchLinear {
         let bias =
             if spec.bias { Some(w.take_shaped(&format!("{prefix}.bias"), &[spec.experts, out_dim])?) } else { None };
         Ok(SwitchLinear { weights, bias })
+    }
+
+    /// Quantized (its products are libmlx's own kernels, not BLAS).
+    fn is_quantized(&self) -> bool {
+        matches!(self.weights, SwitchWeights::Quantized { .. })
     }
 
     /// `x` `[n, 1, in]` (or `[rows, 1, 1, in]`) times expert `indices`' weights.
@@ -224,7 +243,7 @@ impl Moe {
         let out = match side_stream() {
             // Many sorted position-expert pairs on a multi-core CPU: two halves on two MLX
             // streams (two threads). Each pair's products are the same numbers either way.
-            Some(side) if sorted && n >= SPLIT_PAIRS => {
+            Some(side) if sorted && n >= SPLIT_PAIRS && self.up_proj.is_quantized() => {
                 let half = n / 2;
                 let (x0, x1) = (x.try_index(..half)?, x.try_index(half..)?);
                 let (i0, i1) = (idx.try_index(..half)?, idx.try_index(half..)?);
@@ -262,13 +281,16 @@ impl Moe {
     }
 
     pub(crate) fn nbytes(&self) -> usize {
-        self.router.nbytes()
+        let shared = self.shared.as_ref().map_or(0, |(mlp, gate)| mlp.nbytes() + gate.nbytes());
+        shared
+            + self.router.nbytes()
             + [&self.gate_proj, &self.up_proj, &self.down_proj].iter().map(|p| p.nbytes()).sum::<usize>()
     }
 }
 
-/// Sorted position-expert pairs from which the experts' products are split over two streams
-/// (below it, the second thread's hand-off costs more than it saves).
+/// Sorted position-expert pairs from which quantized experts' products are split over two
+/// streams (below it, the second thread's hand-off costs more than it saves). Dense experts are
+/// not split: their products are OpenBLAS's, which already uses every core.
 const SPLIT_PAIRS: i32 = 128;
 
 thread_local! {

@@ -8,7 +8,7 @@ use super::attention::AttentionLayout;
 use super::decoder::{uniform, Layout};
 use super::registry::Family;
 use super::weights::WeightSet;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, RopeScaling};
 use crate::error::Result;
 
 pub(crate) const FAMILY: Family = Family {
@@ -22,6 +22,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"partial_rotary_factor": 0.5}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -36,6 +37,15 @@ fn build(
         fused_gate_up: true,
         ..Layout::plain()?
     };
-    let rope_dims = (args.head_dim as f32 * args.f32_or("partial_rotary_factor", 1.0)) as i32;
+    let rope_dims = args.rotary_dims(config, args.f32_or("partial_rotary_factor", 1.0))?;
+    if let Ok(RopeScaling::Su { long_factor, .. }) = &args.rope_scaling {
+        if long_factor.len() as i32 != rope_dims / 2 {
+            return Err(config.invalid(format!(
+                "rope_scaling.long_factor has {} entries; {rope_dims} rotated dimensions need {}",
+                long_factor.len(),
+                rope_dims / 2
+            )));
+        }
+    }
     uniform(config, w, &args, layout, rope_dims, |_| None, progress)
 }

@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"rope_theta": 1000000.0}"#,
+    nested_defaults: "{}",
 };
 
 fn build(

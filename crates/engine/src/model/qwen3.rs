@@ -7,7 +7,7 @@ use super::attention::AttentionLayout;
 use super::decoder::{uniform, Layout};
 use super::registry::Family;
 use super::weights::WeightSet;
-use crate::config::ModelConfig;
+use crate::config::{parse_rope_scaling, ModelConfig};
 use crate::error::Result;
 
 pub(crate) const FAMILY: Family = Family {
@@ -21,6 +21,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"rope_theta": 1000000.0}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -30,5 +31,18 @@ fn build(
     progress: &mut dyn FnMut(f32),
 ) -> Result<Box<dyn Architecture>> {
     let layout = Layout { attention: AttentionLayout { qk_norm: true, ..AttentionLayout::PLAIN }, ..Layout::plain()? };
-    uniform(config, w, args, layout, args.head_dim, |_| None, progress)
+    // transformers ≥ 5 nests rope_theta and rope_scaling under rope_parameters (mlx-lm reads
+    // them there when the top-level ones are absent).
+    let mut args = args.clone();
+    if let Some(params) = args.rest.get("rope_parameters").and_then(|v| v.as_object()).cloned() {
+        if !config.args.get("rope_theta").is_some_and(|v| v.is_number()) {
+            if let Some(theta) = params.get("rope_theta").and_then(|v| v.as_f64()) {
+                args.rope_theta = theta as f32;
+            }
+        }
+        if config.args.get("rope_scaling").is_none_or(|v| v.is_null()) {
+            args.rope_scaling = parse_rope_scaling(Some(&params));
+        }
+    }
+    uniform(config, w, &args, layout, args.head_dim, |_| None, progress)
 }

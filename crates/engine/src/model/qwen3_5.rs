@@ -22,6 +22,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "full_attention_interval": 2, "rope_parameters": {"type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5}}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -36,7 +37,6 @@ fn build(
     let num = |key: &str, default: f64| params.get(key).and_then(|v| v.as_f64()).unwrap_or(default);
     args.rope_theta = num("rope_theta", 100_000.0) as f32;
     args.rest.insert("partial_rotary_factor".into(), num("partial_rotary_factor", 0.25).into());
-    args.rope_scaling =
-        parse_rope_scaling(Some(&params)).map_err(|m| config.invalid(format!("rope_parameters: {m}")))?;
+    args.rope_scaling = parse_rope_scaling(Some(&params)).map_err(|m| format!("rope_parameters: {m}"));
     hybrid(config, &args, w, Hybrid { separate_projections: true, norm_topk_prob: true, sparse_steps: false }, progress)
 }

@@ -10,7 +10,7 @@ use super::decoder::{uniform, Layout};
 use super::moe::{ExpertActivation, MoeSpec, Routing};
 use super::registry::Family;
 use super::weights::WeightSet;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, RopeScaling};
 use crate::error::Result;
 
 pub(crate) const FAMILY: Family = Family {
@@ -24,6 +24,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64, "decoder_sparse_step": 1, "mlp_only_layers": [], "norm_topk_prob": true, "rope_theta": 1000000.0}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -43,20 +44,11 @@ fn build(
         activation: ExpertActivation::Silu,
         shared: None,
     };
-    if spec.experts > 0 && (spec.top_k < 1 || spec.top_k > spec.experts || spec.width < 1) {
-        return Err(config.invalid(format!(
-            "num_experts_per_tok ({}) must be within 1..=num_experts ({}) and moe_intermediate_size ({}) positive",
-            spec.top_k, spec.experts, spec.width
-        )));
+    if spec.experts > 0 {
+        spec.check(config)?;
     }
-    let step = args.i32_or("decoder_sparse_step", 1).max(1);
-    let dense_only: Vec<i64> = args
-        .rest
-        .get("mlp_only_layers")
-        .and_then(|v| v.as_array())
-        .map_or(Vec::new(), |a| a.iter().filter_map(|v| v.as_i64()).collect());
-    let experts = |i: i32| {
-        (spec.experts > 0 && !dense_only.contains(&(i as i64)) && (i + 1) % step == 0).then_some(("mlp", spec))
-    };
+    let experts = |i: i32| (spec.experts > 0 && args.sparse_layer(i)).then_some(("mlp", spec));
+    // mlx-lm's Qwen3-MoE rotates with a plain RoPE whatever rope_scaling says.
+    let args = &Args { rope_scaling: Ok(RopeScaling::Default { scale: 1.0 }), rope_traditional: false, ..args.clone() };
     uniform(config, w, args, layout, args.head_dim, experts, progress)
 }

@@ -27,6 +27,7 @@ pub(crate) const FAMILY: Family = Family {
     },
     build,
     tiny: r#"{"linear_num_value_heads": 4, "linear_num_key_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_conv_kernel_dim": 4, "num_experts": 4, "num_experts_per_tok": 2, "decoder_sparse_step": 1, "shared_expert_intermediate_size": 64, "mlp_only_layers": [], "moe_intermediate_size": 64, "rope_theta": 1000000.0, "partial_rotary_factor": 0.5, "full_attention_interval": 2, "norm_topk_prob": true}"#,
+    nested_defaults: "{}",
 };
 
 fn build(
@@ -90,18 +91,10 @@ pub(crate) fn hybrid(
         activation: ExpertActivation::Silu,
         shared: Some(args.i32_or("shared_expert_intermediate_size", 0)).filter(|w| *w > 0),
     };
-    if experts > 0 && (moe.top_k < 1 || moe.top_k > experts || moe.width < 1) {
-        return Err(
-            config.invalid("num_experts_per_tok must be within 1..=num_experts and moe_intermediate_size positive")
-        );
+    if experts > 0 {
+        moe.check(config)?;
     }
     let interval = args.i32_or("full_attention_interval", 4).max(1);
-    let step = args.i32_or("decoder_sparse_step", 1).max(1);
-    let dense_only: Vec<i64> = args
-        .rest
-        .get("mlp_only_layers")
-        .and_then(|v| v.as_array())
-        .map_or(Vec::new(), |a| a.iter().filter_map(|v| v.as_i64()).collect());
     let attention =
         AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None, sinks: None };
     let mixing = |i: i32| {
@@ -111,7 +104,7 @@ pub(crate) fn hybrid(
             Mixing::Attention(attention.clone(), 0)
         }
     };
-    let sparse = |i: i32| !variant.sparse_steps || (!dense_only.contains(&(i as i64)) && (i + 1) % step == 0);
+    let sparse = |i: i32| !variant.sparse_steps || args.sparse_layer(i);
     let routed = |i: i32| (experts > 0 && sparse(i)).then_some(("mlp", moe));
     let bias = args.bool_or("attention_bias", false);
     let layout = Layout {
@@ -124,7 +117,7 @@ pub(crate) fn hybrid(
         },
         ..Layout::plain()?
     };
-    let rope_dims = (args.head_dim as f32 * args.f32_or("partial_rotary_factor", 1.0)) as i32;
+    let rope_dims = args.rotary_dims(config, args.f32_or("partial_rotary_factor", 1.0))?;
     let args = Args { rope_traditional: false, ..args.clone() };
     plain(config, w, &args, layout, rope_dims, mixing, routed, progress)
 }

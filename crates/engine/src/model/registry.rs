@@ -25,6 +25,9 @@ pub(crate) struct Family {
     /// This family's own config.json fields for a tiny random model (`make-tiny-model`), on top
     /// of the shared widths.
     pub(crate) tiny: &'static str,
+    /// Defaults for the fields a multimodal checkpoint's nested `text_config` may leave out
+    /// (mlx-lm's wrapper class fills them; Gemma 3's `gemma3`), as JSON.
+    pub(crate) nested_defaults: &'static str,
 }
 
 impl Family {

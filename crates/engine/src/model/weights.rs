@@ -58,7 +58,8 @@ fn check_file(path: &Path) -> Result<()> {
 const TEXT_MODEL: &str = "language_model.";
 
 /// Weights of a multimodal checkpoint's other towers, which a text engine leaves alone.
-const OTHER_TOWERS: &[&str] = &["vision_tower", "model.visual", "multi_modal_projector", "vision_model", "audio_tower"];
+const OTHER_TOWERS: &[&str] =
+    &["vision_tower", "model.visual", "multi_modal_projector", "vision_model", "audio_tower", "mtp."];
 
 /// A tensor a family's builder asks for, as make-tiny-model records it: its name (the module's,
 /// without `.weight`, when `quantizable`), and its shape (unpacked).
@@ -104,6 +105,11 @@ impl WeightSet {
             let arrays = Array::load_safetensors(&file)
                 .map_err(|e| EngineError::CorruptWeights { path: file.clone(), message: e.to_string() })?;
             for (name, array) in arrays {
+                // Qwen3.5's transformers layout keeps the text model under `model.language_model`.
+                let name = match name.strip_prefix("model.language_model.") {
+                    Some(rest) => format!("{TEXT_MODEL}model.{rest}"),
+                    None => name,
+                };
                 tensors.insert(name, (array, file.clone()));
             }
         }
@@ -134,15 +140,25 @@ impl WeightSet {
 
     /// With config.json's per-module quantization entries (`"model.layers.0.mlp.gate":
     /// {"group_size": 64, "bits": 8}`).
-    pub(crate) fn with_overrides(mut self, config: &serde_json::Value) -> WeightSet {
+    pub(crate) fn with_overrides(mut self, config: &serde_json::Value) -> Result<WeightSet> {
         if let Some(map) = config.get("quantization").and_then(|q| q.as_object()) {
             for (module, v) in map {
                 if let Ok(q) = serde_json::from_value::<Quantization>(v.clone()) {
+                    let mode = v.get("mode").and_then(|m| m.as_str()).unwrap_or("affine");
+                    if mode != "affine" || q.check().is_err() {
+                        return Err(EngineError::InvalidConfig {
+                            path: self.dir.join("config.json"),
+                            message: format!(
+                                "quantization of `{module}` (bits {}, group {}, mode `{mode}`) is not supported",
+                                q.bits, q.group_size
+                            ),
+                        });
+                    }
                     self.overrides.insert(module.clone(), q);
                 }
             }
         }
-        self
+        Ok(self)
     }
 
     fn has(&self, name: &str) -> bool {

@@ -3,8 +3,11 @@
 //! deterministic from a seed. Tests, benchmarks and the app's bundled default model use them:
 //! no model can be downloaded on the machines this project is built on.
 //!
-//! Plain Rust (no MLX): quantization writes the same affine format MLX's `quantize` produces
-//! (per-group scale and bias, values packed little-end-first into u32 words).
+//! The llama/qwen2/qwen3 generator here is plain Rust (no MLX): quantization writes the same
+//! affine format MLX's `quantize` produces (per-group scale and bias, values packed
+//! little-end-first into u32 words). The other families' generator (family.rs) lists their
+//! tensors by running the family's builder, which makes lazy MLX arrays: call it from one
+//! thread that owns MLX (the CLI's `make-tiny-model` process), never beside a running engine.
 
 use std::path::Path;
 
