@@ -290,3 +290,13 @@ async fn qwen3_5_dense_and_moe() {
     assert_family("qwen3_5 dense fp32", config("qwen3_5", qwen3_5(false)), &[]).await;
     assert_family("qwen3_5_moe 4-bit", config("qwen3_5_moe", qwen3_5(true)), &["--quantize", "4,64"]).await;
 }
+
+/// Llama with `layer_types`: the sliding layers see only their window, as in mlx-lm.
+#[tokio::test]
+async fn llama_with_sliding_layer_types() {
+    let llama = json!({
+        "head_dim": 16, "rope_theta": 10000.0, "sliding_window": 8,
+        "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+    });
+    assert_family("llama layer_types", config("llama", llama), &[]).await;
+}

@@ -163,6 +163,22 @@ impl Args {
         Ok(dims)
     }
 
+    /// Which layers slide, from `layer_types` (`"sliding_attention"`), else `default(i)`; a
+    /// typed error when the list is shorter than the model.
+    pub(crate) fn sliding_layers(&self, config: &ModelConfig, default: impl Fn(i32) -> bool) -> Result<Vec<bool>> {
+        let Some(types) = self.rest.get("layer_types").and_then(|v| v.as_array()) else {
+            return Ok((0..self.num_layers).map(default).collect());
+        };
+        if types.len() < self.num_layers as usize {
+            return Err(config.invalid(format!(
+                "`layer_types` has {} entries for {} layers",
+                types.len(),
+                self.num_layers
+            )));
+        }
+        Ok(types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect())
+    }
+
     /// A positive `sliding_window` (or its default), else a typed error.
     pub(crate) fn sliding_window(&self, config: &ModelConfig, default: i32) -> Result<i32> {
         match self.i32_or("sliding_window", default) {

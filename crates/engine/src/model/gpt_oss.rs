@@ -45,17 +45,7 @@ fn build(
         shared: None,
     };
     moe.check(config)?;
-    let sliding: Vec<bool> = match args.rest.get("layer_types").and_then(|v| v.as_array()) {
-        Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
-        None => (0..args.num_layers).map(|i| i % 2 == 0).collect(),
-    };
-    if sliding.len() < args.num_layers as usize {
-        return Err(config.invalid(format!(
-            "`layer_types` has {} entries for {} layers",
-            sliding.len(),
-            args.num_layers
-        )));
-    }
+    let sliding = args.sliding_layers(config, |i| i % 2 == 0)?;
     let full =
         AttentionSpec { scale: (1.0 / (args.head_dim as f64).sqrt()) as f32, softcap: None, window: None, sinks: None };
     let window = AttentionSpec { window: Some(args.sliding_window(config, 128)?), ..full.clone() };

@@ -4,9 +4,10 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
-use super::decoder::{uniform, Layout};
+use super::decoder::{plain, Layout, Mixing};
 use super::registry::Family;
 use super::weights::WeightSet;
+use crate::cache::AttentionSpec;
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -36,5 +37,12 @@ fn build(
         mlp_bias: args.bool_or("mlp_bias", false),
         ..Layout::plain()?
     };
-    uniform(config, w, args, layout, args.head_dim, |_| None, progress)
+    // `layer_types` may make some layers slide over `sliding_window` positions.
+    let sliding = args.sliding_layers(config, |_| false)?;
+    let full =
+        AttentionSpec { scale: (args.head_dim as f64).powf(-0.5) as f32, softcap: None, window: None, sinks: None };
+    let window = if sliding.contains(&true) { Some(args.sliding_window(config, 0)?) } else { None };
+    let mixing =
+        |i: i32| Mixing::Attention(AttentionSpec { window: window.filter(|_| sliding[i as usize]), ..full.clone() }, 0);
+    plain(config, w, args, layout, args.head_dim, mixing, |_| None, progress)
 }
