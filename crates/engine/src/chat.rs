@@ -101,7 +101,7 @@ fn strftime_now(format: String) -> String {
 pub type TemplateKwargs = serde_json::Map<String, serde_json::Value>;
 
 /// Variables `apply_chat_template` sets itself; passing one again is a `TypeError` there.
-const RESERVED: [&str; 4] = ["messages", "tools", "documents", "add_generation_prompt"];
+pub const RESERVED: [&str; 4] = ["messages", "tools", "documents", "add_generation_prompt"];
 
 /// A parsed chat template with HF's Jinja environment, built once per model.
 pub struct ChatTemplate {

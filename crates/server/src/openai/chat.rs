@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use mlx_manager_engine::chat::TemplateKwargs;
+use mlx_manager_engine::chat::{self, TemplateKwargs};
 use mlx_manager_engine::{ChatMessage, GenerationEvent, Prompt};
 use serde::Deserialize;
 use serde_json::json;
@@ -149,15 +149,12 @@ fn messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
     Ok(out)
 }
 
-/// Template variables a request may not set through `chat_template_kwargs`: the template gets
-/// them from the request itself (transformers' `apply_chat_template` raises a `TypeError`).
-const RESERVED_TEMPLATE_KWARGS: [&str; 4] = ["messages", "tools", "add_generation_prompt", "documents"];
-
 const REASONING_EFFORTS: [&str; 3] = ["low", "medium", "high"];
 
-/// The chat template's extra variables: `chat_template_kwargs` (a JSON object, none of
-/// [`RESERVED_TEMPLATE_KWARGS`]), plus `reasoning_effort` as the template variable of that name
-/// unless `chat_template_kwargs` sets it. `null` is the same as leaving either out.
+/// The chat template's extra variables: `chat_template_kwargs` (a JSON object, none of the
+/// engine's [`chat::RESERVED`] variables, which the request itself sets), plus
+/// `reasoning_effort` as the template variable of that name unless `chat_template_kwargs` sets
+/// it. `null` is the same as leaving either out.
 fn template_kwargs(
     chat_template_kwargs: Option<serde_json::Value>,
     reasoning_effort: Option<serde_json::Value>,
@@ -169,7 +166,7 @@ fn template_kwargs(
     };
     let reserved: Vec<FieldError> = kwargs
         .keys()
-        .filter(|k| RESERVED_TEMPLATE_KWARGS.contains(&k.as_str()))
+        .filter(|k| chat::RESERVED.contains(&k.as_str()))
         .map(|k| FieldError {
             field: format!("chat_template_kwargs.{k}"),
             message: format!("`{k}` is set by the request itself, not by a template variable"),
