@@ -128,40 +128,33 @@ impl ModelConfig {
         let invalid = |message: String| EngineError::InvalidConfig { path: path.to_path_buf(), message };
         let mut json: serde_json::Value =
             serde_json::from_str(text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-        let top_type = json.get("model_type").and_then(|v| v.as_str()).map(str::to_string);
-        let model_type = top_type.clone().ok_or_else(|| invalid("no `model_type`".into()))?;
-        // A model that nests its language model (`text_config`) is served as that model when
-        // only the nested type is known.
-        let family = match crate::model::family_of(&model_type) {
-            Some(f) => {
-                // A known multimodal family (Qwen3.5) serves its nested text model.
-                if json.get("text_config").is_some_and(|t| t.is_object()) {
-                    json = merged_text_config(json);
-                    json["model_type"] = serde_json::Value::String(model_type.clone());
-                }
-                f
-            }
-            None => {
-                let nested = json.get("text_config").and_then(|t| t.get("model_type")).and_then(|v| v.as_str());
-                match nested.and_then(crate::model::family_of) {
-                    Some(f) => {
-                        json = merged_text_config(json);
-                        if let Some(text) = json.as_object_mut() {
-                            for (key, value) in crate::model::nested_defaults(f) {
-                                text.entry(key).or_insert(value);
-                            }
-                        }
-                        f
-                    }
-                    None => {
-                        return Err(EngineError::UnsupportedArchitecture {
-                            model_type: nested.map_or(model_type.clone(), str::to_string),
-                            path: path.to_path_buf(),
-                        })
-                    }
-                }
-            }
+        let model_type = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| invalid("no `model_type`".into()))?;
+        let resolved = resolve(&json);
+        let Some(family) = resolved.family else {
+            return Err(EngineError::UnsupportedArchitecture {
+                model_type: resolved.model_type.unwrap_or(model_type),
+                path: path.to_path_buf(),
+            });
         };
+        if json.get("text_config").is_some_and(|t| t.is_object()) {
+            json = merged_text_config(json);
+            if resolved.nested {
+                // An unknown wrapper (Gemma 3's `gemma3`) around a known text model: the fields
+                // the wrapper's class fills in mlx-lm.
+                if let Some(text) = json.as_object_mut() {
+                    for (key, value) in crate::model::nested_defaults(family) {
+                        text.entry(key).or_insert(value);
+                    }
+                }
+            } else {
+                // A known multimodal family (Qwen3.5) serves its nested text model.
+                json["model_type"] = serde_json::Value::String(model_type.clone());
+            }
+        }
         let raw: RawConfig = serde_json::from_value(json.clone()).map_err(|e| invalid(e.to_string()))?;
         let vocab_size = match raw.vocab_size {
             Some(v) if v > 0 => v,
@@ -214,17 +207,34 @@ pub struct Architecture {
 pub fn architecture(dir: &Path) -> Architecture {
     let json: Option<serde_json::Value> =
         std::fs::read_to_string(dir.join("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let Some(json) = json else { return Architecture { model_type: None, family: None } };
+    match json {
+        Some(json) => {
+            let Resolved { model_type, family, .. } = resolve(&json);
+            Architecture { model_type, family }
+        }
+        None => Architecture { model_type: None, family: None },
+    }
+}
+
+/// Which family serves a config.json object.
+struct Resolved {
+    /// The `model_type` it is known by (the nested one when the top-level one is unknown).
+    model_type: Option<String>,
+    family: Option<&'static str>,
+    /// The family is the nested `text_config`'s (an unknown multimodal wrapper).
+    nested: bool,
+}
+
+/// The family of the top-level `model_type`, else of the nested `text_config.model_type`.
+fn resolve(json: &serde_json::Value) -> Resolved {
     let name = |v: &serde_json::Value| v.get("model_type").and_then(|t| t.as_str()).map(str::to_string);
-    let top = name(&json);
+    let top = name(json);
     if let Some(family) = top.as_deref().and_then(crate::model::family_of) {
-        return Architecture { model_type: top, family: Some(family) };
+        return Resolved { model_type: top, family: Some(family), nested: false };
     }
     let nested = json.get("text_config").and_then(name);
-    match nested.as_deref().and_then(crate::model::family_of) {
-        Some(family) => Architecture { model_type: nested, family: Some(family) },
-        None => Architecture { model_type: nested.or(top), family: None },
-    }
+    let family = nested.as_deref().and_then(crate::model::family_of);
+    Resolved { model_type: nested.or(top), family, nested: family.is_some() }
 }
 
 /// The nested text model's config with the top level's quantization and token ids.
