@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mlx_manager_core::{AuditFilter, AuditPage, AuditStats, Timeouts};
 use mlx_manager_engine::{Engine, EngineHandle};
-use mlx_manager_providers::{Catalog, SecretMode, Secrets};
-use mlx_manager_server::{AppState, ModelEntry, Registry, ServerSettings};
+use mlx_manager_providers::{Catalog, SecretMode};
+use mlx_manager_server::{AppState, Built, ModelEntry, ServerSettings, Services, Startup};
 use mlx_manager_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -85,11 +85,9 @@ struct Listener {
 }
 
 struct Inner {
-    store: Store,
-    catalog: Arc<Catalog>,
-    engine: EngineHandle,
+    /// The store, the engine's handle, the models and the catalog every listener is built from.
+    services: Services,
     engine_owner: Mutex<Option<Engine>>,
-    models: Vec<ModelEntry>,
     settings: RwLock<AppSettings>,
     listener: tokio::sync::Mutex<Option<Listener>>,
     status: watch::Sender<ServerStatus>,
@@ -105,39 +103,29 @@ impl Controller {
     /// ones), starts the engine with the saved pool limits and registers the model folders. The
     /// listener is not started yet ([`Controller::start_server`]).
     pub async fn open(options: ControllerOptions) -> Result<Controller, CommandError> {
-        std::fs::create_dir_all(&options.data_dir).map_err(|e| CommandError::Storage {
-            message: format!("cannot create {}: {e}", options.data_dir.display()),
-        })?;
-        let store = Store::open(&options.data_dir.join("mlx-manager.db"), mlx_manager_store::DEFAULT_RETENTION_DAYS)?;
+        let opened = Startup {
+            data_dir: options.data_dir,
+            retention_days: mlx_manager_store::DEFAULT_RETENTION_DAYS,
+            models: options.models,
+            scan_hf_cache: options.scan_hf_cache,
+            key_storage: options.key_storage,
+        }
+        .open()?;
+        let store = opened.store();
         let mut settings = AppSettings {
-            server: load_or_default(&store, SERVER_KEY).await,
-            timeouts: load_or_default(&store, TIMEOUTS_KEY).await,
-            pool: load_or_default(&store, POOL_KEY).await,
+            server: load_or_default(store, SERVER_KEY).await,
+            timeouts: load_or_default(store, TIMEOUTS_KEY).await,
+            pool: load_or_default(store, POOL_KEY).await,
         };
         if let Some(port) = options.port_override {
             settings.server.port = port;
         }
-        let engine =
-            Engine::start_with(settings.pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
-        let registry = Registry::default();
-        if options.scan_hf_cache {
-            for hub in mlx_manager_server::paths::hf_hub_dirs() {
-                registry.scan_hf_cache(&hub);
-            }
-        }
-        for path in &options.models {
-            registry.insert_folder(path);
-        }
-        let secrets = Secrets::open(&options.data_dir, options.key_storage).map_err(CommandError::from)?;
-        let catalog = Arc::new(Catalog::open(store.clone(), secrets).await.map_err(CommandError::from)?);
+        let Built { engine, services } = opened.build(settings.pool.to_pool_config()).await?;
         let (status, _) = watch::channel(ServerStatus::stopped(None));
         let (changes, _) = broadcast::channel(256);
         Ok(Controller(Arc::new(Inner {
-            store,
-            catalog,
-            engine: engine.handle(),
+            services,
             engine_owner: Mutex::new(Some(engine)),
-            models: registry.list(),
             settings: RwLock::new(settings),
             listener: tokio::sync::Mutex::new(None),
             status,
@@ -147,17 +135,17 @@ impl Controller {
 
     /// The audit store (for live subscriptions).
     pub fn store(&self) -> &Store {
-        &self.0.store
+        &self.0.services.store
     }
 
     /// Providers and routing rules (shared with the HTTP listener: edits apply to the next request).
     pub fn catalog(&self) -> &Catalog {
-        &self.0.catalog
+        &self.0.services.catalog
     }
 
     /// The engine (for pool-change notifications).
     pub fn engine(&self) -> &EngineHandle {
-        &self.0.engine
+        &self.0.services.engine
     }
 
     /// Server status, updated on every start, stop and failure.
@@ -199,18 +187,12 @@ impl Controller {
         let url = bound.local_addr().map(|a| format!("http://{a}")).unwrap_or_else(|_| format!("http://{address}"));
         let server_settings = ServerSettings {
             timeouts: settings.timeouts,
-            api_key: settings.server.api_key.clone(),
+            api_key: settings.server.api_key.clone().map(Into::into),
             allowed_origins: settings.server.allowed_origins.clone(),
             metrics: settings.server.metrics,
             ..ServerSettings::default()
         };
-        let state =
-            AppState::new(self.0.engine.clone(), server_settings, Arc::new(self.0.store.clone()), MAX_CONCURRENT);
-        let _ = state.audit_log.set(self.0.store.clone());
-        let _ = state.catalog.set(self.0.catalog.clone());
-        for m in &self.0.models {
-            state.registry.insert(m.id.clone(), m.path.clone());
-        }
+        let state = self.0.services.app_state(server_settings, MAX_CONCURRENT);
         let (stop, stopped) = oneshot::channel::<()>();
         let status = self.0.status.clone();
         let serving = state.clone();
@@ -260,7 +242,7 @@ impl Controller {
             self.0.status.send_modify(|s| s.error = Some(e.to_string()));
             return Err(e);
         }
-        self.0.store.put_setting(SERVER_KEY, &config).await?;
+        self.0.services.store.put_setting(SERVER_KEY, &config).await?;
         self.publish_settings();
         Ok(self.server_status())
     }
@@ -268,7 +250,7 @@ impl Controller {
     /// Validates, saves and applies new timeouts (to requests arriving from now on).
     pub async fn set_timeouts(&self, timeouts: Timeouts) -> Result<Timeouts, CommandError> {
         validate_timeouts(&timeouts)?;
-        self.0.store.put_setting(TIMEOUTS_KEY, &timeouts).await?;
+        self.0.services.store.put_setting(TIMEOUTS_KEY, &timeouts).await?;
         self.0.settings.write().expect("settings lock").timeouts = timeouts;
         if let Some(listener) = self.0.listener.lock().await.as_ref() {
             listener.state.set_timeouts(timeouts);
@@ -283,8 +265,8 @@ impl Controller {
         for id in &pool.preload {
             self.entry(id)?;
         }
-        self.0.store.put_setting(POOL_KEY, &pool).await?;
-        self.0.engine.set_pool(pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
+        self.0.services.store.put_setting(POOL_KEY, &pool).await?;
+        self.0.services.engine.set_pool(pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
         self.0.settings.write().expect("settings lock").pool = pool.clone();
         self.publish_settings();
         Ok(pool)
@@ -296,19 +278,24 @@ impl Controller {
 
     /// Known and loaded models.
     pub async fn model_pool(&self) -> Result<ModelPool, CommandError> {
-        let loaded = self.0.engine.list().await.map_err(|e| CommandError::from_engine(e, ""))?;
+        let loaded = self.0.services.engine.list().await.map_err(|e| CommandError::from_engine(e, ""))?;
         let budget = self.settings().pool.to_pool_config().memory_budget_bytes;
-        Ok(ModelPool::new(&self.0.models, loaded, budget))
+        Ok(ModelPool::new(&self.0.services.models, loaded, budget))
     }
 
     fn entry(&self, id: &str) -> Result<&ModelEntry, CommandError> {
-        self.0.models.iter().find(|m| m.id == id).ok_or_else(|| CommandError::ModelNotFound { model: id.to_string() })
+        self.0
+            .services
+            .models
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| CommandError::ModelNotFound { model: id.to_string() })
     }
 
     /// Loads a model and pins it (never evicted until unpinned or unloaded).
     pub async fn preload_model(&self, id: &str) -> Result<ModelPool, CommandError> {
         let entry = self.entry(id)?.clone();
-        self.0.engine.preload(&entry.id, &entry.path).await.map_err(|e| CommandError::from_engine(e, id))?;
+        self.0.services.engine.preload(&entry.id, &entry.path).await.map_err(|e| CommandError::from_engine(e, id))?;
         self.model_pool().await
     }
 
@@ -328,14 +315,15 @@ impl Controller {
     /// Unloads a model (its running requests are cancelled) and frees its memory.
     pub async fn unload_model(&self, id: &str) -> Result<ModelPool, CommandError> {
         self.entry(id)?;
-        self.0.engine.unload(id).await.map_err(|e| CommandError::from_engine(e, id))?;
+        self.0.services.engine.unload(id).await.map_err(|e| CommandError::from_engine(e, id))?;
         self.model_pool().await
     }
 
     /// Pins or unpins a loaded model.
     pub async fn set_pinned(&self, id: &str, pinned: bool) -> Result<ModelPool, CommandError> {
         self.entry(id)?;
-        let loaded = self.0.engine.set_pinned(id, pinned).await.map_err(|e| CommandError::from_engine(e, id))?;
+        let loaded =
+            self.0.services.engine.set_pinned(id, pinned).await.map_err(|e| CommandError::from_engine(e, id))?;
         if !loaded {
             return Err(CommandError::invalid("id", format!("`{id}` is not loaded")));
         }
@@ -354,13 +342,13 @@ impl Controller {
         if !(1..=mlx_manager_store::MAX_LIMIT).contains(&limit) {
             return Err(CommandError::invalid("limit", format!("must be 1 to {}", mlx_manager_store::MAX_LIMIT)));
         }
-        Ok(self.0.store.list(filter, cursor, limit).await?)
+        Ok(self.0.services.store.list(filter, cursor, limit).await?)
     }
 
     /// Aggregates for the same filters as the list.
     pub async fn audit_stats(&self, filter: AuditFilter) -> Result<AuditStats, CommandError> {
         Store::validate(&filter)?;
-        Ok(self.0.store.stats(filter).await?)
+        Ok(self.0.services.store.stats(filter).await?)
     }
 
     /// Writes the filtered entries to `path`, reporting progress as [`Change::ExportProgress`].
@@ -371,7 +359,7 @@ impl Controller {
         path: String,
     ) -> Result<crate::export::ExportResult, CommandError> {
         Store::validate(&filter)?;
-        crate::export::export(&self.0.store, self.0.changes.clone(), filter, format, path).await
+        crate::export::export(&self.0.services.store, self.0.changes.clone(), filter, format, path).await
     }
 
     /// Stops the listener and the engine (on quit).

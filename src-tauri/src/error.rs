@@ -2,6 +2,7 @@
 
 use mlx_manager_engine::EngineError;
 use mlx_manager_providers::ProviderError;
+use mlx_manager_server::StartupError;
 use mlx_manager_store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +109,7 @@ impl From<ProviderError> for CommandError {
             ProviderError::DuplicateProvider(_) | ProviderError::ProviderInUse { .. } => {
                 CommandError::Conflict { message }
             }
-            ProviderError::Store(s) => s.into(),
+            ProviderError::Store(_) => CommandError::Storage { message },
             _ if field.is_some() => CommandError::Invalid { field: field.unwrap_or_default().to_string(), message },
             _ => CommandError::Storage { message },
         }
@@ -120,6 +121,17 @@ impl From<StoreError> for CommandError {
         match e {
             StoreError::InvalidFilter { field, message } => CommandError::Invalid { field, message },
             other => CommandError::Storage { message: other.to_string() },
+        }
+    }
+}
+
+impl From<StartupError> for CommandError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Store(e) => e.into(),
+            StartupError::Engine(e) => CommandError::from_engine(e, ""),
+            StartupError::Providers(e) => e.into(),
+            e @ StartupError::DataDir { .. } => CommandError::Storage { message: e.to_string() },
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use mlx_manager_core::{Timeouts, TIMEOUT_SECONDS_RANGE};
+use mlx_manager_core::{ExposeSecret, SecretString, Timeouts, TIMEOUT_SECONDS_RANGE};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CommandError;
@@ -13,14 +13,18 @@ pub(crate) const TIMEOUTS_KEY: &str = "timeouts";
 pub(crate) const POOL_KEY: &str = "pool";
 
 /// The HTTP listener.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct ServerConfig {
     /// Address to bind (an IP address or `localhost`).
     pub host: String,
     /// Port (0 picks a free one).
     pub port: u16,
-    /// When set, clients must send it (`Authorization: Bearer` or `x-api-key`).
-    pub api_key: Option<String>,
+    /// When set, clients must send it (`Authorization: Bearer` or `x-api-key`). A secret in
+    /// memory (`{:?}` prints it redacted); written out as text only to the store and to the
+    /// settings window, which shows it.
+    #[serde(serialize_with = "mlx_manager_core::secret::serialize_exposed")]
+    #[specta(type = Option<String>)]
+    pub api_key: Option<SecretString>,
     /// Browser origins allowed to call the API.
     pub allowed_origins: Vec<String>,
     /// Serve Prometheus metrics on `/metrics` (behind the API key when one is set).
@@ -61,7 +65,7 @@ impl Default for PoolSettings {
 }
 
 /// Everything the settings window edits.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, specta::Type)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, specta::Type)]
 pub struct AppSettings {
     /// The listener.
     pub server: ServerConfig,
@@ -77,7 +81,7 @@ impl ServerConfig {
         if self.host != "localhost" && self.host.parse::<IpAddr>().is_err() {
             return Err(CommandError::invalid("host", "must be an IP address (such as 127.0.0.1) or localhost"));
         }
-        if let Some(key) = &self.api_key {
+        if let Some(key) = self.api_key.as_ref().map(ExposeSecret::expose_secret) {
             if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(CommandError::invalid("api_key", "must be at least 8 characters, without spaces"));
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mlx_manager_app::models::ModelPool;
 use mlx_manager_app::settings::{AppSettings, PoolSettings, ServerConfig};
 use mlx_manager_app::{CommandError, Controller, ControllerOptions, ServerStatus};
-use mlx_manager_core::{AuditPage, AuditStats, Timeouts};
+use mlx_manager_core::{AuditPage, AuditStats, ExposeSecret, SecretString, Timeouts};
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -125,6 +125,9 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert_eq!(entry.completion_tokens, 3);
     let stats: AuditStats = invoke(&w, "audit_stats", json!({ "filter": filter })).unwrap();
     assert!(stats.total >= 1 && stats.by_model.contains_key(CHAT_MODEL), "{stats:?}");
+    // The original product's name for the total, alongside ours.
+    let raw: Value = invoke(&w, "audit_stats", json!({ "filter": filter })).unwrap();
+    assert_eq!(raw["total_requests"], raw["total"], "{raw}");
     let bad_limit = invoke::<AuditPage>(&w, "audit_page", json!({ "filter": {}, "cursor": null, "limit": 5000 }));
     assert_eq!(invalid_field(bad_limit), "limit");
     let bad_range = json!({ "filter": { "start_time": "2026-01-02T00:00:00Z", "end_time": "2026-01-01T00:00:00Z" } });
@@ -151,7 +154,7 @@ fn server_lifecycle_settings_timeouts_and_audit() {
         json!({ "config": ServerConfig {
             host: host.into(),
             port,
-            api_key: key.map(str::to_string),
+            api_key: key.map(SecretString::from),
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
             // Metrics on together with a key (so they are behind it).
             metrics: key.is_some(),
@@ -188,7 +191,8 @@ fn server_lifecycle_settings_timeouts_and_audit() {
     assert_eq!(metrics.status(), 200);
     assert!(metrics.text().unwrap().contains("mlx_manager_request_duration_seconds"));
     let saved: AppSettings = invoke(&w, "get_settings", json!({})).unwrap();
-    assert_eq!(saved.server.api_key.as_deref(), Some(key.as_str()));
+    assert_eq!(saved.server.api_key.as_ref().map(ExposeSecret::expose_secret), Some(key.as_str()));
+    assert!(!format!("{saved:?}").contains(&key), "the settings' Debug prints the key: {saved:?}");
 
     let stopped: ServerStatus = invoke(&w, "stop_server", json!({})).unwrap();
     assert!(!stopped.running && stopped.url.is_none());

@@ -48,7 +48,8 @@ def greedy(args):
 
 def _render(tok, messages, tools, add_generation_prompt, kwargs, template):
     """One apply_chat_template call: {"text": ...}, or {"error": message} where the template
-    raises (raise_exception, or any Jinja error)."""
+    raises: raise_exception or any Jinja error, or a Python error an expression hits (a TypeError
+    for `'a' + none`), which apply_chat_template passes on to its caller just the same."""
     import jinja2
 
     kwargs = dict(kwargs or {})
@@ -58,8 +59,8 @@ def _render(tok, messages, tools, add_generation_prompt, kwargs, template):
         text = tok.apply_chat_template(
             messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
         )
-    except jinja2.exceptions.TemplateError as e:
-        return {"error": str(e)}
+    except (jinja2.exceptions.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
     return {"text": text}
 
 

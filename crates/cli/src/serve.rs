@@ -2,15 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mlx_manager_core::Timeouts;
-use mlx_manager_engine::{Engine, EngineError, PoolConfig};
-use mlx_manager_providers::{Catalog, SecretMode, Secrets};
-use mlx_manager_server::paths::{default_data_dir, hf_hub_dirs};
-use mlx_manager_server::{AppState, ServerSettings};
+use mlx_manager_core::{ExposeSecret, SecretString, Timeouts};
+use mlx_manager_engine::PoolConfig;
+use mlx_manager_providers::SecretMode;
+use mlx_manager_server::paths::default_data_dir;
+use mlx_manager_server::{ServerSettings, Startup, StartupError};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -27,8 +26,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MLX_MANAGER_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Require this key (`Authorization: Bearer` or `x-api-key`) on every route but /health.
-    #[arg(long, env = "MLX_MANAGER_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[arg(long, env = "MLX_MANAGER_API_KEY", hide_env_values = true, value_parser = secret)]
+    api_key: Option<SecretString>,
     /// A browser origin allowed to call the API (repeatable).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
@@ -81,22 +80,23 @@ pub struct ServeArgs {
     metrics: bool,
 }
 
+/// `--api-key`'s text goes straight into a secret (never a plain `String`).
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Startup(#[from] StartupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("invalid --host/--port: {0}")]
     Address(String),
-    #[error(transparent)]
-    Store(#[from] mlx_manager_store::StoreError),
     #[error("no data directory: set --data-dir or HOME")]
     NoDataDir,
     #[error(transparent)]
     Telemetry(#[from] mlx_manager_telemetry::TelemetryError),
-    #[error(transparent)]
-    Providers(#[from] mlx_manager_providers::ProviderError),
     #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
     UnknownPreload(String),
 }
@@ -121,58 +121,41 @@ async fn shutdown_signal() {
 
 pub fn run(a: ServeArgs) -> Result<(), ServeError> {
     let data_dir = a.data_dir.clone().or_else(default_data_dir).ok_or(ServeError::NoDataDir)?;
-    std::fs::create_dir_all(&data_dir)?;
     let _logging = mlx_manager_telemetry::init(&data_dir, "warn", a.otlp_endpoint.as_deref())?;
-    let store = mlx_manager_store::Store::open(&data_dir.join("mlx-manager.db"), a.retention_days)?;
-    tracing::info!(database = %store.path().display(), "audit log");
     let defaults = PoolConfig::default();
-    let engine = Engine::start_with(PoolConfig {
+    let pool = PoolConfig {
         max_loaded_models: a.max_loaded_models.max(1),
         memory_budget_bytes: a.memory_budget_gb.map(|gb| (gb * 1e9) as u64).or(defaults.memory_budget_bytes),
         idle_ttl: a.idle_ttl_seconds.map(Duration::from_secs),
-    })?;
+    };
+    let opened = Startup {
+        data_dir,
+        retention_days: a.retention_days,
+        models: a.models.clone(),
+        scan_hf_cache: !a.no_hf_cache,
+        key_storage: SecretMode::parse(&a.key_storage).unwrap_or(SecretMode::Auto),
+    }
+    .open()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let built = runtime.block_on(opened.build(pool))?;
     let settings = ServerSettings {
         timeouts: Timeouts {
             chat_seconds: a.chat_timeout,
             completions_seconds: a.completions_timeout,
             embeddings_seconds: a.embeddings_timeout,
         },
-        api_key: a.api_key.filter(|k| !k.is_empty()),
+        api_key: a.api_key.filter(|k| !k.expose_secret().is_empty()).map(Into::into),
         allowed_origins: a.allowed_origins,
         max_body_bytes: a.max_body_bytes,
         metrics: a.metrics,
     };
-    let state = AppState::new(engine.handle(), settings, Arc::new(store.clone()), a.max_concurrent.max(1));
-    let _ = state.audit_log.set(store.clone());
-    if !a.no_hf_cache {
-        for hub in hf_hub_dirs() {
-            let n = state.registry.scan_hf_cache(&hub);
-            if n > 0 {
-                tracing::info!(hub = %hub.display(), models = n, "registered models from the Hugging Face cache");
-            }
-        }
-    }
-    for path in &a.models {
-        let id = state.registry.insert_folder(path);
-        tracing::info!(model = %id, path = %path.display(), "registered");
-    }
+    let state = built.services.app_state(settings, a.max_concurrent);
     let preload = a
         .preload
         .iter()
         .map(|id| state.registry.get(id).ok_or_else(|| ServeError::UnknownPreload(id.clone())))
         .collect::<Result<Vec<_>, _>>()?;
-    let mode = SecretMode::parse(&a.key_storage).unwrap_or(SecretMode::Auto);
-    let secrets = Secrets::open(&data_dir, mode)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let catalog = Catalog::open(store.clone(), secrets).await?;
-        tracing::info!(
-            providers = catalog.providers().len(),
-            rules = catalog.rules().len(),
-            keys = ?catalog.key_storage(),
-            "routing"
-        );
-        let _ = state.catalog.set(Arc::new(catalog));
         let addr: SocketAddr = format!("{}:{}", a.host, a.port)
             .parse()
             .or_else(|_| format!("[{}]:{}", a.host, a.port).parse())
@@ -180,7 +163,7 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         println!("listening on http://{local}");
-        let handle = engine.handle();
+        let handle = built.services.engine.clone();
         tokio::spawn(async move {
             for entry in preload {
                 match handle.preload(&entry.id, &entry.path).await {
@@ -192,6 +175,6 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         mlx_manager_server::serve(listener, state, shutdown_signal(), Duration::from_secs(a.drain_seconds)).await?;
         Ok::<_, ServeError>(())
     })?;
-    drop(engine);
+    drop(built);
     Ok(())
 }

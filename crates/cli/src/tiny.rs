@@ -82,6 +82,7 @@ pub fn run(a: TinyArgs) -> Result<(), EngineError> {
     };
     if spec.hidden_size % spec.heads != 0 || spec.heads % spec.kv_heads != 0 {
         return Err(EngineError::InvalidRequest {
+            field: "hidden-size",
             message: "hidden-size must divide by heads, heads by kv-heads".into(),
         });
     }

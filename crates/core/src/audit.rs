@@ -70,6 +70,15 @@ pub struct AuditEntry {
     pub error_type: Option<String>,
     /// The client-visible error message when it failed (never a secret or internal detail).
     pub error_message: Option<String>,
+    /// Why generation stopped, in the API's own spelling (OpenAI `stop`, `length`, `tool_calls`;
+    /// Anthropic `end_turn`, `max_tokens`, `stop_sequence`, `tool_use`), so a truncated answer or
+    /// a tool-call turn can be told from a complete one. None when the request produced no
+    /// completion (errors, embeddings, admin calls).
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    /// Tool calls the model made in its answer (0 when it made none).
+    #[serde(default)]
+    pub tool_calls: u32,
 }
 
 /// Where finished requests are recorded. `record` must return at once: it is called on the
@@ -145,6 +154,10 @@ pub struct AuditFilter {
     pub status: Option<AuditStatus>,
     /// Exact endpoint path.
     pub endpoint: Option<String>,
+    /// Exact finish reason (`length`, `tool_use`, …). Stats over this filter are counted from
+    /// the rows themselves (the rollups do not keep finish reasons), so they cost a scan.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
     /// Inclusive lower bound on the timestamp.
     pub start_time: Option<DateTime<Utc>>,
     /// Exclusive upper bound on the timestamp.
@@ -185,6 +198,10 @@ pub struct AuditStats {
     /// Entries matched.
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub total: u64,
+    /// The same count as `total`, under the name the original product's API and UI use, so
+    /// clients written for it keep working.
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub total_requests: u64,
     /// Count per status name.
     #[cfg_attr(feature = "specta", specta(type = std::collections::BTreeMap<String, u32>))]
     pub by_status: std::collections::BTreeMap<String, u64>,

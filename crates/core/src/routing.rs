@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::BackendType;
+use crate::{BackendType, SecretString};
 
 /// The backend name that means the local engine (a provider may not use it).
 pub const LOCAL_BACKEND: &str = "local";
@@ -77,8 +77,9 @@ pub struct ProviderConfig {
     pub timeout_seconds: Option<u32>,
 }
 
-/// A provider as the UI and the admin API edit it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A provider as the UI and the admin API edit it (input only: it is never serialized, so the key
+/// it carries cannot be written out by accident).
+#[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ProviderInput {
     /// See [`ProviderConfig`].
@@ -99,7 +100,8 @@ pub struct ProviderInput {
     pub timeout_seconds: Option<u32>,
     /// The key. On an edit, None keeps the stored key and `""` removes it.
     #[serde(default)]
-    pub api_key: Option<String>,
+    #[cfg_attr(feature = "specta", specta(type = Option<String>))]
+    pub api_key: Option<SecretString>,
 }
 
 fn yes() -> bool {

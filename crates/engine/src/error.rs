@@ -90,6 +90,8 @@ pub enum EngineError {
     /// The request itself is invalid (bad sampling parameter, empty prompt, …).
     #[error("invalid request: {message}")]
     InvalidRequest {
+        /// The request field at fault (`temperature`, `prompt`, …; empty when none is).
+        field: &'static str,
         /// Which parameter and why.
         message: String,
     },

@@ -109,6 +109,9 @@ pub enum GenerationEvent {
     Started {
         /// Tokens in the prompt.
         prompt_tokens: usize,
+        /// The rendered chat prompt leaves the model inside its reasoning block (the template
+        /// opened it), so the output starts with reasoning.
+        reasoning_open: bool,
     },
     /// One generated token and the text it completed (may be empty while a multi-byte
     /// character or a possible stop string is incomplete).
@@ -243,19 +246,23 @@ pub(crate) enum Step {
 }
 
 /// Tokenizes a prompt for a model.
-pub(crate) fn prompt_tokens(tokenizer: &Tokenizer, prompt: &Prompt) -> Result<Vec<u32>> {
-    let tokens = match prompt {
-        Prompt::Text(text) => tokenizer.encode(text, true)?,
-        Prompt::Tokens(ids) => ids.clone(),
+pub(crate) fn prompt_tokens(
+    tokenizer: &Tokenizer,
+    prompt: &Prompt,
+    output: &crate::output::OutputFormat,
+) -> Result<(Vec<u32>, bool)> {
+    let (tokens, reasoning_open) = match prompt {
+        Prompt::Text(text) => (tokenizer.encode(text, true)?, false),
+        Prompt::Tokens(ids) => (ids.clone(), false),
         Prompt::Chat { messages, tools, template_kwargs } => {
             let text = crate::chat::render_with_kwargs(tokenizer, messages, tools.as_ref(), true, template_kwargs)?;
-            tokenizer.encode(&text, false)?
+            (tokenizer.encode(&text, false)?, output.opens_reasoning(&text))
         }
     };
     if tokens.is_empty() {
-        return Err(EngineError::InvalidRequest { message: "the prompt is empty".into() });
+        return Err(EngineError::InvalidRequest { field: "prompt", message: "the prompt is empty".into() });
     }
-    Ok(tokens)
+    Ok((tokens, reasoning_open))
 }
 
 impl Sequence {
@@ -296,6 +303,7 @@ impl Sequence {
         let vocab = model.config.vocab_size as u32;
         if let Some(bad) = prompt.iter().find(|&&t| t >= vocab) {
             return Err(EngineError::InvalidRequest {
+                field: "prompt",
                 message: format!("token id {bad} is outside the vocabulary ({vocab})"),
             });
         }

@@ -18,6 +18,7 @@ mod error;
 mod generate;
 mod loaded;
 mod model;
+pub mod output;
 pub mod pool;
 mod progress;
 mod sampler;

@@ -52,6 +52,7 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
         pinned: false,
         requests_served: 0,
         idle_seconds: 0,
+        output: crate::output::OutputFormat::from_template(tokenizer.chat_template.as_deref().unwrap_or_default()),
     };
     tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
     let eos = tokenizer.eos_token_ids.clone();

@@ -51,28 +51,28 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Rejects values that would make sampling meaningless, naming the parameter.
     pub fn validate(&self, vocab_size: usize) -> Result<()> {
-        let bad = |message: String| Err(EngineError::InvalidRequest { message });
+        let bad = |field: &'static str, message: String| Err(EngineError::InvalidRequest { field, message });
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!("temperature must be a number >= 0, got {}", self.temperature));
+            return bad("temperature", format!("temperature must be a number >= 0, got {}", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
+            return bad("top_p", format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return bad(format!("min_p must be in [0, 1], got {}", self.min_p));
+            return bad("min_p", format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if self.top_k as usize >= vocab_size && self.top_k != 0 {
-            return bad(format!("top_k must be below the vocabulary size ({vocab_size}), got {}", self.top_k));
+            return bad("top_k", format!("top_k must be below the vocabulary size ({vocab_size}), got {}", self.top_k));
         }
         if let Some(p) = self.repetition_penalty {
             if !(p.is_finite() && p > 0.0) {
-                return bad(format!("repetition_penalty must be > 0, got {p}"));
+                return bad("repetition_penalty", format!("repetition_penalty must be > 0, got {p}"));
             }
         }
         for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
             if let Some(v) = v {
                 if !(-2.0..=2.0).contains(&v) {
-                    return bad(format!("{name} must be in [-2, 2], got {v}"));
+                    return bad(name, format!("{name} must be in [-2, 2], got {v}"));
                 }
             }
         }

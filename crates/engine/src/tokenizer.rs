@@ -117,13 +117,23 @@ impl Tokenizer {
             .map_err(|e| EngineError::Tokenizer { path: self.path.clone(), message: e.to_string() })
     }
 
+    /// Text of `ids` with special tokens kept, as mlx-lm's detokenizers print them: tool-call and
+    /// channel markers (`[TOOL_CALLS]`, `<|python_tag|>`, `<|channel|>`) are special tokens in
+    /// some vocabularies, and the output parsers need them. (The tokens that end a generation
+    /// are never decoded.)
+    pub fn decode_with_special(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| EngineError::Tokenizer { path: self.path.clone(), message: e.to_string() })
+    }
+
     /// Number of entries in the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
 }
 
-/// Turns a stream of token ids into text pieces that are always valid UTF-8, decoding only a
+/// Turns a stream of token ids into text pieces (special tokens kept) that are always valid UTF-8, decoding only a
 /// short window per token (never the whole sequence): the window is re-decoded from a token that
 /// is already complete, and text is emitted once it no longer ends in a partial character.
 #[derive(Debug, Default)]
@@ -144,8 +154,8 @@ impl StreamDecoder {
     /// Adds one token; returns the newly completed text (possibly empty).
     pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String> {
         self.ids.push(id);
-        let before = tokenizer.decode(&self.ids[self.prefix..self.read])?;
-        let now = tokenizer.decode(&self.ids[self.prefix..])?;
+        let before = tokenizer.decode_with_special(&self.ids[self.prefix..self.read])?;
+        let now = tokenizer.decode_with_special(&self.ids[self.prefix..])?;
         if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.is_char_boundary(before.len()) {
             let piece = now[before.len()..].to_string();
             self.prefix = self.read;
@@ -161,8 +171,8 @@ impl StreamDecoder {
         if self.read == self.ids.len() {
             return Ok(String::new());
         }
-        let before = tokenizer.decode(&self.ids[self.prefix..self.read])?;
-        let now = tokenizer.decode(&self.ids[self.prefix..])?;
+        let before = tokenizer.decode_with_special(&self.ids[self.prefix..self.read])?;
+        let now = tokenizer.decode_with_special(&self.ids[self.prefix..])?;
         self.read = self.ids.len();
         Ok(now.get(before.len()..).unwrap_or_default().to_string())
     }

@@ -164,7 +164,7 @@ async fn invalid_requests_are_rejected_with_the_parameter_named() {
     ];
     for (params, name) in cases {
         match generate(&m.id, tokens(PROMPT), params).await.unwrap_err() {
-            EngineError::InvalidRequest { message } => assert!(message.contains(name), "{message}"),
+            EngineError::InvalidRequest { field, message } => assert_eq!(field, name, "{message}"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -206,7 +206,10 @@ async fn dropping_the_stream_cancels_generation() {
     let request = GenerateRequest { model: m.id.clone(), prompt: tokens(PROMPT), params: greedy(1_000_000) };
     let mut stream = engine().generate(request).unwrap();
     let started = stream.next().await;
-    assert!(matches!(started, Some(Ok(GenerationEvent::Started { prompt_tokens: 7 }))), "{started:?}");
+    assert!(
+        matches!(started, Some(Ok(GenerationEvent::Started { prompt_tokens: 7, reasoning_open: false }))),
+        "{started:?}"
+    );
     for _ in 0..3 {
         assert!(matches!(stream.next().await, Some(Ok(GenerationEvent::Token { .. }))));
     }

@@ -9,14 +9,28 @@
 //! per test renders all of its cases). The two must agree byte for byte, or both must refuse (a
 //! template's `raise_exception`). The tokenizer is a tiny generated Llama folder: it supplies the
 //! special tokens both sides put in the context.
-//! Tool definitions and tool-call history are not covered here.
+//!
+//! Agent conversations go through the same comparison: two function tools with nested JSON-schema
+//! parameters, assistant turns with one and with two tool calls (`content` null and text), tool
+//! results by `tool_call_id` and by `name`, reasoning in the history, a follow-up user turn, for
+//! the families that take tools (Qwen2.5, Qwen3, Llama 3.1, Mistral, gpt-oss, Gemma 4); see
+//! [`conversations::tool_conversations`]. A template refuses some of them (Llama 3.1 takes one
+//! call per turn); each test names those, and both sides must refuse them.
+//!
+//! Real templates only exercise the Jinja their authors wrote for these inputs, so
+//! [`probes::PROBES`] also compares one small template per Jinja feature they lean on.
 
 mod common;
+#[path = "templates/conversations.rs"]
+mod conversations;
+#[path = "templates/probes.rs"]
+mod probes;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{reference, write_tiny, TinyModel};
+use conversations::{conversations, msg, tool_conversations, tools};
 use mlx_manager_engine::chat::{ChatTemplate, TemplateKwargs};
 use mlx_manager_engine::tiny::{TinyFamily, TinySpec};
 use mlx_manager_engine::tokenizer::Tokenizer;
@@ -37,40 +51,13 @@ fn template_path(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/templates").join(file)
 }
 
-fn msg(role: &str, content: &str) -> ChatMessage {
-    ChatMessage::new(role, content)
-}
-
-/// Plain conversations every template renders.
-fn conversations() -> Vec<(&'static str, Vec<ChatMessage>)> {
-    vec![
-        ("user", vec![msg("user", "Hello!")]),
-        ("system+user", vec![msg("system", "You are terse."), msg("user", "  What is 2+2?  ")]),
-        (
-            "multi-turn",
-            vec![
-                msg("user", "Write a haiku about the sea."),
-                msg("assistant", "Waves fold into foam,\nsalt wind carries gull voices."),
-                msg("user", "Now one in French — avec des accents: é, à, ç."),
-            ],
-        ),
-        (
-            "system+multi-turn",
-            vec![
-                msg("system", "Answer in one line.\nBe kind."),
-                msg("user", "Hi"),
-                msg("assistant", "Hello! How can I help?"),
-                msg("user", "Name a colour."),
-            ],
-        ),
-        ("ends-on-assistant", vec![msg("user", "Say yes."), msg("assistant", "Yes.")]),
-    ]
-}
-
 /// One rendering to compare.
 struct Case {
     label: String,
+    /// A template file of its own instead of the batch's.
+    template: Option<PathBuf>,
     messages: Vec<ChatMessage>,
+    tools: Option<serde_json::Value>,
     add_generation_prompt: bool,
     kwargs: TemplateKwargs,
 }
@@ -79,7 +66,10 @@ struct Case {
 /// one Python process (tests/reference/mlx_lm_reference.py `chat-batch`), since importing
 /// transformers and loading the tokenizer cost far more than a rendering.
 struct Batch {
-    file: &'static str,
+    /// What the failures name: the template file, or the probes.
+    name: String,
+    /// The template of the cases that name none.
+    path: PathBuf,
     cases: Vec<Case>,
 }
 
@@ -87,8 +77,8 @@ struct Batch {
 type Queued = Vec<(String, usize)>;
 
 impl Batch {
-    fn new(file: &'static str) -> Self {
-        Batch { file, cases: Vec::new() }
+    fn new(file: &str) -> Self {
+        Batch { name: file.to_string(), path: template_path(file), cases: Vec::new() }
     }
 
     /// Queues `messages` under `kwargs`; returns its index in [`Batch::run`]'s result.
@@ -101,11 +91,25 @@ impl Batch {
     ) -> usize {
         self.cases.push(Case {
             label: label.to_string(),
+            template: None,
             messages: messages.to_vec(),
+            tools: None,
             add_generation_prompt,
             kwargs: kwargs.clone(),
         });
         self.cases.len() - 1
+    }
+
+    /// Queues every [`tool_conversations`] entry with [`tools`] and the generation prompt, under
+    /// `kwargs`.
+    fn add_tool_conversations(&mut self, kwargs: &TemplateKwargs) -> Queued {
+        let mut queued = Vec::new();
+        for (label, messages) in tool_conversations() {
+            let index = self.add(label, &messages, true, kwargs);
+            self.cases[index].tools = Some(tools());
+            queued.push((label.to_string(), index));
+        }
+        queued
     }
 
     /// Queues every conversation, with and without the generation prompt, under `kwargs`.
@@ -125,14 +129,22 @@ impl Batch {
     /// in order, `None` where both sides refused it.
     fn run(&self) -> Vec<Option<String>> {
         let (m, tok) = model();
-        let path = template_path(self.file);
-        let source = std::fs::read_to_string(&path).expect("template file");
-        let template = ChatTemplate::new(&source);
+        let path = &self.path;
+        let parse = |path: &Path| ChatTemplate::new(&std::fs::read_to_string(path).expect("template file"));
+        let template = parse(path);
 
         let cases: Vec<_> = self
             .cases
             .iter()
-            .map(|c| json!({"messages": c.messages, "kwargs": c.kwargs, "add_generation_prompt": c.add_generation_prompt}))
+            .map(|c| {
+                json!({
+                    "template": c.template.as_ref().unwrap_or(path),
+                    "messages": c.messages,
+                    "tools": c.tools,
+                    "kwargs": c.kwargs,
+                    "add_generation_prompt": c.add_generation_prompt,
+                })
+            })
             .collect();
         let cases_json = serde_json::to_string(&cases).unwrap();
         let model_dir = m.path();
@@ -152,17 +164,25 @@ impl Batch {
         let mut prompts = Vec::new();
         let mut failures = Vec::new();
         for (case, theirs) in self.cases.iter().zip(theirs) {
-            let ours = match &template {
+            let own = case.template.as_deref().map(parse);
+            let ours = match own.as_ref().unwrap_or(&template) {
                 Ok(t) => t
-                    .render_with_kwargs(tok, &case.messages, None, case.add_generation_prompt, &case.kwargs)
+                    .render_with_kwargs(
+                        tok,
+                        &case.messages,
+                        case.tools.as_ref(),
+                        case.add_generation_prompt,
+                        &case.kwargs,
+                    )
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             let what = format!(
-                "{} [{}, add_generation_prompt={}, kwargs={}]",
-                self.file,
+                "{} [{}, add_generation_prompt={}, tools={}, kwargs={}]",
+                self.name,
                 case.label,
                 case.add_generation_prompt,
+                case.tools.is_some(),
                 serde_json::to_string(&case.kwargs).unwrap()
             );
             prompts.push(match (ours, theirs["text"].as_str()) {
@@ -214,6 +234,32 @@ fn refused(queued: &Queued, prompts: &[Option<String>]) -> Vec<String> {
 fn assert_all_accepted(file: &str, queued: &Queued, prompts: &[Option<String>]) {
     let refused = refused(queued, prompts);
     assert!(refused.is_empty(), "{file}: both sides refused {refused:?}");
+}
+
+/// Asserts that both sides refused exactly the `expected` agent conversations of `queued` and that
+/// every other one declared both tools, i.e. the tools reached the template.
+fn assert_agent_prompts(file: &str, queued: &Queued, prompts: &[Option<String>], expected: &[&str]) {
+    let mut refused = Vec::new();
+    for (label, index) in queued {
+        match &prompts[*index] {
+            Some(prompt) => {
+                assert!(
+                    prompt.contains("get_weather") && prompt.contains("search_docs"),
+                    "{file} [{label}]: the tools are missing from {prompt:?}"
+                );
+                assert!(!expected.contains(&label.as_str()), "{file}: [{label}] was expected to be refused");
+            }
+            None => refused.push(label),
+        }
+    }
+    for label in refused {
+        assert!(expected.contains(&label.as_str()), "{file}: both sides refused [{label}]");
+    }
+}
+
+/// The prompts rendered for the conversation `label` of `queued`.
+fn prompts_for<'a>(label: &'a str, queued: &'a Queued, prompts: &'a [Option<String>]) -> impl Iterator<Item = &'a str> {
+    queued.iter().filter(move |(l, _)| l == label).filter_map(|(_, index)| prompts[*index].as_deref())
 }
 
 /// Every conversation, with and without the generation prompt and no kwargs, for a template that
@@ -268,13 +314,25 @@ fn phi_4_mini() {
 
 #[test]
 fn mistral_nemo() {
-    check_all_accepted("mistralai-Mistral-Nemo-Instruct-2407.jinja");
+    let file = "mistralai-Mistral-Nemo-Instruct-2407.jinja";
+    let mut batch = Batch::new(file);
+    let all = batch.add_all(&TemplateKwargs::new());
+    let agent = batch.add_tool_conversations(&TemplateKwargs::new());
+    let prompts = batch.run();
+    assert_all_accepted(file, &all, &prompts);
+    assert_agent_prompts(file, &agent, &prompts, &[]);
 }
 
 #[test]
 fn mistral_small_3_2() {
     // Its default system prompt carries today's date (strftime_now).
-    check_all_accepted("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja");
+    let file = "mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja";
+    let mut batch = Batch::new(file);
+    let all = batch.add_all(&TemplateKwargs::new());
+    let agent = batch.add_tool_conversations(&TemplateKwargs::new());
+    let prompts = batch.run();
+    assert_all_accepted(file, &all, &prompts);
+    assert_agent_prompts(file, &agent, &prompts, &[]);
 }
 
 #[test]
@@ -284,15 +342,33 @@ fn llama_3_1() {
     let all = batch.add_all(&TemplateKwargs::new());
     let date = kwargs(json!({"date_string": "01 Jan 2025"}));
     let dated = batch.add("system+user", &conversations()[1].1, true, &date);
+    // Tools go into the first user message by default, or into the system message.
+    let agent = batch.add_tool_conversations(&TemplateKwargs::new());
+    let in_system = batch.add_tool_conversations(&kwargs(json!({"tools_in_user_message": false})));
+    let builtin = kwargs(json!({"builtin_tools": ["brave_search", "wolfram_alpha"]}));
+    let with_builtin = batch.add_tool_conversations(&builtin);
     let prompts = batch.run();
     assert_all_accepted(file, &all, &prompts);
+    for queued in [&agent, &in_system, &with_builtin] {
+        // "This model only supports single tool-calls at once!"
+        assert_agent_prompts(file, queued, &prompts, &["tools/two-calls"]);
+    }
+    for prompt in with_builtin.iter().filter_map(|(_, index)| prompts[*index].as_deref()) {
+        assert!(prompt.contains("Tools: brave_search, wolfram_alpha"), "{prompt:?}");
+    }
     let prompt = prompts[dated].as_deref().expect("rendered");
     assert!(prompt.contains("Today Date: 01 Jan 2025"), "{prompt:?}");
 }
 
 #[test]
 fn qwen2_5() {
-    check_all_accepted("Qwen-Qwen2.5-7B-Instruct.jinja");
+    let file = "Qwen-Qwen2.5-7B-Instruct.jinja";
+    let mut batch = Batch::new(file);
+    let all = batch.add_all(&TemplateKwargs::new());
+    let agent = batch.add_tool_conversations(&TemplateKwargs::new());
+    let prompts = batch.run();
+    assert_all_accepted(file, &all, &prompts);
+    assert_agent_prompts(file, &agent, &prompts, &[]);
 }
 
 #[test]
@@ -310,8 +386,20 @@ fn qwen3_enable_thinking() {
             batch.add(label, messages, false, &kw);
         }
     }
+    let mut agent = Vec::new();
+    for kw in
+        [TemplateKwargs::new(), kwargs(json!({"enable_thinking": true})), kwargs(json!({"enable_thinking": false}))]
+    {
+        agent.extend(batch.add_tool_conversations(&kw));
+    }
     let prompts = batch.run();
     assert_all_accepted(file, &all, &prompts);
+    // With `content` dropped, the template's `content.lstrip(...)` fails on an undefined value.
+    assert_agent_prompts(file, &agent, &prompts, &["tools/one-call"]);
+    // The reasoning of the tool-call turn after the last user message is replayed.
+    for prompt in prompts_for("tools/one-call+empty-content", &agent, &prompts) {
+        assert!(prompt.contains("<think>\nThe user wants the weather"), "{prompt:?}");
+    }
     for (enable, index) in with_prompt {
         let prompt = prompts[index].as_deref().expect("rendered");
         // The kwarg reached the template: thinking off pre-fills an empty think block.
@@ -331,12 +419,53 @@ fn gpt_oss_harmony() {
         efforts.push((effort, batch.add("system+multi-turn", &conversations()[3].1, true, kw)));
         batch.add("ends-on-assistant", &conversations()[4].1, false, kw);
     }
+    let mut agent = batch.add_tool_conversations(&high);
+    agent.extend(batch.add_tool_conversations(&kwargs(json!({"builtin_tools": ["browser", "python"]}))));
     let prompts = batch.run();
     assert_all_accepted(file, &all, &prompts);
+    assert_agent_prompts(file, &agent, &prompts, &[]);
+    // gpt-oss reads `thinking`, which transformers fills from `reasoning_content`.
+    for prompt in prompts_for("tools/one-call", &agent, &prompts) {
+        assert!(prompt.contains("<|channel|>analysis<|message|>The user wants the weather"), "{prompt:?}");
+    }
     for (effort, index) in efforts {
         let prompt = prompts[index].as_deref().expect("rendered");
         assert!(prompt.contains(&format!("Reasoning: {effort}\n")), "{prompt:?}");
     }
+}
+
+#[test]
+fn gemma_4() {
+    let file = "google-gemma-4-31B-it.jinja";
+    let mut batch = Batch::new(file);
+    let all = batch.add_all(&TemplateKwargs::new());
+    let mut agent = Vec::new();
+    for kw in [TemplateKwargs::new(), kwargs(json!({"enable_thinking": true}))] {
+        agent.extend(batch.add_tool_conversations(&kw));
+    }
+    let prompts = batch.run();
+    assert_all_accepted(file, &all, &prompts);
+    // Its template raises on arguments that are a string rather than an object.
+    assert_agent_prompts(file, &agent, &prompts, &["tools/raw-arguments"]);
+}
+
+/// Jinja features one at a time ([`probes::PROBES`]), each its own template.
+#[test]
+fn jinja_probes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut batch = Batch { name: "jinja probes".into(), path: PathBuf::new(), cases: Vec::new() };
+    for (name, source) in probes::PROBES {
+        let path = dir.path().join(format!("{name}.jinja"));
+        std::fs::write(&path, source).expect("probe written");
+        let index = batch.add(name, &[msg("user", "Hi")], true, &TemplateKwargs::new());
+        batch.cases[index].tools = Some(tools());
+        batch.cases[index].template = Some(path.clone());
+        batch.path = path; // every case names its own; the batch's default must merely exist
+    }
+    let prompts = batch.run();
+    let refused: Vec<_> =
+        probes::PROBES.iter().zip(&prompts).filter(|(_, p)| p.is_none()).map(|((n, _), _)| *n).collect();
+    assert_eq!(refused, ["raise", "undefined-attr", "add-none", "in-none", "int-plus-str"]);
 }
 
 /// Template kwargs may not replace what the request itself sets (transformers: TypeError).

@@ -6,10 +6,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use mlx_manager_core::{
-    BackendType, KeyStorage, ProviderConfig, ProviderInput, ProviderKind, ProviderTestResult, ProviderView, RouteTest,
-    RoutingRule, RuleInput, LOCAL_BACKEND,
+    BackendType, ExposeSecret, KeyStorage, ProviderConfig, ProviderInput, ProviderKind, ProviderTestResult,
+    ProviderView, RouteTest, RoutingConfig, RoutingRule, RoutingStore, RuleInput, SecretString, LOCAL_BACKEND,
 };
-use mlx_manager_store::Store;
 use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
@@ -18,8 +17,6 @@ use crate::secrets::Secrets;
 use crate::upstream::Provider;
 use crate::{translate, Reply};
 
-const PROVIDERS_KEY: &str = "routing.providers";
-const RULES_KEY: &str = "routing.rules";
 /// Headers MLX Manager sets itself.
 const RESERVED_HEADERS: &[&str] =
     &["authorization", "x-api-key", "anthropic-version", "content-type", "content-length", "host"];
@@ -79,7 +76,8 @@ struct Snapshot {
 
 /// Providers, rules and the HTTP client that calls providers.
 pub struct Catalog {
-    store: Store,
+    /// Where providers and rules are saved (the store crate's database, in the binaries).
+    store: Arc<dyn RoutingStore>,
     secrets: Secrets,
     /// Built on first use: a TLS client loads the system's root certificates (several MB), which
     /// nobody without providers should pay for.
@@ -144,7 +142,8 @@ fn check_provider(input: &ProviderInput) -> Result<ProviderConfig, ProviderError
     })
 }
 
-fn hint(key: &str) -> String {
+fn hint(key: &SecretString) -> String {
+    let key = key.expose_secret();
     let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     if key.chars().count() >= 12 {
         format!("…{tail}")
@@ -155,9 +154,8 @@ fn hint(key: &str) -> String {
 
 impl Catalog {
     /// Loads the saved providers and rules (keys from `secrets`).
-    pub async fn open(store: Store, secrets: Secrets) -> Result<Catalog, ProviderError> {
-        let configs: Vec<ProviderConfig> = store.setting(PROVIDERS_KEY).await?.unwrap_or_default();
-        let saved: Vec<RoutingRule> = store.setting(RULES_KEY).await?.unwrap_or_default();
+    pub async fn open(store: Arc<dyn RoutingStore>, secrets: Secrets) -> Result<Catalog, ProviderError> {
+        let RoutingConfig { providers: configs, rules: saved } = store.load_routing().await?;
         let mut providers = BTreeMap::new();
         for config in configs {
             let key = secrets.get(&config.name).unwrap_or_else(|e| {
@@ -259,7 +257,7 @@ impl Catalog {
     fn view(&self, p: &Provider) -> ProviderView {
         ProviderView {
             config: p.config.clone(),
-            api_key_hint: p.key.as_deref().map(hint),
+            api_key_hint: p.key.as_ref().map(hint),
             key_storage: self.key_storage(),
         }
     }
@@ -285,10 +283,11 @@ impl Catalog {
         mut rules: Vec<Compiled>,
     ) -> Result<(), ProviderError> {
         rules::sort(&mut rules);
-        let configs: Vec<&ProviderConfig> = providers.values().map(|p| &p.config).collect();
-        self.store.put_setting(PROVIDERS_KEY, &configs).await?;
-        let saved: Vec<&RoutingRule> = rules.iter().map(|c| &c.rule).collect();
-        self.store.put_setting(RULES_KEY, &saved).await?;
+        let saved = RoutingConfig {
+            providers: providers.values().map(|p| p.config.clone()).collect(),
+            rules: rules.iter().map(|c| c.rule.clone()).collect(),
+        };
+        self.store.save_routing(saved).await?;
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot { providers, rules });
         Ok(())
     }
@@ -301,7 +300,7 @@ impl Catalog {
         if snapshot.providers.contains_key(&config.name) {
             return Err(ProviderError::DuplicateProvider(config.name));
         }
-        let key = input.api_key.filter(|k| !k.is_empty());
+        let key = input.api_key.filter(|k| !k.expose_secret().is_empty());
         if key.is_none() && config.kind.requires_key() {
             return Err(ProviderError::MissingKey { provider: config.name });
         }
@@ -327,14 +326,15 @@ impl Catalog {
         }
         let key = match input.api_key {
             None => old.key.clone(),
-            Some(k) if k.is_empty() => None,
+            Some(k) if k.expose_secret().is_empty() => None,
             Some(k) => Some(k),
         };
         if key.is_none() && config.kind.requires_key() {
             return Err(ProviderError::MissingKey { provider: config.name });
         }
+        let changed = |k: &SecretString| old.key.as_ref().is_none_or(|o| o.expose_secret() != k.expose_secret());
         match &key {
-            Some(k) if renamed || old.key.as_ref() != Some(k) => self.secrets.set(&config.name, k)?,
+            Some(k) if renamed || changed(k) => self.secrets.set(&config.name, k)?,
             None if !renamed && old.key.is_some() => self.secrets.delete(name)?,
             _ => {}
         }
@@ -498,22 +498,20 @@ impl Catalog {
     pub async fn openai_chat(
         &self,
         provider: &Provider,
-        body: Map<String, Value>,
-        id: &str,
+        request: mlx_manager_api::openai::ChatRequest,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        translate::openai_chat(self.client()?, provider, body, id, timeout).await
+        translate::openai_chat(self.client()?, provider, request, timeout).await
     }
 
     /// An Anthropic Messages request on a provider (translated when it speaks OpenAI's API).
     pub async fn anthropic_messages(
         &self,
         provider: &Provider,
-        body: Map<String, Value>,
-        id: &str,
+        request: mlx_manager_api::anthropic::MessagesRequest,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        translate::anthropic_messages(self.client()?, provider, body, id, timeout).await
+        translate::anthropic_messages(self.client()?, provider, request, timeout).await
     }
 
     /// `/v1/completions` (`path` = `completions`) or `/v1/embeddings` on an OpenAI-style provider.

@@ -1,6 +1,8 @@
 //! The crate's one error type: configuration mistakes (typed, with the field they are about) and
 //! upstream failures (classified for fallback). No variant ever carries a key.
 
+use mlx_manager_core::{ExposeSecret, SecretString};
+
 /// Everything that can go wrong configuring providers and rules, or calling an upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -81,7 +83,7 @@ pub enum ProviderError {
     Secret(String),
     /// Persisting the configuration failed.
     #[error(transparent)]
-    Store(#[from] mlx_manager_store::StoreError),
+    Store(#[from] mlx_manager_core::PersistError),
     /// The request uses something the target API cannot express.
     #[error("{field}: not supported when routed to {backend}: {message}")]
     Unsupported {
@@ -158,8 +160,8 @@ impl ProviderError {
 }
 
 /// Replaces every occurrence of `key` in `text` (an upstream's error message may echo it).
-pub(crate) fn scrub(text: &str, key: Option<&str>) -> String {
-    match key {
+pub(crate) fn scrub(text: &str, key: Option<&SecretString>) -> String {
+    match key.map(|k| k.expose_secret()) {
         Some(k) if k.len() >= 4 && text.contains(k) => text.replace(k, "[redacted]"),
         _ => text.to_string(),
     }

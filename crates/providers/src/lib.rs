@@ -4,9 +4,11 @@
 //!
 //! Why a crate of its own: every app keeps one local endpoint while some models are served
 //! elsewhere; the server crate only asks a [`Catalog`] where a model goes and hands it the request.
-//! Nothing here touches MLX or SQLite directly (settings go through the store crate), and provider
-//! keys live in the OS keychain or an encrypted file ([`Secrets`]), never in the database, a log or
-//! an error.
+//! Nothing here touches MLX or SQLite: settings are saved through core's
+//! [`mlx_manager_core::RoutingStore`] trait (the store crate implements it), so this crate does not
+//! depend on the store. Provider keys live in the OS keychain or an encrypted file ([`Secrets`]),
+//! never in the database, a log or an error, and in memory they are
+//! [`mlx_manager_core::SecretString`]s, exposed only where a request header is built.
 #![deny(missing_docs)]
 
 mod catalog;
@@ -23,7 +25,6 @@ use futures_util::Stream;
 pub use catalog::{Backend, Catalog, Route, Target, PROVIDER_KINDS};
 pub use error::ProviderError;
 pub use secrets::{SecretMode, Secrets};
-pub use translate::{chat_to_messages, messages_to_chat};
 pub use upstream::Provider;
 
 /// Token counts of one answer.
@@ -56,15 +57,23 @@ pub enum StreamItem {
 /// A streamed answer; an `Err` item ends it (send it as the stream's error event).
 pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<StreamItem, ProviderError>> + Send>>;
 
-/// A provider's answer in the client's API format.
+/// A chat or messages answer as it streams: API-neutral events (the server encodes them for its
+/// client); an `Err` item ends it.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<mlx_manager_api::Event, ProviderError>> + Send>>;
+
+/// A provider's answer.
 pub enum Reply {
-    /// A whole answer.
+    /// A whole chat or messages answer.
+    Answer(mlx_manager_api::Answer),
+    /// A streamed chat or messages answer.
+    Events(EventStream),
+    /// A whole completions or embeddings answer, in OpenAI's format.
     Json {
         /// The body.
         body: serde_json::Value,
         /// Its token counts.
         usage: Usage,
     },
-    /// Server-sent events.
+    /// A streamed completions answer, OpenAI chunks.
     Stream(ReplyStream),
 }

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use mlx_manager_core::KeyStorage;
+use mlx_manager_core::{ExposeSecret, KeyStorage, SecretString};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +45,24 @@ impl SecretMode {
 
 enum Backend {
     Keychain,
-    File { path: PathBuf, cipher: Box<ChaCha20Poly1305>, keys: Mutex<BTreeMap<String, String>> },
+    File { path: PathBuf, cipher: Box<ChaCha20Poly1305>, keys: Mutex<BTreeMap<String, SecretString>> },
 }
 
 /// Provider keys by provider name.
 pub struct Secrets {
     backend: Backend,
+}
+
+/// Says where keys are kept, never what they are.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Secrets");
+        d.field("storage", &self.storage());
+        if let Backend::File { path, keys, .. } = &self.backend {
+            d.field("path", path).field("keys", &keys.lock().unwrap_or_else(|p| p.into_inner()).len());
+        }
+        d.finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -146,8 +158,14 @@ impl Secrets {
         }
     }
 
-    fn save_file(path: &Path, cipher: &ChaCha20Poly1305, keys: &BTreeMap<String, String>) -> Result<(), ProviderError> {
-        let plain = serde_json::to_vec(keys).map_err(secret_err)?;
+    fn save_file(
+        path: &Path,
+        cipher: &ChaCha20Poly1305,
+        keys: &BTreeMap<String, SecretString>,
+    ) -> Result<(), ProviderError> {
+        // The one place keys are written out: sealed right away.
+        let exposed: BTreeMap<&str, &str> = keys.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+        let plain = serde_json::to_vec(&exposed).map_err(secret_err)?;
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let data = cipher
@@ -158,10 +176,10 @@ impl Secrets {
     }
 
     /// The key of `provider`, if one is stored.
-    pub fn get(&self, provider: &str) -> Result<Option<String>, ProviderError> {
+    pub fn get(&self, provider: &str) -> Result<Option<SecretString>, ProviderError> {
         match &self.backend {
             Backend::Keychain => match keyring::Entry::new(SERVICE, provider).and_then(|e| e.get_password()) {
-                Ok(k) => Ok(Some(k)),
+                Ok(k) => Ok(Some(SecretString::from(k))),
                 Err(keyring::Error::NoEntry) => Ok(None),
                 Err(e) => Err(secret_err(e)),
             },
@@ -170,14 +188,14 @@ impl Secrets {
     }
 
     /// Stores (or replaces) the key of `provider`.
-    pub fn set(&self, provider: &str, key: &str) -> Result<(), ProviderError> {
+    pub fn set(&self, provider: &str, key: &SecretString) -> Result<(), ProviderError> {
         match &self.backend {
-            Backend::Keychain => {
-                keyring::Entry::new(SERVICE, provider).and_then(|e| e.set_password(key)).map_err(secret_err)
-            }
+            Backend::Keychain => keyring::Entry::new(SERVICE, provider)
+                .and_then(|e| e.set_password(key.expose_secret()))
+                .map_err(secret_err),
             Backend::File { path, cipher, keys } => {
                 let mut keys = keys.lock().unwrap_or_else(|p| p.into_inner());
-                keys.insert(provider.to_string(), key.to_string());
+                keys.insert(provider.to_string(), key.clone());
                 Self::save_file(path, cipher, &keys)
             }
         }

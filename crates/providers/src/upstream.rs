@@ -6,26 +6,17 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use mlx_manager_core::ProviderConfig;
+use mlx_manager_core::{ExposeSecret, ProviderConfig, SecretString};
 use serde_json::Value;
 
 use crate::error::{scrub, ProviderError};
 
-/// A configured provider with its key (the key is never printed).
-#[derive(Clone)]
+/// A configured provider with its key (a secret: `{:?}` prints it redacted).
+#[derive(Debug, Clone)]
 pub struct Provider {
     /// The stored settings.
     pub config: ProviderConfig,
-    pub(crate) key: Option<String>,
-}
-
-impl std::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider")
-            .field("config", &self.config)
-            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
-            .finish()
-    }
+    pub(crate) key: Option<SecretString>,
 }
 
 /// The Anthropic API version we speak.
@@ -33,7 +24,6 @@ pub(crate) const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// An upstream server-sent event.
 pub(crate) struct UpEvent {
-    pub(crate) event: String,
     pub(crate) data: String,
 }
 
@@ -71,10 +61,10 @@ impl Provider {
         if self.config.kind.is_anthropic() {
             req = req.header("anthropic-version", ANTHROPIC_VERSION);
             if let Some(key) = &self.key {
-                req = req.header("x-api-key", key);
+                req = req.header("x-api-key", key.expose_secret());
             }
         } else if let Some(key) = &self.key {
-            req = req.bearer_auth(key);
+            req = req.bearer_auth(key.expose_secret());
         }
         req
     }
@@ -88,7 +78,7 @@ impl Provider {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        ProviderError::Unreachable { provider: self.config.name.clone(), message: scrub(&message, self.key.as_deref()) }
+        ProviderError::Unreachable { provider: self.config.name.clone(), message: scrub(&message, self.key.as_ref()) }
     }
 
     /// Sends `req`, waiting at most `timeout` for the response headers; error statuses become
@@ -128,7 +118,7 @@ impl Provider {
         Err(ProviderError::UpstreamStatus {
             provider: self.config.name.clone(),
             status,
-            message: scrub(&message, self.key.as_deref()),
+            message: scrub(&message, self.key.as_ref()),
             retry_after,
         })
     }
@@ -160,7 +150,7 @@ impl Provider {
         let response = self.send(self.request(client, reqwest::Method::POST, path).json(body), timeout).await?;
         let this = self.clone();
         let events = response.bytes_stream().eventsource().map(move |item| match item {
-            Ok(e) => Ok(UpEvent { event: e.event, data: e.data }),
+            Ok(e) => Ok(UpEvent { data: e.data }),
             Err(eventsource_stream::EventStreamError::Transport(e)) => Err(this.unreachable(&e)),
             Err(e) => Err(ProviderError::Protocol { provider: this.config.name.clone(), message: e.to_string() }),
         });

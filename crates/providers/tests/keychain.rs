@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use mlx_manager_core::KeyStorage;
+use mlx_manager_core::{ExposeSecret, KeyStorage};
 use mlx_manager_providers::{SecretMode, Secrets};
 
 const INSIDE: &str = "MLX_MANAGER_KEYRING_SESSION";
@@ -31,11 +31,14 @@ fn secret_service_stores_returns_and_forgets_keys() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = Secrets::open(dir.path(), SecretMode::Auto).unwrap();
     assert_eq!(secrets.storage(), KeyStorage::Keychain, "auto picks the Secret Service when it answers");
-    secrets.set("keychain-test", "sk-keychain-0123456789").unwrap();
+    secrets.set("keychain-test", &"sk-keychain-0123456789".into()).unwrap();
     drop(secrets);
     let reopened = Secrets::open(dir.path(), SecretMode::Keychain).unwrap();
-    assert_eq!(reopened.get("keychain-test").unwrap().as_deref(), Some("sk-keychain-0123456789"));
+    assert_eq!(
+        reopened.get("keychain-test").unwrap().as_ref().map(ExposeSecret::expose_secret),
+        Some("sk-keychain-0123456789")
+    );
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written to the data dir");
     reopened.delete("keychain-test").unwrap();
-    assert_eq!(reopened.get("keychain-test").unwrap(), None);
+    assert!(reopened.get("keychain-test").unwrap().is_none());
 }

@@ -18,7 +18,8 @@ use crate::error::{ApiError, FieldError};
 use crate::middleware::RequestContext;
 use crate::state::AppState;
 
-const FILTERS: &[&str] = &["model", "model_contains", "backend_type", "status", "endpoint", "start_time", "end_time"];
+const FILTERS: &[&str] =
+    &["model", "model_contains", "backend_type", "status", "endpoint", "finish_reason", "start_time", "end_time"];
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -70,6 +71,7 @@ fn filter(q: &HashMap<String, String>, extra: &[&str]) -> Result<AuditFilter, Ap
             })
         }),
         endpoint: text("endpoint"),
+        finish_reason: text("finish_reason"),
         start_time: time("start_time", &mut err),
         end_time: time("end_time", &mut err),
     };

@@ -7,17 +7,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mlx_manager_engine::EngineError;
 use mlx_manager_providers::ProviderError;
-use serde::Serialize;
 use serde_json::json;
 
-/// One problem with one request field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldError {
-    /// The field's path, e.g. `messages[0].content`.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
+pub use mlx_manager_api::FieldError;
 
 /// Everything the HTTP layer can answer with instead of a success.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -144,8 +136,8 @@ impl ApiError {
     pub fn from_engine(e: EngineError, model: &str) -> ApiError {
         match e {
             EngineError::ModelNotFound { model } => ApiError::ModelNotFound(model),
-            EngineError::InvalidRequest { message } => {
-                ApiError::Validation(vec![FieldError { field: field_of(&message), message }])
+            EngineError::InvalidRequest { field, message } => {
+                ApiError::Validation(vec![FieldError { field: field.to_string(), message }])
             }
             EngineError::ContextLength { prompt_tokens, context_length } => ApiError::Validation(vec![FieldError {
                 field: "messages".into(),
@@ -200,6 +192,15 @@ impl ApiError {
                 ApiError::Internal
             }
             _ => ApiError::Validation(vec![FieldError { field: field.unwrap_or_default().to_string(), message }]),
+        }
+    }
+
+    /// A request field the target API cannot express.
+    pub fn from_conversion(e: mlx_manager_api::ApiTypeError) -> ApiError {
+        match e {
+            mlx_manager_api::ApiTypeError::Untranslatable { field, message } => {
+                ApiError::Validation(vec![FieldError { field, message }])
+            }
         }
     }
 
@@ -416,15 +417,6 @@ impl ApiError {
 }
 
 /// Guesses the request field an engine validation message is about (it names it first).
-fn field_of(message: &str) -> String {
-    message
-        .split([' ', ':'])
-        .next()
-        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Handlers return this; the envelope middleware renders it with the request id and path.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -71,8 +71,12 @@ pub fn parse<T: DeserializeOwned>(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let value = serde_json::Value::Object(body);
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    typed(body)
+}
+
+/// Types `body` as `T`, naming the field that does not fit (the path as the client wrote it).
+pub fn typed<T: DeserializeOwned>(body: serde_json::Map<String, serde_json::Value>) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(body)).map_err(|e| {
         let message = e.inner().to_string();
         let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
             Some(missing) => missing.to_string(),
@@ -80,20 +84,6 @@ pub fn parse<T: DeserializeOwned>(
         };
         ApiError::Validation(vec![FieldError { field: if field == "." { String::new() } else { field }, message }])
     })
-}
-
-/// [`parse`] for a model route: records the requested model on the request first, so even a
-/// request rejected as invalid is audited under the model it named.
-pub fn parse_model_request<T: DeserializeOwned>(
-    record: &crate::record::RequestRecord,
-    body: serde_json::Map<String, serde_json::Value>,
-    supported: &[&str],
-    unsupported: &[(&str, &str)],
-) -> Result<T, ApiError> {
-    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
-        record.set_model(model);
-    }
-    parse(body, supported, unsupported)
 }
 
 /// A validation error on one field.

@@ -9,21 +9,25 @@
 #![deny(missing_docs)]
 
 mod admin;
-mod anthropic;
 mod audit_routes;
 mod error;
 mod extract;
 mod keep_alive;
 mod loading;
+mod local;
 mod metrics;
 mod middleware;
 mod openai;
 pub mod paths;
+mod provider_leg;
 mod record;
 mod registry;
+mod request;
+mod respond;
 mod routing;
 mod routing_admin;
 mod run;
+mod startup;
 mod state;
 
 use std::future::Future;
@@ -39,7 +43,8 @@ use tokio::net::TcpListener;
 pub use error::{ApiError, FieldError, Flavor};
 pub use registry::{ModelEntry, Registry};
 pub use routing::{BACKEND_HEADER, FALLBACK_HEADER};
-pub use state::{AppState, ServerSettings};
+pub use startup::{Built, Opened, Services, Startup, StartupError, DATABASE_FILE};
+pub use state::{ApiKey, AppState, ServerSettings};
 
 /// All routes, behind the gate middleware.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -49,10 +54,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/v1/models", get(openai::models::list))
         .route("/v1/models/{*id}", get(openai::models::get))
-        .route("/v1/chat/completions", post(openai::chat::chat_completions))
-        .route("/v1/completions", post(openai::completions::completions))
-        .route("/v1/embeddings", post(openai::embeddings::embeddings))
-        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/chat/completions", post(routing::chat))
+        .route("/v1/completions", post(routing::completions))
+        .route("/v1/embeddings", post(routing::embeddings))
+        .route("/v1/messages", post(routing::messages))
         .route("/admin/models", get(admin::models))
         .route("/admin/models/{*rest}", any(admin::model_action))
         .route("/admin/audit-logs", get(audit_routes::list))

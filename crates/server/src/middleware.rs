@@ -1,6 +1,10 @@
 //! The gate every request passes: request id, Host/Origin checks (DNS rebinding, CORS), API key,
 //! draining, the request's record (in-flight count + audit), and finally the error envelope for
 //! whatever the handler or the router answered.
+//!
+//! The audit log is the log of model requests (see [`keep`]): what was asked of which model,
+//! by whom it was served and how it ended. Reads (model lists, health, metrics, the audit log
+//! itself, settings) and CORS preflights would only bury those rows, so they are not recorded.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use crate::error::{render, ApiError, Flavor};
-use crate::record::RequestRecord;
+use crate::record::{Keep, RequestRecord};
 use crate::state::{AppState, ServerSettings};
 
 /// Per-request facts handlers can read from the request extensions.
@@ -88,13 +92,42 @@ fn check_request(headers: &HeaderMap, state: &AppState, settings: &ServerSetting
     }
 }
 
+/// What a request leaves behind. The audit log gets the model requests themselves (`POST` on
+/// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/messages`), whatever their
+/// outcome (a 401, 422, 429 or 503 on one is a model request that was refused, and the user wants
+/// to see it), and the admin calls that change what a model does (`POST
+/// /admin/models/{id}/preload`, `DELETE /admin/models/{id}`: loading and unloading take memory
+/// and can end running requests). Nothing else: reads (`GET /v1/models`, `/admin/models`,
+/// loading progress, `/health`, `/metrics`, `/admin/audit-logs*`, settings), CORS preflights,
+/// provider and routing-rule edits (they concern no model), unknown routes and wrong methods
+/// (they reach no model). Those still count in the request metrics, except health checks,
+/// metric scrapes and reads of the audit log (they would only flood them), and all of them are
+/// in the trace log (at debug level).
+fn keep(method: &Method, path: &str) -> Keep {
+    let model_action = path.strip_prefix("/admin/models/").filter(|rest| !rest.is_empty());
+    let audited = match *method {
+        Method::POST => {
+            matches!(path, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/messages")
+                || model_action.is_some_and(|rest| rest.ends_with("/preload"))
+        }
+        Method::DELETE => model_action.is_some(),
+        _ => false,
+    };
+    if audited {
+        Keep::Audit
+    } else if path == "/health" || path == "/metrics" || path.starts_with("/admin/audit-logs") {
+        Keep::Nothing
+    } else {
+        Keep::Metrics
+    }
+}
+
 /// The middleware (see the module docs).
 pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers());
     let path = request.uri().path().to_string();
     let flavor = Flavor::of_path(&path);
-    // Health checks, metric scrapes and reads of the audit log itself would only flood it.
-    let audited = path != "/health" && path != "/metrics" && !path.starts_with("/admin/audit-logs");
+    let keep = keep(request.method(), &path);
     // One span per request; model, backend and outcome are recorded into it as they become known.
     let span = tracing::info_span!(
         "request",
@@ -103,11 +136,13 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
         endpoint = %path,
         model = tracing::field::Empty,
         backend = tracing::field::Empty,
+        finish_reason = tracing::field::Empty,
+        tool_calls = tracing::field::Empty,
         status = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
         error = tracing::field::Empty,
     );
-    let record = RequestRecord::start(state.clone(), &id, &path, audited, span.clone());
+    let record = RequestRecord::start(state.clone(), &id, &path, keep, span.clone());
     let settings = state.settings();
     let origin = request.headers().get(header::ORIGIN).cloned();
 
@@ -160,7 +195,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
         };
         record.fail(&error);
         response = render(&error, flavor, &path, &id);
-    } else if !audited {
+    } else if keep != Keep::Audit {
         record.succeed();
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -172,4 +207,38 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
         cors_headers(&mut response, &origin);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::keep;
+    use crate::record::Keep;
+
+    #[test]
+    fn only_model_requests_and_model_state_changes_are_audited() {
+        for (method, path, want) in [
+            (Method::POST, "/v1/chat/completions", Keep::Audit),
+            (Method::POST, "/v1/completions", Keep::Audit),
+            (Method::POST, "/v1/embeddings", Keep::Audit),
+            (Method::POST, "/v1/messages", Keep::Audit),
+            (Method::POST, "/admin/models/mlx-community/Qwen3-4B-4bit/preload", Keep::Audit),
+            (Method::DELETE, "/admin/models/mlx-community/Qwen3-4B-4bit", Keep::Audit),
+            (Method::GET, "/admin/models", Keep::Metrics),
+            (Method::GET, "/admin/models/tiny/loading-progress", Keep::Metrics),
+            (Method::GET, "/v1/models", Keep::Metrics),
+            (Method::GET, "/v1/chat/completions", Keep::Metrics),
+            (Method::OPTIONS, "/v1/chat/completions", Keep::Metrics),
+            (Method::POST, "/admin/models/tiny/unload", Keep::Metrics),
+            (Method::DELETE, "/admin/models/", Keep::Metrics),
+            (Method::PUT, "/admin/settings/timeouts", Keep::Metrics),
+            (Method::POST, "/admin/providers", Keep::Metrics),
+            (Method::GET, "/health", Keep::Nothing),
+            (Method::GET, "/metrics", Keep::Nothing),
+            (Method::GET, "/admin/audit-logs/export", Keep::Nothing),
+        ] {
+            assert_eq!(keep(&method, path), want, "{method} {path}");
+        }
+    }
 }

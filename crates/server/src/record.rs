@@ -17,21 +17,29 @@ struct Draft {
     outcome: Option<AuditStatus>,
 }
 
+/// What a finished request leaves behind besides its trace line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// An audit entry, and it counts in the request metrics (model requests, loads, unloads).
+    Audit,
+    /// It counts in the request metrics only (other API and admin calls).
+    Metrics,
+    /// Nothing (health checks, metric scrapes, reads of the audit log).
+    Nothing,
+}
+
 struct Inner {
     state: Arc<AppState>,
     /// The request's tracing span (closed when the last part of the request is gone).
     span: tracing::Span,
     started: Instant,
-    audited: bool,
+    keep: Keep,
     draft: Mutex<Draft>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if !self.audited {
-            return;
-        }
         let draft = self.draft.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut entry = draft.entry.clone();
         entry.status = draft.outcome.unwrap_or(AuditStatus::Cancelled);
@@ -41,10 +49,19 @@ impl Drop for Inner {
         if let Some(code) = &entry.error_type {
             self.span.record("error", code.as_str());
         }
-        tracing::info!(parent: &self.span, "request finished");
         entry.total_tokens = entry.prompt_tokens + entry.completion_tokens;
-        self.state.metrics.observe(&entry);
-        self.state.audit.record(entry);
+        match self.keep {
+            Keep::Audit => {
+                tracing::info!(parent: &self.span, "request finished");
+                self.state.metrics.observe(&entry);
+                self.state.audit.record(entry);
+            }
+            Keep::Metrics => {
+                tracing::debug!(parent: &self.span, "request finished");
+                self.state.metrics.observe(&entry);
+            }
+            Keep::Nothing => tracing::debug!(parent: &self.span, "request finished"),
+        }
     }
 }
 
@@ -57,7 +74,7 @@ impl RequestRecord {
         state: Arc<AppState>,
         request_id: &str,
         endpoint: &str,
-        audited: bool,
+        keep: Keep,
         span: tracing::Span,
     ) -> RequestRecord {
         state.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -76,12 +93,14 @@ impl RequestRecord {
             error_message: None,
             backend_name: None,
             fallback: false,
+            finish_reason: None,
+            tool_calls: 0,
         };
         RequestRecord(Arc::new(Inner {
             state,
             span,
             started: Instant::now(),
-            audited,
+            keep,
             draft: Mutex::new(Draft { entry, outcome: None }),
         }))
     }
@@ -124,6 +143,18 @@ impl RequestRecord {
         });
     }
 
+    /// Why generation stopped, in the API's own spelling (`stop`, `length`, `tool_calls`;
+    /// `end_turn`, `max_tokens`, `stop_sequence`, `tool_use`), and how many tool calls the answer
+    /// made. The encoder that wrote the answer's end calls it; the last call wins.
+    pub(crate) fn set_finish(&self, finish_reason: &str, tool_calls: u32) {
+        self.0.span.record("finish_reason", finish_reason);
+        self.0.span.record("tool_calls", tool_calls);
+        self.with(|d| {
+            d.entry.finish_reason = Some(finish_reason.to_string());
+            d.entry.tool_calls = tool_calls;
+        });
+    }
+
     /// The request was answered in full.
     pub fn succeed(&self) {
         self.with(|d| {
@@ -144,5 +175,50 @@ impl RequestRecord {
                 d.entry.error_message = Some(error.to_string());
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use mlx_manager_core::{AuditEntry, AuditSink, AuditStatus};
+
+    use super::{Keep, RequestRecord};
+    use crate::state::{AppState, ServerSettings};
+
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<AuditEntry>>);
+
+    impl AuditSink for Kept {
+        fn record(&self, entry: AuditEntry) {
+            self.0.lock().unwrap().push(entry);
+        }
+    }
+
+    #[test]
+    fn the_finish_reason_and_tool_calls_reach_the_audit_entry() {
+        let engine = mlx_manager_engine::Engine::start().expect("engine");
+        let kept = Arc::new(Kept::default());
+        let state = AppState::new(engine.handle(), ServerSettings::default(), kept.clone(), 1);
+        let finished = |calls: &[(&str, u32)]| {
+            let record =
+                RequestRecord::start(state.clone(), "req_1", "/v1/messages", Keep::Audit, tracing::Span::none());
+            record.set_model("tiny");
+            for (reason, tools) in calls {
+                record.set_finish(reason, *tools);
+            }
+            record.succeed();
+            drop(record);
+            kept.0.lock().unwrap().pop().expect("one entry per request")
+        };
+        let e = finished(&[("tool_use", 2)]);
+        assert_eq!((e.status, e.finish_reason.as_deref(), e.tool_calls), (AuditStatus::Success, Some("tool_use"), 2));
+        // The last call wins.
+        let e = finished(&[("max_tokens", 0), ("end_turn", 0)]);
+        assert_eq!((e.finish_reason.as_deref(), e.tool_calls), (Some("end_turn"), 0));
+        // No completion (an error, an embedding): nothing recorded.
+        let e = finished(&[]);
+        assert_eq!((e.finish_reason, e.tool_calls), (None, 0));
     }
 }

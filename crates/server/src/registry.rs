@@ -50,6 +50,11 @@ impl Registry {
         self.models.write().expect("registry lock").insert(id, entry);
     }
 
+    /// Registers an entry read before (by another registry) without reading its folder again.
+    pub(crate) fn insert_entry(&self, entry: ModelEntry) {
+        self.models.write().expect("registry lock").insert(entry.id.clone(), entry);
+    }
+
     /// Registers a folder under its folder name; returns the id.
     pub fn insert_folder(&self, path: &Path) -> String {
         let id =

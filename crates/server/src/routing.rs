@@ -1,23 +1,26 @@
-//! Routing a model request: the catalog's rules pick the backend (local engine or a provider),
-//! the request is served there — translated when the provider speaks the other API — and, when
-//! the first backend fails in a way that allows it (down, timeout, 429, 5xx), by the rule's
-//! fallback. The response names the backend that served it (`x-mlx-backend`, `x-mlx-fallback`);
-//! the audit entry records the same.
+//! The backend seam. A model request is parsed and validated once (`request`), then the catalog's
+//! rules turn it into ordered legs — the local engine, a provider, the rule's fallback — tried in
+//! order while a leg fails in a way that allows it (down, timeout, 429, 5xx). Chat and Messages
+//! answers from every leg are API-neutral events, encoded once per API (`respond`), which also
+//! sets the audit outcome. The response names the backend that served it (`x-mlx-backend`,
+//! `x-mlx-fallback`); the audit entry records the same.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::HeaderValue;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use futures_util::StreamExt;
-use mlx_manager_core::EndpointKind;
-use mlx_manager_providers::{Backend, Provider, Reply, StreamItem};
-use serde_json::{Map, Value};
+use axum::Extension;
+use mlx_manager_api::encode::{ChatEncoder, MessagesEncoder};
+use mlx_manager_api::ChatDialect;
+use mlx_manager_providers::{Backend, Target};
 
-use crate::error::{ApiError, Flavor};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::local::events::CallIds;
 use crate::middleware::RequestContext;
+use crate::request::{Api, ModelRequest};
+use crate::respond::{respond, Reply};
 use crate::run::Deadline;
 use crate::state::AppState;
 
@@ -26,56 +29,48 @@ pub const BACKEND_HEADER: &str = "x-mlx-backend";
 /// Response header present (`true`) when the rule's fallback served the request.
 pub const FALLBACK_HEADER: &str = "x-mlx-fallback";
 
-/// The routed model APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Api {
-    Chat,
-    Completions,
-    Embeddings,
-    Messages,
-}
-
-impl Api {
-    fn kind(self) -> EndpointKind {
-        match self {
-            Api::Chat | Api::Messages => EndpointKind::Chat,
-            Api::Completions => EndpointKind::Completions,
-            Api::Embeddings => EndpointKind::Embeddings,
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Api::Chat => "/v1/chat/completions",
-            Api::Completions => "/v1/completions",
-            Api::Embeddings => "/v1/embeddings",
-            Api::Messages => "/v1/messages",
-        }
-    }
-
-    fn flavor(self) -> Flavor {
-        if self == Api::Messages {
-            Flavor::Anthropic
-        } else {
-            Flavor::OpenAi
-        }
-    }
-}
-
-async fn serve_local(
-    api: Api,
-    state: Arc<AppState>,
-    ctx: RequestContext,
-    body: Map<String, Value>,
-    deadline: Deadline,
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    match api {
-        Api::Chat => crate::openai::chat::local(state, ctx, body, deadline).await,
-        Api::Completions => crate::openai::completions::local(state, ctx, body, deadline).await,
-        Api::Embeddings => {
-            crate::openai::embeddings::local(state, ctx, body, deadline).await.map(IntoResponse::into_response)
-        }
-        Api::Messages => crate::anthropic::local(state, ctx, body, deadline).await,
+    dispatch(Api::Chat, state, ctx, body).await
+}
+
+/// `POST /v1/completions`.
+pub(crate) async fn completions(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    dispatch(Api::Completions, state, ctx, body).await
+}
+
+/// `POST /v1/embeddings`.
+pub(crate) async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    dispatch(Api::Embeddings, state, ctx, body).await
+}
+
+/// `POST /v1/messages`.
+pub(crate) async fn messages(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    dispatch(Api::Messages, state, ctx, body).await
+}
+
+/// The backends to try, in order, and the rule that chose them (None: no rule matched, the local
+/// engine serves the model under its own name).
+fn legs(state: &AppState, model: &str) -> (Vec<Target>, Option<u32>) {
+    match state.catalog.get().and_then(|c| c.resolve(model)) {
+        Some(route) => (std::iter::once(route.primary).chain(route.fallback).collect(), Some(route.rule_id)),
+        None => (vec![Target { backend: Backend::Local, model: model.to_string() }], None),
     }
 }
 
@@ -90,135 +85,100 @@ fn mark(response: &mut Response, backend: &str, fallback: bool) {
 }
 
 /// Serves a model request where the routing rules send it.
-pub(crate) async fn dispatch(
+async fn dispatch(
     api: Api,
     state: Arc<AppState>,
     ctx: RequestContext,
-    body: Map<String, Value>,
+    body: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    if let Some(model) = body.get("model").and_then(|m| m.as_str()) {
+        ctx.record.set_model(model);
+    }
+    let request = ModelRequest::parse(api, body)?;
     // One deadline for the whole request: a fallback gets what the first backend left of it.
     let deadline = Deadline::new(&state, api.kind());
-    let model = body.get("model").and_then(Value::as_str).map(str::to_string);
-    let route = match (state.catalog.get(), &model) {
-        (Some(catalog), Some(model)) => catalog.resolve(model),
-        _ => None,
-    };
-    let Some(route) = route else {
-        return serve_local(api, state, ctx, body, deadline).await;
-    };
-    ctx.record.set_model(model.as_deref().unwrap_or_default());
-    let legs: Vec<_> = std::iter::once(route.primary).chain(route.fallback).collect();
+    let (legs, rule) = legs(&state, request.model());
+    let routed = rule.is_some();
     let mut last = ApiError::Internal;
-    for (i, target) in legs.iter().enumerate() {
+    for (i, leg) in legs.iter().enumerate() {
         let fallback = i > 0;
-        let mut body = body.clone();
-        body.insert("model".into(), Value::String(target.model.clone()));
-        let result = match &target.backend {
-            Backend::Local => {
-                ctx.record.set_backend(target.backend_type(), None, fallback);
-                serve_local(api, state.clone(), ctx.clone(), body, deadline).await
-            }
-            Backend::Provider(p) => {
-                ctx.record.set_backend(target.backend_type(), Some(p.name()), fallback);
-                serve_provider(api, &state, &ctx, p, body, deadline).await
-            }
+        let request = request.for_model(&leg.model);
+        if routed {
+            let provider = match &leg.backend {
+                Backend::Provider(p) => Some(p.name()),
+                Backend::Local => None,
+            };
+            ctx.record.set_backend(leg.backend_type(), provider, fallback);
+        }
+        let result = match &leg.backend {
+            Backend::Local => serve_local(&state, &ctx, request, deadline).await,
+            Backend::Provider(p) => crate::provider_leg::serve(api, &state, &ctx, p, request, deadline).await,
         };
         match result {
             Ok(mut response) => {
-                mark(&mut response, target.name(), fallback);
+                if routed {
+                    mark(&mut response, leg.name(), fallback);
+                }
                 return Ok(response);
             }
             Err(e) if i + 1 < legs.len() && e.allows_fallback() => {
                 tracing::warn!(
-                    request_id = %ctx.request_id, rule = route.rule_id, from = target.name(),
+                    request_id = %ctx.request_id, rule = rule.unwrap_or_default(), from = leg.name(),
                     to = legs[i + 1].name(), error = %e, "backend failed; using the rule's fallback"
                 );
                 last = e;
             }
-            Err(e) => {
+            Err(e) if routed => {
                 let mut response = e.into_response();
-                mark(&mut response, target.name(), fallback);
+                mark(&mut response, leg.name(), fallback);
                 return Ok(response);
             }
+            Err(e) => return Err(e),
         }
     }
     Err(last)
 }
 
-fn sse(event: mlx_manager_providers::SseEvent) -> Event {
-    let e = Event::default().data(event.data);
-    match event.event {
-        Some(name) => e.event(name),
-        None => e,
-    }
-}
-
-async fn serve_provider(
-    api: Api,
+/// The local engine's leg: what it cannot do is refused before anything is loaded.
+async fn serve_local(
     state: &Arc<AppState>,
     ctx: &RequestContext,
-    provider: &Provider,
-    body: Map<String, Value>,
+    request: ModelRequest,
     deadline: Deadline,
 ) -> Result<Response, ApiError> {
-    let catalog = state.catalog.get().ok_or(ApiError::Internal)?;
-    // The provider's own timeout (after which the rule's fallback may serve) applies only when it
-    // is shorter than what is left of the endpoint's; otherwise the endpoint's timeout answers 408.
-    let remaining = deadline.remaining();
-    let after_deadline = remaining + std::time::Duration::from_secs(1);
-    let timeout = provider
-        .config
-        .timeout_seconds
-        .map(|s| std::time::Duration::from_secs(u64::from(s)))
-        .filter(|t| *t < remaining)
-        .unwrap_or(after_deadline);
     let suffix = ctx.request_id.trim_start_matches("req_");
-    let reply = match api {
-        Api::Chat => deadline.run(catalog.openai_chat(provider, body, &format!("chatcmpl-{suffix}"), timeout)).await,
-        Api::Messages => {
-            deadline.run(catalog.anthropic_messages(provider, body, &format!("msg_{suffix}"), timeout)).await
+    let (record, request_id) = (ctx.record.clone(), ctx.request_id.clone());
+    match request {
+        ModelRequest::Chat(req) => {
+            crate::local::check::chat(&req)?;
+            let stream = req.streams();
+            let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+            let model = req.model.clone();
+            let started = crate::local::chat::serve(state, req, CallIds::OpenAi, deadline).await?;
+            let encoder =
+                ChatEncoder::new(format!("chatcmpl-{suffix}"), chrono::Utc::now().timestamp(), model, include_usage);
+            let reply = Reply::Events { prompt_tokens: started.prompt_tokens, events: started.events };
+            respond(encoder, record, request_id, reply, stream).await
         }
-        Api::Completions => deadline.run(catalog.openai_other(provider, "completions", body, timeout)).await,
-        Api::Embeddings => deadline.run(catalog.openai_other(provider, "embeddings", body, timeout)).await,
-    }?
-    .map_err(ApiError::from_provider)?;
-    match reply {
-        Reply::Json { body, usage } => {
-            ctx.record.set_tokens(usage.prompt_tokens as usize, usage.completion_tokens as usize);
-            ctx.record.succeed();
-            Ok(Json(body).into_response())
+        ModelRequest::Messages(req) => {
+            crate::local::check::messages(&req)?;
+            let chat =
+                mlx_manager_api::messages_to_chat(&req, ChatDialect::Local).map_err(ApiError::from_conversion)?;
+            crate::local::check::chat(&chat)?;
+            let started = crate::local::chat::serve(state, chat, CallIds::Anthropic, deadline).await?;
+            let encoder = MessagesEncoder::new(format!("msg_{suffix}"), req.model.clone());
+            let reply = Reply::Events { prompt_tokens: started.prompt_tokens, events: started.events };
+            respond(encoder, record, request_id, reply, req.streams()).await
         }
-        Reply::Stream(mut upstream) => {
-            let record = ctx.record.clone();
-            let request_id = ctx.request_id.clone();
-            let stream = async_stream::stream! {
-                loop {
-                    let error = match deadline.run(upstream.next()).await {
-                        Ok(Some(Ok(StreamItem::Event(e)))) => {
-                            yield Ok::<_, Infallible>(sse(e));
-                            continue;
-                        }
-                        Ok(Some(Ok(StreamItem::Usage(u)))) => {
-                            record.set_tokens(u.prompt_tokens as usize, u.completion_tokens as usize);
-                            continue;
-                        }
-                        Ok(None) => {
-                            record.succeed();
-                            break;
-                        }
-                        Ok(Some(Err(e))) => ApiError::from_provider(e),
-                        Err(timeout) => timeout,
-                    };
-                    record.fail(&error);
-                    let body = error.body(api.flavor(), api.path(), &request_id);
-                    yield Ok(match api.flavor() {
-                        Flavor::Anthropic => Event::default().event("error").data(body.to_string()),
-                        Flavor::OpenAi => Event::default().data(body.to_string()),
-                    });
-                    break;
-                }
-            };
-            Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+        ModelRequest::Completions(req) => {
+            crate::local::check::completions(&req)?;
+            crate::openai::completions::serve(state.clone(), ctx.clone(), req, deadline).await
+        }
+        ModelRequest::Embeddings(req) => {
+            crate::local::check::embeddings(&req)?;
+            crate::openai::embeddings::serve(state.clone(), ctx.clone(), req, deadline)
+                .await
+                .map(IntoResponse::into_response)
         }
     }
 }

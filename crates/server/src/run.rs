@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use mlx_manager_core::EndpointKind;
 use mlx_manager_engine::{
-    FinishReason, GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, KeepAlive, LoadState,
-    ModelInfo, Prompt, Usage,
+    GenerateRequest, GenerationEvent, GenerationParams, GenerationStream, KeepAlive, LoadState, ModelInfo, Prompt,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -71,6 +70,10 @@ pub struct Run {
     _permit: OwnedSemaphorePermit,
     /// Tokens in the prompt (from the engine's `Started`).
     pub prompt_tokens: usize,
+    /// The prompt left the model inside its reasoning block.
+    pub reasoning_open: bool,
+    /// Tokens carry logprobs.
+    pub logprobs: bool,
 }
 
 /// What the next step of a run gave.
@@ -93,15 +96,27 @@ impl Run {
         deadline: Deadline,
     ) -> Result<Run, ApiError> {
         let permit = state.admission.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
+        let logprobs = params.logprobs;
         let stream = state
             .engine
             .generate(GenerateRequest { model: model.to_string(), prompt, params })
             .map_err(|e| ApiError::from_engine(e, model))?;
-        let mut run = Run { stream, deadline, model: model.to_string(), _permit: permit, prompt_tokens: 0 };
+        let mut run = Run {
+            stream,
+            deadline,
+            model: model.to_string(),
+            _permit: permit,
+            prompt_tokens: 0,
+            reasoning_open: false,
+            logprobs,
+        };
         // The engine answers `Started` or an error before any output, so errors about the
         // request itself (template, context length, …) are plain HTTP errors.
         match run.next().await {
-            Next::Event(GenerationEvent::Started { prompt_tokens }) => run.prompt_tokens = prompt_tokens,
+            Next::Event(GenerationEvent::Started { prompt_tokens, reasoning_open }) => {
+                run.prompt_tokens = prompt_tokens;
+                run.reasoning_open = reasoning_open;
+            }
             Next::Event(_) => {}
             Next::Error(e) => return Err(e),
         }
@@ -115,61 +130,6 @@ impl Run {
             Ok(None) => Next::Error(ApiError::EngineUnavailable),
             Ok(Some(Err(e))) => Next::Error(ApiError::from_engine(e, &self.model)),
             Ok(Some(Ok(event))) => Next::Event(event),
-        }
-    }
-
-    /// Drains the run into one completion.
-    pub async fn collect(mut self) -> Result<Completion, ApiError> {
-        let mut c = Completion::default();
-        loop {
-            match self.next().await {
-                Next::Error(e) => return Err(e),
-                Next::Event(GenerationEvent::Started { .. }) => {}
-                Next::Event(GenerationEvent::Token { id, text, logprob }) => {
-                    c.text.push_str(&text);
-                    c.tokens.push((id, text, logprob));
-                }
-                Next::Event(GenerationEvent::Done { text, finish_reason, stop_sequence, usage }) => {
-                    c.text.push_str(&text);
-                    c.finish_reason = finish_reason;
-                    c.stop_sequence = stop_sequence;
-                    c.usage = usage;
-                    return Ok(c);
-                }
-            }
-        }
-    }
-}
-
-/// A finished generation.
-#[derive(Debug)]
-pub struct Completion {
-    /// The text.
-    pub text: String,
-    /// Each token: id, the text it released, logprob.
-    pub tokens: Vec<(u32, String, Option<f32>)>,
-    /// Why it ended.
-    pub finish_reason: FinishReason,
-    /// The stop string that ended it.
-    pub stop_sequence: Option<String>,
-    /// Counts.
-    pub usage: Usage,
-}
-
-impl Default for Completion {
-    fn default() -> Self {
-        Completion {
-            text: String::new(),
-            tokens: Vec::new(),
-            finish_reason: FinishReason::Length,
-            stop_sequence: None,
-            usage: Usage {
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                prompt_seconds: 0.0,
-                generation_seconds: 0.0,
-                cached_tokens: 0,
-            },
         }
     }
 }

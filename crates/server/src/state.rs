@@ -4,11 +4,71 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use mlx_manager_core::{AuditSink, Timeouts};
+use mlx_manager_core::{AuditSink, ExposeSecret, SecretString, Timeouts};
 use mlx_manager_engine::EngineHandle;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::registry::Registry;
+
+/// The key clients must send: a secret (`{:?}` prints `ApiKey([REDACTED])`), compared in
+/// constant time.
+#[derive(Clone)]
+pub struct ApiKey(SecretString);
+
+impl ApiKey {
+    /// Whether `given` is the key, in a time that does not depend on where they differ.
+    pub fn matches(&self, given: &str) -> bool {
+        bool::from(given.as_bytes().ct_eq(self.0.expose_secret().as_bytes()))
+    }
+}
+
+impl ExposeSecret<str> for ApiKey {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// The gate reads the key as `settings.api_key.as_deref()` and compares it there in constant time
+/// (`subtle`); that comparison is this deref's one use. Once the gate calls [`ApiKey::matches`]
+/// instead, this impl can go.
+impl std::ops::Deref for ApiKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+impl PartialEq for ApiKey {
+    fn eq(&self, other: &ApiKey) -> bool {
+        self.matches(other.0.expose_secret())
+    }
+}
+
+impl From<SecretString> for ApiKey {
+    fn from(key: SecretString) -> ApiKey {
+        ApiKey(key)
+    }
+}
+
+impl From<String> for ApiKey {
+    fn from(key: String) -> ApiKey {
+        ApiKey(key.into())
+    }
+}
+
+impl From<&str> for ApiKey {
+    fn from(key: &str) -> ApiKey {
+        ApiKey(key.into())
+    }
+}
 
 /// Settings the server reads per request; changeable while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +76,7 @@ pub struct ServerSettings {
     /// Per-endpoint timeouts.
     pub timeouts: Timeouts,
     /// When set, every route but /health needs it (`Authorization: Bearer` or `x-api-key`).
-    pub api_key: Option<String>,
+    pub api_key: Option<ApiKey>,
     /// Browser origins allowed to call the API (CORS); empty: none.
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body.
@@ -104,5 +164,21 @@ impl AppState {
     /// From now on, new requests get 503.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_print_the_api_key_and_compare_it_whole() {
+        let settings = ServerSettings { api_key: Some("sk-local-0123456789".into()), ..ServerSettings::default() };
+        for text in [format!("{settings:?}"), format!("{settings:#?}")] {
+            assert!(!text.contains("0123456789"), "ServerSettings prints the key: {text}");
+        }
+        let key = settings.api_key.expect("set above");
+        assert!(key.matches("sk-local-0123456789"));
+        assert!(!key.matches("sk-local-012345678") && !key.matches("sk-local-01234567890") && !key.matches(""));
     }
 }

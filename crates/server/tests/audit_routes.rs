@@ -49,6 +49,7 @@ async fn requests_are_listed_counted_and_exported_with_filters() {
     let stats: Value =
         s.get(&format!("/admin/audit-logs/stats?model={MODEL}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["total"], 4);
+    assert_eq!(stats["total_requests"], 4, "the original product's name for the same count");
     assert_eq!(stats["by_status"]["success"], 4);
     assert_eq!(stats["completion_tokens"], 6);
 
@@ -61,6 +62,13 @@ async fn requests_are_listed_counted_and_exported_with_filters() {
     assert_eq!(reader.records().count(), 4);
     let jsonl = s.get("/admin/audit-logs/export?format=jsonl").send().await.unwrap().text().await.unwrap();
     assert_eq!(jsonl.lines().count(), 5);
+    // Every row says why generation stopped and how many tool calls it made (an embedding: none).
+    let embedding: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(embedding["endpoint"], "/v1/embeddings");
+    assert_eq!((&embedding["finish_reason"], &embedding["tool_calls"]), (&Value::Null, &json!(0)));
+    let none: Value =
+        s.get("/admin/audit-logs?finish_reason=no_such_reason").send().await.unwrap().json().await.unwrap();
+    assert_eq!(none["entries"], json!([]), "finish_reason is a filter");
     // Reading the audit log is not itself audited.
     assert_eq!(
         s.get("/admin/audit-logs").send().await.unwrap().json::<Value>().await.unwrap()["entries"]
@@ -69,6 +77,70 @@ async fn requests_are_listed_counted_and_exported_with_filters() {
             .len(),
         5
     );
+}
+
+/// The ids of the audit log's rows, newest first.
+async fn audited_ids(s: &TestServer, store: &Store) -> Vec<String> {
+    store.flush().await.unwrap();
+    let page: Value = s.get("/admin/audit-logs?limit=1000").send().await.unwrap().json().await.unwrap();
+    page["entries"].as_array().unwrap().iter().map(|e| e["request_id"].as_str().unwrap().to_string()).collect()
+}
+
+fn request_id(r: &reqwest::Response) -> String {
+    r.headers()["x-request-id"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_model_requests_and_model_loads_are_audited() {
+    let (_dir, s, store) = server_with_traffic().await;
+    let before = audited_ids(&s, &store).await;
+    assert_eq!(before.len(), 5);
+    // Reads, settings, provider edits, unknown routes and wrong methods: none is a model request.
+    let mut unaudited = Vec::new();
+    for path in ["/admin/models", "/v1/models", "/health", "/admin/settings/timeouts", "/admin/audit-logs/stats"] {
+        let r = s.get(path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        unaudited.push(request_id(&r));
+    }
+    let timeouts = json!({"chat_seconds": 900, "completions_seconds": 600, "embeddings_seconds": 120});
+    let r = s.client.put(format!("{}/admin/settings/timeouts", s.url)).json(&timeouts).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    unaudited.push(request_id(&r));
+    for r in [
+        s.get("/v1/chat/completions").send().await.unwrap(),
+        s.post("/v1/chat/completion", chat(2)).send().await.unwrap(),
+        s.post("/admin/models/tiny/unknown-action", json!({})).send().await.unwrap(),
+    ] {
+        assert!(r.status().is_client_error(), "{}", r.status());
+        unaudited.push(request_id(&r));
+    }
+    // Loading and unloading a model change what it does: audited under its id.
+    let preload = s.post(&format!("/admin/models/{MODEL}/preload"), json!({})).send().await.unwrap();
+    assert_eq!(preload.status(), 200);
+    let unload = s.client.delete(format!("{}/admin/models/{MODEL}", s.url)).send().await.unwrap();
+    assert_eq!(unload.status(), 200);
+    let (preload, unload) = (request_id(&preload), request_id(&unload));
+    // Entries are written when a request's last part is gone: wait for the two.
+    let mut after = audited_ids(&s, &store).await;
+    for _ in 0..200 {
+        if after.len() >= 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        after = audited_ids(&s, &store).await;
+    }
+    assert_eq!(after[2..], before[..]);
+    for id in &unaudited {
+        assert!(!after.contains(id), "{id} was audited");
+    }
+    let page: Value = s.get("/admin/audit-logs?limit=2").send().await.unwrap().json().await.unwrap();
+    let entry = |id: &str| page["entries"].as_array().unwrap().iter().find(|e| e["request_id"] == id).cloned();
+    for (id, endpoint) in
+        [(preload, format!("/admin/models/{MODEL}/preload")), (unload, format!("/admin/models/{MODEL}"))]
+    {
+        let e = entry(&id).unwrap_or_else(|| panic!("{endpoint} not audited: {page}"));
+        assert_eq!((&e["model"], &e["endpoint"], &e["status"]), (&json!(MODEL), &json!(endpoint), &json!("success")));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,6 +45,8 @@ fn spaced(i: u64, gap_ms: i64) -> AuditEntry {
         error_message: failed.then(|| format!("bad, \"quoted\" message {i}")),
         backend_name: None,
         fallback: false,
+        finish_reason: (!failed).then(|| "stop".into()),
+        tool_calls: 0,
     }
 }
 

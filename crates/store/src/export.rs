@@ -20,8 +20,9 @@ pub enum ExportFormat {
     Jsonl,
 }
 
-/// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 12] = [
+/// The CSV columns, in order (columns added later go at the end, so a reader that picks columns by
+/// position keeps working).
+pub const CSV_COLUMNS: [&str; 16] = [
     "timestamp",
     "request_id",
     "model",
@@ -34,9 +35,13 @@ pub const CSV_COLUMNS: [&str; 12] = [
     "total_tokens",
     "error_type",
     "error_message",
+    "backend_name",
+    "fallback",
+    "finish_reason",
+    "tool_calls",
 ];
 
-fn csv_record(e: &AuditEntry) -> [String; 12] {
+fn csv_record(e: &AuditEntry) -> [String; 16] {
     [
         e.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         e.request_id.clone(),
@@ -50,6 +55,10 @@ fn csv_record(e: &AuditEntry) -> [String; 12] {
         e.total_tokens.to_string(),
         e.error_type.clone().unwrap_or_default(),
         e.error_message.clone().unwrap_or_default(),
+        e.backend_name.clone().unwrap_or_default(),
+        e.fallback.to_string(),
+        e.finish_reason.clone().unwrap_or_default(),
+        e.tool_calls.to_string(),
     ]
 }
 

@@ -15,6 +15,7 @@ mod export;
 mod histogram;
 mod query;
 mod rollup;
+mod routing;
 mod schema;
 mod stats;
 

@@ -14,15 +14,16 @@ pub const MAX_LIMIT: usize = 1000;
 
 pub(crate) const COLUMNS: &str =
     "id, ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, prompt_tokens, \
-                       completion_tokens, total_tokens, error_type, error_message, backend_name, fallback";
+                       completion_tokens, total_tokens, error_type, error_message, backend_name, fallback, finish_reason, tool_calls";
 
 pub(crate) fn insert_batch(conn: &mut Connection, entries: &[AuditEntry]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO audit_log (ts_ms, request_id, model, backend_type, endpoint, duration_ms, status, \
-             prompt_tokens, completion_tokens, total_tokens, error_type, error_message, backend_name, fallback) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             prompt_tokens, completion_tokens, total_tokens, error_type, error_message, backend_name, fallback, \
+             finish_reason, tool_calls) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         for e in entries {
             stmt.execute(rusqlite::params![
@@ -40,6 +41,8 @@ pub(crate) fn insert_batch(conn: &mut Connection, entries: &[AuditEntry]) -> Res
                 e.error_message,
                 e.backend_name,
                 e.fallback,
+                e.finish_reason,
+                e.tool_calls,
             ])?;
         }
     }
@@ -67,6 +70,8 @@ pub(crate) fn row_to_entry(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
         error_message: row.get(12)?,
         backend_name: row.get(13)?,
         fallback: row.get(14)?,
+        finish_reason: row.get(15)?,
+        tool_calls: row.get(16)?,
     })
 }
 
@@ -77,7 +82,7 @@ pub(crate) struct Where {
 }
 
 /// The conditions on the filter's columns other than time (shared with the rollups, which have
-/// the same column names).
+/// the same column names, except `finish_reason`: stats read raw rows when it is set).
 pub(crate) fn filter_conditions(filter: &AuditFilter) -> (Vec<&'static str>, Vec<Value>) {
     let mut parts: Vec<&str> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -100,6 +105,10 @@ pub(crate) fn filter_conditions(filter: &AuditFilter) -> (Vec<&'static str>, Vec
     if let Some(e) = &filter.endpoint {
         parts.push("endpoint = ?");
         params.push(Value::Text(e.clone()));
+    }
+    if let Some(r) = &filter.finish_reason {
+        parts.push("finish_reason = ?");
+        params.push(Value::Text(r.clone()));
     }
     (parts, params)
 }

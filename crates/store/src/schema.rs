@@ -59,9 +59,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_model_ts ON audit_log (model, ts_ms);
      CREATE INDEX audit_status_ts ON audit_log (status, ts_ms);
      CREATE INDEX audit_backend_ts ON audit_log (backend_type, ts_ms);",
+    // 6: why generation stopped and how many tool calls the answer made. Rows from before keep
+    // NULL (not known) and 0; no index: a filter on the finish reason is rare and scans.
+    "ALTER TABLE audit_log ADD COLUMN finish_reason TEXT;
+     ALTER TABLE audit_log ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;",
 ];
 
-/// The migration that introduced the rollups (rebuilt from the log when it runs).
+/// The migration that introduced the rollups (rebuilt from the log when a database crosses it).
 const ROLLUPS: usize = 4;
 
 /// The schema version this build writes.
@@ -101,9 +105,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
-        if i + 1 == ROLLUPS {
-            crate::rollup::rebuild(&mut conn)?;
-        }
+    }
+    // After every migration, not right after the rollups' own: the rebuild reads the log with
+    // this build's columns, which later migrations may add.
+    if found > 0 && (found as usize) < ROLLUPS {
+        crate::rollup::rebuild(&mut conn)?;
     }
     Ok(conn)
 }

@@ -2,7 +2,8 @@
 //! partial days at the edges of a time range from the hourly ones, partial hours from the
 //! per-minute ones, and raw rows only for the partial minutes at the very edges. Counts, token
 //! sums, per-bucket means and the time span are exact; latency percentiles come from the merged
-//! histograms (exact below 128 ms, within 1/128 above).
+//! histograms (exact below 128 ms, within 1/128 above). A filter on the finish reason, which the
+//! rollups do not keep, is counted from raw rows over the whole range.
 
 use std::collections::BTreeMap;
 
@@ -159,8 +160,13 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
         max_ts: i64::MIN,
         points: Vec::new(),
     };
-    let segments =
-        segments(filter.start_time.map(|t| t.timestamp_millis()), filter.end_time.map(|t| t.timestamp_millis()));
+    let (start, end) = (filter.start_time.map(|t| t.timestamp_millis()), filter.end_time.map(|t| t.timestamp_millis()));
+    // The rollups do not keep finish reasons: a filter on one is counted from the rows.
+    let segments = if filter.finish_reason.is_some() {
+        vec![(RAW, start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX))]
+    } else {
+        segments(start, end)
+    };
     for &(span, lo, hi) in &segments {
         match span {
             RAW => raw(conn, filter, lo, hi, &mut agg)?,
@@ -169,6 +175,7 @@ pub(crate) fn stats(conn: &Connection, filter: &AuditFilter) -> Result<AuditStat
     }
     let mut s = std::mem::take(&mut agg.stats);
     s.total = s.by_status.values().sum();
+    s.total_requests = s.total;
     s.unique_models = s.by_model.len() as u64;
     s.latency_p50_ms = agg.hist.percentile(0.5);
     s.latency_p95_ms = agg.hist.percentile(0.95);

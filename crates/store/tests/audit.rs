@@ -17,6 +17,7 @@ const STATUSES: [AuditStatus; 4] =
     [AuditStatus::Success, AuditStatus::Error, AuditStatus::Timeout, AuditStatus::Cancelled];
 const BACKENDS: [BackendType; 3] = [BackendType::Local, BackendType::Openai, BackendType::Anthropic];
 const ENDPOINTS: [&str; 3] = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"];
+const FINISH_REASONS: [&str; 3] = ["stop", "tool_calls", "length"];
 
 fn entry(i: u64) -> AuditEntry {
     let base = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() + Duration::days(3);
@@ -38,6 +39,8 @@ fn entry(i: u64) -> AuditEntry {
         error_message: failed.then(|| format!("bad, \"quoted\"\nmulti-line message #{i}")),
         backend_name: None,
         fallback: false,
+        finish_reason: (!failed).then(|| FINISH_REASONS[(i % 3) as usize].into()),
+        tool_calls: if !failed && i % 3 == 1 { (i % 4 + 1) as u32 } else { 0 },
     }
 }
 
@@ -47,6 +50,7 @@ fn matches(f: &AuditFilter, e: &AuditEntry) -> bool {
         && f.backend_type.is_none_or(|b| e.backend_type == b)
         && f.status.is_none_or(|s| e.status == s)
         && f.endpoint.as_ref().is_none_or(|p| &e.endpoint == p)
+        && f.finish_reason.as_ref().is_none_or(|r| e.finish_reason.as_ref() == Some(r))
         && f.start_time.is_none_or(|t| e.timestamp >= t)
         && f.end_time.is_none_or(|t| e.timestamp < t)
 }
@@ -99,6 +103,9 @@ fn filters() -> Vec<AuditFilter> {
     for e in ENDPOINTS {
         out.push(AuditFilter { endpoint: Some(e.into()), ..Default::default() });
     }
+    for r in FINISH_REASONS.into_iter().chain(["end_turn"]) {
+        out.push(AuditFilter { finish_reason: Some(r.into()), ..Default::default() });
+    }
     out.push(AuditFilter { start_time: t(0, 1), ..Default::default() });
     out.push(AuditFilter { end_time: t(0, 2), ..Default::default() });
     out.push(AuditFilter { start_time: t(0, 1), end_time: t(0, 3), ..Default::default() });
@@ -111,6 +118,13 @@ fn filters() -> Vec<AuditFilter> {
         ..Default::default()
     });
     out.push(AuditFilter { model: Some("gpt-4o".into()), endpoint: Some("/v1/messages".into()), ..Default::default() });
+    out.push(AuditFilter {
+        finish_reason: Some("tool_calls".into()),
+        model_contains: Some("qwen".into()),
+        start_time: t(0, 1),
+        end_time: t(0, 4),
+        ..Default::default()
+    });
     out
 }
 
@@ -130,6 +144,7 @@ async fn assert_stats(store: &Store, all: &[AuditEntry], f: &AuditFilter) {
     let s = store.stats(f.clone()).await.unwrap();
     let rows: Vec<&AuditEntry> = all.iter().filter(|e| matches(f, e)).collect();
     assert_eq!(s.total, rows.len() as u64, "{f:?}");
+    assert_eq!(s.total_requests, s.total, "the original product's name for the same count");
     let count = |key: &dyn Fn(&AuditEntry) -> String| {
         let mut m = BTreeMap::new();
         for e in &rows {
@@ -233,7 +248,13 @@ async fn stats_over_weeks_use_hourly_buckets_and_follow_retention_and_upgrades()
     // A database from before the rollups (schema 3) gets them built from its rows on opening.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE audit_rollup; PRAGMA user_version = 3;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE audit_rollup;
+             ALTER TABLE audit_log DROP COLUMN finish_reason;
+             ALTER TABLE audit_log DROP COLUMN tool_calls;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
     }
     let store = Store::open(&path, 365).unwrap();
     assert_stats(&store, &all, &AuditFilter::default()).await;
@@ -253,6 +274,54 @@ async fn stats_over_weeks_use_hourly_buckets_and_follow_retention_and_upgrades()
     store.flush().await.unwrap();
     assert_stats(&store, &kept, &AuditFilter::default()).await;
     assert_stats(&store, &kept, &AuditFilter { status: Some(AuditStatus::Timeout), ..Default::default() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_from_before_finish_reasons_upgrades_in_place_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let all: Vec<AuditEntry> = (0..300).map(entry).collect();
+    {
+        let store = Store::open(&path, 365).unwrap();
+        for e in &all {
+            store.record(e.clone());
+        }
+        store.flush().await.unwrap();
+    }
+    // Schema 5 exactly: the log without the two columns (as an older build left it).
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE audit_log DROP COLUMN finish_reason;
+             ALTER TABLE audit_log DROP COLUMN tool_calls;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    let old: Vec<AuditEntry> =
+        all.iter().map(|e| AuditEntry { finish_reason: None, tool_calls: 0, ..e.clone() }).collect();
+    let store = Store::open(&path, 365).unwrap();
+    let page = store.list(AuditFilter::default(), None, 1000).await.unwrap();
+    assert_eq!(page.entries.len(), old.len(), "every row survives the upgrade");
+    let by_id: BTreeMap<_, _> = old.iter().map(|e| (e.request_id.clone(), e)).collect();
+    for e in &page.entries {
+        assert_eq!(e, by_id[&e.request_id], "old rows read back unchanged, finish reason unknown");
+    }
+    assert_stats(&store, &old, &AuditFilter::default()).await;
+    // New rows keep what they record, side by side with the old ones.
+    let mut fresh = entry(10_000);
+    fresh.status = AuditStatus::Success;
+    fresh.finish_reason = Some("tool_use".into());
+    fresh.tool_calls = 2;
+    store.record(fresh.clone());
+    store.flush().await.unwrap();
+    let f = AuditFilter { finish_reason: Some("tool_use".into()), ..Default::default() };
+    assert_eq!(store.list(f.clone(), None, 10).await.unwrap().entries, vec![fresh.clone()]);
+    assert_eq!(store.stats(f).await.unwrap().total_requests, 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -321,6 +390,21 @@ async fn exports_round_trip_with_rfc4180_quoting() {
     }
     let raw = std::fs::read_to_string(&csv_path).unwrap();
     assert!(raw.contains("\"bad, \"\"quoted\"\"\nmulti-line"), "RFC 4180 quoting");
+
+    // The finish reason and tool-call count are columns too (and a filter).
+    let tools = AuditFilter { finish_reason: Some("tool_calls".into()), ..Default::default() };
+    let tools_path = dir.path().join("tools.csv");
+    let file = Box::new(std::fs::File::create(&tools_path).unwrap());
+    let n = store.export(tools.clone(), ExportFormat::Csv, file).await.unwrap();
+    assert!(n > 0 && n as usize == expected(&all, &tools).len());
+    let mut reader = csv::Reader::from_path(&tools_path).unwrap();
+    let column = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).unwrap();
+    for r in reader.records().map(|r| r.unwrap()) {
+        let e = by_id[&r[1]];
+        assert_eq!(&r[column("finish_reason")], "tool_calls");
+        assert_eq!(r[column("tool_calls")].parse::<u32>().unwrap(), e.tool_calls);
+        assert!(e.tool_calls > 0);
+    }
 
     let jsonl = dir.path().join("out.jsonl");
     store.export(f, ExportFormat::Jsonl, Box::new(std::fs::File::create(&jsonl).unwrap())).await.unwrap();

@@ -16,6 +16,8 @@ const entry = (over: Partial<AuditEntry> = {}): AuditEntry => ({
   total_tokens: 3,
   error_type: null,
   error_message: null,
+  finish_reason: "stop",
+  tool_calls: 0,
   ...over,
 });
 
@@ -59,6 +61,12 @@ describe("matchesFilter mirrors the store", () => {
     expect(matchesFilter(entry(), f({ backend_type: "openai" }))).toBe(false);
     expect(matchesFilter(entry({ status: "error" }), f({ status: "error" }))).toBe(true);
     expect(matchesFilter(entry(), f({ endpoint: "/v1/embeddings" }))).toBe(false);
+  });
+  test("finish reason: exact, and rows from before finish reasons were kept match only no filter", () => {
+    expect(matchesFilter(entry({ finish_reason: "tool_calls", tool_calls: 2 }), f({ finish_reason: "tool_calls" }))).toBe(true);
+    expect(matchesFilter(entry(), f({ finish_reason: "length" }))).toBe(false);
+    expect(matchesFilter(entry({ finish_reason: null }), f({ finish_reason: "stop" }))).toBe(false);
+    expect(matchesFilter(entry({ finish_reason: null }), f())).toBe(true);
   });
   test("start is inclusive, end exclusive", () => {
     const range = f({ start_time: "2026-11-22T11:59:00Z", end_time: "2026-11-22T12:00:00Z" });

@@ -79,6 +79,7 @@ export function matchesFilter(entry: AuditEntry, filter: AuditFilter): boolean {
   if (filter.backend_type && entry.backend_type !== filter.backend_type) return false;
   if (filter.status && entry.status !== filter.status) return false;
   if (filter.endpoint && entry.endpoint !== filter.endpoint) return false;
+  if (filter.finish_reason && entry.finish_reason !== filter.finish_reason) return false;
   const t = Date.parse(entry.timestamp);
   if (filter.start_time && t < Date.parse(filter.start_time)) return false;
   if (filter.end_time && t >= Date.parse(filter.end_time)) return false;

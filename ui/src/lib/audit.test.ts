@@ -18,6 +18,8 @@ const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   total_tokens: 2,
   error_type: null,
   error_message: null,
+  finish_reason: "stop",
+  tool_calls: 0,
   ...over,
 });
 
@@ -44,7 +46,7 @@ beforeEach(() => {
     }
     if (cmd === "audit_stats") {
       statsCalls += 1;
-      return { total: rows().length, by_status: {}, by_backend: {}, by_model: {}, unique_models: 2, prompt_tokens: 0, completion_tokens: 0, latency_p50_ms: null, latency_p95_ms: null, bucket_seconds: 60, series: [] };
+      return { total: rows().length, total_requests: rows().length, by_status: {}, by_backend: {}, by_model: {}, unique_models: 2, prompt_tokens: 0, completion_tokens: 0, latency_p50_ms: null, latency_p95_ms: null, bucket_seconds: 60, series: [] };
     }
     throw new Error(`unexpected ${cmd}`);
   });

@@ -126,6 +126,15 @@ export type AuditEntry = {
 	error_type: string | null,
 	/**  The client-visible error message when it failed (never a secret or internal detail). */
 	error_message: string | null,
+	/**
+	 *  Why generation stopped, in the API's own spelling (OpenAI `stop`, `length`, `tool_calls`;
+	 *  Anthropic `end_turn`, `max_tokens`, `stop_sequence`, `tool_use`), so a truncated answer or
+	 *  a tool-call turn can be told from a complete one. None when the request produced no
+	 *  completion (errors, embeddings, admin calls).
+	 */
+	finish_reason?: string | null,
+	/**  Tool calls the model made in its answer (0 when it made none). */
+	tool_calls?: number,
 };
 
 /**  An audit entry was written (right after its commit). */
@@ -143,6 +152,11 @@ export type AuditFilter = {
 	status: AuditStatus | null,
 	/**  Exact endpoint path. */
 	endpoint: string | null,
+	/**
+	 *  Exact finish reason (`length`, `tool_use`, …). Stats over this filter are counted from
+	 *  the rows themselves (the rollups do not keep finish reasons), so they cost a scan.
+	 */
+	finish_reason?: string | null,
 	/**  Inclusive lower bound on the timestamp. */
 	start_time: string | null,
 	/**  Exclusive upper bound on the timestamp. */
@@ -161,6 +175,11 @@ export type AuditPage = {
 export type AuditStats = {
 	/**  Entries matched. */
 	total: number,
+	/**
+	 *  The same count as `total`, under the name the original product's API and UI use, so
+	 *  clients written for it keep working.
+	 */
+	total_requests: number,
 	/**  Count per status name. */
 	by_status: { [key in string]: number },
 	/**  Count per backend name. */

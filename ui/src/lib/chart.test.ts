@@ -3,7 +3,7 @@ import type { AuditStats } from "./bindings";
 import { MAX_POINTS, fillSeries, niceMax } from "./chart";
 
 const stats = (series: AuditStats["series"], bucket_seconds = 60): AuditStats => ({
-  total: 0, by_status: {}, by_backend: {}, by_model: {}, unique_models: 0, prompt_tokens: 0, completion_tokens: 0,
+  total: 0, total_requests: 0, by_status: {}, by_backend: {}, by_model: {}, unique_models: 0, prompt_tokens: 0, completion_tokens: 0,
   latency_p50_ms: null, latency_p95_ms: null, bucket_seconds, series,
 });
 

@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { formatBytes, formatCount, formatMs, formatSeconds } from "./format";
+import { finishMeaning, formatBytes, formatCount, formatMs, formatSeconds } from "./format";
 
 test("durations read like a person would say them", () => {
   expect(formatSeconds(45)).toBe("45 s");
@@ -21,4 +21,13 @@ test("sizes and counts", () => {
   expect(formatBytes(2_400_000)).toBe("2 MB");
   expect(formatBytes(4_200_000_000)).toBe("4.2 GB");
   expect(formatCount(1234567)).toBe("1,234,567");
+});
+
+test("finish reasons mean the same in both APIs' spellings", () => {
+  expect(finishMeaning("length")).toBe("cut off at the token limit");
+  expect(finishMeaning("max_tokens")).toBe(finishMeaning("length"));
+  expect(finishMeaning("tool_use")).toBe(finishMeaning("tool_calls"));
+  expect(finishMeaning("end_turn")).toBe("finished its answer");
+  expect(finishMeaning("something_new")).toBeNull();
+  expect(finishMeaning("toString")).toBeNull();
 });

@@ -1,4 +1,5 @@
-// Human-readable numbers for the settings window: durations, byte sizes, counts and timestamps.
+// Human-readable numbers for the settings window: durations, byte sizes, counts and timestamps,
+// and what a finish reason means.
 
 const nf = new Intl.NumberFormat("en-US");
 
@@ -53,4 +54,21 @@ export function formatTimestamp(iso: string): string {
 /** A Date as the value of an `<input type="datetime-local">` (local time, minutes). */
 export function toLocalInput(d: Date): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+const FINISH_MEANINGS = new Map<string, string>([
+  ["stop", "finished its answer or hit a stop sequence"],
+  ["end_turn", "finished its answer"],
+  ["stop_sequence", "hit a stop sequence"],
+  ["length", "cut off at the token limit"],
+  ["max_tokens", "cut off at the token limit"],
+  ["tool_calls", "stopped to call tools"],
+  ["tool_use", "stopped to call tools"],
+  ["content_filter", "stopped by the content filter"],
+  ["refusal", "declined to answer"],
+]);
+
+/** What a finish reason (in either API's spelling) means; null for one we do not know. */
+export function finishMeaning(reason: string): string | null {
+  return FINISH_MEANINGS.get(reason) ?? null;
 }

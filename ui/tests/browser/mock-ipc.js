@@ -7,6 +7,8 @@
   const cfg = Object.assign({ entries: 0, models: ["tiny-llama", "tiny-qwen"] }, window.__MOCK_CONFIG__ || {});
   const backends = ["local", "local", "local", "openai", "anthropic"];
   const statuses = ["success", "success", "success", "success", "error", "timeout"];
+  const openaiFinish = ["tool_calls", "length", "stop"];
+  const anthropicFinish = ["tool_use", "max_tokens", "end_turn"];
   const now = Date.now();
   const entry = (i, at) => {
     const status = statuses[i % statuses.length];
@@ -25,6 +27,10 @@
       error_message: status === "success" ? null : status === "timeout" ? "Request exceeded 900 s" : "No such model",
       backend_name: backends[i % backends.length] === "local" ? null : backends[i % backends.length],
       fallback: i % 10 === 3,
+      // Row 2 called two tools; row 7 ran out of tokens; failed rows finished nothing. Each in its
+      // API's spelling (/v1/messages: Anthropic's).
+      finish_reason: status !== "success" ? null : (i % 3 === 0 ? anthropicFinish : openaiFinish)[i % 10 === 2 ? 0 : i % 10 === 7 ? 1 : 2],
+      tool_calls: status === "success" && i % 10 === 2 ? 2 : 0,
     };
   };
   // Newest first, one every 30 s.
@@ -52,6 +58,7 @@
     (!f.backend_type || e.backend_type === f.backend_type) &&
     (!f.status || e.status === f.status) &&
     (!f.endpoint || e.endpoint === f.endpoint) &&
+    (!f.finish_reason || e.finish_reason === f.finish_reason) &&
     (!f.start_time || Date.parse(e.timestamp) >= Date.parse(f.start_time)) &&
     (!f.end_time || Date.parse(e.timestamp) < Date.parse(f.end_time));
 
@@ -111,6 +118,7 @@
       const count = (key) => all.reduce((m, e) => ((m[e[key]] = (m[e[key]] || 0) + 1), m), {});
       return {
         total: all.length,
+        total_requests: all.length,
         by_status: count("status"),
         by_backend: count("backend_type"),
         by_model: count("model"),

@@ -52,8 +52,8 @@ after(async () => {
 });
 
 /** A fresh window with `entries` audit rows in the mock backend. */
-async function openWindow(config = {}) {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+async function openWindow(config = {}, viewport = { width: 1200, height: 900 }) {
+  const page = await browser.newPage({ viewport });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.addInitScript(`window.__MOCK_CONFIG__ = ${JSON.stringify(config)};`);
@@ -247,6 +247,8 @@ describe("audit logs", () => {
     await page.getByTestId("audit-detail").waitFor();
     assert.equal(await page.getByTestId("detail-request-id").textContent(), "req_mock000004");
     assert.match(await page.getByTestId("detail-error").textContent(), /model_not_found\s+No such model/);
+    assert.match(await page.getByTestId("detail-finish-reason").textContent(), /—/, "a failed request finished nothing");
+    assert.equal(await page.getByTestId("detail-tool-calls").textContent(), "0");
     await page.keyboard.press("Escape");
     await page.getByTestId("audit-detail").waitFor({ state: "detached" });
     // A routed request served by its rule's fallback says so, in the row and the detail.
@@ -254,6 +256,36 @@ describe("audit logs", () => {
     assert.match(await routed.textContent(), /openai ↪/);
     await routed.click();
     assert.match(await page.getByTestId("detail-backend").textContent(), /openai \(openai\) — fallback/);
+    // Why generation stopped and how many tools it called.
+    await page.getByTestId("audit-row").nth(2).click();
+    assert.equal(await page.getByTestId("detail-request-id").textContent(), "req_mock000002");
+    assert.match(await page.getByTestId("detail-finish-reason").textContent(), /^\s*tool_calls \(stopped to call tools\)\s*$/);
+    assert.equal(await page.getByTestId("detail-tool-calls").textContent(), "2");
+    await page.getByTestId("audit-row").nth(7).click();
+    assert.match(await page.getByTestId("detail-finish-reason").textContent(), /length \(cut off at the token limit\)/);
+    await page.close();
+  });
+
+  test("the table and the row detail fit the window at its default size", async () => {
+    // src-tauri/src/shell.rs opens the window at 1100×760.
+    const viewport = { width: 1100, height: 760 };
+    const { page, errors } = await openWindow({ entries: 12, models: ["mlx-community/Qwen2.5-Coder-32B-Instruct-4bit"] }, viewport);
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-row]").length === 12);
+    await page.getByTestId("audit-row").nth(2).click();
+    await page.getByTestId("audit-detail").waitFor();
+    const overflow = await page.evaluate(() => {
+      const wide = (el) => el.scrollWidth > el.clientWidth + 1;
+      return {
+        page: wide(document.documentElement),
+        table: wide(document.querySelector("[data-testid=audit-scroller]")),
+        detail: wide(document.querySelector("[data-testid=audit-detail]")),
+      };
+    });
+    assert.deepEqual(overflow, { page: false, table: false, detail: false });
+    // Every column header is shown whole.
+    const clipped = await page.locator("[data-testid=audit-scroller] th").evaluateAll((ths) => ths.filter((th) => th.scrollWidth > th.clientWidth).map((th) => th.textContent));
+    assert.deepEqual(clipped, []);
+    assert.deepEqual(errors, []);
     await page.close();
   });
 

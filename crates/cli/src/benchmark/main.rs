@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use measure::{Endpoint, Sample, Target};
+use mlx_manager_core::{ExposeSecret, SecretString};
 use report::{RunInfo, RunReport};
 
 #[derive(Parser)]
@@ -44,8 +45,8 @@ struct Common {
     #[arg(long, default_value = "http://127.0.0.1:10242")]
     url: String,
     /// Bearer key for the server.
-    #[arg(long, env = "MLX_BENCHMARK_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[arg(long, env = "MLX_BENCHMARK_API_KEY", hide_env_values = true, value_parser = secret)]
+    api_key: Option<SecretString>,
     /// Most tokens generated per request.
     #[arg(long, default_value_t = 256)]
     max_tokens: u32,
@@ -143,6 +144,11 @@ impl BenchError {
     }
 }
 
+/// `--api-key`'s text goes straight into a secret (never a plain `String`).
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
 fn progress(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if !std::io::stderr().is_terminal() {
@@ -233,7 +239,7 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
 async fn models(common: &Common) -> Result<Vec<String>, BenchError> {
     let mut req = reqwest::Client::new().get(format!("{}/v1/models", common.url.trim_end_matches('/')));
     if let Some(key) = &common.api_key {
-        req = req.bearer_auth(key);
+        req = req.bearer_auth(key.expose_secret());
     }
     let r = req.send().await.map_err(|e| BenchError::from_reqwest(&common.url, e))?;
     if !r.status().is_success() {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use mlx_manager_core::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::BenchError;
@@ -27,7 +28,8 @@ pub struct Target {
     pub prompt: String,
     pub max_tokens: u32,
     pub stream: bool,
-    pub api_key: Option<String>,
+    /// A secret: `{:?}` of a target prints it redacted.
+    pub api_key: Option<SecretString>,
     pub timeout: Duration,
     /// Start every request's prompt with its own number, so no server can answer from a cache of
     /// an earlier prompt (prefix caching) — the default; `--same-prompt` measures the cached case.
@@ -116,7 +118,7 @@ pub async fn once(client: &reqwest::Client, t: &Target, i: usize) -> Result<Samp
     let mut req =
         client.post(format!("{}{}", t.url.trim_end_matches('/'), t.path())).json(&t.body(i)).timeout(t.timeout);
     if let Some(key) = &t.api_key {
-        req = req.bearer_auth(key);
+        req = req.bearer_auth(key.expose_secret());
     }
     let response = req.send().await.map_err(|e| BenchError::from_reqwest(&t.url, e))?;
     let status = response.status();

@@ -287,8 +287,9 @@ impl Actor {
             Command::Generate { request, events, span } => {
                 let started = span.in_scope(|| self.start(&request));
                 match started {
-                    Ok(seq) => {
-                        let _ = events.try_send(Ok(GenerationEvent::Started { prompt_tokens: seq.prompt_len() }));
+                    Ok((seq, reasoning_open)) => {
+                        let started = GenerationEvent::Started { prompt_tokens: seq.prompt_len(), reasoning_open };
+                        let _ = events.try_send(Ok(started));
                         self.running.push_back(Running { model: request.model, seq, events, span });
                     }
                     Err(e) => {
@@ -388,7 +389,7 @@ impl Actor {
     fn embed(&mut self, request: &EmbedRequest) -> Result<Embeddings> {
         let loaded = self.use_model(&request.model)?;
         if request.inputs.is_empty() {
-            return Err(EngineError::InvalidRequest { message: "input must not be empty".into() });
+            return Err(EngineError::InvalidRequest { field: "input", message: "input must not be empty".into() });
         }
         let vocab = loaded.model.config.vocab_size as u32;
         let mut all: Vec<Vec<u32>> = Vec::with_capacity(request.inputs.len());
@@ -398,10 +399,11 @@ impl Actor {
                 EmbedInput::Tokens(ids) => ids.clone(),
             };
             if tokens.is_empty() {
-                return Err(EngineError::InvalidRequest { message: "an input is empty".into() });
+                return Err(EngineError::InvalidRequest { field: "input", message: "an input is empty".into() });
             }
             if let Some(bad) = tokens.iter().find(|&&t| t >= vocab) {
                 return Err(EngineError::InvalidRequest {
+                    field: "input",
                     message: format!("token id {bad} is outside the vocabulary ({vocab})"),
                 });
             }
@@ -430,12 +432,13 @@ impl Actor {
         Ok(Embeddings { vectors, prompt_tokens })
     }
 
-    fn start(&mut self, request: &GenerateRequest) -> Result<Sequence> {
+    /// The request's sequence, and whether its prompt leaves the model inside reasoning.
+    fn start(&mut self, request: &GenerateRequest) -> Result<(Sequence, bool)> {
         let loaded = self.use_model(&request.model)?;
-        let tokens = prompt_tokens(&loaded.tokenizer, &request.prompt)?;
+        let (tokens, reasoning_open) = prompt_tokens(&loaded.tokenizer, &request.prompt, &loaded.info.output)?;
         // The model's prompt cache goes to this sequence if it shares a long enough beginning.
         let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
-        Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone(), reuse)
+        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone(), reuse)?, reasoning_open))
     }
 
     /// Steps the first generation that can take a token; false when none could.

@@ -32,6 +32,9 @@ pub struct ModelInfo {
     pub requests_served: u64,
     /// Seconds since it last served a request (or was loaded).
     pub idle_seconds: u64,
+    /// How its output marks up tool calls and reasoning (from its chat template).
+    #[serde(skip)]
+    pub output: crate::output::OutputFormat,
 }
 
 /// A request for embeddings.

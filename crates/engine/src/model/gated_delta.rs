@@ -129,6 +129,7 @@ impl GatedDelta {
                     .iter()
                     .map(|c| {
                         c.recurrent().cloned().ok_or(EngineError::InvalidRequest {
+                            field: "",
                             message: "a linear-attention layer decoded before its prompt was run".into(),
                         })
                     })

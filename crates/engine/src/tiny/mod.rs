@@ -24,7 +24,9 @@ use tokenizers::{
 use crate::error::{EngineError, Result};
 
 mod family;
+mod scripted;
 pub use family::{write_family_model, write_family_model_with};
+pub use scripted::write_scripted_model;
 
 /// Which architecture to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,91 +1,124 @@
-//! Serving one request on one provider: pass through when the provider speaks the client's API,
-//! translate both ways (bodies, answers, streams, usage, finish/stop reasons) when it does not.
+//! Serving one request on one provider. Chat and Messages requests go out in the provider's own
+//! API (converted with the typed layer's conversions when the client spoke the other one) and
+//! come back as the API-neutral [`Event`]s (or a whole [`Answer`]) that the server encodes for
+//! its client — so a passed-through answer and a translated one take the same way.
+//! Completions and embeddings (OpenAI only) pass through as they are.
 
-mod request;
-mod response;
 mod stream;
 
 use std::time::Duration;
 
+use mlx_manager_api::anthropic::MessagesRequest;
+use mlx_manager_api::anthropic::MessageResponse;
+use mlx_manager_api::openai::{ChatCompletion, ChatRequest, StreamOptions};
+use mlx_manager_api::{Answer, ApiTypeError, ChatDialect};
+use mlx_manager_core::ProviderKind;
 use serde_json::{json, Map, Value};
 
 use crate::error::ProviderError;
 use crate::upstream::Provider;
 use crate::Reply;
 
-pub use request::{chat_to_messages, messages_to_chat};
+fn unsupported(e: ApiTypeError, backend: &str) -> ProviderError {
+    match e {
+        ApiTypeError::Untranslatable { field, message } => {
+            ProviderError::Unsupported { field, backend: backend.to_string(), message }
+        }
+    }
+}
+
+fn protocol(provider: &str, what: &str, e: serde_json::Error) -> ProviderError {
+    ProviderError::Protocol { provider: provider.to_string(), message: format!("{what}: {e}") }
+}
+
+fn body_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("API types serialise")
+}
+
+/// An OpenAI chat request (`model` already the backend's name) on `provider`.
+pub(crate) async fn openai_chat(
+    client: &reqwest::Client,
+    provider: &Provider,
+    mut req: ChatRequest,
+    timeout: Duration,
+) -> Result<Reply, ProviderError> {
+    let name = provider.name().to_string();
+    req.keep_alive = None;
+    if provider.config.kind.is_anthropic() {
+        let upstream = mlx_manager_api::chat_to_messages(&req).map_err(|e| unsupported(e, &name))?;
+        return messages_on(client, provider, &body_of(&upstream), upstream.streams(), timeout).await;
+    }
+    if provider.config.kind == ProviderKind::Openai {
+        req.chat_template_kwargs = None;
+    }
+    chat_on(client, provider, req, timeout).await
+}
+
+/// An Anthropic Messages request on `provider`.
+pub(crate) async fn anthropic_messages(
+    client: &reqwest::Client,
+    provider: &Provider,
+    mut req: MessagesRequest,
+    timeout: Duration,
+) -> Result<Reply, ProviderError> {
+    let name = provider.name().to_string();
+    req.keep_alive = None;
+    if provider.config.kind.is_anthropic() {
+        return messages_on(client, provider, &body_of(&req), req.streams(), timeout).await;
+    }
+    let dialect =
+        if provider.config.kind == ProviderKind::Openai { ChatDialect::OpenAi } else { ChatDialect::Compatible };
+    let upstream = mlx_manager_api::messages_to_chat(&req, dialect).map_err(|e| unsupported(e, &name))?;
+    chat_on(client, provider, upstream, timeout).await
+}
+
+/// A chat request on an OpenAI-style provider; streams always ask for usage (the audit log
+/// needs it; the client's encoder decides whether the client sees it).
+async fn chat_on(
+    client: &reqwest::Client,
+    provider: &Provider,
+    mut req: ChatRequest,
+    timeout: Duration,
+) -> Result<Reply, ProviderError> {
+    let name = provider.name().to_string();
+    if req.streams() {
+        req.stream_options = Some(StreamOptions { include_usage: true });
+        let up = provider.post_stream(client, "chat/completions", &body_of(&req), timeout).await?;
+        return Ok(Reply::Events(stream::openai_events(up, name)));
+    }
+    let answer = provider.post_json(client, "chat/completions", &body_of(&req), timeout).await?;
+    let completion: ChatCompletion =
+        serde_json::from_value(answer).map_err(|e| protocol(&name, "not a chat completion", e))?;
+    Ok(Reply::Answer(Answer::from(completion)))
+}
+
+/// A Messages body on an Anthropic-style provider.
+async fn messages_on(
+    client: &reqwest::Client,
+    provider: &Provider,
+    body: &Value,
+    streams: bool,
+    timeout: Duration,
+) -> Result<Reply, ProviderError> {
+    let name = provider.name().to_string();
+    let path = provider.api_path("messages");
+    if streams {
+        let up = provider.post_stream(client, &path, body, timeout).await?;
+        return Ok(Reply::Events(stream::anthropic_events(up, name)));
+    }
+    let answer = provider.post_json(client, &path, body, timeout).await?;
+    let message: MessageResponse =
+        serde_json::from_value(answer).map_err(|e| protocol(&name, "not a message", e))?;
+    Ok(Reply::Answer(Answer::from(message)))
+}
 
 fn include_usage(body: &Map<String, Value>) -> bool {
     body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true)
 }
 
-fn wants_stream(body: &Map<String, Value>) -> bool {
-    body.get("stream").and_then(Value::as_bool) == Some(true)
-}
-
-/// An OpenAI chat request (`model` already the backend's name) on `provider`; the answer is in
-/// OpenAI's format. `id` names the answer when it is translated.
-pub(crate) async fn openai_chat(
-    client: &reqwest::Client,
-    provider: &Provider,
-    body: Map<String, Value>,
-    id: &str,
-    timeout: Duration,
-) -> Result<Reply, ProviderError> {
-    if !provider.config.kind.is_anthropic() {
-        return openai_other(client, provider, "chat/completions", body, timeout).await;
-    }
-    let name = provider.name().to_string();
-    let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let upstream = chat_to_messages(&body, &name)?;
-    let path = provider.api_path("messages");
-    if wants_stream(&body) {
-        let up = provider.post_stream(client, &path, &upstream, timeout).await?;
-        let convert = stream::AnthropicToOpenAi::new(name.clone(), id.to_string(), model, include_usage(&body));
-        return Ok(Reply::Stream(stream::drive(up, convert, name)));
-    }
-    let answer = provider.post_json(client, &path, &upstream, timeout).await?;
-    let usage = response::anthropic_usage(&answer).unwrap_or_default();
-    Ok(Reply::Json { body: response::message_to_completion(&answer, id, &model), usage })
-}
-
-/// An Anthropic Messages request on `provider`; the answer is in Anthropic's format.
-pub(crate) async fn anthropic_messages(
-    client: &reqwest::Client,
-    provider: &Provider,
-    body: Map<String, Value>,
-    id: &str,
-    timeout: Duration,
-) -> Result<Reply, ProviderError> {
-    let name = provider.name().to_string();
-    let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
-    let stream = wants_stream(&body);
-    if provider.config.kind.is_anthropic() {
-        let path = provider.api_path("messages");
-        let body = Value::Object(body);
-        if stream {
-            let up = provider.post_stream(client, &path, &body, timeout).await?;
-            let convert = stream::AnthropicPassthrough { provider: name.clone(), prompt_tokens: 0 };
-            return Ok(Reply::Stream(stream::drive(up, convert, name)));
-        }
-        let answer = provider.post_json(client, &path, &body, timeout).await?;
-        let usage = response::anthropic_usage(&answer).unwrap_or_default();
-        return Ok(Reply::Json { body: answer, usage });
-    }
-    let upstream = messages_to_chat(&body, provider.config.kind, &name)?;
-    if stream {
-        let up = provider.post_stream(client, "chat/completions", &upstream, timeout).await?;
-        let convert = stream::OpenAiToAnthropic::new(name.clone(), id.to_string(), model);
-        return Ok(Reply::Stream(stream::drive(up, convert, name)));
-    }
-    let answer = provider.post_json(client, "chat/completions", &upstream, timeout).await?;
-    let usage = response::openai_usage(&answer).unwrap_or_default();
-    Ok(Reply::Json { body: response::completion_to_message(&answer, id, &model), usage })
-}
-
-/// An OpenAI request passed through to an OpenAI-style provider (`chat/completions`,
-/// `completions`, `embeddings`; Anthropic's API has none of them). Streams always ask for usage
-/// upstream (the audit log needs it); the client sees it only if it asked.
+/// An OpenAI request passed through to an OpenAI-style provider (`completions`, `embeddings`;
+/// Anthropic's API has neither). Streams always ask for usage upstream; the client sees it only
+/// if it asked.
 pub(crate) async fn openai_other(
     client: &reqwest::Client,
     provider: &Provider,
@@ -101,14 +134,14 @@ pub(crate) async fn openai_other(
             message: format!("Anthropic's API has no /v1/{path}"),
         });
     }
-    if wants_stream(&body) {
+    body.remove("keep_alive");
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = include_usage(&body);
         body.insert("stream_options".into(), json!({"include_usage": true}));
         let up = provider.post_stream(client, path, &Value::Object(body), timeout).await?;
-        let convert = stream::OpenAiPassthrough { provider: name.clone(), include_usage };
-        return Ok(Reply::Stream(stream::drive(up, convert, name)));
+        return Ok(Reply::Stream(stream::passthrough(up, name, include_usage)));
     }
     let answer = provider.post_json(client, path, &Value::Object(body), timeout).await?;
-    let usage = response::openai_usage(&answer).unwrap_or_default();
+    let usage = stream::openai_usage(&answer);
     Ok(Reply::Json { body: answer, usage })
 }

@@ -1,205 +1,169 @@
-//! `POST /v1/completions` (legacy text completions).
+//! `POST /v1/completions` (legacy text completions) on the local engine: one run per prompt,
+//! each through the same event loop as chat, encoded as `text_completion` bodies and chunks.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use mlx_manager_engine::{GenerationEvent, Prompt};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use futures_util::StreamExt;
+use mlx_manager_api::openai::{Completion, CompletionChoice, CompletionLogprobs, CompletionRequest, TextOrTokens};
+use mlx_manager_api::{Answer, Event, OpenAiUsage, Usage};
+use mlx_manager_engine::{GenerationParams, Prompt};
 
-use super::chat::UNSUPPORTED;
-use super::params::{finish_reason, now, Sampling, StreamOptions};
 use crate::error::{ApiError, Flavor};
-use crate::extract::{invalid, parse_model_request, JsonBody};
+use crate::local::events::{events, CallIds};
+use crate::local::params::Sampling;
 use crate::middleware::RequestContext;
-use crate::run::{ensure_loaded, Deadline, Next, Run};
+use crate::run::{ensure_loaded, Deadline, Run};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum PromptParam {
-    Text(String),
-    Texts(Vec<String>),
-    Tokens(Vec<u32>),
-    TokenLists(Vec<Vec<u32>>),
+fn body(id: &str, created: i64, model: &str, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Completion {
+    Completion {
+        id: id.to_string(),
+        object: "text_completion".into(),
+        created,
+        model: model.to_string(),
+        choices,
+        usage: usage.map(|u| OpenAiUsage { prompt_tokens_details: None, ..u.into() }),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-struct CompletionRequest {
-    model: String,
-    /// How long the model may stay loaded while idle after this request.
-    #[serde(default)]
-    keep_alive: Option<serde_json::Value>,
-    #[serde(flatten)]
-    sampling: Sampling,
-    prompt: PromptParam,
-    max_tokens: Option<u32>,
-    logprobs: Option<u32>,
-    #[serde(default)]
-    echo: bool,
-    #[serde(default)]
-    stream: bool,
-    stream_options: Option<StreamOptions>,
-    #[allow(dead_code)]
-    user: Option<String>,
+fn add(total: &mut Usage, u: Usage) {
+    total.prompt_tokens += u.prompt_tokens;
+    total.completion_tokens += u.completion_tokens;
 }
 
-const SUPPORTED: &[&str] = &[
-    "model",
-    "keep_alive",
-    "prompt",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "seed",
-    "stop",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "repetition_penalty",
-    "logprobs",
-    "echo",
-    "stream",
-    "stream_options",
-    "user",
-];
-
-/// The handler.
-pub async fn completions(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    crate::routing::dispatch(crate::routing::Api::Completions, state, ctx, body).await
-}
-
-/// Served by the local engine.
-pub(crate) async fn local(
+/// Serves `req` (checked by `check::completions`).
+pub(crate) async fn serve(
     state: Arc<AppState>,
     ctx: RequestContext,
-    body: serde_json::Map<String, serde_json::Value>,
+    req: CompletionRequest,
     deadline: Deadline,
 ) -> Result<Response, ApiError> {
-    let req: CompletionRequest = parse_model_request(&ctx.record, body, SUPPORTED, UNSUPPORTED)?;
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
-    if req.logprobs.is_some_and(|n| n > 0) {
-        return Err(invalid("logprobs", "only the chosen token's logprob is supported (logprobs must be 0)"));
-    }
-    if req.stream_options.is_some() && !req.stream {
-        return Err(invalid("stream_options", "only allowed when stream is true"));
-    }
     // (prompt, text to echo)
     let prompts: Vec<(Prompt, Option<String>)> = match req.prompt {
-        PromptParam::Text(t) => vec![(Prompt::Text(t.clone()), Some(t))],
-        PromptParam::Texts(v) => v.into_iter().map(|t| (Prompt::Text(t.clone()), Some(t))).collect(),
-        PromptParam::Tokens(ids) => vec![(Prompt::Tokens(ids), None)],
-        PromptParam::TokenLists(v) => v.into_iter().map(|ids| (Prompt::Tokens(ids), None)).collect(),
+        TextOrTokens::Text(t) => vec![(Prompt::Text(t.clone()), Some(t))],
+        TextOrTokens::Texts(v) => v.into_iter().map(|t| (Prompt::Text(t.clone()), Some(t))).collect(),
+        TextOrTokens::Tokens(ids) => vec![(Prompt::Tokens(ids), None)],
+        TextOrTokens::TokenLists(v) => v.into_iter().map(|ids| (Prompt::Tokens(ids), None)).collect(),
     };
-    if prompts.is_empty() {
-        return Err(invalid("prompt", "must not be empty"));
-    }
-    if req.echo && prompts.iter().any(|(_, text)| text.is_none()) {
-        return Err(invalid("echo", "echo is only supported for text prompts"));
-    }
     let info = ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let want_logprobs = req.logprobs.is_some();
-    let params = req.sampling.into_params(req.max_tokens.unwrap_or(16), want_logprobs, info.context_length)?;
+    let sampling = Sampling {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        min_p: req.min_p,
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        repetition_penalty: req.repetition_penalty,
+        stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+    };
+    let params = sampling.params(req.max_tokens.unwrap_or(16), "max_tokens", want_logprobs, info.context_length)?;
     let id = format!("cmpl-{}", ctx.request_id.trim_start_matches("req_"));
-    let created = now();
+    let created = chrono::Utc::now().timestamp();
     let model = req.model;
-    let echo = req.echo;
-
-    if !req.stream {
-        let (mut choices, mut prompt_tokens, mut completion_tokens) = (Vec::new(), 0, 0);
-        for (index, (prompt, text)) in prompts.into_iter().enumerate() {
-            let c = Run::start(&state, &model, prompt, params.clone(), deadline).await?.collect().await?;
-            prompt_tokens += c.usage.prompt_tokens;
-            completion_tokens += c.usage.completion_tokens;
-            let prefix = if echo { text.unwrap_or_default() } else { String::new() };
-            let logprobs = if want_logprobs {
-                json!({
-                    "tokens": c.tokens.iter().map(|(_, t, _)| t.clone()).collect::<Vec<_>>(),
-                    "token_logprobs": c.tokens.iter().map(|(_, _, lp)| lp.unwrap_or(0.0)).collect::<Vec<_>>(),
-                    "top_logprobs": null, "text_offset": null,
-                })
-            } else {
-                serde_json::Value::Null
-            };
-            choices.push(json!({"text": prefix + &c.text, "index": index, "logprobs": logprobs, "finish_reason": finish_reason(c.finish_reason)}));
+    let echo = req.echo == Some(true);
+    let start = {
+        let (state, model) = (state.clone(), model.clone());
+        move |prompt: Prompt, params: GenerationParams| {
+            let (state, model) = (state.clone(), model.clone());
+            async move {
+                let run = Run::start(&state, &model, prompt, params, deadline).await?;
+                Ok::<_, ApiError>(events(run, None, CallIds::OpenAi, false))
+            }
         }
-        ctx.record.set_tokens(prompt_tokens, completion_tokens);
+    };
+
+    if req.stream != Some(true) {
+        let (mut choices, mut total) = (Vec::new(), Usage::default());
+        let mut finish = None;
+        for (index, (prompt, text)) in prompts.into_iter().enumerate() {
+            let mut answer = Answer::default();
+            let mut stream = start(prompt, params.clone()).await?;
+            while let Some(event) = stream.next().await {
+                answer.push(event?);
+            }
+            add(&mut total, answer.usage);
+            let logprobs = answer.logprobs.filter(|_| want_logprobs).map(|lp| CompletionLogprobs {
+                tokens: lp.iter().map(|t| t.token.clone()).collect(),
+                token_logprobs: lp.iter().map(|t| t.logprob).collect(),
+                top_logprobs: None,
+                text_offset: None,
+            });
+            let prefix = if echo { text.unwrap_or_default() } else { String::new() };
+            finish = answer.finish.clone();
+            choices.push(CompletionChoice {
+                text: prefix + &answer.text,
+                index: index as u32,
+                logprobs,
+                finish_reason: answer.finish.map(|f| f.openai()),
+            });
+        }
+        ctx.record.set_tokens(total.prompt_tokens as usize, total.completion_tokens as usize);
+        ctx.record.set_finish(finish.unwrap_or(mlx_manager_api::Finish::Stop).openai().as_str(), 0);
         ctx.record.succeed();
-        return Ok(Json(json!({
-            "id": id, "object": "text_completion", "created": created, "model": model, "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
-        }))
-        .into_response());
+        return Ok(Json(body(&id, created, &model, choices, Some(total))).into_response());
     }
 
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    let first = Run::start(&state, &model, prompts[0].0.clone(), params.clone(), deadline).await?;
+    let mut first = Some(start(prompts[0].0.clone(), params.clone()).await?);
     let record = ctx.record.clone();
     let request_id = ctx.request_id.clone();
-    let model_id = model.clone();
-    let chunk = move |index: usize, text: &str, finish: Option<&str>| {
-        let body = json!({"id": id, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"text": text, "index": index, "logprobs": null, "finish_reason": finish}]});
-        Event::default().data(body.to_string())
+    let chunk = move |index: usize, text: String, finish: Option<&mlx_manager_api::Finish>| {
+        let choice =
+            CompletionChoice { text, index: index as u32, logprobs: None, finish_reason: finish.map(|f| f.openai()) };
+        Sse::default().data(serde_json::to_string(&body(&id, created, &model, vec![choice], None)).expect("serialises"))
     };
     let stream = async_stream::stream! {
-        let (mut prompt_tokens, mut completion_tokens) = (0, 0);
-        let mut next_run = Some(first);
+        let mut total = Usage::default();
+        let mut last = None;
         for (index, (prompt, text)) in prompts.into_iter().enumerate() {
-            let mut run = match next_run.take() {
-                Some(run) => run,
-                None => match Run::start(&state, &model_id, prompt, params.clone(), deadline).await {
-                    Ok(run) => run,
-                    Err(e) => {
-                        record.fail(&e);
-                        yield Ok::<_, Infallible>(Event::default().data(e.body(Flavor::OpenAi, "/v1/completions", &request_id).to_string()));
-                        return;
-                    }
-                },
+            let run = match first.take() {
+                Some(run) => Ok(run),
+                None => start(prompt, params.clone()).await,
+            };
+            let mut run = match run {
+                Ok(run) => run,
+                Err(e) => {
+                    record.fail(&e);
+                    yield Ok::<_, Infallible>(Sse::default().data(e.body(Flavor::OpenAi, "/v1/completions", &request_id).to_string()));
+                    return;
+                }
             };
             if echo {
-                yield Ok(chunk(index, &text.unwrap_or_default(), None));
+                yield Ok(chunk(index, text.unwrap_or_default(), None));
             }
-            loop {
-                match run.next().await {
-                    Next::Event(GenerationEvent::Started { .. }) => {}
-                    Next::Event(GenerationEvent::Token { text, .. }) => {
-                        if !text.is_empty() {
-                            yield Ok(chunk(index, &text, None));
-                        }
+            while let Some(event) = run.next().await {
+                match event {
+                    Ok(Event::Text(t)) => yield Ok(chunk(index, t, None)),
+                    Ok(Event::Done { finish, usage }) => {
+                        add(&mut total, usage);
+                        yield Ok(chunk(index, String::new(), Some(&finish)));
+                        last = Some(finish);
                     }
-                    Next::Event(GenerationEvent::Done { text, finish_reason: reason, usage, .. }) => {
-                        yield Ok(chunk(index, &text, Some(finish_reason(reason))));
-                        prompt_tokens += usage.prompt_tokens;
-                        completion_tokens += usage.completion_tokens;
-                        break;
-                    }
-                    Next::Error(e) => {
-                        record.set_tokens(prompt_tokens, completion_tokens);
+                    Ok(_) => {}
+                    Err(e) => {
+                        record.set_tokens(total.prompt_tokens as usize, total.completion_tokens as usize);
                         record.fail(&e);
-                        yield Ok(Event::default().data(e.body(Flavor::OpenAi, "/v1/completions", &request_id).to_string()));
+                        yield Ok(Sse::default().data(e.body(Flavor::OpenAi, "/v1/completions", &request_id).to_string()));
                         return;
                     }
                 }
             }
         }
-        record.set_tokens(prompt_tokens, completion_tokens);
+        record.set_tokens(total.prompt_tokens as usize, total.completion_tokens as usize);
+        record.set_finish(last.unwrap_or(mlx_manager_api::Finish::Stop).openai().as_str(), 0);
         if include_usage {
-            yield Ok(Event::default().data(json!({"object": "text_completion", "choices": [],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}}).to_string()));
+            let usage = body("", 0, "", Vec::new(), Some(total));
+            yield Ok(Sse::default().data(serde_json::to_string(&usage).expect("serialises")));
         }
         record.succeed();
-        yield Ok(Event::default().data("[DONE]"));
+        yield Ok(Sse::default().data("[DONE]"));
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

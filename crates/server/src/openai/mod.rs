@@ -1,7 +1,6 @@
-//! The OpenAI-compatible routes.
+//! The OpenAI-compatible routes served locally that are not chat: completions, embeddings, and
+//! the model list.
 
-pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod models;
-pub mod params;

@@ -1,0 +1,8 @@
+//! The local engine as a backend: what it cannot do is refused before a model is loaded
+//! ([`check`]), a chat request becomes a template prompt and a parsed event stream ([`chat`]),
+//! and one loop turns engine tokens into API-neutral events ([`events`]).
+
+pub(crate) mod chat;
+pub(crate) mod check;
+pub(crate) mod events;
+pub(crate) mod params;

@@ -1,0 +1,230 @@
+//! Tool calls and reasoning through the real engine and the real server, on both APIs, whole
+//! and streamed: a scripted tiny model (it always answers with the same pieces, see
+//! `tiny::write_scripted_model`) writes real markup under real chat templates, and clients see
+//! calls, text and reasoning — never the markup.
+
+mod common;
+
+use std::path::Path;
+
+use common::TestServer;
+use mlx_manager_engine::tiny::write_scripted_model;
+use serde_json::{json, Value};
+
+const AGENT: &str = "agent";
+const THINKER: &str = "thinker";
+
+fn template(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/templates").join(file);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// "Let me check." then a Hermes call, under Qwen2.5's real template.
+const AGENT_SCRIPT: &[&str] = &[
+    "Let me check.",
+    "\n<tool_call>",
+    "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
+    "Paris",
+    "\", \"days\": 3}}\n",
+    "</tool_call>",
+];
+
+/// Reasoning, then the answer, under Qwen3's real template.
+const THINKER_SCRIPT: &[&str] = &["<think>", "\nThe user asks about the weather.\n", "</think>", "\n\nIt is sunny."];
+
+async fn server() -> (TestServer, tempfile::TempDir) {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, script, file) in [
+        (AGENT, AGENT_SCRIPT, "Qwen-Qwen2.5-7B-Instruct.jinja"),
+        (THINKER, THINKER_SCRIPT, "Qwen-Qwen3-0.6B.jinja"),
+        ("idle", AGENT_SCRIPT, "Qwen-Qwen2.5-7B-Instruct.jinja"),
+    ] {
+        write_scripted_model(&dir.path().join(name), script, &template(file)).unwrap();
+        s.state.registry.insert(name, dir.path().join(name));
+    }
+    (s, dir)
+}
+
+fn tools() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}])
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": tools(),
+        "temperature": 0, "max_tokens": 40, "stream": stream})
+}
+
+/// `(event name, data)` of each server-sent event.
+async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut name, mut data) = (String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event: ") {
+                name = v.to_string();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            }
+        }
+        if data.is_empty() || data == "[DONE]" {
+            continue;
+        }
+        out.push((name, serde_json::from_str(&data).unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_tool_calls_whole_and_streamed() {
+    let (s, _dir) = server().await;
+    let r = s.post("/v1/chat/completions", chat(AGENT, false)).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{body}");
+    // The model's own spacing before the call is kept (vLLM strips it; we do not rewrite text).
+    assert_eq!(choice["message"]["content"].as_str().unwrap().trim_end(), "Let me check.");
+    let call = &choice["message"]["tool_calls"][0];
+    assert!(call["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"city": "Paris", "days": 3}));
+    let entry = s.audit_entry(&id).await;
+    assert_eq!((entry.finish_reason.as_deref(), entry.tool_calls), (Some("tool_calls"), 1));
+
+    let chunks = events(s.post("/v1/chat/completions", chat(AGENT, true)).send().await.unwrap()).await;
+    let (mut text, mut arguments, mut names, mut finish) = (String::new(), String::new(), Vec::new(), None);
+    for (_, c) in &chunks {
+        let delta = &c["choices"][0]["delta"];
+        text.push_str(delta["content"].as_str().unwrap_or_default());
+        for piece in delta["tool_calls"].as_array().into_iter().flatten() {
+            assert_eq!(piece["index"], 0);
+            if let Some(name) = piece["function"]["name"].as_str() {
+                assert!(piece["id"].as_str().unwrap().starts_with("call_"));
+                names.push(name.to_string());
+            }
+            arguments.push_str(piece["function"]["arguments"].as_str().unwrap_or_default());
+        }
+        if let Some(f) = c["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    assert_eq!(text.trim_end(), "Let me check.", "no markup leaks into content");
+    assert_eq!(names, ["get_weather"], "the name comes once, first");
+    assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"city": "Paris", "days": 3}));
+    assert!(
+        chunks.iter().filter(|(_, c)| c["choices"][0]["delta"]["tool_calls"].is_array()).count() >= 3,
+        "arguments arrive in pieces"
+    );
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_tool_use_whole_and_streamed() {
+    let (s, _dir) = server().await;
+    let body = |stream: bool| {
+        json!({"model": AGENT, "max_tokens": 40, "temperature": 0, "stream": stream,
+            "tools": [{"name": "get_weather", "input_schema": tools()[0]["function"]["parameters"]}],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    };
+    let r: Value = s.post("/v1/messages", body(false)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["stop_reason"], "tool_use", "{r}");
+    assert_eq!(r["content"][0]["type"], "text");
+    assert_eq!(r["content"][0]["text"].as_str().unwrap().trim_end(), "Let me check.");
+    assert_eq!(r["content"][1]["type"], "tool_use");
+    assert!(r["content"][1]["id"].as_str().unwrap().starts_with("toolu_"));
+    assert_eq!(r["content"][1]["name"], "get_weather");
+    assert_eq!(r["content"][1]["input"], json!({"city": "Paris", "days": 3}));
+
+    let evs = events(s.post("/v1/messages", body(true)).send().await.unwrap()).await;
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    let json: String =
+        evs.iter().filter_map(|(_, e)| e.pointer("/delta/partial_json").and_then(Value::as_str)).collect();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), json!({"city": "Paris", "days": 3}));
+    let starts: Vec<&Value> =
+        evs.iter().filter(|(n, _)| n == "content_block_start").map(|(_, e)| &e["content_block"]).collect();
+    assert_eq!(starts[0]["type"], "text");
+    assert_eq!(starts[1]["type"], "tool_use");
+    assert_eq!(starts[1]["name"], "get_weather");
+    let stop = evs.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reasoning_is_its_own_field_on_both_apis() {
+    let (s, _dir) = server().await;
+    let req = json!({"model": THINKER, "messages": [{"role": "user", "content": "Weather?"}], "max_tokens": 40, "temperature": 0});
+    let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    assert_eq!(message["reasoning_content"].as_str().unwrap().trim(), "The user asks about the weather.", "{r}");
+    assert_eq!(message["content"].as_str().unwrap().trim(), "It is sunny.");
+    assert_eq!(r["choices"][0]["finish_reason"], "stop");
+
+    let mut streamed = req;
+    streamed["stream"] = json!(true);
+    let chunks = events(s.post("/v1/chat/completions", streamed).send().await.unwrap()).await;
+    let reasoning: String =
+        chunks.iter().filter_map(|(_, c)| c["choices"][0]["delta"]["reasoning_content"].as_str()).collect();
+    let content: String = chunks.iter().filter_map(|(_, c)| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(reasoning.trim(), "The user asks about the weather.");
+    assert_eq!(content.trim(), "It is sunny.");
+
+    let r: Value = s
+        .post(
+            "/v1/messages",
+            json!({"model": THINKER, "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [{"role": "user", "content": "Weather?"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["content"][0]["type"], "thinking", "{r}");
+    assert_eq!(r["content"][0]["thinking"].as_str().unwrap().trim(), "The user asks about the weather.");
+    assert_eq!(r["content"][1]["text"].as_str().unwrap().trim(), "It is sunny.");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
+    let (s, _dir) = server().await;
+    let mut req = chat(AGENT, false);
+    req["tool_choice"] = json!("none");
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["choices"][0]["finish_reason"], "stop", "{r}");
+    assert!(r["choices"][0]["message"].get("tool_calls").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_fail_validation_load_nothing() {
+    let (s, _dir) = server().await;
+    let loaded = |s: &TestServer| {
+        let engine = s.state.engine.clone();
+        async move { engine.status().await.unwrap().loaded.into_iter().map(|m| m.id).collect::<Vec<_>>() }
+    };
+    let bad = [
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "temperature": 9}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+    ];
+    for body in bad {
+        let r = s.post("/v1/chat/completions", body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{body}");
+    }
+    let r = s
+        .post("/v1/messages", json!({"model": "idle", "max_tokens": 5, "temperature": 1.5, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(!loaded(&s).await.contains(&"idle".to_string()), "a rejected request must not load its model");
+}
