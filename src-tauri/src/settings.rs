@@ -19,9 +19,9 @@ pub struct ServerConfig {
     pub host: String,
     /// Port (0 picks a free one).
     pub port: u16,
-    /// When set, clients must send it (`Authorization: Bearer` or `x-api-key`). A secret in
-    /// memory (`{:?}` prints it redacted); written out as text only to the store and to the
-    /// settings window, which shows it.
+    /// When set, clients must send it (`Authorization: Bearer` or `x-api-key`).
+    // A secret in memory (`{:?}` prints it redacted); written out as text only to the store and
+    // to the settings window, which shows it.
     #[serde(serialize_with = "mlx_manager_core::secret::serialize_exposed")]
     #[specta(type = Option<String>)]
     pub api_key: Option<SecretString>,

@@ -20,7 +20,12 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let qwen = tiny(dir.path(), "tiny-qwen", TinyFamily::Qwen2);
     let llama = tiny(dir.path(), "tiny-llama", TinyFamily::Llama);
-    let upstream = serve(&dir.path().join("upstream"), &qwen, &["--api-key", UPSTREAM_KEY]);
+    let [agent, thinker] = scripted_models(dir.path());
+    let upstream = serve(
+        &dir.path().join("upstream"),
+        &qwen,
+        &["--api-key", UPSTREAM_KEY, "--model", agent.to_str().unwrap(), "--model", thinker.to_str().unwrap()],
+    );
     let front_dir = dir.path().join("front");
     let front = serve(&front_dir, &llama, &[]);
     let mut api = Api::new(&front.url);
@@ -85,9 +90,12 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     api.ok("/admin/routing-rules", rule("fb-slow", "exact", 0, "slow", "x", Some(("local", "tiny-llama")))).await;
     api.ok(
         "/admin/routing-rules",
-        rule("fb-rejected", "exact", 0, "up-openai", "tiny-qwen", Some(("local", "tiny-llama"))),
+        rule("fb-rejected", "exact", 0, "up-openai", "missing-model", Some(("local", "tiny-llama"))),
     )
     .await;
+    for (upstream, model) in [("up-anthropic", "agent"), ("up-anthropic", "thinker"), ("up-openai", "agent"), ("up-openai", "thinker")] {
+        api.ok("/admin/routing-rules", rule(&format!("{model}-via-{upstream}"), "exact", 0, upstream, model, None)).await;
+    }
 
     let route = |model: &str| json!({"model": model});
     for (model, backend, target) in [
@@ -195,6 +203,18 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("checks passed"), "{stdout}");
 
+    // Tool calls and reasoning through providers, both directions: the openai SDK's requests go to
+    // the Anthropic-format upstream and the anthropic SDK's to the OpenAI-format one.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/check_tools.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([&front.url, "agent-via-up-anthropic", "thinker-via-up-anthropic", "agent-via-up-openai", "thinker-via-up-openai"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+
     // A regex rule to the local engine, under the backend's model name.
     let (status, headers, text) = api.post("/v1/chat/completions", chat("llama-7b-local", false)).await;
     assert_eq!(status, 200, "{text}");
@@ -208,13 +228,20 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
         assert_eq!(backend(&headers), (served_by.to_string(), true), "{model}");
         assert!(started.elapsed().as_secs() < 20, "{model} took {:?}", started.elapsed());
     }
-    let mut rejected = chat("fb-rejected", false);
-    rejected["temperature"] = json!(5);
-    let (status, headers, text) = api.post("/v1/chat/completions", rejected).await;
-    assert_eq!(status, 422, "{text}");
+    // The upstream rejects the request (it has no such model): its answer, no fallback.
+    let (status, headers, text) = api.post("/v1/chat/completions", chat("fb-rejected", false)).await;
+    assert_eq!(status, 404, "{text}");
     assert_eq!(backend(&headers), ("up-openai".to_string(), false));
     let problem: Value = serde_json::from_str(&text).unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("temperature"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("missing-model"), "{problem}");
+    // A request invalid in itself is refused before routing: no backend sees it.
+    let mut invalid = chat("fb-rejected", false);
+    invalid["temperature"] = json!(5);
+    let (status, headers, text) = api.post("/v1/chat/completions", invalid).await;
+    assert_eq!(status, 422, "{text}");
+    assert!(headers.get("x-mlx-backend").is_none(), "{headers:?}");
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["error"]["param"], "temperature");
     assert_eq!(problem["error"]["type"], "invalid_request_error");
 
     // A provider with a wrong key: the upstream's 401 is our configuration's fault (502).

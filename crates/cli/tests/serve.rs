@@ -72,6 +72,22 @@ fn official_sdks_work_against_the_server() {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+#[test]
+fn official_sdks_call_tools_and_read_reasoning() {
+    let models = tempfile::tempdir().unwrap();
+    let [agent, thinker] = support::scripted_models(models.path());
+    let server = start(&["--model", agent.to_str().unwrap(), "--model", thinker.to_str().unwrap()]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/check_tools.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([&server.url, "agent", "thinker", "agent", "thinker"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_then_exits_zero() {
     let mut server = start(&["--drain-seconds", "10"]);

@@ -77,8 +77,8 @@ pub struct ProviderConfig {
     pub timeout_seconds: Option<u32>,
 }
 
-/// A provider as the UI and the admin API edit it (input only: it is never serialized, so the key
-/// it carries cannot be written out by accident).
+/// A provider as the UI and the admin API edit it.
+// Input only: it has no `Serialize`, so the key it carries cannot be written out by accident.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ProviderInput {

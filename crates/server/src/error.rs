@@ -177,7 +177,10 @@ impl ApiError {
         let field = e.field();
         let message = e.to_string();
         match e {
-            ProviderError::Unsupported { field, .. } => ApiError::Validation(vec![FieldError { field, message }]),
+            ProviderError::Unsupported { field, backend, message } => ApiError::Validation(vec![FieldError {
+                field,
+                message: format!("not supported when routed to {backend}: {message}"),
+            }]),
             ProviderError::UpstreamStatus { status, retry_after, .. } => {
                 ApiError::Upstream { status, message, retry_after }
             }
