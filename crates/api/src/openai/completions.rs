@@ -209,3 +209,32 @@ pub struct Embeddings {
     /// Counts.
     pub usage: EmbeddingUsage,
 }
+
+/// One model of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    /// Its id (the name requests use).
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Who serves it.
+    pub owned_by: String,
+}
+
+impl Model {
+    /// A model entry.
+    pub fn new(id: impl Into<String>, created: u64, owned_by: impl Into<String>) -> Model {
+        Model { id: id.into(), object: "model".into(), created, owned_by: owned_by.into() }
+    }
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    /// The models.
+    pub data: Vec<Model>,
+}

@@ -13,7 +13,7 @@ use mlx_manager_api::anthropic::MessageResponse;
 use mlx_manager_api::openai::{ChatCompletion, ChatRequest, StreamOptions};
 use mlx_manager_api::{Answer, ApiTypeError, ChatDialect};
 use mlx_manager_core::ProviderKind;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
 use crate::upstream::Provider;
@@ -137,7 +137,7 @@ pub(crate) async fn openai_other(
     body.remove("keep_alive");
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = include_usage(&body);
-        body.insert("stream_options".into(), json!({"include_usage": true}));
+        body.insert("stream_options".into(), body_of(&StreamOptions { include_usage: true }));
         let up = provider.post_stream(client, path, &Value::Object(body), timeout).await?;
         return Ok(Reply::Stream(stream::passthrough(up, name, include_usage)));
     }
