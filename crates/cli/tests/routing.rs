@@ -93,8 +93,11 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
         rule("fb-rejected", "exact", 0, "up-openai", "missing-model", Some(("local", "tiny-llama"))),
     )
     .await;
-    for (upstream, model) in [("up-anthropic", "agent"), ("up-anthropic", "thinker"), ("up-openai", "agent"), ("up-openai", "thinker")] {
-        api.ok("/admin/routing-rules", rule(&format!("{model}-via-{upstream}"), "exact", 0, upstream, model, None)).await;
+    for (upstream, model) in
+        [("up-anthropic", "agent"), ("up-anthropic", "thinker"), ("up-openai", "agent"), ("up-openai", "thinker")]
+    {
+        api.ok("/admin/routing-rules", rule(&format!("{model}-via-{upstream}"), "exact", 0, upstream, model, None))
+            .await;
     }
 
     let route = |model: &str| json!({"model": model});
@@ -208,7 +211,13 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/check_tools.py");
     let out = Command::new(python())
         .arg(script)
-        .args([&front.url, "agent-via-up-anthropic", "thinker-via-up-anthropic", "agent-via-up-openai", "thinker-via-up-openai"])
+        .args([
+            &front.url,
+            "agent-via-up-anthropic",
+            "thinker-via-up-anthropic",
+            "agent-via-up-openai",
+            "thinker-via-up-openai",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

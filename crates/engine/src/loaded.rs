@@ -33,6 +33,19 @@ impl Loaded {
     }
 }
 
+/// The model's output format: from its chat template, with tokenizer_config.json's
+/// `tool_parser_type` (mlx-lm's override) taking precedence for the tool-call syntax.
+fn output_format(tokenizer: &Tokenizer) -> crate::output::OutputFormat {
+    let mut format = crate::output::OutputFormat::from_template(tokenizer.chat_template.as_deref().unwrap_or_default());
+    if let Some(name) = &tokenizer.tool_parser_type {
+        match crate::output::ToolFormat::from_name(name) {
+            Some(tools) => format.tools = Some(tools),
+            None => tracing::warn!(tool_parser_type = %name, "unknown tool_parser_type; using the template's format"),
+        }
+    }
+    format
+}
+
 pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn FnMut(f32)) -> Result<Loaded> {
     let started = Instant::now();
     let config = ModelConfig::load(path)?;
@@ -52,7 +65,7 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
         pinned: false,
         requests_served: 0,
         idle_seconds: 0,
-        output: crate::output::OutputFormat::from_template(tokenizer.chat_template.as_deref().unwrap_or_default()),
+        output: output_format(&tokenizer),
     };
     tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
     let eos = tokenizer.eos_token_ids.clone();

@@ -12,6 +12,9 @@ pub struct Tokenizer {
     path: PathBuf,
     /// The Jinja chat template, when the model has one.
     pub chat_template: Option<String>,
+    /// tokenizer_config.json's `tool_parser_type` (mlx-lm's key): the model's tool-call format
+    /// when its template does not make it plain.
+    pub tool_parser_type: Option<String>,
     /// `bos_token` as text (chat templates use it).
     pub bos_token: Option<String>,
     /// `eos_token` as text.
@@ -76,6 +79,7 @@ impl Tokenizer {
             chat_template =
                 Some(std::fs::read_to_string(&jinja).map_err(|source| EngineError::Io { path: jinja, source })?);
         }
+        let tool_parser_type = tc.get("tool_parser_type").and_then(|v| v.as_str()).map(str::to_string);
         let bos_token = token_text(tc.get("bos_token"));
         let eos_token = token_text(tc.get("eos_token"));
         let mut eos_token_ids: BTreeSet<u32> = config_eos.iter().copied().collect();
@@ -93,7 +97,17 @@ impl Tokenizer {
                 other => other.to_string(),
             })
         });
-        Ok(Tokenizer { inner, path, chat_template, bos_token, eos_token, eos_token_ids, special_tokens, compiled })
+        Ok(Tokenizer {
+            inner,
+            path,
+            chat_template,
+            tool_parser_type,
+            bos_token,
+            eos_token,
+            eos_token_ids,
+            special_tokens,
+            compiled,
+        })
     }
 
     /// The parsed chat template, if the model has one.

@@ -2,7 +2,9 @@
 //! admin routes, one error envelope, request ids, timeouts, Host/Origin checks and an API key.
 //!
 //! Why a crate of its own: the same server runs headless (`mlx-manager serve`) and inside the
-//! desktop shell; both only build an [`AppState`] and call [`serve`]. Routing rules (from the
+//! desktop shell; both wire it with the one start-up builder ([`Startup`]: store, model scan,
+//! catalog, engine, state) and call [`serve`]. A model request is typed and validated once
+//! (the `mlx-manager-api` types), routed to ordered backends, and answered by one encoder per API. Routing rules (from the
 //! providers crate's catalog) may send a model request to a cloud provider instead of the engine. Nothing here touches MLX
 //! (the engine thread does) or storage (audit entries leave through an
 //! [`mlx_manager_core::AuditSink`] without waiting).

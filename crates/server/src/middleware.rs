@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
-use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use crate::error::{render, ApiError, Flavor};
@@ -55,13 +54,13 @@ fn host_allowed(host: &str, state: &AppState) -> bool {
     bound.is_some_and(|addr| !addr.ip().is_unspecified() && addr.ip().to_string() == name)
 }
 
-fn api_key_ok(headers: &HeaderMap, key: &str) -> bool {
+fn api_key_ok(headers: &HeaderMap, key: &crate::state::ApiKey) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(key.as_bytes())))
+    given.is_some_and(|g| key.matches(g))
 }
 
 fn cors_headers(response: &mut Response, origin: &HeaderValue) {
@@ -164,7 +163,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next
         }
         Ok(()) => {
             let needs_key = path != "/health";
-            if needs_key && settings.api_key.as_deref().is_some_and(|k| !api_key_ok(request.headers(), k)) {
+            if needs_key && settings.api_key.as_ref().is_some_and(|k| !api_key_ok(request.headers(), k)) {
                 ApiError::Unauthorized.into_response()
             } else if state.draining.load(Ordering::SeqCst) {
                 ApiError::Draining.into_response()

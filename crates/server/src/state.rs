@@ -29,17 +29,6 @@ impl ExposeSecret<str> for ApiKey {
     }
 }
 
-/// The gate reads the key as `settings.api_key.as_deref()` and compares it there in constant time
-/// (`subtle`); that comparison is this deref's one use. Once the gate calls [`ApiKey::matches`]
-/// instead, this impl can go.
-impl std::ops::Deref for ApiKey {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKey([REDACTED])")

@@ -12,6 +12,16 @@ use mlx_manager_engine::tiny::write_scripted_model;
 use serde_json::{json, Value};
 
 const AGENT: &str = "agent";
+const CODER: &str = "coder";
+
+/// A Qwen3-Coder XML call.
+const CODER_SCRIPT: &[&str] = &[
+    "<tool_call>",
+    "\n<function=get_weather>\n<parameter=city>\n",
+    "Paris",
+    "\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n",
+    "</tool_call>",
+];
 const THINKER: &str = "thinker";
 
 fn template(file: &str) -> String {
@@ -39,10 +49,16 @@ async fn server() -> (TestServer, tempfile::TempDir) {
         (AGENT, AGENT_SCRIPT, "Qwen-Qwen2.5-7B-Instruct.jinja"),
         (THINKER, THINKER_SCRIPT, "Qwen-Qwen3-0.6B.jinja"),
         ("idle", AGENT_SCRIPT, "Qwen-Qwen2.5-7B-Instruct.jinja"),
+        (CODER, CODER_SCRIPT, "Qwen-Qwen2.5-7B-Instruct.jinja"),
     ] {
         write_scripted_model(&dir.path().join(name), script, &template(file)).unwrap();
         s.state.registry.insert(name, dir.path().join(name));
     }
+    // The coder's template says Hermes; its tokenizer_config.json says otherwise (mlx-lm's key).
+    let tc = dir.path().join(CODER).join("tokenizer_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    config["tool_parser_type"] = json!("qwen3_coder");
+    std::fs::write(&tc, config.to_string()).unwrap();
     (s, dir)
 }
 
@@ -191,6 +207,19 @@ async fn reasoning_is_its_own_field_on_both_apis() {
     assert_eq!(r["content"][0]["type"], "thinking", "{r}");
     assert_eq!(r["content"][0]["thinking"].as_str().unwrap().trim(), "The user asks about the weather.");
     assert_eq!(r["content"][1]["text"].as_str().unwrap().trim(), "It is sunny.");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_s_tool_parser_type_overrides_its_template() {
+    let (s, _dir) = server().await;
+    let r: Value = s.post("/v1/chat/completions", chat(CODER, false)).send().await.unwrap().json().await.unwrap();
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    // Typed by the tool's schema: `days` is an integer.
+    assert_eq!(
+        serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris", "days": 3})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

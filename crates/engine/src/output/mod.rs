@@ -55,6 +55,23 @@ pub enum ToolFormat {
     Gemma,
 }
 
+impl ToolFormat {
+    /// A format by name: ours (`hermes`, `qwen3_coder`, `llama3`, `mistral`, `harmony`, `gemma`)
+    /// or the parser module names mlx-lm's `tool_parser_type` uses (`json_tools`, `gemma4`,
+    /// `function_gemma`).
+    pub fn from_name(name: &str) -> Option<ToolFormat> {
+        Some(match name {
+            "hermes" | "json_tools" => ToolFormat::Hermes,
+            "qwen3_coder" => ToolFormat::Qwen3Coder,
+            "llama3" | "llama3_json" => ToolFormat::Llama3,
+            "mistral" => ToolFormat::Mistral,
+            "harmony" | "gpt_oss" => ToolFormat::Harmony,
+            "gemma" | "gemma4" | "function_gemma" => ToolFormat::Gemma,
+            _ => return None,
+        })
+    }
+}
+
 /// How a model marks up its output: the tool-call syntax and the reasoning tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputFormat {

@@ -8,8 +8,8 @@ mod stream;
 
 use std::time::Duration;
 
-use mlx_manager_api::anthropic::MessagesRequest;
 use mlx_manager_api::anthropic::MessageResponse;
+use mlx_manager_api::anthropic::MessagesRequest;
 use mlx_manager_api::openai::{ChatCompletion, ChatRequest, StreamOptions};
 use mlx_manager_api::{Answer, ApiTypeError, ChatDialect};
 use mlx_manager_core::ProviderKind;
@@ -107,8 +107,7 @@ async fn messages_on(
         return Ok(Reply::Events(stream::anthropic_events(up, name)));
     }
     let answer = provider.post_json(client, &path, body, timeout).await?;
-    let message: MessageResponse =
-        serde_json::from_value(answer).map_err(|e| protocol(&name, "not a message", e))?;
+    let message: MessageResponse = serde_json::from_value(answer).map_err(|e| protocol(&name, "not a message", e))?;
     Ok(Reply::Answer(Answer::from(message)))
 }
 

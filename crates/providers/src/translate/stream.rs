@@ -23,7 +23,12 @@ fn parse(provider: &str, data: &str) -> Result<Value, ProviderError> {
 fn upstream_error(provider: &str, v: &Value) -> ProviderError {
     let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("error event without a message");
     let status = v.get("status").and_then(Value::as_u64).unwrap_or(502) as u16;
-    ProviderError::UpstreamStatus { provider: provider.to_string(), status, message: message.to_string(), retry_after: None }
+    ProviderError::UpstreamStatus {
+        provider: provider.to_string(),
+        status,
+        message: message.to_string(),
+        retry_after: None,
+    }
 }
 
 fn ended_early(provider: &str) -> ProviderError {

@@ -21,10 +21,7 @@ fn model_of(entry: &ModelEntry) -> Model {
 }
 
 /// `GET /v1/models`.
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-) -> Json<ModelList> {
+pub async fn list(State(state): State<Arc<AppState>>, Extension(ctx): Extension<RequestContext>) -> Json<ModelList> {
     ctx.record.succeed();
     let local = state.registry.list();
     let mut data: Vec<_> = local.iter().map(model_of).collect();
