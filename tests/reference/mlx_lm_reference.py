@@ -46,6 +46,62 @@ def greedy(args):
     print(json.dumps({"tokens": out}))
 
 
+def constrained(args):
+    """Greedy decoding under a grammar, the reference way: mlx-lm's logits, llguidance's own
+    Python matcher and mask (same tokenizer, the model's EOS ids). Prints {"tokens": [...]}."""
+    mx = _mlx()
+    import llguidance
+    import llguidance.hf
+    import numpy as np
+    from llguidance.numpy import allocate_token_bitmask, apply_token_bitmask_inplace, fill_next_token_bitmask
+    from mlx_lm import load
+    from mlx_lm.models.cache import make_prompt_cache
+
+    model, tokenizer = load(args.model)
+    eos = sorted(set(tokenizer.eos_token_ids))
+    vocab = model.args.vocab_size
+    lltok = llguidance.hf.from_tokenizer(tokenizer._tokenizer, n_vocab=vocab, eos_token=eos)
+    kind, text = args.kind, args.grammar
+    grammar = {
+        "json_schema": lambda: llguidance.LLMatcher.grammar_from_json_schema(json.loads(text)),
+        "lark": lambda: llguidance.LLMatcher.grammar_from_lark(text),
+        "regex": lambda: llguidance.LLMatcher.grammar_from_regex(text),
+    }[kind]()
+    matcher = llguidance.LLMatcher(lltok, grammar)
+    assert not matcher.is_error(), matcher.get_error()
+    cache = make_prompt_cache(model)
+    prompt = mx.array([[int(t) for t in args.tokens.split(",")]])
+    logits = model(prompt, cache=cache)[:, -1, :]
+    mask = allocate_token_bitmask(1, vocab)
+    out = []
+    for _ in range(args.max_tokens):
+        fill_next_token_bitmask(matcher, mask)
+        row = np.array(logits.astype(mx.float32))
+        apply_token_bitmask_inplace(row, mask)
+        tok = int(np.argmax(row[0]))
+        if tok in eos:
+            break
+        out.append(tok)
+        assert matcher.consume_token(tok), matcher.get_error()
+        logits = model(mx.array([[tok]]), cache=cache)[:, -1, :]
+    print(json.dumps({"tokens": out}))
+
+
+def validate(args):
+    """Checks JSON texts against a JSON Schema: prints one error message (or null) per text."""
+    import jsonschema
+
+    schema = json.loads(args.schema)
+    out = []
+    for text in json.loads(args.texts):
+        try:
+            jsonschema.validate(json.loads(text), schema)
+            out.append(None)
+        except (ValueError, jsonschema.ValidationError) as e:
+            out.append(str(e).splitlines()[0])
+    print(json.dumps(out))
+
+
 def _render(tok, messages, tools, add_generation_prompt, kwargs, template):
     """One apply_chat_template call: {"text": ...}, or {"error": message} where the template
     raises: raise_exception or any Jinja error, or a Python error an expression hits (a TypeError
@@ -267,6 +323,15 @@ def main():
     g.add_argument("--model", required=True)
     g.add_argument("--tokens", required=True)
     g.add_argument("--max-tokens", type=int, default=48)
+    k = sub.add_parser("constrained")
+    k.add_argument("--model", required=True)
+    k.add_argument("--tokens", required=True)
+    k.add_argument("--kind", choices=["json_schema", "lark", "regex"], required=True)
+    k.add_argument("--grammar", required=True)
+    k.add_argument("--max-tokens", type=int, default=64)
+    v = sub.add_parser("validate")
+    v.add_argument("--schema", required=True)
+    v.add_argument("--texts", required=True)
     c = sub.add_parser("chat")
     c.add_argument("--model", required=True)
     c.add_argument("--messages", required=True)
@@ -310,6 +375,8 @@ def main():
     args = p.parse_args()
     {
         "greedy": greedy,
+        "constrained": constrained,
+        "validate": validate,
         "chat": chat,
         "chat-batch": chat_batch,
         "encode": encode,

@@ -59,10 +59,10 @@ try:
 except openai.NotFoundError as err:
     check(err.status_code == 404 and err.code == "model_not_found", f"NotFoundError code {err.code}")
 try:
-    oa.chat.completions.create(model=model, messages=msgs, max_tokens=2, response_format={"type": "json_object"})
+    oa.chat.completions.create(model=model, messages=msgs, max_tokens=2, logit_bias={"42": 5})
     check(False, "unsupported parameter raises")
 except openai.UnprocessableEntityError as err:
-    check(err.param == "response_format", f"422 names the parameter ({err.param})")
+    check(err.param == "logit_bias", f"422 names the parameter ({err.param})")
 try:
     oa.chat.completions.create(model=model, messages=msgs, max_tokens=2, temperature=-1)
     check(False, "bad temperature raises")

@@ -51,14 +51,14 @@ check(r2.usage.prompt_tokens > r.usage.prompt_tokens, f"openai turn 2 prompt {r2
 check(r2.choices[0].message.tool_calls[0].function.name == "get_weather", "openai turn 2 answer")
 
 # openai SDK: reasoning.
-r = oa.chat.completions.create(model=oa_thinker, messages=ask, max_tokens=2000, temperature=0, reasoning_effort="low")
+r = oa.chat.completions.create(model=oa_thinker, messages=ask, max_tokens=2000, reasoning_effort="low")
 m = r.choices[0].message
 reasoning = getattr(m, "reasoning_content", None) or (m.model_extra or {}).get("reasoning_content")
 check(reasoning and reasoning.strip() == "The user asks about the weather.", f"openai reasoning {reasoning!r}")
 check(m.content.strip() == "It is sunny.", f"openai answer after reasoning {m.content!r}")
 parts = []
 for chunk in oa.chat.completions.create(
-    model=oa_thinker, messages=ask, max_tokens=2000, temperature=0, reasoning_effort="low", stream=True
+    model=oa_thinker, messages=ask, max_tokens=2000, reasoning_effort="low", stream=True
 ):
     for c in chunk.choices:
         extra = getattr(c.delta, "reasoning_content", None) or (c.delta.model_extra or {}).get("reasoning_content")

@@ -2,7 +2,7 @@
 //! tools, tool choice, tool calls and results, and reasoning. What the target cannot express is
 //! an [`ApiTypeError::Untranslatable`] naming the client's field, never silently dropped.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::anthropic::{self as an, Block, MessagesRequest, Role};
 use crate::encode::arguments_object;
@@ -57,7 +57,13 @@ fn push_block(messages: &mut Vec<an::Message>, role: Role, block: Block) {
 /// An OpenAI chat request as an Anthropic Messages request.
 pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
     refuse_extra(&req.extra, "Anthropic Messages API")?;
-    let neutral: [(&str, bool); 8] = [
+    let neutral: [(&str, bool); 14] = [
+        ("seed", req.seed.is_none()),
+        ("response_format", matches!(req.response_format, None | Some(crate::openai::ResponseFormat::Text))),
+        ("guided_json", req.guided.guided_json.is_none()),
+        ("guided_regex", req.guided.guided_regex.is_none()),
+        ("guided_grammar", req.guided.guided_grammar.is_none()),
+        ("guided_choice", req.guided.guided_choice.is_none()),
         ("n", req.n.is_none_or(|n| n == 1)),
         ("logprobs", req.logprobs != Some(true)),
         ("top_logprobs", req.top_logprobs.is_none_or(|n| n == 0)),
@@ -70,6 +76,9 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
     if let Some((field, _)) = neutral.iter().find(|(_, ok)| !ok) {
         return Err(ApiTypeError::untranslatable(*field, "the Anthropic Messages API has no equivalent"));
     }
+    if req.temperature.is_some_and(|t| t > 1.0) {
+        return Err(ApiTypeError::untranslatable("temperature", "Anthropic's temperature is between 0 and 1"));
+    }
     let mut system = Vec::new();
     let mut messages = Vec::new();
     for (i, m) in req.messages.iter().enumerate() {
@@ -79,19 +88,19 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
                 system.push(text_of(content, &field)?)
             }
             Message::User { content, .. } => {
-                push_block(&mut messages, Role::User, Block::Text { text: text_of(content, &field)? })
+                push_block(&mut messages, Role::User, Block::text(text_of(content, &field)?))
             }
             Message::Assistant { content, tool_calls, .. } => {
                 let text = content.as_ref().map(|c| text_of(c, &field)).transpose()?.unwrap_or_default();
                 if !text.is_empty() {
-                    push_block(&mut messages, Role::Assistant, Block::Text { text });
+                    push_block(&mut messages, Role::Assistant, Block::text(text));
                 }
                 for call in tool_calls.iter().flatten() {
-                    let block = Block::ToolUse {
-                        id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        input: arguments_object(&call.function.arguments),
-                    };
+                    let block = Block::tool_use(
+                        call.id.clone(),
+                        call.function.name.clone(),
+                        arguments_object(&call.function.arguments),
+                    );
                     push_block(&mut messages, Role::Assistant, block);
                 }
             }
@@ -100,6 +109,7 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
                     tool_use_id: tool_call_id.clone(),
                     content: Some(an::ToolResultContent::Text(text_of(content, &field)?)),
                     is_error: None,
+                    cache_control: None,
                 };
                 push_block(&mut messages, Role::User, block);
             }
@@ -133,6 +143,12 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
                     "Anthropic's extended thinking needs max_tokens above 1024",
                 ));
             }
+            let changed = [("temperature", req.temperature.is_some_and(|t| t != 1.0)), ("top_k", req.top_k.is_some())];
+            for (field, set) in changed {
+                if set {
+                    return Err(ApiTypeError::untranslatable(field, "Anthropic's extended thinking does not take it"));
+                }
+            }
             Some(an::Thinking::Enabled { budget_tokens: budget.min(max_tokens - 1) })
         }
     };
@@ -154,18 +170,16 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
                     an::Tool {
                         name: f.name.clone(),
                         description: f.description.clone(),
-                        input_schema: f
-                            .parameters
-                            .clone()
-                            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                        input_schema: Some(f.parameters.clone().unwrap_or_else(empty_object_schema)),
                         kind: None,
+                        rest: Map::new(),
                     }
                 })
                 .collect()
         }),
         tool_choice,
         thinking,
-        metadata: req.user.as_ref().map(|u| json!({"user_id": u})),
+        metadata: req.user.as_ref().map(|u| an::Metadata { user_id: Some(u.clone()) }),
         keep_alive: None,
         extra: Map::new(),
     })
@@ -182,24 +196,25 @@ pub enum ChatDialect {
     OpenAi,
 }
 
+/// Text blocks as one text (blocks apart by a blank line, as separate paragraphs); `field[j]`
+/// names a block that is not text.
+fn blocks_text(blocks: &[Block], field: &str, what: &str) -> Result<String> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for (j, b) in blocks.iter().enumerate() {
+        match b {
+            Block::Text { text, .. } => parts.push(text.as_str()),
+            _ => return Err(ApiTypeError::untranslatable(format!("{field}[{j}]"), what)),
+        }
+    }
+    Ok(parts.join("\n\n"))
+}
+
 fn tool_result_text(content: &Option<an::ToolResultContent>, field: &str) -> Result<String> {
     match content {
         None => Ok(String::new()),
         Some(an::ToolResultContent::Text(t)) => Ok(t.clone()),
         Some(an::ToolResultContent::Blocks(blocks)) => {
-            let mut out = String::new();
-            for (j, b) in blocks.iter().enumerate() {
-                match b {
-                    Block::Text { text } => out.push_str(text),
-                    _ => {
-                        return Err(ApiTypeError::untranslatable(
-                            format!("{field}.content[{j}]"),
-                            "only text tool results are supported",
-                        ))
-                    }
-                }
-            }
-            Ok(out)
+            blocks_text(blocks, &format!("{field}.content"), "only text tool results are supported")
         }
     }
 }
@@ -212,28 +227,22 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
         None => {}
         Some(an::System::Text(t)) => messages.push(Message::System { content: Content::Text(t.clone()), name: None }),
         Some(an::System::Blocks(blocks)) => {
-            let mut text = String::new();
-            for (j, b) in blocks.iter().enumerate() {
-                match b {
-                    Block::Text { text: t } => text.push_str(t),
-                    _ => return Err(ApiTypeError::untranslatable(format!("system[{j}]"), "only text blocks")),
-                }
-            }
+            let text = blocks_text(blocks, "system", "only text blocks")?;
             messages.push(Message::System { content: Content::Text(text), name: None });
         }
     }
     for (i, m) in req.messages.iter().enumerate() {
-        let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
+        let (mut texts, mut reasoning, mut calls) = (Vec::new(), String::new(), Vec::new());
         for (j, block) in m.content.blocks().into_iter().enumerate() {
             let field = format!("messages[{i}].content[{j}]");
             match (m.role, block) {
-                (_, Block::Text { text: t }) => text.push_str(&t),
-                (Role::Assistant, Block::ToolUse { id, name, input }) => {
+                (_, Block::Text { text: t, .. }) => texts.push(t),
+                (Role::Assistant, Block::ToolUse { id, name, input, .. }) => {
                     calls.push(ToolCall::new(id, name, input.to_string()))
                 }
                 (Role::Assistant, Block::Thinking { thinking, .. }) => reasoning.push_str(&thinking),
                 (Role::Assistant, Block::RedactedThinking { .. }) => {}
-                (Role::User, Block::ToolResult { tool_use_id, content, is_error }) => {
+                (Role::User, Block::ToolResult { tool_use_id, content, is_error, .. }) => {
                     let mut result = tool_result_text(&content, &field)?;
                     if is_error == Some(true) && !result.starts_with("Error") {
                         result = format!("Error: {result}");
@@ -252,6 +261,7 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
                 }
             }
         }
+        let text = texts.join("\n\n");
         match m.role {
             Role::User => {
                 if !text.is_empty() || !matches!(messages.last(), Some(Message::Tool { .. })) {
@@ -278,7 +288,7 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
             function: FunctionDef {
                 name: t.name.clone(),
                 description: t.description.clone(),
-                parameters: Some(t.input_schema.clone()),
+                parameters: t.input_schema.clone(),
                 strict: None,
             },
         });
@@ -292,10 +302,13 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
         }
     });
     let parallel = req.tool_choice.as_ref().filter(|c| c.disables_parallel()).map(|_| false);
-    if dialect == ChatDialect::OpenAi && req.top_k.is_some_and(|k| k > 0) {
-        return Err(ApiTypeError::untranslatable("top_k", "OpenAI's API has no top_k"));
-    }
-    let (reasoning_effort, mut kwargs) = match &req.thinking {
+    let (reasoning_effort, kwargs) = match &req.thinking {
+        // Anthropic reasons only when asked: a local template that thinks by default is told not to.
+        None if dialect == ChatDialect::Local => {
+            let mut k = Map::new();
+            k.insert("enable_thinking".into(), Value::Bool(false));
+            (None, k)
+        }
         None => (None, Map::new()),
         Some(an::Thinking::Enabled { budget_tokens }) => {
             let mut k = Map::new();
@@ -308,14 +321,13 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
             (None, k)
         }
     };
-    if dialect == ChatDialect::OpenAi {
-        kwargs.clear();
-    }
     let streams = req.streams();
-    Ok(ChatRequest {
+    let mut chat = ChatRequest {
         model: req.model.clone(),
         messages,
-        max_tokens: Some(req.max_tokens),
+        // OpenAI's reasoning models refuse the older name.
+        max_tokens: (dialect != ChatDialect::OpenAi).then_some(req.max_tokens),
+        max_completion_tokens: (dialect == ChatDialect::OpenAi).then_some(req.max_tokens),
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k.filter(|k| *k > 0),
@@ -328,9 +340,41 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
         reasoning_effort,
         chat_template_kwargs: Some(kwargs).filter(|k| !k.is_empty()),
         keep_alive: req.keep_alive.clone().filter(|_| dialect == ChatDialect::Local),
-        user: req.metadata.as_ref().and_then(|m| m.get("user_id")).and_then(Value::as_str).map(str::to_string),
+        user: req.metadata.as_ref().and_then(|m| m.user_id.clone()),
         ..ChatRequest::default()
-    })
+    };
+    if dialect == ChatDialect::OpenAi {
+        for_openai(&mut chat)?;
+    }
+    Ok(chat)
+}
+
+/// Fits a chat request to OpenAI's own API: template variables and `keep_alive` go (they only
+/// mean something to a local engine); extensions OpenAI would refuse are refused here by name.
+pub fn for_openai(req: &mut ChatRequest) -> Result<()> {
+    req.chat_template_kwargs = None;
+    req.keep_alive = None;
+    let refused = [
+        ("top_k", req.top_k.is_some_and(|k| k > 0)),
+        ("min_p", req.min_p.is_some_and(|p| p > 0.0)),
+        ("repetition_penalty", req.repetition_penalty.is_some_and(|p| p != 1.0)),
+        ("guided_json", req.guided.guided_json.is_some()),
+        ("guided_regex", req.guided.guided_regex.is_some()),
+        ("guided_grammar", req.guided.guided_grammar.is_some()),
+        ("guided_choice", req.guided.guided_choice.is_some()),
+    ];
+    match refused.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(ApiTypeError::untranslatable(*field, "OpenAI's API has no such parameter")),
+        None => Ok(()),
+    }
+}
+
+/// `{"type": "object", "properties": {}}`: a tool without parameters.
+fn empty_object_schema() -> Value {
+    let mut schema = Map::new();
+    schema.insert("type".into(), Value::String("object".into()));
+    schema.insert("properties".into(), Value::Object(Map::new()));
+    Value::Object(schema)
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -17,7 +17,7 @@ pub mod openai;
 mod usage;
 mod validate;
 
-pub use convert::{chat_to_messages, messages_to_chat, ChatDialect};
+pub use convert::{chat_to_messages, for_openai, messages_to_chat, ChatDialect};
 pub use error::{ApiTypeError, FieldError};
 pub use event::{Answer, Call, Event, Finish};
 pub use usage::{AnthropicUsage, OpenAiUsage, PromptTokensDetails, Usage};

@@ -4,11 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use crate::anthropic::{self as an, MessagesRequest};
 use crate::error::FieldError;
 use crate::openai::{
-    ChatRequest, CompletionRequest, EmbeddingsRequest, Message, NamedToolChoice, TextOrTokens, Tool, ToolChoice,
-    ToolChoiceMode,
+    ChatRequest, CompletionRequest, EmbeddingsRequest, Guided, Message, NamedToolChoice, ResponseFormat, TextOrTokens,
+    Tool, ToolChoice, ToolChoiceMode,
 };
 
 /// `reasoning_effort` values.
@@ -74,6 +76,43 @@ fn openai_penalties(
     c.range(min_p, "min_p", |v| (0.0..=1.0).contains(&v), "must be in [0, 1]");
 }
 
+/// At most one structured-output request, each well formed.
+fn structured(c: &mut Checks, format: Option<&ResponseFormat>, guided: &Guided) {
+    let mut set = Vec::new();
+    match format {
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            let name_ok = !json_schema.name.is_empty()
+                && json_schema.name.len() <= 64
+                && json_schema.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+            c.check(name_ok, "response_format.json_schema.name", "1 to 64 letters, digits, `_` or `-`");
+            c.check(
+                json_schema.schema.as_ref().is_some_and(|s| s.is_object() || s.is_boolean()),
+                "response_format.json_schema.schema",
+                "must be a JSON Schema object",
+            );
+            set.push("response_format");
+        }
+        Some(ResponseFormat::JsonObject) => set.push("response_format"),
+        Some(ResponseFormat::Text) | None => {}
+    }
+    for (field, on) in [
+        ("guided_json", guided.guided_json.is_some()),
+        ("guided_regex", guided.guided_regex.is_some()),
+        ("guided_grammar", guided.guided_grammar.is_some()),
+        ("guided_choice", guided.guided_choice.is_some()),
+    ] {
+        if on {
+            set.push(field);
+        }
+    }
+    if let Some(choices) = &guided.guided_choice {
+        c.check(!choices.is_empty(), "guided_choice", "must list at least one choice");
+    }
+    if let [_, second, ..] = set[..] {
+        c.check(false, second, format!("only one of {} may be set", set.join(", ")));
+    }
+}
+
 impl ChatRequest {
     /// The API's own checks.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -101,6 +140,7 @@ impl ChatRequest {
                 format!("must be one of {}", REASONING_EFFORTS.join(", ")),
             );
         }
+        structured(&mut c, self.response_format.as_ref(), &self.guided);
         let tools = self.tools.as_deref().unwrap_or_default();
         let mut names = BTreeSet::new();
         for (i, t) in tools.iter().enumerate() {
@@ -157,6 +197,7 @@ impl CompletionRequest {
         c.check(self.max_tokens.is_none_or(|v| v >= 1), "max_tokens", "must be at least 1");
         c.stops(&self.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(), "stop", Some(MAX_STOP));
         c.check(self.logprobs.is_none_or(|n| n <= 5), "logprobs", "must be between 0 and 5");
+        structured(&mut c, self.response_format.as_ref(), &self.guided);
         c.check(
             self.stream_options.is_none() || self.stream == Some(true),
             "stream_options",
@@ -198,7 +239,12 @@ impl MessagesRequest {
         for (i, t) in tools.iter().enumerate() {
             c.tool_name(&t.name, format!("tools[{i}].name"));
             c.check(names.insert(t.name.as_str()), format!("tools[{i}].name"), "tool names must be unique");
-            c.check(t.input_schema.is_object(), format!("tools[{i}].input_schema"), "must be a JSON Schema object");
+            let client = t.kind.as_deref().is_none_or(|k| k == "custom");
+            c.check(
+                !client || t.input_schema.as_ref().is_some_and(Value::is_object),
+                format!("tools[{i}].input_schema"),
+                "must be a JSON Schema object",
+            );
         }
         match &self.tool_choice {
             Some(an::ToolChoice::Any { .. }) => {

@@ -224,6 +224,22 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("checks passed"), "{stdout}");
 
+    // Structured output goes where it can be enforced: through to the OpenAI-format upstream, and
+    // refused by name for the Anthropic-format one (never silently dropped).
+    let mut structured = chat("claude-3-haiku", false);
+    structured["response_format"] = json!({"type": "json_object"});
+    let (status, _, text) = api.post("/v1/chat/completions", structured).await;
+    assert_eq!(status, 422, "{text}");
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["error"]["param"], "response_format", "{problem}");
+    let mut structured = chat("gpt-4o", false);
+    structured["response_format"] = json!({"type": "json_object"});
+    structured["max_tokens"] = json!(200);
+    let (status, _, text) = api.post("/v1/chat/completions", structured).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert!(answer["choices"][0]["message"]["content"].as_str().unwrap().starts_with('{'), "{answer}");
+
     // A regex rule to the local engine, under the backend's model name.
     let (status, headers, text) = api.post("/v1/chat/completions", chat("llama-7b-local", false)).await;
     assert_eq!(status, 200, "{text}");

@@ -88,6 +88,18 @@ fn official_sdks_call_tools_and_read_reasoning() {
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
+#[test]
+fn structured_output_and_forced_tool_calls_hold_on_a_random_model() {
+    let models = tempfile::tempdir().unwrap();
+    let model = support::random_hermes_model(models.path());
+    let server = start(&["--model", model.to_str().unwrap()]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/check_structured.py");
+    let out = Command::new(python()).arg(script).args([&server.url, "random-hermes"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_then_exits_zero() {
     let mut server = start(&["--drain-seconds", "10"]);

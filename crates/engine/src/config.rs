@@ -201,6 +201,8 @@ pub struct Architecture {
     pub model_type: Option<String>,
     /// The family that builds it (None: not supported).
     pub family: Option<&'static str>,
+    /// Its context window (`max_position_embeddings`, top-level or in `text_config`), if stated.
+    pub context_length: Option<usize>,
 }
 
 /// Reads the architecture of the model folder `dir` (cheap: config.json only).
@@ -210,9 +212,12 @@ pub fn architecture(dir: &Path) -> Architecture {
     match json {
         Some(json) => {
             let Resolved { model_type, family, .. } = resolve(&json);
-            Architecture { model_type, family }
+            let context = |v: &serde_json::Value| v.get("max_position_embeddings").and_then(|n| n.as_u64());
+            let context_length =
+                context(&json).or_else(|| json.get("text_config").and_then(context)).map(|n| n as usize);
+            Architecture { model_type, family, context_length }
         }
-        None => Architecture { model_type: None, family: None },
+        None => Architecture { model_type: None, family: None, context_length: None },
     }
 }
 

@@ -95,6 +95,12 @@ pub enum EngineError {
         /// Which parameter and why.
         message: String,
     },
+    /// A grammar llguidance cannot compile, or a constraint that failed while decoding.
+    #[error("grammar: {message}")]
+    Grammar {
+        /// llguidance's reason.
+        message: String,
+    },
     /// The prompt (plus max_tokens) does not fit the model's context window.
     #[error("prompt has {prompt_tokens} tokens, the model's context is {context_length}")]
     ContextLength {

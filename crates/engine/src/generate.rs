@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::KvCache;
 use crate::chat::{ChatMessage, TemplateKwargs};
+use crate::constraint::Constraint;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplingParams};
@@ -51,6 +52,9 @@ pub struct GenerationParams {
     pub stop_token_ids: Vec<u32>,
     /// Report the log-probability of each chosen token.
     pub logprobs: bool,
+    /// What the output must match (constrained decoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<crate::constraint::Grammar>,
 }
 
 impl Default for GenerationParams {
@@ -61,6 +65,7 @@ impl Default for GenerationParams {
             stop: Vec::new(),
             stop_token_ids: Vec::new(),
             logprobs: false,
+            grammar: None,
         }
     }
 }
@@ -203,6 +208,8 @@ pub(crate) struct Sequence {
     generated: usize,
     started: Instant,
     first_token: Option<Instant>,
+    /// The grammar its tokens must follow.
+    constraint: Option<Constraint>,
 }
 
 /// Shorter shared beginnings are recomputed: reuse pays off for long prefixes (a conversation's
@@ -298,6 +305,7 @@ impl Sequence {
         prompt: Vec<u32>,
         params: GenerationParams,
         reuse: Option<PromptCache>,
+        constraint: Option<Constraint>,
     ) -> Result<Sequence> {
         params.sampling.validate(tokenizer.vocab_size().max(model.config.vocab_size as usize))?;
         let vocab = model.config.vocab_size as u32;
@@ -338,17 +346,41 @@ impl Sequence {
             generated: 0,
             started: Instant::now(),
             first_token: None,
+            constraint: match constraint {
+                // The first token's mask: the grammar's start state.
+                Some(mut c) => {
+                    c.compute()?;
+                    Some(c)
+                }
+                None => None,
+            },
         })
     }
 
     fn sample(&mut self, logits: Array) -> Result<(Array, Option<Array>)> {
+        let width = logits.shape()[1] as usize;
+        let logits = match self.constraint.as_mut().and_then(|c| c.take_mask(width)) {
+            Some(mask) => logits.add(mask.as_dtype(logits.dtype())?)?,
+            None => logits,
+        };
         let (token, logprob) = self.sampler.sample(logits, self.params.logprobs)?;
         self.sampler.observe(&token)?;
         Ok((token, logprob))
     }
 
-    fn schedule(&mut self, model: &Model, input: &Array) -> Result<(Array, Option<Array>)> {
+    /// Computes the token after `input`; `read`: `input` is this sequence's last generated token
+    /// (a constraint reads it before the next mask).
+    fn schedule(
+        &mut self,
+        model: &Model,
+        input: &Array,
+        read: Option<(&Tokenizer, &std::collections::BTreeSet<u32>)>,
+    ) -> Result<(Array, Option<Array>)> {
         let logits = model.logits(input, &mut self.cache)?;
+        if let (Some(c), Some((tokenizer, eos))) = (self.constraint.as_mut(), read) {
+            mlx_rs::transforms::async_eval([&logits])?;
+            crate::constraint::prepare(vec![(c, input)], tokenizer, eos)?;
+        }
         let (token, logprob) = self.sample(logits)?;
         let mut outputs = vec![&token];
         outputs.extend(logprob.iter());
@@ -418,7 +450,7 @@ impl Sequence {
             return Ok(Step::Continue);
         }
         let input = Array::from_slice(&self.prompt[last..], &[1]);
-        let pending = self.schedule(model, &input)?;
+        let pending = self.schedule(model, &input, None)?;
         self.phase = Phase::Decode { pending };
         Ok(Step::Continue)
     }
@@ -454,7 +486,7 @@ impl Sequence {
         let mut next: Vec<Option<(Array, Option<Array>)>> = (0..seqs.len()).map(|_| None).collect();
         if let [i] = going[..] {
             // One row: the single-sequence pass (fewer operations than a batch of one).
-            next[i] = Some(seqs[i].schedule(model, &pending[i].0)?);
+            next[i] = Some(seqs[i].schedule(model, &pending[i].0, Some((tokenizer, eos)))?);
         } else if !going.is_empty() {
             let tokens = ops::concatenate(&going.iter().map(|&i| &pending[i].0).collect::<Vec<_>>(), 0)?;
             let logits = {
@@ -462,6 +494,18 @@ impl Sequence {
                     seqs.iter_mut().enumerate().filter(|(i, _)| going.contains(i)).map(|(_, s)| &mut s.cache).collect();
                 model.decode_rows(&tokens, &mut caches)?
             };
+            // Constrained rows read their token and compute their next mask while the pass runs.
+            let rows: Vec<(&mut Constraint, &Array)> = seqs
+                .iter_mut()
+                .zip(&pending)
+                .enumerate()
+                .filter(|(i, _)| going.contains(i))
+                .filter_map(|(_, (s, p))| s.constraint.as_mut().map(|c| (c, &p.0)))
+                .collect();
+            if !rows.is_empty() {
+                mlx_rs::transforms::async_eval([&logits])?;
+                crate::constraint::prepare(rows, tokenizer, eos)?;
+            }
             let mut outputs = Vec::new();
             for (row, &i) in going.iter().enumerate() {
                 let row = row as i32;

@@ -5,7 +5,8 @@
 //! only ever hold an [`EngineHandle`] and never link model code into their own logic. It loads the
 //! same model folders mlx-lm and LM Studio load (Hugging Face / mlx-community layout: config.json,
 //! safetensors shards, tokenizer.json, tokenizer_config.json), runs the Llama/Mistral/Qwen2/Qwen3
-//! families in fp32/fp16/bf16 or 4/8-bit, and generates the same tokens as mlx-lm.
+//! families in fp32/fp16/bf16 or 4/8-bit, and generates the same tokens as mlx-lm; a generation
+//! may be constrained to a grammar (llguidance).
 #![deny(missing_docs)]
 
 mod actor;
@@ -13,6 +14,7 @@ mod alloc;
 mod cache;
 pub mod chat;
 pub mod config;
+mod constraint;
 pub mod cpu_kernels;
 mod error;
 mod generate;
@@ -30,6 +32,7 @@ pub use actor::{
     GenerationStream, ModelInfo,
 };
 pub use chat::ChatMessage;
+pub use constraint::{bounded_whitespace, Grammar, JSON_WHITESPACE};
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
 pub use model::{family_names, supported_model_types, Model};

@@ -20,11 +20,25 @@ pub(crate) struct Loaded {
     pub(crate) keep_alive: Option<KeepAlive>,
     /// The last finished sequence's keys and values, for a request that starts the same way.
     pub(crate) prompt_cache: Option<crate::generate::PromptCache>,
+    /// Its grammar compiler, built at its first constrained request.
+    pub(crate) guide: Option<std::sync::Arc<crate::constraint::Guide>>,
 }
 
 impl Loaded {
     pub(crate) fn info(&self) -> ModelInfo {
         ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
+    }
+
+    /// The grammar compiler for this model's vocabulary (built once).
+    pub(crate) fn guide(&mut self) -> Result<std::sync::Arc<crate::constraint::Guide>> {
+        if let Some(g) = &self.guide {
+            return Ok(g.clone());
+        }
+        let eos: Vec<u32> = self.eos.iter().copied().collect();
+        let vocab = (self.model.config.vocab_size as usize).max(self.tokenizer.vocab_size());
+        let guide = std::sync::Arc::new(crate::constraint::Guide::new(&self.tokenizer, &eos, vocab)?);
+        self.guide = Some(guide.clone());
+        Ok(guide)
     }
 
     pub(crate) fn touch(&mut self) {
@@ -69,5 +83,14 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
     };
     tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
     let eos = tokenizer.eos_token_ids.clone();
-    Ok(Loaded { info, model, tokenizer, eos, last_used: Instant::now(), keep_alive: None, prompt_cache: None })
+    Ok(Loaded {
+        info,
+        model,
+        tokenizer,
+        eos,
+        last_used: Instant::now(),
+        keep_alive: None,
+        prompt_cache: None,
+        guide: None,
+    })
 }

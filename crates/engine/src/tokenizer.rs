@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 /// A model's tokenizer and its special-token facts.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The Jinja chat template, when the model has one.
     pub chat_template: Option<String>,
     /// tokenizer_config.json's `tool_parser_type` (mlx-lm's key): the model's tool-call format

@@ -15,7 +15,7 @@ use crate::error::ProviderError;
 use crate::rules::{self, Compiled};
 use crate::secrets::Secrets;
 use crate::upstream::Provider;
-use crate::{translate, Reply};
+use crate::{translate, ChatReply, Reply};
 
 /// Headers MLX Manager sets itself.
 const RESERVED_HEADERS: &[&str] =
@@ -500,7 +500,7 @@ impl Catalog {
         provider: &Provider,
         request: mlx_manager_api::openai::ChatRequest,
         timeout: Duration,
-    ) -> Result<Reply, ProviderError> {
+    ) -> Result<ChatReply, ProviderError> {
         translate::openai_chat(self.client()?, provider, request, timeout).await
     }
 
@@ -510,7 +510,7 @@ impl Catalog {
         provider: &Provider,
         request: mlx_manager_api::anthropic::MessagesRequest,
         timeout: Duration,
-    ) -> Result<Reply, ProviderError> {
+    ) -> Result<ChatReply, ProviderError> {
         translate::anthropic_messages(self.client()?, provider, request, timeout).await
     }
 

@@ -61,12 +61,16 @@ pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<StreamItem, ProviderErro
 /// client); an `Err` item ends it.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<mlx_manager_api::Event, ProviderError>> + Send>>;
 
-/// A provider's answer.
-pub enum Reply {
-    /// A whole chat or messages answer.
+/// A provider's chat or messages answer, API-neutral (the server encodes it for its client).
+pub enum ChatReply {
+    /// A whole answer.
     Answer(mlx_manager_api::Answer),
-    /// A streamed chat or messages answer.
+    /// A streamed answer.
     Events(EventStream),
+}
+
+/// A provider's completions or embeddings answer, passed through in OpenAI's format.
+pub enum Reply {
     /// A whole completions or embeddings answer, in OpenAI's format.
     Json {
         /// The body.

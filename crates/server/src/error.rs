@@ -143,6 +143,10 @@ impl ApiError {
                 field: "messages".into(),
                 message: format!("the prompt has {prompt_tokens} tokens; this model's context is {context_length}"),
             }]),
+            EngineError::Grammar { message } => ApiError::Validation(vec![FieldError {
+                field: String::new(),
+                message: format!("the output constraint cannot be enforced on this model: {message}"),
+            }]),
             EngineError::ChatTemplate { message } => ApiError::Validation(vec![FieldError {
                 field: "messages".into(),
                 message: format!("chat template: {message}"),
@@ -419,7 +423,6 @@ impl ApiError {
     }
 }
 
-/// Guesses the request field an engine validation message is about (it names it first).
 /// Handlers return this; the envelope middleware renders it with the request id and path.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

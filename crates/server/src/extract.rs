@@ -57,21 +57,24 @@ pub fn parse<T: DeserializeOwned>(
     supported: &[&str],
     unsupported: &[(&str, &str)],
 ) -> Result<T, ApiError> {
-    let mut errors = Vec::new();
-    for key in body.keys() {
-        if supported.contains(&key.as_str()) {
-            continue;
-        }
-        let message = match unsupported.iter().find(|(k, _)| k == key) {
-            Some((_, why)) => format!("not supported: {why}"),
-            None => "unknown parameter".to_string(),
-        };
-        errors.push(FieldError { field: key.clone(), message });
-    }
+    let errors = refused(body.keys().filter(|k| !supported.contains(&k.as_str())), unsupported);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     typed(body)
+}
+
+/// One error per field in `keys`: "not supported: …" for those `unsupported` explains (known
+/// parameters not implemented), "unknown parameter" for the rest.
+pub fn refused<'a>(keys: impl Iterator<Item = &'a String>, unsupported: &[(&str, &str)]) -> Vec<FieldError> {
+    keys.map(|key| {
+        let message = match unsupported.iter().find(|(k, _)| k == key) {
+            Some((_, why)) => format!("not supported: {why}"),
+            None => "unknown parameter".to_string(),
+        };
+        FieldError { field: key.clone(), message }
+    })
+    .collect()
 }
 
 /// Types `body` as `T`, naming the field that does not fit (the path as the client wrote it).

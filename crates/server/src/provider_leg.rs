@@ -8,15 +8,13 @@ use std::time::Duration;
 
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::StreamExt;
-use mlx_manager_api::encode::{ChatEncoder, MessagesEncoder};
-use mlx_manager_providers::{Provider, Reply as Upstream, StreamItem};
+use mlx_manager_providers::{ChatReply, Provider, Reply as Upstream, StreamItem};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
 use crate::request::{Api, ModelRequest};
-use crate::respond::{respond, Reply};
+use crate::respond::{chat_encoder, error_event, messages_encoder, recorded, respond, Reply};
 use crate::run::Deadline;
 use crate::state::AppState;
 
@@ -33,10 +31,10 @@ fn timeout(provider: &Provider, deadline: &Deadline) -> Duration {
 }
 
 /// A chat or messages answer as the encoders take it.
-fn reply(upstream: Upstream, deadline: Deadline) -> Result<Reply, ApiError> {
+fn reply(upstream: ChatReply, deadline: Deadline) -> Reply {
     match upstream {
-        Upstream::Answer(answer) => Ok(Reply::Whole(answer)),
-        Upstream::Events(mut events) => {
+        ChatReply::Answer(answer) => Reply::Whole(answer),
+        ChatReply::Events(mut events) => {
             let events = async_stream::stream! {
                 loop {
                     match deadline.run(events.next()).await {
@@ -49,9 +47,8 @@ fn reply(upstream: Upstream, deadline: Deadline) -> Result<Reply, ApiError> {
                     }
                 }
             };
-            Ok(Reply::Events { prompt_tokens: 0, events: events.boxed() })
+            Reply::Events { prompt_tokens: 0, events: events.boxed() }
         }
-        Upstream::Json { .. } | Upstream::Stream(_) => Err(ApiError::Internal),
     }
 }
 
@@ -66,7 +63,6 @@ pub(crate) async fn serve(
 ) -> Result<Response, ApiError> {
     let catalog = state.catalog.get().ok_or(ApiError::Internal)?;
     let limit = timeout(provider, &deadline);
-    let suffix = ctx.request_id.trim_start_matches("req_");
     let (record, request_id) = (ctx.record.clone(), ctx.request_id.clone());
     let upstream = match request {
         ModelRequest::Chat(req) => {
@@ -74,9 +70,8 @@ pub(crate) async fn serve(
             let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
             let answer =
                 deadline.run(catalog.openai_chat(provider, req, limit)).await?.map_err(ApiError::from_provider)?;
-            let encoder =
-                ChatEncoder::new(format!("chatcmpl-{suffix}"), chrono::Utc::now().timestamp(), model, include_usage);
-            let reply = reply(answer, deadline)?;
+            let encoder = chat_encoder(&request_id, &model, include_usage);
+            let reply = reply(answer, deadline);
             return respond(encoder, record, request_id, reply, stream).await;
         }
         ModelRequest::Messages(req) => {
@@ -85,8 +80,8 @@ pub(crate) async fn serve(
                 .run(catalog.anthropic_messages(provider, req, limit))
                 .await?
                 .map_err(ApiError::from_provider)?;
-            let encoder = MessagesEncoder::new(format!("msg_{suffix}"), model);
-            let reply = reply(answer, deadline)?;
+            let encoder = messages_encoder(&request_id, &model);
+            let reply = reply(answer, deadline);
             return respond(encoder, record, request_id, reply, stream).await;
         }
         ModelRequest::Completions(_) | ModelRequest::Embeddings(_) => {
@@ -98,11 +93,7 @@ pub(crate) async fn serve(
         }
     };
     match upstream {
-        Upstream::Json { body, usage } => {
-            record.set_tokens(usage.prompt_tokens as usize, usage.completion_tokens as usize);
-            record.succeed();
-            Ok(Json(body).into_response())
-        }
+        Upstream::Json { body, usage } => Ok(recorded(&record, body, usage.prompt_tokens, usage.completion_tokens)),
         Upstream::Stream(mut items) => {
             let stream = async_stream::stream! {
                 loop {
@@ -123,12 +114,11 @@ pub(crate) async fn serve(
                         Err(timeout) => timeout,
                     };
                     record.fail(&error);
-                    yield Ok(Sse::default().data(error.body(api.flavor(), api.path(), &request_id).to_string()));
+                    yield Ok(error_event(&error, api.flavor(), api.path(), &request_id));
                     break;
                 }
             };
             Ok(axum::response::sse::Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
         }
-        Upstream::Answer(_) | Upstream::Events(_) => Err(ApiError::Internal),
     }
 }

@@ -19,6 +19,9 @@ pub struct ModelEntry {
     pub model_type: Option<String>,
     /// The engine family that runs it; None when this engine cannot.
     pub family: Option<&'static str>,
+    /// Its context window per config.json, when stated (requests are checked against it before
+    /// the model is loaded).
+    pub context_length: Option<usize>,
 }
 
 /// Model ids → folders.
@@ -46,7 +49,14 @@ impl Registry {
         let (id, path) = (id.into(), path.into());
         let size_bytes = size_on_disk(&path);
         let arch = mlx_manager_engine::config::architecture(&path);
-        let entry = ModelEntry { id: id.clone(), path, size_bytes, model_type: arch.model_type, family: arch.family };
+        let entry = ModelEntry {
+            id: id.clone(),
+            path,
+            size_bytes,
+            model_type: arch.model_type,
+            family: arch.family,
+            context_length: arch.context_length,
+        };
         self.models.write().expect("registry lock").insert(id, entry);
     }
 

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use mlx_manager_api::encode::{ChatEncoder, MessagesEncoder};
 use mlx_manager_api::ChatDialect;
 use mlx_manager_providers::{Backend, Target};
 
@@ -20,7 +19,7 @@ use crate::extract::JsonBody;
 use crate::local::events::CallIds;
 use crate::middleware::RequestContext;
 use crate::request::{Api, ModelRequest};
-use crate::respond::{respond, Reply};
+use crate::respond::{chat_encoder, messages_encoder, respond, Reply};
 use crate::run::Deadline;
 use crate::state::AppState;
 
@@ -146,39 +145,39 @@ async fn serve_local(
     request: ModelRequest,
     deadline: Deadline,
 ) -> Result<Response, ApiError> {
-    let suffix = ctx.request_id.trim_start_matches("req_");
     let (record, request_id) = (ctx.record.clone(), ctx.request_id.clone());
     match request {
         ModelRequest::Chat(req) => {
             crate::local::check::chat(&req)?;
+            let field = if req.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
+            crate::local::check::fits(state, &req.model, req.max_output(), field)?;
             let stream = req.streams();
             let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
             let model = req.model.clone();
             let started = crate::local::chat::serve(state, req, CallIds::OpenAi, deadline).await?;
-            let encoder =
-                ChatEncoder::new(format!("chatcmpl-{suffix}"), chrono::Utc::now().timestamp(), model, include_usage);
+            let encoder = chat_encoder(&request_id, &model, include_usage);
             let reply = Reply::Events { prompt_tokens: started.prompt_tokens, events: started.events };
             respond(encoder, record, request_id, reply, stream).await
         }
         ModelRequest::Messages(req) => {
             crate::local::check::messages(&req)?;
+            crate::local::check::fits(state, &req.model, Some(req.max_tokens), "max_tokens")?;
             let chat =
                 mlx_manager_api::messages_to_chat(&req, ChatDialect::Local).map_err(ApiError::from_conversion)?;
             crate::local::check::chat(&chat)?;
             let started = crate::local::chat::serve(state, chat, CallIds::Anthropic, deadline).await?;
-            let encoder = MessagesEncoder::new(format!("msg_{suffix}"), req.model.clone());
+            let encoder = messages_encoder(&request_id, &req.model);
             let reply = Reply::Events { prompt_tokens: started.prompt_tokens, events: started.events };
             respond(encoder, record, request_id, reply, req.streams()).await
         }
         ModelRequest::Completions(req) => {
             crate::local::check::completions(&req)?;
+            crate::local::check::fits(state, &req.model, req.max_tokens, "max_tokens")?;
             crate::openai::completions::serve(state.clone(), ctx.clone(), req, deadline).await
         }
         ModelRequest::Embeddings(req) => {
             crate::local::check::embeddings(&req)?;
-            crate::openai::embeddings::serve(state.clone(), ctx.clone(), req, deadline)
-                .await
-                .map(IntoResponse::into_response)
+            crate::openai::embeddings::serve(state.clone(), ctx.clone(), req, deadline).await
         }
     }
 }

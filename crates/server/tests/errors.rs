@@ -55,10 +55,10 @@ async fn body_limit_is_413() {
 async fn unsupported_and_invalid_parameters_are_422_naming_the_field() {
     let s = TestServer::start().await;
     let mut req = chat(4);
-    req["response_format"] = json!({"type": "json_object"});
+    req["logit_bias"] = json!({"42": 5});
     let body = assert_problem(s.post("/v1/chat/completions", req).send().await.unwrap(), 422, "validation_error").await;
-    assert_eq!(body["error"]["param"], "response_format");
-    assert_eq!(body["errors"][0]["field"], "response_format");
+    assert_eq!(body["error"]["param"], "logit_bias");
+    assert_eq!(body["errors"][0]["field"], "logit_bias");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("not supported"));
 
     let mut req = chat(4);

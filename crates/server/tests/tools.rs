@@ -241,9 +241,13 @@ async fn requests_that_fail_validation_load_nothing() {
     };
     let bad = [
         json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "temperature": 9}),
-        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}}),
         json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
         json!({"model": "idle", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+        // More than the model's context (2048, per its config.json).
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5000}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)y"}}}}}}),
     ];
     for body in bad {
         let r = s.post("/v1/chat/completions", body.clone()).send().await.unwrap();
@@ -256,4 +260,5 @@ async fn requests_that_fail_validation_load_nothing() {
         .unwrap();
     assert_eq!(r.status(), 422);
     assert!(!loaded(&s).await.contains(&"idle".to_string()), "a rejected request must not load its model");
+    // (Models are only evicted to make room for a load, so nothing else was evicted either.)
 }

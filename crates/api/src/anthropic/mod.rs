@@ -37,16 +37,28 @@ pub enum Block {
     Text {
         /// The text.
         text: String,
+        /// Prompt caching breakpoint (passed on to Anthropic providers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
+        /// Citations (passed on).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        citations: Option<Value>,
     },
     /// An image (not supported by the local engine).
     Image {
         /// Its source.
         source: Value,
+        /// Prompt caching breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
     },
     /// A document (not supported by the local engine).
     Document {
         /// Its source.
         source: Value,
+        /// Its other members (`title`, `context`, `citations`, `cache_control`), passed on.
+        #[serde(flatten)]
+        rest: Map<String, Value>,
     },
     /// A tool call the assistant made.
     ToolUse {
@@ -56,6 +68,9 @@ pub enum Block {
         name: String,
         /// The arguments (an object).
         input: Value,
+        /// Prompt caching breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
     },
     /// The result of a tool call (in a user message).
     ToolResult {
@@ -67,6 +82,9 @@ pub enum Block {
         /// The tool failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         is_error: Option<bool>,
+        /// Prompt caching breakpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_control: Option<Value>,
     },
     /// The model's reasoning.
     Thinking {
@@ -83,6 +101,18 @@ pub enum Block {
     },
 }
 
+impl Block {
+    /// A text block.
+    pub fn text(text: impl Into<String>) -> Block {
+        Block::Text { text: text.into(), cache_control: None, citations: None }
+    }
+
+    /// A tool call block.
+    pub fn tool_use(id: impl Into<String>, name: impl Into<String>, input: Value) -> Block {
+        Block::ToolUse { id: id.into(), name: name.into(), input, cache_control: None }
+    }
+}
+
 /// A message's content: a string or blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -97,7 +127,7 @@ impl Content {
     /// As blocks.
     pub fn blocks(&self) -> Vec<Block> {
         match self {
-            Content::Text(t) => vec![Block::Text { text: t.clone() }],
+            Content::Text(t) => vec![Block::text(t.clone())],
             Content::Blocks(b) => b.clone(),
         }
     }
@@ -130,11 +160,15 @@ pub struct Tool {
     /// What it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// JSON Schema of its input.
-    pub input_schema: Value,
+    /// JSON Schema of its input (client tools; server tools have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
     /// Server tools' type (`web_search_…`); absent for client tools.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Everything else (`cache_control`, a server tool's settings), passed on to Anthropic.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 /// `tool_choice`.
@@ -190,6 +224,14 @@ pub enum Thinking {
     Disabled,
 }
 
+/// `metadata`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    /// An opaque end-user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
 /// `POST /v1/messages`. Unknown fields are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessagesRequest {
@@ -228,7 +270,7 @@ pub struct MessagesRequest {
     pub thinking: Option<Thinking>,
     /// `{"user_id": …}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
     /// How long the model stays loaded afterwards (extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<Value>,

@@ -71,7 +71,7 @@ impl MessagesEncoder {
         match event {
             Event::Text(text) => {
                 if self.open != Some(Open::Text) {
-                    self.open(Open::Text, Block::Text { text: String::new() }, &mut out);
+                    self.open(Open::Text, Block::text(String::new()), &mut out);
                 }
                 out.push(self.delta(BlockDelta::TextDelta { text }));
             }
@@ -83,7 +83,7 @@ impl MessagesEncoder {
                 out.push(self.delta(BlockDelta::ThinkingDelta { thinking }));
             }
             Event::ToolCallStart { id, name, .. } => {
-                let block = Block::ToolUse { id, name, input: Value::Object(Map::new()) };
+                let block = Block::tool_use(id, name, Value::Object(Map::new()));
                 self.open(Open::Tool, block, &mut out);
             }
             Event::ToolCallArguments { delta, .. } => {
@@ -95,7 +95,7 @@ impl MessagesEncoder {
             Event::Logprobs(_) => {}
             Event::Done { finish, usage } => {
                 if self.blocks == 0 {
-                    self.open(Open::Text, Block::Text { text: String::new() }, &mut out);
+                    self.open(Open::Text, Block::text(String::new()), &mut out);
                 }
                 self.close(&mut out);
                 let (stop_reason, stop_sequence) = finish.anthropic();
@@ -117,10 +117,10 @@ impl MessagesEncoder {
             content.push(Block::Thinking { thinking: answer.reasoning, signature: String::new() });
         }
         if !answer.text.is_empty() || answer.calls.is_empty() {
-            content.push(Block::Text { text: answer.text });
+            content.push(Block::text(answer.text));
         }
         for call in answer.calls {
-            content.push(Block::ToolUse { id: call.id, name: call.name, input: arguments_object(&call.arguments) });
+            content.push(Block::tool_use(call.id, call.name, arguments_object(&call.arguments)));
         }
         let usage: Usage = answer.usage;
         let mut message = self.message(content, usage.into());

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::anthropic::{Block, BlockDelta, MessageResponse, StopReason, StreamEvent};
+use crate::anthropic::{Block, BlockDelta, ErrorBody, MessageResponse, StopReason, StreamEvent};
 use crate::event::{Answer, Call, Event, Finish};
 use crate::openai::{ChatChunk, ChatCompletion, FinishReason};
 use crate::usage::Usage;
@@ -75,17 +75,22 @@ impl OpenAiDecoder {
     pub fn finish(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         self.end_calls(&mut out);
-        out.push(Event::Done { finish: Finish::from_openai(self.finish), usage: self.usage });
+        let finish = called(Finish::from_openai(self.finish), !self.calls.is_empty());
+        out.push(Event::Done { finish, usage: self.usage });
         out
-    }
-
-    /// Usage seen so far.
-    pub fn usage(&self) -> Usage {
-        self.usage
     }
 }
 
-/// Anthropic stream events → events. `Err` carries an upstream `error` event's type and message.
+/// A turn that called tools ended to call them, whatever an upstream says (some servers answer
+/// `stop`): an Anthropic client runs tools only on `tool_use`.
+fn called(finish: Finish, calls: bool) -> Finish {
+    match finish {
+        Finish::Stop if calls => Finish::ToolCalls,
+        other => other,
+    }
+}
+
+/// Anthropic stream events → events; an upstream `error` event is an `Err` with its body.
 #[derive(Debug, Default)]
 pub struct AnthropicDecoder {
     /// Upstream block index → our call index, for tool_use blocks.
@@ -100,9 +105,8 @@ impl AnthropicDecoder {
         AnthropicDecoder::default()
     }
 
-    /// The events one upstream event makes; `Ok(None)` once the message is complete is not
-    /// used: completion is the `Done` event.
-    pub fn on(&mut self, event: StreamEvent) -> Result<Vec<Event>, (String, String)> {
+    /// The events one upstream event makes (`message_stop` makes `Done`).
+    pub fn on(&mut self, event: StreamEvent) -> Result<Vec<Event>, ErrorBody> {
         let mut out = Vec::new();
         match event {
             StreamEvent::MessageStart { message } => {
@@ -115,7 +119,7 @@ impl AnthropicDecoder {
                     self.tools.insert(index, ours);
                     out.push(Event::ToolCallStart { index: ours, id, name });
                 }
-                Block::Text { text } if !text.is_empty() => out.push(Event::Text(text)),
+                Block::Text { text, .. } if !text.is_empty() => out.push(Event::Text(text)),
                 Block::Thinking { thinking, .. } if !thinking.is_empty() => out.push(Event::Reasoning(thinking)),
                 _ => {}
             },
@@ -143,17 +147,13 @@ impl AnthropicDecoder {
             }
             StreamEvent::MessageStop => {
                 let (reason, sequence) = self.stop.take().unwrap_or((None, None));
-                out.push(Event::Done { finish: Finish::from_anthropic(reason, sequence), usage: self.usage });
+                let finish = called(Finish::from_anthropic(reason, sequence), !self.tools.is_empty());
+                out.push(Event::Done { finish, usage: self.usage });
             }
             StreamEvent::Ping => {}
-            StreamEvent::Error { error } => return Err((error.kind, error.message)),
+            StreamEvent::Error { error } => return Err(error),
         }
         Ok(out)
-    }
-
-    /// Usage seen so far.
-    pub fn usage(&self) -> Usage {
-        self.usage
     }
 }
 
@@ -171,7 +171,7 @@ impl From<ChatCompletion> for Answer {
                 .map(|t| Call { id: t.id, name: t.function.name, arguments: t.function.arguments })
                 .collect();
             answer.logprobs = choice.logprobs.map(|l| l.content);
-            answer.finish = Some(Finish::from_openai(choice.finish_reason));
+            answer.finish = Some(called(Finish::from_openai(choice.finish_reason), !answer.calls.is_empty()));
         }
         answer
     }
@@ -182,15 +182,15 @@ impl From<MessageResponse> for Answer {
         let mut answer = Answer { usage: m.usage.into(), ..Answer::default() };
         for block in m.content {
             match block {
-                Block::Text { text } => answer.text.push_str(&text),
+                Block::Text { text, .. } => answer.text.push_str(&text),
                 Block::Thinking { thinking, .. } => answer.reasoning.push_str(&thinking),
-                Block::ToolUse { id, name, input } => {
+                Block::ToolUse { id, name, input, .. } => {
                     answer.calls.push(Call { id, name, arguments: input.to_string() })
                 }
                 _ => {}
             }
         }
-        answer.finish = Some(Finish::from_anthropic(m.stop_reason, m.stop_sequence));
+        answer.finish = Some(called(Finish::from_anthropic(m.stop_reason, m.stop_sequence), !answer.calls.is_empty()));
         answer
     }
 }

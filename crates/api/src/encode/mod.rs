@@ -2,9 +2,11 @@
 //! whole body; one decoder per API for the way back (a provider's answer as events).
 
 mod anthropic;
+mod completions;
 mod decode;
 mod openai;
 
 pub use anthropic::{arguments_object, MessagesEncoder};
+pub use completions::CompletionEncoder;
 pub use decode::{AnthropicDecoder, OpenAiDecoder};
 pub use openai::ChatEncoder;

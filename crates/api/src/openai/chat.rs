@@ -245,6 +245,64 @@ impl Stop {
     }
 }
 
+/// The schema of `response_format: {"type": "json_schema"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonSchemaFormat {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// Follow the schema exactly (constrained decoding always does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid for a schema.
+    JsonSchema {
+        /// The schema.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// vLLM's guided-decoding extensions (`extra_body`), shared by chat and completions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Guided {
+    /// Output valid for this JSON Schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_json: Option<Value>,
+    /// Output matching this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_regex: Option<String>,
+    /// Output of this Lark grammar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_grammar: Option<String>,
+    /// Output equal to one of these strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guided_choice: Option<Vec<String>>,
+}
+
+impl Guided {
+    /// Whether any is set.
+    pub fn is_set(&self) -> bool {
+        self.guided_json.is_some()
+            || self.guided_regex.is_some()
+            || self.guided_grammar.is_some()
+            || self.guided_choice.is_some()
+    }
+}
+
 /// `stream_options`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamOptions {
@@ -321,6 +379,12 @@ pub struct ChatRequest {
     /// Reasoning effort (`low`, `medium`, `high`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
+    /// Structured output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// vLLM's guided decoding fields.
+    #[serde(flatten)]
+    pub guided: Guided,
     /// Extra chat template variables (vLLM's and SGLang's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template_kwargs: Option<Map<String, Value>>,
@@ -405,8 +469,8 @@ pub struct AssistantMessage {
     pub role: String,
     /// The text (null when the answer is only tool calls).
     pub content: Option<String>,
-    /// The reasoning, when the model reasoned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The reasoning, when the model reasoned (`reasoning` from other servers reads as the same).
+    #[serde(default, alias = "reasoning", skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// The tool calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -481,8 +545,8 @@ pub struct Delta {
     /// Text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    /// Reasoning text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Reasoning text (`reasoning` from Ollama, OpenRouter and newer vLLM reads as the same).
+    #[serde(default, alias = "reasoning", skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// Tool call pieces.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::chat::{FinishReason, Stop, StreamOptions};
+use super::chat::{FinishReason, Guided, ResponseFormat, Stop, StreamOptions};
 use crate::usage::OpenAiUsage;
 
 /// A prompt or embedding input: text, texts, tokens, token lists.
@@ -66,6 +66,12 @@ pub struct CompletionRequest {
     /// Echo the prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo: Option<bool>,
+    /// Structured output (an extension here, as vLLM has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// vLLM's guided decoding fields.
+    #[serde(flatten)]
+    pub guided: Guided,
     /// Stream chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,

@@ -55,6 +55,20 @@ pub fn scripted_models(dir: &Path) -> [PathBuf; 2] {
     [agent, thinker]
 }
 
+/// A random-weight tiny Qwen2 model under Qwen2.5's real (Hermes tool-call) template: it writes
+/// JSON or a tool call only when decoding is constrained.
+pub fn random_hermes_model(dir: &Path) -> PathBuf {
+    let path = dir.join("random-hermes");
+    write_tiny_model(&path, &TinySpec { max_position_embeddings: 32_768, ..TinySpec::new(TinyFamily::Qwen2) }).unwrap();
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+    let config = path.join("tokenizer_config.json");
+    let mut tc: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    tc["chat_template"] = std::fs::read_to_string(template).unwrap().into();
+    std::fs::write(&config, tc.to_string()).unwrap();
+    path
+}
+
 pub fn serve(data_dir: &Path, model: &Path, extra: &[&str]) -> Server {
     std::fs::create_dir_all(data_dir).unwrap();
     let log = data_dir.join(format!("stderr-{}.log", std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()));

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Span;
 
+use crate::constraint::Constraint;
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, Sequence, Step};
 use crate::loaded::Loaded;
@@ -436,9 +437,18 @@ impl Actor {
     fn start(&mut self, request: &GenerateRequest) -> Result<(Sequence, bool)> {
         let loaded = self.use_model(&request.model)?;
         let (tokens, reasoning_open) = prompt_tokens(&loaded.tokenizer, &request.prompt, &loaded.info.output)?;
+        let constraint = match &request.params.grammar {
+            Some(grammar) => {
+                let guide = loaded.guide()?;
+                let tags = loaded.info.output.reasoning.as_ref().map(|(s, e)| (s.as_str(), e.as_str()));
+                Some(Constraint::new(&guide, grammar, &loaded.tokenizer, tags, reasoning_open)?)
+            }
+            None => None,
+        };
         // The model's prompt cache goes to this sequence if it shares a long enough beginning.
         let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
-        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, request.params.clone(), reuse)?, reasoning_open))
+        let params = request.params.clone();
+        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse, constraint)?, reasoning_open))
     }
 
     /// Steps the first generation that can take a token; false when none could.

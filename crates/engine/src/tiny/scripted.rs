@@ -19,8 +19,8 @@ use crate::error::{EngineError, Result};
 /// How much the scripted token outscores every other one (before the final norm's √d gain).
 const MARGIN: f32 = 10.0;
 
-fn invalid(message: String) -> EngineError {
-    EngineError::InvalidRequest { field: "script", message }
+fn invalid(dir: &Path, message: String) -> EngineError {
+    EngineError::InvalidConfig { path: dir.to_path_buf(), message }
 }
 
 /// Writes a Qwen2-architecture model under `dir` whose answer to any prompt is `pieces` in
@@ -37,11 +37,11 @@ pub fn write_scripted_model(dir: &Path, pieces: &[&str], chat_template: &str) ->
     };
     let d = spec.hidden_size;
     if pieces.len() + 1 >= d {
-        return Err(invalid(format!("a script has at most {} pieces", d - 2)));
+        return Err(invalid(dir, format!("a script has at most {} pieces", d - 2)));
     }
     let mut seen = std::collections::BTreeSet::new();
     if let Some(p) = pieces.iter().find(|p| p.is_empty() || !seen.insert(**p)) {
-        return Err(invalid(format!("script pieces must be distinct and non-empty: {p:?}")));
+        return Err(invalid(dir, format!("script pieces must be distinct and non-empty: {p:?}")));
     }
     write_tiny_model(dir, &spec)?;
 
@@ -53,21 +53,21 @@ pub fn write_scripted_model(dir: &Path, pieces: &[&str], chat_template: &str) ->
     tokenizer.save(&path, true).map_err(tok_err(&path))?;
     let chain: Vec<usize> = pieces
         .iter()
-        .map(|p| tokenizer.token_to_id(p).map(|id| id as usize).ok_or_else(|| invalid(format!("{p:?} has no id"))))
+        .map(|p| tokenizer.token_to_id(p).map(|id| id as usize).ok_or_else(|| invalid(dir, format!("{p:?} has no id"))))
         .collect::<Result<_>>()?;
     let vocab = tokenizer.get_vocab_size(true);
 
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
     let mut config: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(format!("config.json: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| invalid(dir, format!("config.json: {e}")))?;
     config["vocab_size"] = vocab.into();
     let eos =
-        config["eos_token_id"].as_u64().ok_or_else(|| invalid("config.json has no eos_token_id".into()))? as usize;
+        config["eos_token_id"].as_u64().ok_or_else(|| invalid(dir, "config.json has no eos_token_id".into()))? as usize;
     write_json(&config_path, &config)?;
     let tc_path = dir.join("tokenizer_config.json");
     let text = std::fs::read_to_string(&tc_path).map_err(io_err(&tc_path))?;
-    let mut tc: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(format!("{e}")))?;
+    let mut tc: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(dir, format!("{e}")))?;
     tc["chat_template"] = chat_template.into();
     write_json(&tc_path, &tc)?;
 
@@ -85,7 +85,7 @@ pub fn write_scripted_model(dir: &Path, pieces: &[&str], chat_template: &str) ->
     head[eos * d + chain.len()] = MARGIN;
     let weights_path = dir.join("model.safetensors");
     let bytes = std::fs::read(&weights_path).map_err(io_err(&weights_path))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(format!("weights: {e}")))?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(dir, format!("weights: {e}")))?;
     let mut tensors = Vec::new();
     for (name, view) in file.tensors() {
         let shape = view.shape().to_vec();

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ProviderError;
 use crate::upstream::Provider;
-use crate::Reply;
+use crate::{ChatReply, Reply};
 
 fn unsupported(e: ApiTypeError, backend: &str) -> ProviderError {
     match e {
@@ -41,7 +41,7 @@ pub(crate) async fn openai_chat(
     provider: &Provider,
     mut req: ChatRequest,
     timeout: Duration,
-) -> Result<Reply, ProviderError> {
+) -> Result<ChatReply, ProviderError> {
     let name = provider.name().to_string();
     req.keep_alive = None;
     if provider.config.kind.is_anthropic() {
@@ -49,7 +49,7 @@ pub(crate) async fn openai_chat(
         return messages_on(client, provider, &body_of(&upstream), upstream.streams(), timeout).await;
     }
     if provider.config.kind == ProviderKind::Openai {
-        req.chat_template_kwargs = None;
+        mlx_manager_api::for_openai(&mut req).map_err(|e| unsupported(e, &name))?;
     }
     chat_on(client, provider, req, timeout).await
 }
@@ -60,7 +60,7 @@ pub(crate) async fn anthropic_messages(
     provider: &Provider,
     mut req: MessagesRequest,
     timeout: Duration,
-) -> Result<Reply, ProviderError> {
+) -> Result<ChatReply, ProviderError> {
     let name = provider.name().to_string();
     req.keep_alive = None;
     if provider.config.kind.is_anthropic() {
@@ -79,17 +79,17 @@ async fn chat_on(
     provider: &Provider,
     mut req: ChatRequest,
     timeout: Duration,
-) -> Result<Reply, ProviderError> {
+) -> Result<ChatReply, ProviderError> {
     let name = provider.name().to_string();
     if req.streams() {
         req.stream_options = Some(StreamOptions { include_usage: true });
         let up = provider.post_stream(client, "chat/completions", &body_of(&req), timeout).await?;
-        return Ok(Reply::Events(stream::openai_events(up, name)));
+        return Ok(ChatReply::Events(stream::openai_events(up, name)));
     }
     let answer = provider.post_json(client, "chat/completions", &body_of(&req), timeout).await?;
     let completion: ChatCompletion =
         serde_json::from_value(answer).map_err(|e| protocol(&name, "not a chat completion", e))?;
-    Ok(Reply::Answer(Answer::from(completion)))
+    Ok(ChatReply::Answer(Answer::from(completion)))
 }
 
 /// A Messages body on an Anthropic-style provider.
@@ -99,16 +99,16 @@ async fn messages_on(
     body: &Value,
     streams: bool,
     timeout: Duration,
-) -> Result<Reply, ProviderError> {
+) -> Result<ChatReply, ProviderError> {
     let name = provider.name().to_string();
     let path = provider.api_path("messages");
     if streams {
         let up = provider.post_stream(client, &path, body, timeout).await?;
-        return Ok(Reply::Events(stream::anthropic_events(up, name)));
+        return Ok(ChatReply::Events(stream::anthropic_events(up, name)));
     }
     let answer = provider.post_json(client, &path, body, timeout).await?;
     let message: MessageResponse = serde_json::from_value(answer).map_err(|e| protocol(&name, "not a message", e))?;
-    Ok(Reply::Answer(Answer::from(message)))
+    Ok(ChatReply::Answer(Answer::from(message)))
 }
 
 fn include_usage(body: &Map<String, Value>) -> bool {

@@ -92,8 +92,8 @@ pub(crate) fn anthropic_events(mut up: UpStream, provider: String) -> EventStrea
                     return Err(upstream_error(&provider, &v));
                 }
                 match serde_json::from_value::<StreamEvent>(v) {
-                    Ok(event) => decoder.on(event).map_err(|(kind, message)| ProviderError::UpstreamStatus {
-                        provider: provider.clone(), status: 502, message: format!("{kind}: {message}"), retry_after: None,
+                    Ok(event) => decoder.on(event).map_err(|e| ProviderError::UpstreamStatus {
+                        provider: provider.clone(), status: 502, message: format!("{}: {}", e.kind, e.message), retry_after: None,
                     }),
                     Err(e) => {
                         tracing::debug!(provider = %provider, error = %e, "skipping an unknown stream event");

@@ -99,24 +99,16 @@ pub(crate) async fn serve(
         template_kwargs: template_kwargs(&req),
     };
     let info = ensure_loaded(state, &req.model, deadline, keep_alive).await?;
-    let (max_tokens, field) = match (req.max_completion_tokens, req.max_tokens) {
-        (Some(n), _) => (n, "max_completion_tokens"),
-        (None, Some(n)) => (n, "max_tokens"),
-        (None, None) => (2048.min(info.context_length.unwrap_or(2048) as u32), "max_tokens"),
-    };
-    let logprobs = req.logprobs == Some(true);
-    let sampling = Sampling {
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
-        min_p: req.min_p,
-        seed: req.seed,
-        presence_penalty: req.presence_penalty,
-        frequency_penalty: req.frequency_penalty,
-        repetition_penalty: req.repetition_penalty,
-        stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
-    };
-    let params = sampling.params(max_tokens, field, logprobs, info.context_length)?;
+    let max_tokens = req.max_output().unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
+    let mut params = Sampling::from(&req).params(max_tokens, req.logprobs == Some(true));
+    let parallel = req.parallel_tool_calls != Some(false);
+    params.grammar = super::grammar::forced_call(
+        info.output.tools,
+        req.tools.as_deref().unwrap_or_default(),
+        req.tool_choice.as_ref(),
+        parallel,
+    )
+    .or_else(|| super::grammar::requested(req.response_format.as_ref(), &req.guided).map(|(g, _)| g));
     let run = Run::start(state, &req.model, prompt, params, deadline).await?;
     let ids = if info.output.tools == Some(ToolFormat::Mistral) { CallIds::Mistral } else { ids };
     let parser = OutputParser::new(&info.output, tools_json.as_ref(), run.reasoning_open);

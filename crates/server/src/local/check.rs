@@ -7,10 +7,10 @@ use mlx_manager_engine::chat::RESERVED;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 
 /// Parameters we know but the local engine does not implement (yet), with the reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("response_format", "structured output is not implemented yet"),
     ("logit_bias", "logit_bias is not implemented"),
     ("functions", "legacy function calling is not supported; send `tools`"),
     ("function_call", "legacy function calling is not supported; send `tool_choice`"),
@@ -30,13 +30,7 @@ impl Errors {
     }
 
     fn extra(&mut self, extra: &Map<String, Value>) {
-        for key in extra.keys() {
-            let message = match UNSUPPORTED.iter().find(|(k, _)| k == key) {
-                Some((_, why)) => format!("not supported: {why}"),
-                None => "unknown parameter".to_string(),
-            };
-            self.add(key.clone(), message);
-        }
+        self.0.extend(crate::extract::refused(extra.keys(), UNSUPPORTED));
     }
 
     fn done(self) -> Result<(), ApiError> {
@@ -52,6 +46,23 @@ fn text_only(e: &mut Errors, content: &Content, field: String) {
     if let Err(j) = content.text() {
         e.add(format!("{field}[{j}]"), "only text content parts are supported");
     }
+}
+
+/// Most tokens one request may ask for when the model's context is unknown.
+const MAX_TOKENS_CAP: u32 = 1_000_000;
+
+/// A token limit the model's context (per its config.json) cannot hold, refused before the model
+/// is loaded; `field` is the client's name for the limit.
+pub(crate) fn fits(state: &AppState, model: &str, max_tokens: Option<u32>, field: &str) -> Result<(), ApiError> {
+    let Some(n) = max_tokens else { return Ok(()) };
+    let cap = state.registry.get(model).and_then(|e| e.context_length).map_or(MAX_TOKENS_CAP, |c| c as u32);
+    if n > cap {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            field,
+            format!("must be at most {cap} (the model's context)"),
+        )]));
+    }
+    Ok(())
 }
 
 /// A chat request the local engine can serve.
@@ -71,6 +82,14 @@ pub(crate) fn chat(req: &ChatRequest) -> Result<(), ApiError> {
                 format!("`{key}` is set by the request itself, not by a template variable"),
             );
         }
+    }
+    if let Err(ApiError::Validation(errors)) = super::grammar::check(
+        req.response_format.as_ref(),
+        &req.guided,
+        req.tools.as_deref().unwrap_or_default(),
+        req.tool_choice.as_ref(),
+    ) {
+        e.0.extend(errors);
     }
     for (i, m) in req.messages.iter().enumerate() {
         let field = format!("messages[{i}].content");
@@ -111,6 +130,11 @@ pub(crate) fn completions(req: &CompletionRequest) -> Result<(), ApiError> {
     }
     if req.logprobs.is_some_and(|n| n > 0) {
         e.add("logprobs", "only the chosen token's logprob is supported (logprobs must be 0)");
+    }
+    if let Err(ApiError::Validation(errors)) =
+        super::grammar::check(req.response_format.as_ref(), &req.guided, &[], None)
+    {
+        e.0.extend(errors);
     }
     let tokens = matches!(req.prompt, TextOrTokens::Tokens(_) | TextOrTokens::TokenLists(_));
     if req.echo == Some(true) && tokens {

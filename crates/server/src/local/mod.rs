@@ -5,4 +5,5 @@
 pub(crate) mod chat;
 pub(crate) mod check;
 pub(crate) mod events;
+pub(crate) mod grammar;
 pub(crate) mod params;

@@ -1,13 +1,8 @@
 //! Engine generation parameters from a request's sampling fields (their ranges were checked by
-//! the API layer; what is left is the model's own limit: its context).
+//! the API layer, the token limit against the model's context by `check::fits`).
 
+use mlx_manager_api::openai::{ChatRequest, CompletionRequest};
 use mlx_manager_engine::{GenerationParams, SamplingParams};
-
-use crate::error::ApiError;
-use crate::extract::invalid;
-
-/// Most tokens one request may ask for when the model's context is unknown.
-const MAX_TOKENS_CAP: u32 = 1_000_000;
 
 /// The sampling fields the OpenAI routes (and converted Anthropic requests) share.
 #[derive(Debug, Default)]
@@ -23,21 +18,42 @@ pub(crate) struct Sampling {
     pub stop: Vec<String>,
 }
 
-impl Sampling {
-    /// Parameters for a model with `context` tokens; `max_tokens` is checked against it under
-    /// the name the client used (`field`).
-    pub(crate) fn params(
-        self,
-        max_tokens: u32,
-        field: &str,
-        logprobs: bool,
-        context: Option<usize>,
-    ) -> Result<GenerationParams, ApiError> {
-        let cap = context.map_or(MAX_TOKENS_CAP, |c| c as u32);
-        if max_tokens > cap {
-            return Err(invalid(field, format!("must be at most {cap} (the model's context)")));
+impl From<&ChatRequest> for Sampling {
+    fn from(r: &ChatRequest) -> Sampling {
+        Sampling {
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            min_p: r.min_p,
+            seed: r.seed,
+            presence_penalty: r.presence_penalty,
+            frequency_penalty: r.frequency_penalty,
+            repetition_penalty: r.repetition_penalty,
+            stop: r.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         }
-        Ok(GenerationParams {
+    }
+}
+
+impl From<&CompletionRequest> for Sampling {
+    fn from(r: &CompletionRequest) -> Sampling {
+        Sampling {
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            min_p: r.min_p,
+            seed: r.seed,
+            presence_penalty: r.presence_penalty,
+            frequency_penalty: r.frequency_penalty,
+            repetition_penalty: r.repetition_penalty,
+            stop: r.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Sampling {
+    /// The engine's parameters for `max_tokens` new tokens.
+    pub(crate) fn params(self, max_tokens: u32, logprobs: bool) -> GenerationParams {
+        GenerationParams {
             max_tokens: max_tokens as usize,
             sampling: SamplingParams {
                 temperature: self.temperature.unwrap_or(1.0) as f32,
@@ -53,6 +69,7 @@ impl Sampling {
             stop: self.stop,
             stop_token_ids: Vec::new(),
             logprobs,
-        })
+            grammar: None,
+        }
     }
 }

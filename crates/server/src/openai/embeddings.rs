@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use axum::response::Response;
 use base64::Engine as _;
 use mlx_manager_api::openai::{
     Embedding, EmbeddingUsage, Embeddings, EmbeddingsRequest, EncodingFormat, TextOrTokens, Vector,
@@ -21,7 +21,7 @@ pub(crate) async fn serve(
     ctx: RequestContext,
     req: EmbeddingsRequest,
     deadline: Deadline,
-) -> Result<Json<Embeddings>, ApiError> {
+) -> Result<Response, ApiError> {
     let keep_alive = crate::keep_alive::parse(req.keep_alive.as_ref())?;
     let inputs: Vec<EmbedInput> = match req.input {
         TextOrTokens::Text(t) => vec![EmbedInput::Text(t)],
@@ -55,12 +55,11 @@ pub(crate) async fn serve(
         })
         .collect();
     let tokens = result.prompt_tokens as u32;
-    ctx.record.set_tokens(result.prompt_tokens, 0);
-    ctx.record.succeed();
-    Ok(Json(Embeddings {
+    let body = Embeddings {
         object: "list".into(),
         data,
         model: req.model,
         usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
-    }))
+    };
+    Ok(crate::respond::recorded(&ctx.record, body, tokens, 0))
 }

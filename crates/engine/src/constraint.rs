@@ -1,0 +1,212 @@
+//! Constrained decoding with llguidance: a generation may carry a [`Grammar`] (a JSON Schema,
+//! any JSON object, a regular expression or a Lark grammar), and then every token it samples is
+//! one the grammar allows. At each step the matcher's allowed-token mask is added to the logits
+//! (−∞ for the rest) before the sampler runs, so every sampler setting keeps working on the
+//! allowed tokens; EOS is allowed only where the grammar can end.
+//!
+//! The masks are computed off the engine thread: the step's forward pass is started first
+//! (`async_eval`), then each constrained row's matcher reads the token it just produced and
+//! computes its next mask on rayon's pool while MLX runs the model, and only the masked sampling
+//! waits for both. Rows without a grammar in the same batch are not touched.
+//!
+//! Reasoning models: when the model's output format has reasoning tags, the grammar starts after
+//! the reasoning block (the first token may also open it).
+
+use std::sync::Arc;
+
+use llguidance::api::TopLevelGrammar;
+use llguidance::toktrie::{ApproximateTokEnv, SimpleVob, TokEnv};
+use llguidance::{Matcher, ParserFactory};
+use mlx_rs::Array;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::tokenizer::Tokenizer;
+
+/// What a generation's output must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grammar {
+    /// A JSON value valid for this JSON Schema.
+    JsonSchema(serde_json::Value),
+    /// Any JSON object.
+    JsonObject,
+    /// Text matching this regular expression.
+    Regex(String),
+    /// Text of this Lark grammar (llguidance's dialect; `%json { … }` embeds a schema).
+    Lark(String),
+}
+
+fn grammar_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Grammar { message: e.to_string() }
+}
+
+/// Whitespace between JSON tokens: what pretty-printing needs (a newline and indentation), but
+/// bounded, so a model cannot spend its whole budget on blanks inside an object.
+pub const JSON_WHITESPACE: &str = r"[\x20\x0A\x0D\x09]{1,24}";
+
+/// A JSON Schema with the whitespace bound, unless it sets llguidance's options itself.
+pub fn bounded_whitespace(mut schema: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.entry("x-guidance").or_insert_with(|| serde_json::json!({"whitespace_pattern": JSON_WHITESPACE}));
+    }
+    schema
+}
+
+impl Grammar {
+    fn top_level(&self) -> TopLevelGrammar {
+        match self {
+            Grammar::JsonSchema(schema) => TopLevelGrammar::from_json_schema(bounded_whitespace(schema.clone())),
+            Grammar::JsonObject => {
+                TopLevelGrammar::from_json_schema(bounded_whitespace(serde_json::json!({"type": "object"})))
+            }
+            Grammar::Regex(rx) => TopLevelGrammar::from_regex(rx),
+            Grammar::Lark(lark) => TopLevelGrammar::from_lark(lark.clone()),
+        }
+    }
+
+    /// Whether llguidance can compile it, checked without a model (so a request can be refused
+    /// before anything is loaded): [`EngineError::Grammar`] with llguidance's reason if not.
+    pub fn check(&self) -> Result<()> {
+        static FACTORY: std::sync::OnceLock<ParserFactory> = std::sync::OnceLock::new();
+        let factory = FACTORY.get_or_init(|| {
+            let mut f = ParserFactory::new_simple(&ApproximateTokEnv::single_byte_env()).expect("byte tokenizer");
+            f.quiet();
+            f
+        });
+        factory.create_parser(self.top_level()).map(|_| ()).map_err(grammar_error)
+    }
+}
+
+/// A model's grammar compiler: its vocabulary as llguidance sees it (built once per model, at
+/// its first constrained request).
+pub(crate) struct Guide {
+    factory: ParserFactory,
+}
+
+impl Guide {
+    /// From the model's tokenizer.json, with `eos` as the tokens that end a generation and
+    /// `vocab` the width of the model's logits.
+    pub(crate) fn new(tokenizer: &Tokenizer, eos: &[u32], vocab: usize) -> Result<Guide> {
+        let mut bytes = toktrie_hf_tokenizers::ByteTokenizer::from_file(&tokenizer.path).map_err(grammar_error)?;
+        bytes.set_eos_tokens(eos);
+        let env: TokEnv = bytes.into_tok_env(Some(vocab)).map_err(grammar_error)?;
+        let mut factory = ParserFactory::new_simple(&env).map_err(grammar_error)?;
+        factory.quiet();
+        Ok(Guide { factory })
+    }
+}
+
+/// Where a reasoning model is relative to its reasoning block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gate {
+    /// The grammar applies.
+    Open,
+    /// First token: the grammar's tokens, or `start`, which opens reasoning (ended by `end`).
+    MayReason { start: u32, end: String },
+    /// Inside reasoning: free until the end tag has been written.
+    Reasoning { end: String, tail: String },
+}
+
+/// One sequence's constraint.
+pub(crate) struct Constraint {
+    matcher: Matcher,
+    gate: Gate,
+    /// The next step's mask, once computed.
+    mask: Option<SimpleVob>,
+}
+
+impl Constraint {
+    /// A constraint for `grammar` on the model of `guide`. `reasoning`: the model's reasoning
+    /// tags (start, end) and whether the prompt already opened the block.
+    pub(crate) fn new(
+        guide: &Arc<Guide>,
+        grammar: &Grammar,
+        tokenizer: &Tokenizer,
+        reasoning: Option<(&str, &str)>,
+        reasoning_open: bool,
+    ) -> Result<Constraint> {
+        let parser = guide.factory.create_parser(grammar.top_level()).map_err(grammar_error)?;
+        let gate = match reasoning {
+            Some((_, end)) if reasoning_open => Gate::Reasoning { end: end.to_string(), tail: String::new() },
+            Some((start, end)) => match tokenizer.encode(start, false)?.as_slice() {
+                [id] => Gate::MayReason { start: *id, end: end.to_string() },
+                _ => Gate::Open,
+            },
+            None => Gate::Open,
+        };
+        Ok(Constraint { matcher: Matcher::new(Ok(parser)), gate, mask: None })
+    }
+
+    /// Reads the token the sequence just produced (before the next mask).
+    pub(crate) fn advance(&mut self, token: u32, tokenizer: &Tokenizer) -> Result<()> {
+        match &mut self.gate {
+            Gate::Open => self.matcher.consume_token(token).map_err(grammar_error)?,
+            Gate::MayReason { start, end } if token == *start => {
+                self.gate = Gate::Reasoning { end: std::mem::take(end), tail: String::new() };
+            }
+            Gate::MayReason { .. } => {
+                self.gate = Gate::Open;
+                self.matcher.consume_token(token).map_err(grammar_error)?;
+            }
+            Gate::Reasoning { end, tail } => {
+                tail.push_str(&tokenizer.decode_with_special(&[token])?);
+                if tail.contains(end.as_str()) {
+                    self.gate = Gate::Open;
+                } else if tail.len() > 4 * end.len() {
+                    let cut = tail.len() - end.len();
+                    let cut = (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+                    tail.drain(..cut);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Computes the next step's mask (None while reasoning: no constraint).
+    pub(crate) fn compute(&mut self) -> Result<()> {
+        self.mask = match &self.gate {
+            Gate::Reasoning { .. } => None,
+            Gate::Open => Some(self.matcher.compute_mask_or_eos().map_err(grammar_error)?),
+            Gate::MayReason { start, .. } => {
+                let mut mask = self.matcher.compute_mask_or_eos().map_err(grammar_error)?;
+                mask.allow_token(*start);
+                Some(mask)
+            }
+        };
+        Ok(())
+    }
+
+    /// The computed mask as additive logits `[1, vocab]` (0 allowed, −∞ not), if any.
+    pub(crate) fn take_mask(&mut self, width: usize) -> Option<Array> {
+        let mask = self.mask.take()?;
+        let mut add = vec![f32::NEG_INFINITY; width];
+        mask.iter_set_entries(|i| {
+            if i < width {
+                add[i] = 0.0;
+            }
+        });
+        Some(Array::from_slice(&add, &[1, width as i32]))
+    }
+}
+
+/// For each row: reads the token it just produced (waiting for it if it is still being computed)
+/// and advances its matcher, then computes the next masks of all rows at once on rayon's pool
+/// (off the engine thread, while MLX runs the step's forward pass). A row whose token ends the
+/// generation needs no further mask.
+pub(crate) fn prepare(
+    rows: Vec<(&mut Constraint, &Array)>,
+    tokenizer: &Tokenizer,
+    eos: &std::collections::BTreeSet<u32>,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let mut going = Vec::with_capacity(rows.len());
+    for (c, token) in rows {
+        let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
+        if !eos.contains(&id) {
+            c.advance(id, tokenizer)?;
+            going.push(c);
+        }
+    }
+    going.par_iter_mut().try_for_each(|c| c.compute())
+}

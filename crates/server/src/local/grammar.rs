@@ -1,0 +1,119 @@
+//! The grammar a local generation follows: the request's structured output (`response_format`,
+//! vLLM's `guided_json` / `guided_regex` / `guided_grammar` / `guided_choice`), or — for
+//! `tool_choice: required` or a named tool — a call in the model's own tool-call syntax whose
+//! arguments follow the tool's parameter schema, so the output parser reads it back as a call.
+//! Grammars are compiled once before anything is loaded (a schema llguidance cannot compile is a
+//! 422 naming the field).
+
+use mlx_manager_api::openai::{Guided, NamedToolChoice, ResponseFormat, Tool, ToolChoice, ToolChoiceMode};
+use mlx_manager_engine::output::ToolFormat;
+use mlx_manager_engine::{EngineError, Grammar};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, FieldError};
+
+fn refused(field: &str, e: EngineError) -> ApiError {
+    let message = match e {
+        EngineError::Grammar { message } => format!("cannot be enforced: {message}"),
+        other => other.to_string(),
+    };
+    ApiError::Validation(vec![FieldError::new(field, message)])
+}
+
+/// The structured output a request asks for, and the field that asked.
+pub(crate) fn requested(format: Option<&ResponseFormat>, guided: &Guided) -> Option<(Grammar, &'static str)> {
+    if let Some(ResponseFormat::JsonSchema { json_schema }) = format {
+        let schema = json_schema.schema.clone().unwrap_or(Value::Bool(true));
+        return Some((Grammar::JsonSchema(schema), "response_format.json_schema.schema"));
+    }
+    if let Some(ResponseFormat::JsonObject) = format {
+        return Some((Grammar::JsonObject, "response_format"));
+    }
+    if let Some(schema) = &guided.guided_json {
+        return Some((Grammar::JsonSchema(schema.clone()), "guided_json"));
+    }
+    if let Some(rx) = &guided.guided_regex {
+        return Some((Grammar::Regex(rx.clone()), "guided_regex"));
+    }
+    if let Some(lark) = &guided.guided_grammar {
+        return Some((Grammar::Lark(lark.clone()), "guided_grammar"));
+    }
+    if let Some(choices) = &guided.guided_choice {
+        let alternatives: Vec<String> = choices.iter().map(|c| Value::String(c.clone()).to_string()).collect();
+        return Some((Grammar::Lark(format!("start: {}", alternatives.join(" | "))), "guided_choice"));
+    }
+    None
+}
+
+/// The tools a forced choice allows (None: the choice does not force a call).
+fn forced<'a>(tools: &'a [Tool], choice: Option<&ToolChoice>) -> Option<Vec<&'a Tool>> {
+    match choice? {
+        ToolChoice::Mode(ToolChoiceMode::Required) => Some(tools.iter().collect()),
+        ToolChoice::Named(NamedToolChoice::Function { function }) => {
+            Some(tools.iter().filter(|t| t.function().name == function.name).collect())
+        }
+        ToolChoice::Mode(_) => None,
+    }
+}
+
+fn parameters(tool: &Tool) -> Value {
+    tool.function().parameters.clone().unwrap_or_else(|| json!({"type": "object"}))
+}
+
+/// Before anything is loaded: the request's grammar and, for a forced tool choice, each allowed
+/// tool's parameter schema compile.
+pub(crate) fn check(
+    format: Option<&ResponseFormat>,
+    guided: &Guided,
+    tools: &[Tool],
+    choice: Option<&ToolChoice>,
+) -> Result<(), ApiError> {
+    if let Some((grammar, field)) = requested(format, guided) {
+        grammar.check().map_err(|e| refused(field, e))?;
+    }
+    for tool in forced(tools, choice).unwrap_or_default() {
+        let i = tools.iter().position(|t| std::ptr::eq(t, tool)).unwrap_or_default();
+        Grammar::JsonSchema(parameters(tool))
+            .check()
+            .map_err(|e| refused(&format!("tools[{i}].function.parameters"), e))?;
+    }
+    Ok(())
+}
+
+/// One call of any allowed tool as a JSON object `{"name": …, <arguments key>: …}`.
+fn call_schema(tools: &[&Tool], arguments: &str) -> Value {
+    let each: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({"type": "object", "properties": {"name": {"const": t.function().name}, arguments: parameters(t)},
+                "required": ["name", arguments], "additionalProperties": false})
+        })
+        .collect();
+    mlx_manager_engine::bounded_whitespace(json!({"anyOf": each}))
+}
+
+/// The grammar of a forced call in `format` (None: the choice forces nothing, or this format's
+/// calls cannot be written as a grammar yet — then the model is only shown the allowed tools).
+pub(crate) fn forced_call(
+    format: Option<ToolFormat>,
+    tools: &[Tool],
+    choice: Option<&ToolChoice>,
+    parallel: bool,
+) -> Option<Grammar> {
+    let allowed = forced(tools, choice)?;
+    let lark = match format? {
+        ToolFormat::Hermes => {
+            let more = if parallel { " (\"\\n\" call)*" } else { "" };
+            format!(
+                "start: call{more}\ncall: \"<tool_call>\\n\" body \"\\n</tool_call>\"\nbody: %json {}",
+                call_schema(&allowed, "arguments")
+            )
+        }
+        ToolFormat::Llama3 => format!("start: body\nbody: %json {}", call_schema(&allowed, "parameters")),
+        other => {
+            tracing::warn!(format = ?other, "forced tool calls are not constrained for this tool-call format");
+            return None;
+        }
+    };
+    Some(Grammar::Lark(lark))
+}
