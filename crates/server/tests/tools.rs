@@ -223,6 +223,19 @@ async fn a_model_s_tool_parser_type_overrides_its_template() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_constraint_starts_after_the_reasoning() {
+    let (s, _dir) = server().await;
+    let req = json!({"model": THINKER, "messages": [{"role": "user", "content": "Weather?"}], "max_tokens": 60,
+        "temperature": 0, "guided_regex": "(sunny|rainy)"});
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // The model reasons as it likes; its answer is held to the grammar.
+    assert_eq!(message["reasoning_content"].as_str().unwrap().trim(), "The user asks about the weather.", "{r}");
+    assert!(["sunny", "rainy"].contains(&message["content"].as_str().unwrap().trim()), "{r}");
+    assert_eq!(r["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
     let (s, _dir) = server().await;
     let mut req = chat(AGENT, false);

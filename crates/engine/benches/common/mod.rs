@@ -1,5 +1,6 @@
 //! Shared by the engine's benches: environment knobs, medians, the reference venv's Python and the
 //! generated benchmark model.
+#![allow(dead_code)] // each bench uses part of it
 
 use std::path::{Path, PathBuf};
 
