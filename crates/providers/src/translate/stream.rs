@@ -10,7 +10,7 @@ use mlx_manager_api::Event;
 use serde_json::Value;
 
 use crate::error::ProviderError;
-use crate::upstream::UpStream;
+use crate::upstream::{UpEvent, UpStream};
 use crate::{EventStream, ReplyStream, SseEvent, StreamItem, Usage};
 
 fn parse(provider: &str, data: &str) -> Result<Value, ProviderError> {
@@ -45,22 +45,16 @@ fn typed<T: serde::de::DeserializeOwned>(provider: &str, v: Value) -> Result<T, 
     })
 }
 
-/// OpenAI chat chunks → events; `[DONE]` ends the answer.
-pub(crate) fn openai_events(mut up: UpStream, provider: String) -> EventStream {
+/// Upstream events → API-neutral events through `decode`, until the answer's `Done`; an error
+/// (from upstream or decoding) or an upstream that stops first ends the stream with an `Err`.
+fn decoded(
+    mut up: UpStream,
+    provider: String,
+    mut decode: impl FnMut(UpEvent) -> Result<Vec<Event>, ProviderError> + Send + 'static,
+) -> EventStream {
     Box::pin(async_stream::stream! {
-        let mut decoder = OpenAiDecoder::new();
         while let Some(ev) = up.next().await {
-            let result: Result<Vec<Event>, ProviderError> = ev.and_then(|ev| {
-                if ev.data.trim() == "[DONE]" {
-                    return Ok(decoder.finish());
-                }
-                let v = parse(&provider, &ev.data)?;
-                if v.get("error").is_some() {
-                    return Err(upstream_error(&provider, &v));
-                }
-                Ok(decoder.on(typed::<ChatChunk>(&provider, v)?))
-            });
-            match result {
+            match ev.and_then(&mut decode) {
                 Ok(events) => {
                     let done = events.iter().any(|e| matches!(e, Event::Done { .. }));
                     for e in events {
@@ -80,44 +74,44 @@ pub(crate) fn openai_events(mut up: UpStream, provider: String) -> EventStream {
     })
 }
 
+/// OpenAI chat chunks → events; `[DONE]` ends the answer.
+pub(crate) fn openai_events(up: UpStream, provider: String) -> EventStream {
+    let mut decoder = OpenAiDecoder::new();
+    let name = provider.clone();
+    decoded(up, provider, move |ev| {
+        if ev.data.trim() == "[DONE]" {
+            return Ok(decoder.finish());
+        }
+        let v = parse(&name, &ev.data)?;
+        if v.get("error").is_some() {
+            return Err(upstream_error(&name, &v));
+        }
+        Ok(decoder.on(typed::<ChatChunk>(&name, v)?))
+    })
+}
+
 /// Anthropic events → events; `message_stop` ends the answer. Event types this version does not
 /// know are skipped.
-pub(crate) fn anthropic_events(mut up: UpStream, provider: String) -> EventStream {
-    Box::pin(async_stream::stream! {
-        let mut decoder = AnthropicDecoder::new();
-        while let Some(ev) = up.next().await {
-            let result: Result<Vec<Event>, ProviderError> = ev.and_then(|ev| {
-                let v = parse(&provider, &ev.data)?;
-                if v.get("type").and_then(Value::as_str) == Some("error") {
-                    return Err(upstream_error(&provider, &v));
-                }
-                match serde_json::from_value::<StreamEvent>(v) {
-                    Ok(event) => decoder.on(event).map_err(|e| ProviderError::UpstreamStatus {
-                        provider: provider.clone(), status: 502, message: format!("{}: {}", e.kind, e.message), retry_after: None,
-                    }),
-                    Err(e) => {
-                        tracing::debug!(provider = %provider, error = %e, "skipping an unknown stream event");
-                        Ok(Vec::new())
-                    }
-                }
-            });
-            match result {
-                Ok(events) => {
-                    let done = events.iter().any(|e| matches!(e, Event::Done { .. }));
-                    for e in events {
-                        yield Ok(e);
-                    }
-                    if done {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    yield Err(e);
-                    return;
-                }
+pub(crate) fn anthropic_events(up: UpStream, provider: String) -> EventStream {
+    let mut decoder = AnthropicDecoder::new();
+    let name = provider.clone();
+    decoded(up, provider, move |ev| {
+        let v = parse(&name, &ev.data)?;
+        if v.get("type").and_then(Value::as_str) == Some("error") {
+            return Err(upstream_error(&name, &v));
+        }
+        match serde_json::from_value::<StreamEvent>(v) {
+            Ok(event) => decoder.on(event).map_err(|e| ProviderError::UpstreamStatus {
+                provider: name.clone(),
+                status: 502,
+                message: format!("{}: {}", e.kind, e.message),
+                retry_after: None,
+            }),
+            Err(e) => {
+                tracing::debug!(provider = %name, error = %e, "skipping an unknown stream event");
+                Ok(Vec::new())
             }
         }
-        yield Err(ended_early(&provider));
     })
 }
 
