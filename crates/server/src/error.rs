@@ -106,6 +106,24 @@ pub enum ApiError {
     /// The change conflicts with the current configuration (duplicate name, provider in use).
     #[error("{0}")]
     Conflict(String),
+    /// `HF_HUB_OFFLINE` is set: the model library does not contact the Hub.
+    #[error("HF_HUB_OFFLINE is set, so the Hugging Face Hub is not contacted; unset it to search or download")]
+    HubOffline,
+    /// The Hub refused a gated or private repo (the message says which token to set).
+    #[error("{0}")]
+    HubAccessDenied(String),
+    /// The Hub failed (after retries), could not be reached, or sent bytes that failed
+    /// verification.
+    #[error("{0}")]
+    Hub(String),
+    /// Not enough disk space for a download.
+    #[error("not enough disk space for this download: it needs {needed_bytes} more bytes and {free_bytes} are free")]
+    InsufficientDisk {
+        /// Bytes still to download.
+        needed_bytes: u64,
+        /// Bytes free where the Hugging Face cache is.
+        free_bytes: u64,
+    },
     /// Anything else (details only in the server log).
     #[error("internal error")]
     Internal,
@@ -211,6 +229,35 @@ impl ApiError {
         }
     }
 
+    /// Maps a model-library error; file-system details go to the log, not the client.
+    pub fn from_library(e: mlx_manager_library::LibraryError) -> ApiError {
+        use mlx_manager_library::LibraryError as L;
+        let message = e.to_string();
+        match e {
+            L::InvalidRepoId(_) | L::NotAModel { .. } => {
+                ApiError::Validation(vec![FieldError { field: "repo".into(), message }])
+            }
+            L::Offline => ApiError::HubOffline,
+            L::AccessDenied { .. } => ApiError::HubAccessDenied(message),
+            L::RepoNotFound { .. }
+            | L::RevisionNotFound { .. }
+            | L::EntryNotFound { .. }
+            | L::NoSuchDownload(_)
+            | L::NotInstalled { .. } => ApiError::NoSuchItem(message),
+            L::InsufficientDisk { needed_bytes, free_bytes, .. } => {
+                ApiError::InsufficientDisk { needed_bytes, free_bytes }
+            }
+            L::ChecksumMismatch { .. } | L::HubStatus { .. } | L::Network { .. } | L::Protocol { .. } => {
+                ApiError::Hub(message)
+            }
+            L::Busy { .. } => ApiError::Conflict(message),
+            L::NoCacheDir | L::Io { .. } => {
+                tracing::error!(error = %message, "model library");
+                ApiError::Internal
+            }
+        }
+    }
+
     /// Failures that let a routing rule's fallback backend serve the request instead.
     pub fn allows_fallback(&self) -> bool {
         match self {
@@ -243,6 +290,10 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::NoSuchItem(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::HubOffline => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::HubAccessDenied(_) => StatusCode::FORBIDDEN,
+            ApiError::Hub(_) => StatusCode::BAD_GATEWAY,
+            ApiError::InsufficientDisk { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotFound | ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
@@ -288,6 +339,10 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::NoSuchItem(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::HubOffline => "hub_offline",
+            ApiError::HubAccessDenied(_) => "hub_access_denied",
+            ApiError::Hub(_) => "hub_error",
+            ApiError::InsufficientDisk { .. } => "insufficient_disk_space",
             ApiError::Internal => "internal_error",
         }
     }
@@ -316,6 +371,10 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "Upstream timeout",
             ApiError::NoSuchItem(_) => "Not found",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::HubOffline => "Hub offline",
+            ApiError::HubAccessDenied(_) => "Hub access denied",
+            ApiError::Hub(_) => "Hub error",
+            ApiError::InsufficientDisk { .. } => "Insufficient disk space",
             ApiError::Internal => "Internal error",
         }
     }
@@ -333,11 +392,15 @@ impl ApiError {
             ApiError::Upstream { .. } | ApiError::UpstreamUnreachable(_) | ApiError::UpstreamTimeout(_) => {
                 "server_error"
             }
+            ApiError::HubAccessDenied(_) => "permission_error",
             ApiError::Draining
             | ApiError::EngineUnavailable
             | ApiError::ModelUnloaded(_)
             | ApiError::ModelLoad(_)
             | ApiError::InsufficientMemory { .. }
+            | ApiError::HubOffline
+            | ApiError::Hub(_)
+            | ApiError::InsufficientDisk { .. }
             | ApiError::Internal => "server_error",
             _ => "invalid_request_error",
         }
@@ -357,6 +420,8 @@ impl ApiError {
             ApiError::Timeout { .. } => "timeout_error",
             ApiError::Draining | ApiError::EngineUnavailable | ApiError::ModelUnloaded(_) => "overloaded_error",
             ApiError::ModelLoad(_) | ApiError::InsufficientMemory { .. } | ApiError::Internal => "api_error",
+            ApiError::HubAccessDenied(_) => "permission_error",
+            ApiError::HubOffline | ApiError::Hub(_) | ApiError::InsufficientDisk { .. } => "api_error",
             _ => "invalid_request_error",
         }
     }
@@ -406,6 +471,10 @@ impl ApiError {
             ApiError::InsufficientMemory { needed_bytes, available_bytes, .. } => {
                 obj.insert("needed_bytes".into(), json!(needed_bytes));
                 obj.insert("available_bytes".into(), json!(available_bytes));
+            }
+            ApiError::InsufficientDisk { needed_bytes, free_bytes } => {
+                obj.insert("needed_bytes".into(), json!(needed_bytes));
+                obj.insert("free_bytes".into(), json!(free_bytes));
             }
             _ => {}
         }

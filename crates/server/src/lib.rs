@@ -1,5 +1,7 @@
 //! MLX Manager's local HTTP endpoint: OpenAI- and Anthropic-compatible routes over the engine,
-//! admin routes, one error envelope, request ids, timeouts, Host/Origin checks and an API key.
+//! admin routes (the model pool, settings, audit log, providers and rules, and the model library:
+//! Hub search, downloads, the Hugging Face cache), one error envelope, request ids, timeouts,
+//! Host/Origin checks and an API key.
 //!
 //! Why a crate of its own: the same server runs headless (`mlx-manager serve`) and inside the
 //! desktop shell; both wire it with the one start-up builder ([`Startup`]: store, model scan,
@@ -15,6 +17,7 @@ mod audit_routes;
 mod error;
 mod extract;
 mod keep_alive;
+mod library_admin;
 mod loading;
 mod local;
 mod metrics;
@@ -37,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -76,6 +79,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/routing-rules/test", post(routing_admin::test_rule))
         .route("/admin/routing-rules/{id}", put(routing_admin::update_rule).delete(routing_admin::delete_rule))
         .route("/admin/settings/timeouts", get(admin::get_timeouts).put(admin::put_timeouts))
+        .route("/admin/library/search", get(library_admin::search))
+        .route("/admin/library/models", get(library_admin::models))
+        .route("/admin/library/models/{*repo}", delete(library_admin::delete_model))
+        .route("/admin/library/downloads", get(library_admin::list).post(library_admin::start))
+        .route("/admin/library/downloads/{id}", get(library_admin::status).delete(library_admin::cancel))
+        .route("/admin/library/downloads/{id}/pause", post(library_admin::pause))
+        .route("/admin/library/downloads/{id}/resume", post(library_admin::resume))
+        .route("/admin/library/downloads/{id}/progress", get(library_admin::progress))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::Extension(extract::BodyLimit(limit)))

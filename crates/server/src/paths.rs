@@ -15,14 +15,9 @@ pub fn default_data_dir() -> Option<PathBuf> {
         .map(|d| d.join("mlx-manager"))
 }
 
-/// The Hugging Face hub caches to scan for models: `$HF_HOME/hub`, then `~/.cache/huggingface/hub`.
+/// The Hugging Face hub caches to scan for models: where huggingface_hub puts them
+/// (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), then
+/// `~/.cache/huggingface/hub` when that is another folder (see [`mlx_manager_library::hub_dirs`]).
 pub fn hf_hub_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(home) = std::env::var_os("HF_HOME") {
-        dirs.push(PathBuf::from(home).join("hub"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cache/huggingface/hub"));
-    }
-    dirs
+    mlx_manager_library::hub_dirs()
 }

@@ -30,13 +30,15 @@ pub struct Registry {
     models: RwLock<BTreeMap<String, ModelEntry>>,
 }
 
+/// Bytes of a folder's weight files, following links (a Hugging Face snapshot's files are links
+/// into its blobs).
 fn size_on_disk(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
-                .filter_map(|e| e.metadata().ok())
+                .filter_map(|e| std::fs::metadata(e.path()).ok())
                 .map(|m| m.len())
                 .sum()
         })
@@ -73,28 +75,23 @@ impl Registry {
         id
     }
 
-    /// Registers every model snapshot in a Hugging Face hub cache (`…/hub/models--org--name/
-    /// snapshots/<rev>/config.json`); returns how many were found.
+    /// Registers every model in a Hugging Face hub cache under its repo id (`org/name`): the
+    /// snapshot the library's scan offers (`refs/main`'s when complete, else the newest complete
+    /// one; partial or corrupted downloads are not offered); returns how many were found.
     pub fn scan_hf_cache(&self, hub: &Path) -> usize {
-        let Ok(entries) = std::fs::read_dir(hub) else { return 0 };
         let mut found = 0;
-        for entry in entries.filter_map(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(repo) = name.strip_prefix("models--") else { continue };
-            let id = repo.replacen("--", "/", 1);
-            let snapshots = entry.path().join("snapshots");
-            let Ok(revs) = std::fs::read_dir(&snapshots) else { continue };
-            // The newest snapshot that has a config.
-            let newest = revs
-                .filter_map(|r| r.ok())
-                .filter(|r| r.path().join("config.json").is_file())
-                .max_by_key(|r| r.metadata().and_then(|m| m.modified()).ok());
-            if let Some(rev) = newest {
-                self.insert(id, rev.path());
+        for repo in mlx_manager_library::scan(hub) {
+            if let Some(path) = repo.servable {
+                self.insert(repo.repo.to_string(), path);
                 found += 1;
             }
         }
         found
+    }
+
+    /// Forgets an id; returns its entry.
+    pub fn remove(&self, id: &str) -> Option<ModelEntry> {
+        self.models.write().expect("registry lock").remove(id)
     }
 
     /// The folder of an id.

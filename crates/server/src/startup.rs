@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mlx_manager_engine::{Engine, EngineError, EngineHandle, PoolConfig};
+use mlx_manager_library::{DownloadOptions, HubConfig, Library};
 use mlx_manager_providers::{Catalog, ProviderError, SecretMode, Secrets};
 use mlx_manager_store::{Store, StoreError};
 
@@ -112,7 +113,9 @@ impl Opened {
             keys = ?catalog.key_storage(),
             "routing"
         );
-        let services = Services { engine: engine.handle(), store, models: registry.list(), catalog: Arc::new(catalog) };
+        let library = open_library();
+        let services =
+            Services { engine: engine.handle(), store, models: registry.list(), catalog: Arc::new(catalog), library };
         Ok(Built { engine, services })
     }
 }
@@ -136,17 +139,47 @@ pub struct Services {
     pub models: Vec<ModelEntry>,
     /// Providers and routing rules, shared by every listener (edits apply to the next request).
     pub catalog: Arc<Catalog>,
+    /// The model library (Hub search and downloads into the Hugging Face cache), shared by
+    /// every listener so downloads go on across listener restarts; None when it could not be
+    /// set up (logged).
+    pub library: Option<Library>,
+}
+
+/// The model library over the environment's Hugging Face settings (`HF_HUB_CACHE`/`HF_HOME`,
+/// `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`); its scans and deletes also cover the caches
+/// the start-up scan reads.
+fn open_library() -> Option<Library> {
+    let opened = HubConfig::from_env().and_then(|config| {
+        let options = DownloadOptions { extra_caches: crate::paths::hf_hub_dirs(), ..DownloadOptions::default() };
+        Library::new(config, options)
+    });
+    match opened {
+        Ok(library) => {
+            let config = library.config();
+            tracing::info!(cache = %config.cache_dir.display(), endpoint = %config.endpoint, offline = config.offline, "model library");
+            Some(library)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the model library is unavailable");
+            None
+        }
+    }
 }
 
 impl Services {
     /// The state of a server over these: requests audited to the store, the audit routes reading
-    /// it, routing from the catalog, and every registered model known.
+    /// it, routing from the catalog, every registered model still on disk known, and the model
+    /// library attached (its finished downloads registered).
     pub fn app_state(&self, settings: ServerSettings, max_concurrent: usize) -> Arc<AppState> {
         let state = AppState::new(self.engine.clone(), settings, Arc::new(self.store.clone()), max_concurrent.max(1));
         let _ = state.audit_log.set(self.store.clone());
         let _ = state.catalog.set(self.catalog.clone());
-        for entry in &self.models {
+        // A model deleted since start-up is not offered again.
+        for entry in self.models.iter().filter(|e| e.path.exists()) {
             state.registry.insert_entry(entry.clone());
+        }
+        if let Some(library) = &self.library {
+            state.attach_library(library.clone());
         }
         state
     }

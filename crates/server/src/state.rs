@@ -108,6 +108,9 @@ pub struct AppState {
     pub catalog: std::sync::OnceLock<Arc<mlx_manager_providers::Catalog>>,
     /// Counters and histograms for `/metrics` (kept whether or not the route is enabled).
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The model library: Hub search, downloads, the cache's models (set once, by
+    /// [`AppState::attach_library`]; the `/admin/library` routes answer 404 without it).
+    pub library: std::sync::OnceLock<mlx_manager_library::Library>,
 }
 
 impl AppState {
@@ -132,7 +135,27 @@ impl AppState {
             audit_log: std::sync::OnceLock::new(),
             catalog: std::sync::OnceLock::new(),
             metrics: crate::metrics::Metrics::default(),
+            library: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives this server the model library: its routes answer, every download it finishes from
+    /// now on is registered at once under its repo id (while this state lives), and the ones it
+    /// finished before (a listener restarted since) are registered now.
+    pub fn attach_library(self: &Arc<Self>, library: mlx_manager_library::Library) {
+        for done in library.downloads() {
+            if let (mlx_manager_library::DownloadState::Completed, Some(path)) = (done.state, &done.path) {
+                self.registry.insert(done.repo.to_string(), path);
+            }
+        }
+        let state = Arc::downgrade(self);
+        library.on_finished(move |installed| {
+            if let Some(state) = state.upgrade() {
+                state.registry.insert(installed.repo.to_string(), &installed.path);
+                tracing::info!(model = %installed.repo, path = %installed.path.display(), "registered a downloaded model");
+            }
+        });
+        let _ = self.library.set(library);
     }
 
     /// A copy of the current settings.
