@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{LibraryError, Result};
-use crate::repo::RepoId;
+use crate::repo::{valid_revision, RepoId};
 
 /// Paths inside one repo's cache folder.
 #[derive(Debug, Clone)]
@@ -279,10 +279,21 @@ pub fn delete(cache: &Path, repo: &RepoId, revision: Option<&str>) -> Result<Del
         let snapshots = before.snapshots.iter().map(|s| s.commit.clone()).collect();
         return Ok(Deleted { repo: repo.clone(), snapshots, freed_bytes, removed_repo: true });
     };
-    let commit = if dir.snapshot(revision).is_dir() {
+    // A snapshot is a commit (one path segment); a ref may be nested (`refs/pr/1`); neither
+    // may climb out of the repo's folder.
+    let is_commit = |c: &str| valid_revision(c) && !c.contains('/');
+    if !valid_revision(revision) {
+        return Err(not_installed());
+    }
+    let commit = if is_commit(revision) && dir.snapshot(revision).is_dir() {
         revision.to_string()
     } else {
-        before.refs.get(revision).cloned().filter(|c| dir.snapshot(c).is_dir()).ok_or_else(not_installed)?
+        before
+            .refs
+            .get(revision)
+            .cloned()
+            .filter(|c| is_commit(c) && dir.snapshot(c).is_dir())
+            .ok_or_else(not_installed)?
     };
     if before.snapshots.iter().all(|s| s.commit == commit) {
         return delete(cache, repo, None);
@@ -486,5 +497,16 @@ mod tests {
         put(cache.path(), "a", &[("config.json", "{}")]);
         let e = delete(cache.path(), &repo(), Some("nope")).unwrap_err();
         assert_eq!(e.to_string(), "`org/model` is not in the Hugging Face cache at revision `nope`");
+    }
+
+    #[test]
+    fn a_revision_cannot_climb_out_of_the_repo() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = put(cache.path(), "a", &[("config.json", "{}")]);
+        put(cache.path(), "b", &[("config.json", "{} ")]);
+        for bad in ["..", "../..", "../../..", "/", "a/../b", "."] {
+            assert!(delete(cache.path(), &repo(), Some(bad)).is_err(), "{bad}");
+        }
+        assert!(dir.snapshot("a").is_dir() && dir.snapshot("b").is_dir() && cache.path().is_dir());
     }
 }

@@ -259,6 +259,15 @@ impl std::fmt::Debug for Library {
     }
 }
 
+/// A relative path inside a snapshot: no absolute path, no `..`, `.` or empty components, no
+/// backslashes or NULs.
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains(['\\', '\0'])
+        && name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 fn download_id() -> String {
     format!("dl_{:012x}", rand::rng().random::<u64>() & 0xffff_ffff_ffff)
 }
@@ -367,6 +376,13 @@ impl Library {
         let mut jobs: Vec<Job> = Vec::new();
         let mut files = Vec::new();
         for sibling in info.siblings.iter().filter(|s| is_model_file(&s.rfilename)) {
+            // Names from the network become paths: nothing may point outside the repo's folder.
+            if !safe_file_name(&sibling.rfilename) {
+                return Err(LibraryError::Protocol {
+                    url,
+                    message: format!("unsafe file name `{}` in the model info", sibling.rfilename),
+                });
+            }
             let (blob, size, check) = match (&sibling.lfs, &sibling.blob_id) {
                 (Some(lfs), _) => {
                     (lfs.sha256.to_ascii_lowercase(), lfs.size, Check::Sha256(lfs.sha256.to_ascii_lowercase()))
@@ -381,6 +397,12 @@ impl Library {
                     })
                 }
             };
+            if !(blob.len() == 40 || blob.len() == 64) || !blob.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(LibraryError::Protocol {
+                    url,
+                    message: format!("`{}` has no valid blob id or LFS hash (`{blob}`)", sibling.rfilename),
+                });
+            }
             let job = match jobs.iter().position(|j| j.blob == blob) {
                 Some(i) => i,
                 None => {
@@ -721,6 +743,17 @@ fn finish(plan: &Plan) -> Result<Installed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_from_the_hub_stay_inside_the_snapshot() {
+        for ok in ["config.json", "sub/dir/t.jinja", "model-00001-of-00002.safetensors"] {
+            assert!(safe_file_name(ok), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x.json", "a/../../x.json", "a//b.json", "./a.json", "a\\b.json", "a\0.json"]
+        {
+            assert!(!safe_file_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {

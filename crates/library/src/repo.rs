@@ -98,6 +98,8 @@ pub(crate) fn valid_revision(r: &str) -> bool {
     !r.is_empty()
         && r.len() <= 256
         && !r.contains("..")
+        && r != "."
+        && !r.split('/').any(|part| part.is_empty() || part == ".")
         && !r.starts_with('/')
         && !r.ends_with('/')
         && r.chars()

@@ -445,6 +445,18 @@ async fn unknown_repos_revisions_and_non_models_are_typed_errors() {
         e.to_string(),
         "`tiny-org/pytorch-only` is not an MLX/safetensors model: it has no model*.safetensors weights"
     );
+    // A Hub that names a file outside the snapshot is refused before anything is written.
+    s.hub.add_files(
+        "tiny-org/evil",
+        vec![
+            ("config.json".into(), b"{}".to_vec()),
+            ("model.safetensors".into(), vec![0; 10]),
+            ("../../../escape.json".into(), b"{}".to_vec()),
+        ],
+    );
+    let e = library.start(&RepoId::parse("tiny-org/evil").unwrap(), "main").await.unwrap_err();
+    assert!(e.to_string().contains("unsafe file name `../../../escape.json`"), "{e}");
+    assert!(!s.cache.path().join("hub/models--tiny-org--evil").exists());
     let e = library.start(&repo(), "bad..rev").await.unwrap_err();
     assert!(matches!(e, LibraryError::RevisionNotFound { .. }), "{e:?}");
     assert!(library.downloads().is_empty());
