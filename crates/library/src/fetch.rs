@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use sha1::Digest;
 use tokio::io::AsyncWriteExt;
@@ -238,6 +238,10 @@ async fn fetch_blob(
         Hasher::new(&job.check, job.size)
     };
     seek_to(&mut file, written).await.map_err(LibraryError::io(&incomplete))?;
+    // Writes go out in 1 MiB pieces (a network chunk is a few KiB). Whatever a kill loses from
+    // the buffer is simply not in the file: its length is still what is on disk, and a resume
+    // re-hashes exactly that.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     counter.done.store(written, Ordering::Relaxed);
     counter.state.store(DOWNLOADING, Ordering::Relaxed);
 
@@ -267,8 +271,9 @@ async fn fetch_blob(
             _ if written > 0 => {
                 // The server ignored the range: start over.
                 tracing::debug!(file = %job.file, "no range support; restarting the file");
-                file.set_len(0).await.map_err(LibraryError::io(&incomplete))?;
-                seek_to(&mut file, 0).await.map_err(LibraryError::io(&incomplete))?;
+                file.flush().await.map_err(LibraryError::io(&incomplete))?;
+                file.get_mut().set_len(0).await.map_err(LibraryError::io(&incomplete))?;
+                seek_to(file.get_mut(), 0).await.map_err(LibraryError::io(&incomplete))?;
                 written = 0;
                 hasher = Hasher::new(&job.check, job.size);
                 counter.done.store(0, Ordering::Relaxed);
@@ -278,36 +283,48 @@ async fn fetch_blob(
         let mut body = response.bytes_stream();
         let mut progressed = false;
         let broke = loop {
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => {
+            if stop.is_cancelled() {
+                file.flush().await.map_err(LibraryError::io(&incomplete))?;
+                return Ok(Fetched::Stopped);
+            }
+            let chunk = match body.next().now_or_never() {
+                Some(chunk) => chunk,
+                None => {
+                    // About to wait on the network: what arrived goes to disk first, so a stall,
+                    // a pause or a kill keeps it.
                     file.flush().await.map_err(LibraryError::io(&incomplete))?;
-                    return Ok(Fetched::Stopped);
-                }
-                chunk = body.next() => match chunk {
-                    Some(Ok(bytes)) => {
-                        if written + bytes.len() as u64 > job.size {
-                            drop(file);
-                            let _ = tokio::fs::remove_file(&incomplete).await;
-                            return Err(LibraryError::Protocol {
-                                url: url.to_string(),
-                                message: format!("`{}` is longer than the {} bytes the Hub listed", job.file, job.size),
-                            });
-                        }
-                        file.write_all(&bytes).await.map_err(LibraryError::io(&incomplete))?;
-                        hasher.update(&bytes);
-                        written += bytes.len() as u64;
-                        progressed = true;
-                        counter.done.store(written, Ordering::Relaxed);
-                        counter.fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => return Ok(Fetched::Stopped),
+                        chunk = body.next() => chunk,
                     }
-                    Some(Err(e)) => break Some(network_error(&url, &e)),
-                    None if written < job.size => break Some(LibraryError::Network {
+                }
+            };
+            match chunk {
+                Some(Ok(bytes)) => {
+                    if written + bytes.len() as u64 > job.size {
+                        drop(file);
+                        let _ = tokio::fs::remove_file(&incomplete).await;
+                        return Err(LibraryError::Protocol {
+                            url: url.to_string(),
+                            message: format!("`{}` is longer than the {} bytes the Hub listed", job.file, job.size),
+                        });
+                    }
+                    file.write_all(&bytes).await.map_err(LibraryError::io(&incomplete))?;
+                    hasher.update(&bytes);
+                    written += bytes.len() as u64;
+                    progressed = true;
+                    counter.done.store(written, Ordering::Relaxed);
+                    counter.fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                Some(Err(e)) => break Some(network_error(&url, &e)),
+                None if written < job.size => {
+                    break Some(LibraryError::Network {
                         url: url.to_string(),
                         message: format!("the connection closed at byte {written} of {}", job.size),
-                    }),
-                    None => break None,
+                    })
                 }
+                None => break None,
             }
         };
         if let Some(e) = broke {
@@ -326,7 +343,7 @@ async fn fetch_blob(
         }
     }
     file.flush().await.map_err(LibraryError::io(&incomplete))?;
-    file.sync_all().await.map_err(LibraryError::io(&incomplete))?;
+    file.get_ref().sync_all().await.map_err(LibraryError::io(&incomplete))?;
     drop(file);
     let actual = hasher.finish();
     if actual != job.check.expected() {
