@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::TestServer;
-use mlx_manager_engine::tiny::write_scripted_model;
+use mlx_manager_engine::tiny::{write_scripted_model, AGENT_SCRIPT, THINKER_SCRIPT};
 use serde_json::{json, Value};
 
 const AGENT: &str = "agent";
@@ -28,19 +28,6 @@ fn template(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/templates").join(file);
     std::fs::read_to_string(path).unwrap()
 }
-
-/// "Let me check." then a Hermes call, under Qwen2.5's real template.
-const AGENT_SCRIPT: &[&str] = &[
-    "Let me check.",
-    "\n<tool_call>",
-    "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
-    "Paris",
-    "\", \"days\": 3}}\n",
-    "</tool_call>",
-];
-
-/// Reasoning, then the answer, under Qwen3's real template.
-const THINKER_SCRIPT: &[&str] = &["<think>", "\nThe user asks about the weather.\n", "</think>", "\n\nIt is sunny."];
 
 async fn server() -> (TestServer, tempfile::TempDir) {
     let s = TestServer::start().await;

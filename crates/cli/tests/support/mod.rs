@@ -8,7 +8,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use mlx_manager_engine::tiny::{write_scripted_model, write_tiny_model, TinyFamily, TinySpec};
+use mlx_manager_engine::tiny::{
+    write_scripted_model, write_tiny_model, TinyFamily, TinySpec, AGENT_SCRIPT, THINKER_SCRIPT,
+};
 use serde_json::{json, Value};
 
 pub struct Server {
@@ -38,20 +40,11 @@ pub fn tiny(dir: &Path, name: &str, family: TinyFamily) -> PathBuf {
 pub fn scripted_models(dir: &Path) -> [PathBuf; 2] {
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/templates");
     let agent = dir.join("agent");
-    let script = [
-        "Let me check.",
-        "\n<tool_call>",
-        "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
-        "Paris",
-        "\", \"days\": 3}}\n",
-        "</tool_call>",
-    ];
     let template = std::fs::read_to_string(templates.join("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
-    write_scripted_model(&agent, &script, &template).unwrap();
+    write_scripted_model(&agent, AGENT_SCRIPT, &template).unwrap();
     let thinker = dir.join("thinker");
-    let script = ["<think>", "\nThe user asks about the weather.\n", "</think>", "\n\nIt is sunny."];
     let template = std::fs::read_to_string(templates.join("Qwen-Qwen3-0.6B.jinja")).unwrap();
-    write_scripted_model(&thinker, &script, &template).unwrap();
+    write_scripted_model(&thinker, THINKER_SCRIPT, &template).unwrap();
     [agent, thinker]
 }
 

@@ -16,6 +16,21 @@ use tokenizers::AddedToken;
 use super::{io_err, tok_err, write_json, write_tiny_model, write_weights, TinyFamily, TinySpec};
 use crate::error::{EngineError, Result};
 
+/// The tool-calling tests' agent: a short text, then a Hermes call get_weather(city="Paris",
+/// days=3) (meant for Qwen2.5's template).
+pub const AGENT_SCRIPT: &[&str] = &[
+    "Let me check.",
+    "\n<tool_call>",
+    "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
+    "Paris",
+    "\", \"days\": 3}}\n",
+    "</tool_call>",
+];
+
+/// The reasoning tests' model: a `<think>` block, then "It is sunny." (meant for Qwen3's template).
+pub const THINKER_SCRIPT: &[&str] =
+    &["<think>", "\nThe user asks about the weather.\n", "</think>", "\n\nIt is sunny."];
+
 /// How much the scripted token outscores every other one (before the final norm's √d gain).
 const MARGIN: f32 = 10.0;
 
