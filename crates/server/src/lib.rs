@@ -46,6 +46,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, FieldError, Flavor};
+pub use library_admin::{delete_cached_model, DeleteAnswer};
 pub use registry::{ModelEntry, Registry};
 pub use routing::{BACKEND_HEADER, FALLBACK_HEADER};
 pub use startup::{Built, Opened, Services, Startup, StartupError, DATABASE_FILE};

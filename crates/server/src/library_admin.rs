@@ -287,12 +287,14 @@ pub async fn models(
     Ok(done(&ctx, StatusCode::OK, CachedModels { cache_dir, models }))
 }
 
-#[derive(Serialize)]
-struct DeleteAnswer {
+/// What deleting a cached model did.
+#[derive(Debug, Serialize)]
+pub struct DeleteAnswer {
+    /// What the library removed.
     #[serde(flatten)]
-    deleted: Deleted,
+    pub deleted: Deleted,
     /// It was loaded and was unloaded first (`force`).
-    unloaded: bool,
+    pub unloaded: bool,
 }
 
 /// `DELETE /admin/library/models/{org}/{name}[?revision=R][&force=true]`: deletes the model
@@ -310,34 +312,53 @@ pub async fn delete_model(
     let force = flag(&query, "force")?;
     let revision = query.get("revision").map(String::as_str);
     let repo = RepoId::parse(&repo).map_err(ApiError::from_library)?;
+    let answer = delete_cached_model(lib, &state.engine, Some(&state.registry), &repo, revision, force).await?;
+    Ok(done(&ctx, StatusCode::OK, answer))
+}
+
+/// Deletes a model from the library's caches (the rules of `DELETE /admin/library/models/…`,
+/// shared with the desktop shell): refused with [`ApiError::Conflict`] while it is loaded unless
+/// `force`, which unloads it first. `registry` is the serving registry to keep in step (None
+/// when no listener runs: then any loaded model under the repo's id counts as this one).
+pub async fn delete_cached_model(
+    lib: &Library,
+    engine: &mlx_manager_engine::EngineHandle,
+    registry: Option<&crate::registry::Registry>,
+    repo: &RepoId,
+    revision: Option<&str>,
+    force: bool,
+) -> Result<DeleteAnswer, ApiError> {
     let id = repo.to_string();
-    let cached = lib.installed().into_iter().find(|r| r.repo == repo).ok_or_else(|| {
+    let cached = lib.installed().into_iter().find(|r| &r.repo == repo).ok_or_else(|| {
         ApiError::from_library(mlx_manager_library::LibraryError::NotInstalled {
             repo: id.clone(),
             revision: revision.map(String::from),
         })
     })?;
     // Only the registry entry that is this cached repo's (a `--model` folder may share a bare name).
-    let served_from_here = state.registry.get(&id).is_some_and(|e| e.path.starts_with(&cached.path));
-    let engine = state.engine.status().await.map_err(|e| ApiError::from_engine(e, &id))?;
-    let loaded = served_from_here && engine.loaded.iter().any(|m| m.id == id);
+    let served_from_here = match registry {
+        Some(registry) => registry.get(&id).is_some_and(|e| e.path.starts_with(&cached.path)),
+        None => true,
+    };
+    let status = engine.status().await.map_err(|e| ApiError::from_engine(e, &id))?;
+    let loaded = served_from_here && status.loaded.iter().any(|m| m.id == id);
     if loaded && !force {
         return Err(ApiError::Conflict(format!(
             "model `{id}` is loaded: unload it first (DELETE /admin/models/{id}) or delete it with ?force=true"
         )));
     }
     if loaded {
-        state.engine.unload_forced(&id).await.map_err(|e| ApiError::from_engine(e, &id))?;
+        engine.unload_forced(&id).await.map_err(|e| ApiError::from_engine(e, &id))?;
     }
-    let deleted = lib.delete(&repo, revision).await.map_err(ApiError::from_library)?;
-    if served_from_here {
-        state.registry.remove(&id);
+    let deleted = lib.delete(repo, revision).await.map_err(ApiError::from_library)?;
+    if let Some(registry) = registry.filter(|_| served_from_here) {
+        registry.remove(&id);
         // Another revision (or another cache) may still hold a servable copy.
-        let left = lib.installed().into_iter().find(|r| r.repo == repo).and_then(|r| r.servable);
+        let left = lib.installed().into_iter().find(|r| &r.repo == repo).and_then(|r| r.servable);
         if let Some(path) = left {
-            state.registry.insert(id.clone(), path);
+            registry.insert(id.clone(), path);
         }
     }
     tracing::info!(model = %id, freed_bytes = deleted.freed_bytes, forced = force, "deleted from the model library");
-    Ok(done(&ctx, StatusCode::OK, DeleteAnswer { deleted, unloaded: loaded }))
+    Ok(DeleteAnswer { deleted, unloaded: loaded })
 }
