@@ -35,6 +35,9 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, ctl: Controller) {
     let (a, c) = (app.clone(), ctl.clone());
     tauri::async_runtime::spawn(async move {
         let mut changes = c.changes();
+        // The tray follows downloads on each change of state, and at most every 2 s in between.
+        let mut tray_at = tokio::time::Instant::now();
+        let mut states = std::collections::HashMap::new();
         loop {
             match changes.recv().await {
                 Ok(Change::Settings(s)) => {
@@ -42,6 +45,14 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, ctl: Controller) {
                 }
                 Ok(Change::ExportProgress { path, rows }) => {
                     let _ = ExportProgress { path, rows }.emit(&a);
+                }
+                Ok(Change::Download(download)) => {
+                    let moved = states.insert(download.id.clone(), download.state) != Some(download.state);
+                    let _ = DownloadProgress(download).emit(&a);
+                    if moved || tray_at.elapsed() >= Duration::from_secs(2) {
+                        tray_at = tokio::time::Instant::now();
+                        crate::tray::refresh(&a, &c).await;
+                    }
                 }
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,

@@ -76,6 +76,8 @@ pub enum Change {
         /// Rows so far.
         rows: u64,
     },
+    /// A download's status changed (progress at most four times a second, every change of state).
+    Download(crate::library::Download),
 }
 
 struct Listener {
@@ -92,6 +94,24 @@ struct Inner {
     listener: tokio::sync::Mutex<Option<Listener>>,
     status: watch::Sender<ServerStatus>,
     changes: broadcast::Sender<Change>,
+    /// Downloads whose progress is being forwarded (one watcher each).
+    watched: Mutex<std::collections::HashSet<String>>,
+    /// Serialises read-modify-write of the saved download list.
+    saving: tokio::sync::Mutex<()>,
+}
+
+/// Settings key of the downloads to restart on launch.
+const DOWNLOADS_KEY: &str = "library_downloads";
+
+/// A download started from this app and not finished yet: restarted on the next launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedDownload {
+    /// `org/name`.
+    pub repo: String,
+    /// The revision asked for.
+    pub revision: String,
+    /// The user paused it (it comes back paused).
+    pub paused: bool,
 }
 
 /// The shell's state; cheap to clone.
@@ -130,6 +150,8 @@ impl Controller {
             listener: tokio::sync::Mutex::new(None),
             status,
             changes,
+            watched: Mutex::new(Default::default()),
+            saving: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -360,6 +382,114 @@ impl Controller {
     ) -> Result<crate::export::ExportResult, CommandError> {
         Store::validate(&filter)?;
         crate::export::export(&self.0.services.store, self.0.changes.clone(), filter, format, path).await
+    }
+
+    /// The model library, or why there is none.
+    pub fn library(&self) -> Result<&mlx_manager_library::Library, CommandError> {
+        self.0.services.library.as_ref().ok_or_else(|| CommandError::Library {
+            code: "library_unavailable".into(),
+            message: "the model library is unavailable (no Hugging Face cache directory; see the log)".into(),
+        })
+    }
+
+    /// Forwards a download's status changes as [`Change::Download`] until it completes or is
+    /// cancelled (a paused or failed one is watched on, so a resume needs no new watcher), and
+    /// keeps the saved list of unfinished downloads ([`SavedDownload`]) in step with it.
+    pub fn watch_download(&self, id: &str) {
+        let Ok(lib) = self.library() else { return };
+        let Ok(mut rx) = lib.watch(id) else { return };
+        if !self.0.watched.lock().expect("watched lock").insert(id.to_string()) {
+            return;
+        }
+        let (ctl, id) = (Arc::downgrade(&self.0), id.to_string());
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let status = rx.borrow_and_update().clone();
+                let finished = status.state.is_final();
+                let Some(inner) = ctl.upgrade() else { return };
+                let ctl = Controller(inner);
+                if last != Some(status.state) {
+                    last = Some(status.state);
+                    ctl.save_download(&status).await;
+                }
+                let _ = ctl.0.changes.send(Change::Download(status.into()));
+                drop(ctl);
+                if finished || rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            if let Some(inner) = ctl.upgrade() {
+                inner.watched.lock().expect("watched lock").remove(&id);
+            }
+        });
+    }
+
+    /// Records a download's state in the saved list: unfinished ones are kept (with whether the
+    /// user paused them), completed and cancelled ones dropped.
+    async fn save_download(&self, status: &mlx_manager_library::DownloadStatus) {
+        use mlx_manager_library::DownloadState as S;
+        let entry = SavedDownload { repo: status.repo.to_string(), revision: status.revision.clone(), paused: false };
+        let _guard = self.0.saving.lock().await;
+        let mut saved: Vec<SavedDownload> = load_or_default(&self.0.services.store, DOWNLOADS_KEY).await;
+        let before = saved.clone();
+        saved.retain(|d| !(d.repo == entry.repo && d.revision == entry.revision));
+        match status.state {
+            S::Completed | S::Cancelled => {}
+            S::Paused => saved.push(SavedDownload { paused: true, ..entry }),
+            S::Queued | S::Running | S::Failed => saved.push(entry),
+        }
+        if saved != before {
+            if let Err(e) = self.0.services.store.put_setting(DOWNLOADS_KEY, &saved).await {
+                tracing::warn!(error = %e, "saving the list of downloads");
+            }
+        }
+    }
+
+    /// Starts again the downloads that were unfinished when the app last quit (a paused one is
+    /// planned again and paused, so the window shows it with Resume); each goes on from the bytes
+    /// it has. Returns the ones that could not be restarted (logged).
+    pub async fn restart_saved_downloads(&self) -> Vec<(String, CommandError)> {
+        let Ok(lib) = self.library() else { return Vec::new() };
+        let saved: Vec<SavedDownload> = load_or_default(&self.0.services.store, DOWNLOADS_KEY).await;
+        let mut failed = Vec::new();
+        for d in saved {
+            let started = async {
+                let repo = mlx_manager_library::RepoId::parse(&d.repo)?;
+                let status = lib.start(&repo, &d.revision).await?;
+                if d.paused {
+                    lib.pause(&status.id).await?;
+                }
+                Ok::<_, mlx_manager_library::LibraryError>(status.id)
+            }
+            .await;
+            match started {
+                Ok(id) => {
+                    tracing::info!(repo = %d.repo, revision = %d.revision, paused = d.paused, "restarted a download");
+                    self.watch_download(&id);
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %d.repo, error = %e, "could not restart a download");
+                    failed.push((d.repo.clone(), e.into()));
+                }
+            }
+        }
+        failed
+    }
+
+    /// Deletes a model from the library's caches by the server's rules (refused while loaded
+    /// unless `force`), keeping the running listener's registry in step.
+    pub async fn delete_model(
+        &self,
+        repo: &mlx_manager_library::RepoId,
+        force: bool,
+    ) -> Result<mlx_manager_server::DeleteAnswer, CommandError> {
+        let lib = self.library()?;
+        let state = self.0.listener.lock().await.as_ref().map(|l| l.state.clone());
+        let registry = state.as_ref().map(|s| &s.registry);
+        mlx_manager_server::delete_cached_model(lib, &self.0.services.engine, registry, repo, None, force)
+            .await
+            .map_err(CommandError::from)
     }
 
     /// Stops the listener and the engine (on quit).

@@ -81,6 +81,15 @@ pub enum CommandError {
         /// What conflicts.
         message: String,
     },
+    /// The model library failed (search, download, delete): `code` is the library's stable
+    /// code (`hub_offline`, `hub_access_denied`, `insufficient_disk_space`, `repo_not_found`, …).
+    #[error("{message}")]
+    Library {
+        /// What went wrong, for the UI to switch on.
+        code: String,
+        /// For people.
+        message: String,
+    },
 }
 
 impl CommandError {
@@ -132,6 +141,31 @@ impl From<StartupError> for CommandError {
             StartupError::Engine(e) => CommandError::from_engine(e, ""),
             StartupError::Providers(e) => e.into(),
             e @ StartupError::DataDir { .. } => CommandError::Storage { message: e.to_string() },
+        }
+    }
+}
+
+impl From<mlx_manager_library::LibraryError> for CommandError {
+    fn from(e: mlx_manager_library::LibraryError) -> Self {
+        use mlx_manager_library::LibraryError as L;
+        let message = e.to_string();
+        match e {
+            L::InvalidRepoId(_) | L::NotAModel { .. } => CommandError::Invalid { field: "repo".into(), message },
+            L::NoSuchDownload(_) | L::NotInstalled { .. } => CommandError::NotFound { message },
+            L::Busy { .. } => CommandError::Conflict { message },
+            other => CommandError::Library { code: other.code().to_string(), message },
+        }
+    }
+}
+
+impl From<mlx_manager_server::ApiError> for CommandError {
+    fn from(e: mlx_manager_server::ApiError) -> Self {
+        use mlx_manager_server::ApiError as A;
+        let message = e.to_string();
+        match e {
+            A::Conflict(_) => CommandError::Conflict { message },
+            A::NoSuchItem(_) => CommandError::NotFound { message },
+            other => CommandError::Library { code: other.code().to_string(), message },
         }
     }
 }

@@ -68,3 +68,8 @@ impl From<mlx_manager_engine::LoadEvent> for ModelLoading {
         ModelLoading { model: e.model, state: state.to_string(), fraction, message }
     }
 }
+
+/// A download's status changed: progress (at most four times a second while bytes flow) or a
+/// change of state (paused, resumed, failed, completed, cancelled).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct DownloadProgress(pub crate::library::Download);

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod library;
 pub mod models;
 pub mod settings;
 mod shell;
@@ -27,6 +28,7 @@ pub use shell::{run, Args};
 pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
     use commands::*;
     use events::*;
+    use library::*;
     tauri_specta::Builder::<R>::new()
         // One TypeScript shape per type: fields with serde defaults are simply required there.
         .disable_serde_phases()
@@ -56,6 +58,14 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             delete_rule,
             reorder_rules,
             test_route,
+            search_models,
+            list_downloads,
+            start_download,
+            pause_download,
+            resume_download,
+            cancel_download,
+            installed_models,
+            delete_model,
         ])
         .events(tauri_specta::collect_events![
             AuditEntryAppended,
@@ -65,6 +75,7 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             SettingsChanged,
             ExportProgress,
             ModelLoading,
+            DownloadProgress,
         ])
 }
 

@@ -117,6 +117,7 @@ pub fn run(args: Args) -> i32 {
                     tracing::error!(error = %e, "server not started");
                 }
                 starting.preload_startup().await;
+                starting.restart_saved_downloads().await;
             });
             if !hidden {
                 show_settings(app.handle());

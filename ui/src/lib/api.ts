@@ -40,6 +40,7 @@ export function describeError(e: CommandError): string {
       return "The inference engine has stopped; restart MLX Manager.";
     case "not_found":
     case "conflict":
+    case "library":
       return e.message;
   }
 }

@@ -60,11 +60,37 @@ export const commands = {
 	reorderRules: (ids: number[]) => typedError<RoutingRule[], CommandError>(__TAURI_INVOKE("reorder_rules", { ids })),
 	/**  Which backend a model name would go to. */
 	testRoute: (model: string) => typedError<RouteTest, CommandError>(__TAURI_INVOKE("test_route", { model })),
+	/**
+	 *  Searches the Hub (mlx models by default) with each result's size, quantization and whether
+	 *  this engine runs it.
+	 */
+	searchModels: (text: string, sort: ModelSort, limit: number | null) => typedError<HubModel[], CommandError>(__TAURI_INVOKE("search_models", { text, sort, limit })),
+	/**  Every download not cancelled, oldest first. */
+	listDownloads: () => typedError<Download[], CommandError>(__TAURI_INVOKE("list_downloads")),
+	/**
+	 *  Plans and starts downloading `repo` (`org/name`, optionally `@revision`); errors (unknown
+	 *  repo, gated, not enough disk space, offline) come back here. Progress follows as events.
+	 */
+	startDownload: (repo: string) => typedError<Download, CommandError>(__TAURI_INVOKE("start_download", { repo })),
+	/**  Pauses a download (answers once its transfers have stopped). */
+	pauseDownload: (id: string) => typedError<Download, CommandError>(__TAURI_INVOKE("pause_download", { id })),
+	/**  Resumes a paused or failed download from the bytes it has. */
+	resumeDownload: (id: string) => typedError<Download, CommandError>(__TAURI_INVOKE("resume_download", { id })),
+	/**  Cancels a download (or dismisses a finished one); partial files stay for a later download. */
+	cancelDownload: (id: string) => typedError<Download, CommandError>(__TAURI_INVOKE("cancel_download", { id })),
+	/**  The models in the Hugging Face caches (partial downloads included), with sizes. */
+	installedModels: () => typedError<InstalledModel[], CommandError>(__TAURI_INVOKE("installed_models")),
+	/**
+	 *  Deletes a model from the cache (its downloads cancelled first). Refused with `conflict` while
+	 *  it is loaded, unless `force`, which unloads it first (the server's rules).
+	 */
+	deleteModel: (repo: string, force: boolean) => typedError<DeletedModel, CommandError>(__TAURI_INVOKE("delete_model", { repo, force })),
 };
 
 /** Events */
 export const events = {
 	auditEntryAppended: makeEvent<AuditEntryAppended, AuditEntryAppended>("audit-entry-appended"),
+	downloadProgress: makeEvent<DownloadProgress, DownloadProgress>("download-progress"),
 	exportProgress: makeEvent<ExportProgress, ExportProgress>("export-progress"),
 	modelLoading: makeEvent<ModelLoading, ModelLoading>("model-loading"),
 	modelPoolChanged: makeEvent<ModelPoolChanged, ModelPoolChanged>("model-pool-changed"),
@@ -293,7 +319,75 @@ message: string } |
 /**  The change conflicts with the configuration (a duplicate name, a provider rules still use). */
 { kind: "conflict"; 
 /**  What conflicts. */
+message: string } | 
+/**
+ *  The model library failed (search, download, delete): `code` is the library's stable
+ *  code (`hub_offline`, `hub_access_denied`, `insufficient_disk_space`, `repo_not_found`, …).
+ */
+{ kind: "library"; 
+/**  What went wrong, for the UI to switch on. */
+code: string; 
+/**  For people. */
 message: string };
+
+/**  What a delete did. */
+export type DeletedModel = {
+	/**  `org/name`. */
+	repo: string,
+	/**  Bytes freed. */
+	freed_bytes: number,
+	/**  It was loaded and was unloaded first. */
+	unloaded: boolean,
+};
+
+/**  A download as the window shows it. */
+export type Download = {
+	/**  `dl_…`: what pause, resume and cancel take. */
+	id: string,
+	/**  `org/name`. */
+	repo: string,
+	/**  The revision asked for. */
+	revision: string,
+	/**  Where it is. */
+	state: DownloadPhase,
+	/**  Bytes on disk. */
+	bytes_done: number,
+	/**  Bytes of all its files. */
+	bytes_total: number,
+	/**  Bytes per second lately (0 when not running). */
+	bytes_per_second: number | null,
+	/**  Seconds left at that rate. */
+	eta_seconds: number | null,
+	/**  Files verified. */
+	files_done: number,
+	/**  Files in the download. */
+	files_total: number,
+	/**  The model folder once completed. */
+	path: string | null,
+	/**  Why it failed. */
+	error: string | null,
+};
+
+/**  Where a download is. */
+export type DownloadPhase = 
+/**  Planned, not started yet. */
+"queued" | 
+/**  Fetching. */
+"running" | 
+/**  Paused; resumable. */
+"paused" | 
+/**  In the cache and servable. */
+"completed" | 
+/**  Stopped by an error; resumable. */
+"failed" | 
+/**  Stopped for good (partial files kept for a later download). */
+"cancelled";
+
+/**
+ *  A download's status changed: progress (at most four times a second while bytes flow) or a
+ *  change of state (paused, resumed, failed, completed, cancelled).
+ */
+export type DownloadProgress = Download;
 
 /**  File formats. */
 export type ExportFormat = 
@@ -316,6 +410,52 @@ export type ExportResult = {
 	path: string,
 	/**  Entries written. */
 	rows: number,
+};
+
+/**  One Hub search result. */
+export type HubModel = {
+	/**  `org/name`. */
+	id: string,
+	/**  Downloads in the last 30 days. */
+	downloads: number | null,
+	/**  Likes. */
+	likes: number | null,
+	/**  Last change (ISO 8601). */
+	last_modified: string | null,
+	/**  Bytes a download fetches (None when the file list could not be read). */
+	size_bytes: number | null,
+	/**  config.json's `model_type`. */
+	model_type: string | null,
+	/**  `4-bit, group 64` (or the method's name) when quantized. */
+	quantization: string | null,
+	/**  This engine runs it (None: no readable config.json). */
+	supported: boolean | null,
+	/**  Its terms must be accepted and a token set before it downloads. */
+	gated: boolean,
+	/**  A complete copy is already in the cache. */
+	installed: boolean,
+	/**  Why size or config are missing, if they are. */
+	details_error: string | null,
+};
+
+/**  A model repo in the Hugging Face cache. */
+export type InstalledModel = {
+	/**  `org/name`. */
+	repo: string,
+	/**  Its cache folder. */
+	path: string,
+	/**  Bytes on disk (finished files). */
+	size_bytes: number,
+	/**  Bytes of unfinished downloads kept for resuming. */
+	incomplete_bytes: number,
+	/**  A complete snapshot can be served. */
+	complete: boolean,
+	/**  config.json's `model_type` of that snapshot. */
+	model_type: string | null,
+	/**  This engine runs it. */
+	supported: boolean,
+	/**  Loaded in the engine now (a delete then needs `force`). */
+	loaded: boolean,
 };
 
 /**  Where a provider's key is kept. */
@@ -382,6 +522,13 @@ export type ModelPool = {
 
 /**  A model was loaded, unloaded, evicted, expired, pinned or unpinned. */
 export type ModelPoolChanged = ModelPool;
+
+/**  How search results are ordered. */
+export type ModelSort = 
+/**  Most downloaded first. */
+"downloads" | 
+/**  Most recently changed first. */
+"recent";
 
 /**  Limits of the model pool. */
 export type PoolSettings = {
