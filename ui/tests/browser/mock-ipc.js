@@ -84,7 +84,61 @@
     if (r.fallback && !known(r.fallback)) return invalid("fallback", `unknown backend \`${r.fallback}\` in \`fallback\``);
     return null;
   };
+  // The model library: a Hub of three models, downloads moved on by the test (`library.progress`).
+  const hubModels = [
+    { id: "mlx-community/Qwen2.5-0.5B-Instruct-4bit", downloads: 120345, likes: 40, last_modified: "2026-11-02T10:00:00Z", size_bytes: 278_000_000, model_type: "qwen2", quantization: "4-bit, group 64", supported: true, gated: false, installed: false, details_error: null },
+    { id: "mlx-community/Llama-3.2-1B-Instruct-8bit", downloads: 98000, likes: 12, last_modified: "2026-10-01T10:00:00Z", size_bytes: 1_300_000_000, model_type: "llama", quantization: "8-bit, group 64", supported: true, gated: false, installed: true, details_error: null },
+    { id: "mlx-community/Whisper-large-v3", downloads: 5000, likes: 3, last_modified: "2026-11-20T10:00:00Z", size_bytes: 3_100_000_000, model_type: "whisper", quantization: null, supported: false, gated: false, installed: false, details_error: null },
+  ];
+  const library = {
+    downloads: [],
+    installed: [{ repo: "mlx-community/Llama-3.2-1B-Instruct-8bit", path: "/hf/models--mlx-community--Llama-3.2-1B-Instruct-8bit", size_bytes: 1_300_000_000, incomplete_bytes: 0, complete: true, model_type: "llama", supported: true, loaded: true }],
+    nextId: 1,
+    /** Moves a download to `bytes` (and `state`) and sends the event the shell would. */
+    progress(id, bytes, state) {
+      const d = library.downloads.find((x) => x.id === id);
+      Object.assign(d, { bytes_done: bytes, state: state ?? d.state, bytes_per_second: (state ?? d.state) === "running" ? 10_000_000 : 0 });
+      d.eta_seconds = d.state === "running" ? (d.bytes_total - bytes) / 10_000_000 : null;
+      if (d.state === "completed") {
+        d.files_done = d.files_total;
+        d.path = `/hf/models--${d.repo.replace("/", "--")}/snapshots/abc`;
+        library.installed.push({ repo: d.repo, path: `/hf/models--${d.repo.replace("/", "--")}`, size_bytes: d.bytes_total, incomplete_bytes: 0, complete: true, model_type: "qwen2", supported: true, loaded: false });
+      }
+      window.__emit("download-progress", { ...d });
+    },
+  };
+  const download = (id) => library.downloads.find((d) => d.id === id) ?? null;
+  const noDownload = (id) => fail({ kind: "not_found", message: `no download \`${id}\`` });
   const handlers = {
+    search_models: ({ text, sort }) => {
+      const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+      const found = hubModels.filter((m) => words.every((w) => m.id.toLowerCase().includes(w)));
+      return [...found].sort((a, b) => (sort === "recent" ? b.last_modified.localeCompare(a.last_modified) : b.downloads - a.downloads));
+    },
+    list_downloads: () => library.downloads.map((d) => ({ ...d })),
+    start_download: ({ repo }) => {
+      const m = hubModels.find((x) => x.id === repo);
+      if (!m) return fail({ kind: "not_found", message: `repo \`${repo}\` not found on the Hub` });
+      const d = { id: `dl_${String(library.nextId++).padStart(12, "0")}`, repo, revision: "main", state: "running", bytes_done: 0, bytes_total: m.size_bytes, bytes_per_second: 0, eta_seconds: null, files_done: 0, files_total: 6, path: null, error: null };
+      library.downloads.push(d);
+      return { ...d };
+    },
+    pause_download: ({ id }) => (download(id) ? (Object.assign(download(id), { state: "paused", bytes_per_second: 0, eta_seconds: null }), { ...download(id) }) : noDownload(id)),
+    resume_download: ({ id }) => (download(id) ? (Object.assign(download(id), { state: "running" }), { ...download(id) }) : noDownload(id)),
+    cancel_download: ({ id }) => {
+      const d = download(id);
+      if (!d) return noDownload(id);
+      library.downloads = library.downloads.filter((x) => x !== d);
+      return { ...d, state: d.state === "completed" ? "completed" : "cancelled" };
+    },
+    installed_models: () => library.installed.map((m) => ({ ...m })),
+    delete_model: ({ repo, force }) => {
+      const m = library.installed.find((x) => x.repo === repo);
+      if (!m) return fail({ kind: "not_found", message: `\`${repo}\` is not in the cache` });
+      if (m.loaded && !force) return fail({ kind: "conflict", message: `model \`${repo}\` is loaded` });
+      library.installed = library.installed.filter((x) => x !== m);
+      return { repo, freed_bytes: m.size_bytes, unloaded: m.loaded };
+    },
     server_status: () => state.status,
     get_settings: () => state.settings,
     model_pool: () => state.pool,
@@ -187,7 +241,7 @@
   const listeners = new Map();
   let nextId = 1;
   window.__calls = [];
-  window.__MOCK__ = { state, entries, entry, routing };
+  window.__MOCK__ = { state, entries, entry, routing, library };
   window.__TAURI_INTERNALS__ = {
     transformCallback(cb, once = false) {
       const id = nextId++;

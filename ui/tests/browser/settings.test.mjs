@@ -413,3 +413,86 @@ describe("providers and routing rules", () => {
     await page.close();
   });
 });
+
+describe("models", () => {
+  test("search shows size, quantization and support; download with progress, pause, resume, completion", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-models").click();
+    await page.getByTestId("installed-row").first().waitFor();
+
+    await page.getByTestId("models-search-input").fill("mlx-community");
+    await page.getByTestId("models-sort").selectOption("recent");
+    await page.getByTestId("models-search").click();
+    await page.getByTestId("model-result").first().waitFor();
+    assert.deepEqual((await calls(page, "search_models")).at(-1), { text: "mlx-community", sort: "recent", limit: null });
+    const names = await page.locator("[data-testid=model-result] .name").allTextContents();
+    assert.deepEqual(names, ["mlx-community/Whisper-large-v3", "mlx-community/Qwen2.5-0.5B-Instruct-4bit", "mlx-community/Llama-3.2-1B-Instruct-8bit"]);
+    assert.deepEqual(await page.getByTestId("model-result-size").allTextContents(), ["3.1 GB", "278 MB", "1.3 GB"]);
+    assert.deepEqual(await page.getByTestId("model-result-quant").allTextContents(), ["not quantized", "4-bit, group 64", "8-bit, group 64"]);
+    assert.equal(await page.getByTestId("model-result-unsupported").textContent(), "Not supported (whisper)");
+    assert.equal(await page.getByTestId("model-result-supported").count(), 2);
+    assert.equal(await page.getByTestId("model-result-installed").count(), 1);
+
+    // Download: progress events move the bar and the line (bytes, rate, time left).
+    await page.getByTestId("model-download").nth(1).click();
+    const item = page.getByTestId("download");
+    await item.waitFor();
+    assert.deepEqual((await calls(page, "start_download")).at(-1), { repo: "mlx-community/Qwen2.5-0.5B-Instruct-4bit" });
+    await page.evaluate(() => window.__MOCK__.library.progress("dl_000000000001", 139_000_000, "running"));
+    await page.getByTestId("download-line").filter({ hasText: "139 MB of 278 MB · 10 MB/s · 14 s left" }).waitFor();
+    assert.equal(await page.getByTestId("download-bar").evaluate((el) => el.value), 50);
+
+    // Pause, then resume.
+    await page.getByTestId("download-pause").click();
+    await page.getByTestId("download-line").filter({ hasText: "139 MB of 278 MB · paused" }).waitFor();
+    assert.deepEqual((await calls(page, "pause_download")).at(-1), { id: "dl_000000000001" });
+    await page.getByTestId("download-resume").click();
+    await page.locator("[data-testid=download][data-state=running]").waitFor();
+    assert.deepEqual((await calls(page, "resume_download")).at(-1), { id: "dl_000000000001" });
+
+    // Completion: the bar fills, the installed list is fetched again and shows the model.
+    await page.evaluate(() => window.__MOCK__.library.progress("dl_000000000001", 278_000_000, "completed"));
+    await page.getByTestId("download-line").filter({ hasText: "278 MB · done" }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=installed-row]").length === 2);
+    await page.getByTestId("download-dismiss").click();
+    await item.waitFor({ state: "detached" });
+
+    // A cancelled download leaves the list.
+    await page.getByTestId("model-download").nth(0).click();
+    await page.getByTestId("download-cancel").click();
+    await item.waitFor({ state: "detached" });
+    assert.equal((await calls(page, "cancel_download")).length, 2);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("delete asks first; a loaded model is unloaded and deleted only after the confirm", async () => {
+    const { page, errors } = await openWindow();
+    await page.evaluate(() => window.__MOCK__.library.installed.push({ repo: "mlx-community/Small-4bit", path: "/hf/models--mlx-community--Small-4bit", size_bytes: 300_000_000, incomplete_bytes: 20_000_000, complete: true, model_type: "qwen2", supported: true, loaded: false }));
+    await page.getByTestId("tab-models").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=installed-row]").length === 2);
+    assert.deepEqual(await page.getByTestId("installed-size").allTextContents(), ["1.3 GB", "300 MB + 20 MB partial"]);
+
+    // Keep: nothing is deleted.
+    await page.getByTestId("installed-delete").nth(1).click();
+    await page.getByTestId("installed-confirm").filter({ hasText: "free 320 MB" }).waitFor();
+    await page.getByTestId("installed-cancel-delete").click();
+    assert.equal((await calls(page, "delete_model")).length, 0);
+
+    await page.getByTestId("installed-delete").nth(1).click();
+    await page.getByTestId("installed-confirm-delete").click();
+    await page.getByTestId("installed-message").filter({ hasText: "Deleted mlx-community/Small-4bit: 300 MB freed." }).waitFor();
+    assert.deepEqual((await calls(page, "delete_model")).at(-1), { repo: "mlx-community/Small-4bit", force: false });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=installed-row]").length === 1);
+
+    // The loaded one says so, and its confirm forces the delete.
+    await page.getByTestId("installed-delete").click();
+    await page.getByTestId("installed-confirm").filter({ hasText: "It is loaded now" }).waitFor();
+    assert.equal(await page.getByTestId("installed-confirm-delete").textContent(), "Unload and delete");
+    await page.getByTestId("installed-confirm-delete").click();
+    await page.getByTestId("installed-empty").waitFor();
+    assert.deepEqual((await calls(page, "delete_model")).at(-1), { repo: "mlx-community/Llama-3.2-1B-Instruct-8bit", force: true });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
