@@ -219,3 +219,20 @@ fn anthropic_blocks_open_and_close_as_the_output_changes_kind() {
         ]
     );
 }
+
+#[test]
+fn interleaved_parallel_calls_become_one_anthropic_block_each() {
+    let events = vec![
+        Event::ToolCallStart { index: 0, id: "call_a".into(), name: "first".into() },
+        Event::ToolCallStart { index: 1, id: "call_b".into(), name: "second".into() },
+        Event::ToolCallArguments { index: 0, delta: "{\"a\"".into() },
+        Event::ToolCallArguments { index: 1, delta: "{\"b\": 2}".into() },
+        Event::ToolCallArguments { index: 0, delta: ": 1}".into() },
+        Event::ToolCallEnd { index: 0 },
+        Event::ToolCallEnd { index: 1 },
+        Event::Done { finish: Finish::ToolCalls, usage: Usage::default() },
+    ];
+    let back = through_anthropic(events, 3);
+    let calls: Vec<(&str, &str)> = back.calls.iter().map(|c| (c.name.as_str(), c.arguments.as_str())).collect();
+    assert_eq!(calls, [("first", "{\"a\": 1}"), ("second", "{\"b\": 2}")]);
+}

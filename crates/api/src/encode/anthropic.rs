@@ -10,23 +10,37 @@ use crate::usage::{AnthropicUsage, Usage};
 enum Open {
     Text,
     Thinking,
-    Tool,
+    /// A tool_use block, for this call.
+    Tool(u32),
+}
+
+/// A call that began while another call's block was open: Anthropic's blocks come one after
+/// another, so it waits (with its argument pieces) until that one ends.
+#[derive(Debug, Clone)]
+struct Held {
+    index: u32,
+    id: String,
+    name: String,
+    arguments: String,
+    ended: bool,
 }
 
 /// Encodes one answer as Anthropic stream events (blocks opened and closed as the kind of
-/// output changes: thinking, text, tool_use) or one message.
+/// output changes: thinking, text, tool_use) or one message. Calls whose pieces arrive
+/// interleaved (an upstream streaming parallel calls) still come out one block each.
 #[derive(Debug, Clone)]
 pub struct MessagesEncoder {
     id: String,
     model: String,
     open: Option<Open>,
     blocks: u32,
+    held: Vec<Held>,
 }
 
 impl MessagesEncoder {
     /// An encoder for message `id` of `model`.
     pub fn new(id: impl Into<String>, model: impl Into<String>) -> MessagesEncoder {
-        MessagesEncoder { id: id.into(), model: model.into(), open: None, blocks: 0 }
+        MessagesEncoder { id: id.into(), model: model.into(), open: None, blocks: 0, held: Vec::new() }
     }
 
     fn message(&self, content: Vec<Block>, usage: AnthropicUsage) -> MessageResponse {
@@ -65,6 +79,20 @@ impl MessagesEncoder {
         StreamEvent::ContentBlockDelta { index: self.blocks - 1, delta }
     }
 
+    /// Opens the held calls' blocks in order; a call still being written stays open.
+    fn release(&mut self, out: &mut Vec<StreamEvent>) {
+        while !self.held.is_empty() && !matches!(self.open, Some(Open::Tool(_))) {
+            let call = self.held.remove(0);
+            self.open(Open::Tool(call.index), Block::tool_use(call.id, call.name, Value::Object(Map::new())), out);
+            if !call.arguments.is_empty() {
+                out.push(self.delta(BlockDelta::InputJsonDelta { partial_json: call.arguments }));
+            }
+            if call.ended {
+                self.close(out);
+            }
+        }
+    }
+
     /// The events one event makes (possibly none).
     pub fn on(&mut self, event: Event) -> Vec<StreamEvent> {
         let mut out = Vec::new();
@@ -82,18 +110,35 @@ impl MessagesEncoder {
                 }
                 out.push(self.delta(BlockDelta::ThinkingDelta { thinking }));
             }
-            Event::ToolCallStart { id, name, .. } => {
-                let block = Block::tool_use(id, name, Value::Object(Map::new()));
-                self.open(Open::Tool, block, &mut out);
-            }
-            Event::ToolCallArguments { delta, .. } => {
-                if self.open == Some(Open::Tool) {
-                    out.push(self.delta(BlockDelta::InputJsonDelta { partial_json: delta }));
+            Event::ToolCallStart { index, id, name } => {
+                if matches!(self.open, Some(Open::Tool(_))) {
+                    self.held.push(Held { index, id, name, arguments: String::new(), ended: false });
+                } else {
+                    self.open(Open::Tool(index), Block::tool_use(id, name, Value::Object(Map::new())), &mut out);
                 }
             }
-            Event::ToolCallEnd { .. } => self.close(&mut out),
+            Event::ToolCallArguments { index, delta } => {
+                if self.open == Some(Open::Tool(index)) {
+                    out.push(self.delta(BlockDelta::InputJsonDelta { partial_json: delta }));
+                } else if let Some(call) = self.held.iter_mut().find(|c| c.index == index) {
+                    call.arguments.push_str(&delta);
+                }
+            }
+            Event::ToolCallEnd { index } => {
+                if self.open == Some(Open::Tool(index)) {
+                    self.close(&mut out);
+                    self.release(&mut out);
+                } else if let Some(call) = self.held.iter_mut().find(|c| c.index == index) {
+                    call.ended = true;
+                }
+            }
             Event::Logprobs(_) => {}
             Event::Done { finish, usage } => {
+                self.close(&mut out);
+                for call in &mut self.held {
+                    call.ended = true;
+                }
+                self.release(&mut out);
                 if self.blocks == 0 {
                     self.open(Open::Text, Block::text(String::new()), &mut out);
                 }
