@@ -48,7 +48,14 @@ pub(crate) fn forward<R: Runtime>(app: AppHandle<R>, ctl: Controller) {
                 }
                 Ok(Change::Download(download)) => {
                     let moved = states.insert(download.id.clone(), download.state) != Some(download.state);
+                    let completed = moved && download.state == crate::library::DownloadPhase::Completed;
                     let _ = DownloadProgress(download).emit(&a);
+                    if completed {
+                        // The model can be loaded now: the pool lists it.
+                        if let Ok(pool) = c.model_pool().await {
+                            let _ = ModelPoolChanged(pool).emit(&a);
+                        }
+                    }
                     if moved || tray_at.elapsed() >= Duration::from_secs(2) {
                         tray_at = tokio::time::Instant::now();
                         crate::tray::refresh(&a, &c).await;

@@ -98,6 +98,8 @@ struct Inner {
     watched: Mutex<std::collections::HashSet<String>>,
     /// Serialises read-modify-write of the saved download list.
     saving: tokio::sync::Mutex<()>,
+    /// Models downloaded since start-up (the start-up list in `services.models` is fixed).
+    downloaded: mlx_manager_server::Registry,
 }
 
 /// Settings key of the downloads to restart on launch.
@@ -143,7 +145,7 @@ impl Controller {
         let Built { engine, services } = opened.build(settings.pool.to_pool_config()).await?;
         let (status, _) = watch::channel(ServerStatus::stopped(None));
         let (changes, _) = broadcast::channel(256);
-        Ok(Controller(Arc::new(Inner {
+        let inner = Arc::new(Inner {
             services,
             engine_owner: Mutex::new(Some(engine)),
             settings: RwLock::new(settings),
@@ -152,7 +154,19 @@ impl Controller {
             changes,
             watched: Mutex::new(Default::default()),
             saving: tokio::sync::Mutex::new(()),
-        })))
+            downloaded: mlx_manager_server::Registry::default(),
+        });
+        // A finished download can be loaded from the window at once (the listeners register it
+        // themselves).
+        if let Some(library) = &inner.services.library {
+            let weak = Arc::downgrade(&inner);
+            library.on_finished(move |installed| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.downloaded.insert(installed.repo.to_string(), &installed.path);
+                }
+            });
+        }
+        Ok(Controller(inner))
     }
 
     /// The audit store (for live subscriptions).
@@ -302,21 +316,28 @@ impl Controller {
     pub async fn model_pool(&self) -> Result<ModelPool, CommandError> {
         let loaded = self.0.services.engine.list().await.map_err(|e| CommandError::from_engine(e, ""))?;
         let budget = self.settings().pool.to_pool_config().memory_budget_bytes;
-        Ok(ModelPool::new(&self.0.services.models, loaded, budget))
+        Ok(ModelPool::new(&self.models(), loaded, budget))
     }
 
-    fn entry(&self, id: &str) -> Result<&ModelEntry, CommandError> {
-        self.0
-            .services
-            .models
-            .iter()
+    /// Every model the window can load, by id: the start-up ones still on disk (a deleted one is
+    /// not offered) and the ones downloaded since (which replace a start-up entry of that id).
+    fn models(&self) -> Vec<ModelEntry> {
+        let mut all: std::collections::BTreeMap<String, ModelEntry> =
+            self.0.services.models.iter().filter(|e| e.path.exists()).map(|e| (e.id.clone(), e.clone())).collect();
+        all.extend(self.0.downloaded.list().into_iter().map(|e| (e.id.clone(), e)));
+        all.into_values().collect()
+    }
+
+    fn entry(&self, id: &str) -> Result<ModelEntry, CommandError> {
+        self.models()
+            .into_iter()
             .find(|m| m.id == id)
             .ok_or_else(|| CommandError::ModelNotFound { model: id.to_string() })
     }
 
     /// Loads a model and pins it (never evicted until unpinned or unloaded).
     pub async fn preload_model(&self, id: &str) -> Result<ModelPool, CommandError> {
-        let entry = self.entry(id)?.clone();
+        let entry = self.entry(id)?;
         self.0.services.engine.preload(&entry.id, &entry.path).await.map_err(|e| CommandError::from_engine(e, id))?;
         self.model_pool().await
     }
@@ -487,9 +508,17 @@ impl Controller {
         let lib = self.library()?;
         let state = self.0.listener.lock().await.as_ref().map(|l| l.state.clone());
         let registry = state.as_ref().map(|s| &s.registry);
-        mlx_manager_server::delete_cached_model(lib, &self.0.services.engine, registry, repo, None, force)
+        let answer = mlx_manager_server::delete_cached_model(lib, &self.0.services.engine, registry, repo, None, force)
             .await
-            .map_err(CommandError::from)
+            .map_err(CommandError::from)?;
+        let id = repo.to_string();
+        if self.0.downloaded.remove(&id).is_some() {
+            // Another cache may still hold a servable copy.
+            if let Some(path) = lib.installed().into_iter().find(|r| &r.repo == repo).and_then(|r| r.servable) {
+                self.0.downloaded.insert(id, path);
+            }
+        }
+        Ok(answer)
     }
 
     /// Stops the listener and the engine (on quit).

@@ -1,13 +1,15 @@
 //! The Models section's commands through Tauri's mock runtime (JSON in, JSON out) over a real
 //! controller whose model library talks to the fake Hub (crates/test-hub) on 127.0.0.1: search,
-//! download with progress changes, pause and resume, the installed list, and delete refused
-//! while loaded unless forced. The library test is alone in its binary: the library reads its Hub and cache from the
+//! download with progress changes, pause and resume, the installed list, the downloaded model
+//! in the pool at once, delete refused while loaded unless forced, and the launch restart. The
+//! library test is alone in its binary: the library reads its Hub and cache from the
 //! environment, which is set once, before the controller opens.
 
 use std::time::Duration;
 
 use mlx_manager_app::controller::Change;
 use mlx_manager_app::library::{Download, DownloadPhase, HubModel, InstalledModel};
+use mlx_manager_app::models::ModelPool;
 use mlx_manager_app::{CommandError, Controller, ControllerOptions};
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use mlx_manager_test_hub::FakeHub;
@@ -172,7 +174,10 @@ fn search_download_pause_resume_and_delete_through_the_commands() {
 
     // Delete: refused while loaded, forced unloads first; the folder is gone.
     let path = last.path.clone().unwrap();
-    tauri::async_runtime::block_on(ctl.engine().preload(REPO, std::path::Path::new(&path))).unwrap();
+    let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
+    assert!(pool.available.iter().any(|m| m.id == REPO && m.supported), "downloaded models load at once: {pool:?}");
+    let pool: ModelPool = invoke(&w, "preload_model", json!({ "id": REPO })).unwrap();
+    assert!(pool.loaded.iter().any(|m| m.id == REPO), "{pool:?}");
     let installed: Vec<InstalledModel> = invoke(&w, "installed_models", json!({})).unwrap();
     assert!(installed.iter().any(|m| m.repo == REPO && m.loaded), "{installed:?}");
     let refused = invoke::<Value>(&w, "delete_model", json!({ "repo": REPO, "force": false }));
@@ -185,6 +190,8 @@ fn search_download_pause_resume_and_delete_through_the_commands() {
     assert_eq!(deleted["unloaded"], false, "{deleted}");
     let installed: Vec<InstalledModel> = invoke(&w, "installed_models", json!({})).unwrap();
     assert!(installed.is_empty(), "{installed:?}");
+    let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
+    assert!(pool.available.is_empty() && pool.loaded.is_empty(), "{pool:?}");
     let gone = invoke::<Value>(&w, "delete_model", json!({ "repo": REPO, "force": false }));
     assert!(matches!(gone, Err(CommandError::NotFound { .. })), "{gone:?}");
     let bad = invoke::<Value>(&w, "delete_model", json!({ "repo": "not a repo", "force": false }));
