@@ -119,6 +119,7 @@
     start_download: ({ repo }) => {
       const m = hubModels.find((x) => x.id === repo);
       if (!m) return fail({ kind: "not_found", message: `repo \`${repo}\` not found on the Hub` });
+      if (m.size_bytes > 3e9) return fail({ kind: "library", code: "insufficient_disk_space", message: "not enough disk space: needs 3.1 GB, 1.0 GB free" });
       const d = { id: `dl_${String(library.nextId++).padStart(12, "0")}`, repo, revision: "main", state: "running", bytes_done: 0, bytes_total: m.size_bytes, bytes_per_second: 0, eta_seconds: null, files_done: 0, files_total: 6, path: null, error: null };
       library.downloads.push(d);
       return { ...d };

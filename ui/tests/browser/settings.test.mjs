@@ -456,9 +456,16 @@ describe("models", () => {
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=installed-row]").length === 2);
     await page.getByTestId("download-dismiss").click();
     await item.waitFor({ state: "detached" });
+    assert.equal(await page.getByTestId("model-result-installed").count(), 2, "the finished model shows as installed");
 
-    // A cancelled download leaves the list.
-    await page.getByTestId("model-download").nth(0).click();
+    // A typed error comes back at the result's row.
+    await page.getByTestId("model-download").click();
+    await page.getByTestId("model-result-error").filter({ hasText: "not enough disk space: needs 3.1 GB, 1.0 GB free" }).waitFor();
+
+    // A cancelled download leaves the list (searching again: the mock Hub's flags are fixed).
+    await page.getByTestId("models-search").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=model-download]").length === 2);
+    await page.getByTestId("model-download").nth(1).click();
     await page.getByTestId("download-cancel").click();
     await item.waitFor({ state: "detached" });
     assert.equal((await calls(page, "cancel_download")).length, 2);
