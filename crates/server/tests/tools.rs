@@ -222,6 +222,33 @@ async fn a_constraint_starts_after_the_reasoning() {
     assert_eq!(r["choices"][0]["finish_reason"], "stop");
 }
 
+/// gpt-oss's harmony tokens.
+const HARMONY: &[&str] =
+    &["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|return|>", "<|call|>", "<|final|>"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
+    let (s, dir) = server().await;
+    let path = dir.path().join("random-oss");
+    let template = template("openai-gpt-oss-120b.jinja");
+    mlx_manager_engine::tiny::write_templated_model(&path, &template, HARMONY, &["<|call|>", "<|return|>"]).unwrap();
+    s.state.registry.insert("random-oss", &path);
+    let mut req = chat("random-oss", false);
+    // Bounded strings: a random model would otherwise write one city name forever.
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["tool_choice"] = json!("required");
+    req["max_tokens"] = json!(400);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
     let (s, _dir) = server().await;

@@ -26,7 +26,7 @@ use crate::error::{EngineError, Result};
 mod family;
 mod scripted;
 pub use family::{write_family_model, write_family_model_with};
-pub use scripted::{write_scripted_model, AGENT_SCRIPT, THINKER_SCRIPT};
+pub use scripted::{write_scripted_model, write_templated_model, AGENT_SCRIPT, THINKER_SCRIPT};
 
 /// Which architecture to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

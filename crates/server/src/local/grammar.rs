@@ -93,7 +93,8 @@ fn call_schema(tools: &[&Tool], arguments: &str) -> Value {
 }
 
 /// The grammar of a forced call in `format` (None: the choice forces nothing, or this format's
-/// calls cannot be written as a grammar yet — then the model is only shown the allowed tools).
+/// calls cannot be written as a grammar yet — Qwen3-Coder, Mistral, Gemma — then the model is
+/// only shown the allowed tools).
 pub(crate) fn forced_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -110,6 +111,20 @@ pub(crate) fn forced_call(
             )
         }
         ToolFormat::Llama3 => format!("start: body\nbody: %json {}", call_schema(&allowed, "parameters")),
+        // gpt-oss: the prompt ends with `<|start|>assistant`; a call is the recipient, the
+        // commentary channel and the arguments (as its template writes calls), then `<|call|>`.
+        ToolFormat::Harmony => {
+            let mut lark =
+                format!("start: {}\n", (0..allowed.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "));
+            for (i, tool) in allowed.iter().enumerate() {
+                let recipient = Value::String(format!(" to=functions.{}", tool.function().name));
+                let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+                lark.push_str(&format!(
+                    "call_{i}: {recipient} <|channel|> \"commentary json\" <|message|> args_{i}\nargs_{i}: %json {schema}\n"
+                ));
+            }
+            lark
+        }
         other => {
             tracing::warn!(format = ?other, "forced tool calls are not constrained for this tool-call format");
             return None;
