@@ -264,11 +264,16 @@ pub async fn search_models(
     Ok(results.into_iter().map(HubModel::from).collect())
 }
 
-/// Every download not cancelled, oldest first.
+/// Every download not cancelled, oldest first. Unfinished ones started elsewhere (over
+/// `/admin/library`) are watched from now on: their progress comes as events too.
 #[tauri::command]
 #[specta::specta]
 pub async fn list_downloads(ctl: Ctl<'_>) -> Result<Vec<Download>, CommandError> {
-    Ok(ctl.library()?.downloads().into_iter().map(Download::from).collect())
+    let downloads = ctl.library()?.downloads();
+    for d in downloads.iter().filter(|d| !d.state.is_final()) {
+        ctl.watch_download(&d.id);
+    }
+    Ok(downloads.into_iter().map(Download::from).collect())
 }
 
 /// Plans and starts downloading `repo` (`org/name`, optionally `@revision`); errors (unknown

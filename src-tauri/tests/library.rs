@@ -24,6 +24,7 @@ use tokio::sync::broadcast;
 const REPO: &str = "tiny-org/tiny-llama";
 const SLOW: &str = "tiny-org/tiny-qwen";
 const LATER: &str = "tiny-org/tiny-later";
+const ELSEWHERE: &str = "tiny-org/tiny-elsewhere";
 const WEIGHTS: &str = "model.safetensors";
 
 fn invoke<T: DeserializeOwned>(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<T, CommandError> {
@@ -99,7 +100,12 @@ fn the_tray_line_says_how_far_an_unfinished_download_is() {
 fn search_download_pause_resume_and_delete_through_the_commands() {
     let dir = tempfile::tempdir().unwrap();
     let hub = FakeHub::start();
-    for (repo, family) in [(REPO, TinyFamily::Llama), (SLOW, TinyFamily::Qwen2), (LATER, TinyFamily::Llama)] {
+    for (repo, family) in [
+        (REPO, TinyFamily::Llama),
+        (SLOW, TinyFamily::Qwen2),
+        (LATER, TinyFamily::Llama),
+        (ELSEWHERE, TinyFamily::Llama),
+    ] {
         let folder = dir.path().join("published").join(repo);
         write_tiny_model(&folder, &TinySpec::new(family)).unwrap();
         hub.add_repo(repo, &folder);
@@ -165,6 +171,17 @@ fn search_download_pause_resume_and_delete_through_the_commands() {
     assert_eq!(saved(&ctl), json!([]), "finished downloads are not restarted");
     let unknown = invoke::<Download>(&w, "pause_download", json!({ "id": "dl_000000000000" }));
     assert!(matches!(unknown, Err(CommandError::NotFound { .. })), "{unknown:?}");
+
+    // A download started elsewhere (over /admin/library) is watched once the window lists it.
+    hub.stall(ELSEWHERE, WEIGHTS, 64);
+    let repo = mlx_manager_library::RepoId::parse(ELSEWHERE).unwrap();
+    let elsewhere = tauri::async_runtime::block_on(ctl.library().unwrap().start(&repo, "main")).unwrap();
+    let listed: Vec<Download> = invoke(&w, "list_downloads", json!({})).unwrap();
+    assert!(listed.iter().any(|d| d.id == elsewhere.id && d.state != DownloadPhase::Completed), "{listed:?}");
+    hub.release(ELSEWHERE, WEIGHTS);
+    changes_until(&mut changes, &elsewhere.id, |d| d.state == DownloadPhase::Completed);
+    let deleted: Value = invoke(&w, "delete_model", json!({ "repo": ELSEWHERE, "force": false })).unwrap();
+    assert_eq!(deleted["repo"], ELSEWHERE, "{deleted}");
 
     // Installed: both, complete and runnable.
     let installed: Vec<InstalledModel> = invoke(&w, "installed_models", json!({})).unwrap();
