@@ -65,7 +65,10 @@ export const commands = {
 	 *  this engine runs it.
 	 */
 	searchModels: (text: string, sort: ModelSort, limit: number | null) => typedError<HubModel[], CommandError>(__TAURI_INVOKE("search_models", { text, sort, limit })),
-	/**  Every download not cancelled, oldest first. */
+	/**
+	 *  Every download not cancelled, oldest first. Unfinished ones started elsewhere (over
+	 *  `/admin/library`) are watched from now on: their progress comes as events too.
+	 */
 	listDownloads: () => typedError<Download[], CommandError>(__TAURI_INVOKE("list_downloads")),
 	/**
 	 *  Plans and starts downloading `repo` (`org/name`, optionally `@revision`); errors (unknown
