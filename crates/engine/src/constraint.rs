@@ -95,6 +95,37 @@ impl Guide {
         factory.quiet();
         Ok(Guide { factory })
     }
+
+    /// A Lark grammar with each quoted tag that is one of this vocabulary's special tokens
+    /// (`"</tool_call>"`: llguidance counts every added `<…>` token as special) written as that
+    /// token (`</tool_call>`), so the model's own token for it is the one allowed — as text it
+    /// could only be spelled out byte by byte.
+    fn specialize(&self, lark: &str) -> String {
+        let trie = self.factory.tok_env().tok_trie();
+        let mut out = String::with_capacity(lark.len());
+        let mut rest = lark;
+        while let Some(start) = rest.find("\"<") {
+            let tag_end = rest[start + 1..].find(">\"").map(|i| start + 1 + i + 1);
+            match tag_end {
+                Some(end) if !rest[start + 1..end].contains(['"', ' ', '\n']) => {
+                    let tag = &rest[start + 1..end];
+                    out.push_str(&rest[..start]);
+                    if trie.get_special_token(tag).is_some() {
+                        out.push_str(tag);
+                    } else {
+                        out.push_str(&rest[start..=end]);
+                    }
+                    rest = &rest[end + 1..];
+                }
+                _ => {
+                    out.push_str(&rest[..start + 2]);
+                    rest = &rest[start + 2..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// Where a reasoning model is relative to its reasoning block.
@@ -106,12 +137,17 @@ enum Gate {
     MayReason { start: u32, end: String },
     /// Inside reasoning: free until the end tag has been written.
     Reasoning { end: String, tail: String },
+    /// Free until the trigger text has been written (then the grammar applies, and after it
+    /// completes the output is free again until the next trigger).
+    Waiting { tail: String },
 }
 
 /// One sequence's constraint.
 pub(crate) struct Constraint {
     matcher: Matcher,
     gate: Gate,
+    /// The text that starts the grammar, when it does not apply from the start.
+    trigger: Option<String>,
     /// The next step's mask, once computed.
     mask: Option<SimpleVob>,
 }
@@ -125,8 +161,13 @@ impl Constraint {
         tokenizer: &Tokenizer,
         reasoning: Option<(&str, &str)>,
         reasoning_open: bool,
+        trigger: Option<String>,
     ) -> Result<Constraint> {
-        let parser = guide.factory.create_parser(grammar.top_level()).map_err(grammar_error)?;
+        let top = match grammar {
+            Grammar::Lark(lark) => TopLevelGrammar::from_lark(guide.specialize(lark)),
+            other => other.top_level(),
+        };
+        let parser = guide.factory.create_parser(top).map_err(grammar_error)?;
         let gate = match reasoning {
             Some((_, end)) if reasoning_open => Gate::Reasoning { end: end.to_string(), tail: String::new() },
             Some((start, end)) => match tokenizer.encode(start, false)?.as_slice() {
@@ -135,13 +176,33 @@ impl Constraint {
             },
             None => Gate::Open,
         };
-        Ok(Constraint { matcher: Matcher::new(Ok(parser)), gate, mask: None })
+        let gate = match (&trigger, gate) {
+            (Some(_), Gate::Open | Gate::MayReason { .. }) => Gate::Waiting { tail: String::new() },
+            (_, gate) => gate,
+        };
+        Ok(Constraint { matcher: Matcher::new(Ok(parser)), gate, trigger, mask: None })
     }
 
     /// Reads the token the sequence just produced (before the next mask).
     pub(crate) fn advance(&mut self, token: u32, tokenizer: &Tokenizer) -> Result<()> {
         match &mut self.gate {
-            Gate::Open => self.matcher.consume_token(token).map_err(grammar_error)?,
+            Gate::Open => {
+                self.matcher.consume_token(token).map_err(grammar_error)?;
+                if self.trigger.is_some() && self.matcher.is_stopped() {
+                    // The triggered part is complete: free again until the next trigger.
+                    self.matcher.reset().map_err(grammar_error)?;
+                    self.gate = Gate::Waiting { tail: String::new() };
+                }
+            }
+            Gate::Waiting { tail } => {
+                let trigger = self.trigger.as_deref().unwrap_or_default();
+                tail.push_str(&tokenizer.decode_with_special(&[token])?);
+                if tail.ends_with(trigger) {
+                    self.gate = Gate::Open;
+                } else {
+                    keep_tail(tail, trigger.len());
+                }
+            }
             Gate::MayReason { start, end } if token == *start => {
                 self.gate = Gate::Reasoning { end: std::mem::take(end), tail: String::new() };
             }
@@ -152,11 +213,12 @@ impl Constraint {
             Gate::Reasoning { end, tail } => {
                 tail.push_str(&tokenizer.decode_with_special(&[token])?);
                 if tail.contains(end.as_str()) {
-                    self.gate = Gate::Open;
-                } else if tail.len() > 4 * end.len() {
-                    let cut = tail.len() - end.len();
-                    let cut = (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
-                    tail.drain(..cut);
+                    self.gate = match self.trigger {
+                        Some(_) => Gate::Waiting { tail: String::new() },
+                        None => Gate::Open,
+                    };
+                } else {
+                    keep_tail(tail, end.len());
                 }
             }
         }
@@ -166,7 +228,7 @@ impl Constraint {
     /// Computes the next step's mask (None while reasoning: no constraint).
     pub(crate) fn compute(&mut self) -> Result<()> {
         self.mask = match &self.gate {
-            Gate::Reasoning { .. } => None,
+            Gate::Reasoning { .. } | Gate::Waiting { .. } => None,
             Gate::Open => Some(self.matcher.compute_mask_or_eos().map_err(grammar_error)?),
             Gate::MayReason { start, .. } => {
                 let mut mask = self.matcher.compute_mask_or_eos().map_err(grammar_error)?;
@@ -187,6 +249,15 @@ impl Constraint {
             }
         });
         Some(Array::from_slice(&add, &[1, width as i32]))
+    }
+}
+
+/// Keeps only the end of `tail` that could still be the start of a `len`-byte marker.
+fn keep_tail(tail: &mut String, len: usize) {
+    if tail.len() > 4 * len.max(1) {
+        let cut = tail.len() - len;
+        let cut = (cut..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+        tail.drain(..cut);
     }
 }
 

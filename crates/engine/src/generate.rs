@@ -55,6 +55,10 @@ pub struct GenerationParams {
     /// What the output must match (constrained decoding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar: Option<crate::constraint::Grammar>,
+    /// When set, the grammar applies only once this text has been written (and again after each
+    /// time it completes): a tool call's arguments under `tool_choice: auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar_trigger: Option<String>,
 }
 
 impl Default for GenerationParams {
@@ -66,6 +70,7 @@ impl Default for GenerationParams {
             stop_token_ids: Vec::new(),
             logprobs: false,
             grammar: None,
+            grammar_trigger: None,
         }
     }
 }

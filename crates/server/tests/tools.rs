@@ -222,6 +222,37 @@ async fn a_constraint_starts_after_the_reasoning() {
     assert_eq!(r["choices"][0]["finish_reason"], "stop");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    // A model that would write `"days": "three"` for an integer parameter.
+    let sloppy = [
+        "I will call it.",
+        "\n<tool_call>",
+        "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
+        "Paris",
+        "\", \"days\": \"three\"}}\n",
+        "</tool_call>",
+    ];
+    let path = dir.path().join("sloppy");
+    write_scripted_model(&path, &sloppy, &template("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
+    s.state.registry.insert("sloppy", &path);
+    let mut req = chat("sloppy", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // The text before the call is free; the call is held to the schema once it starts.
+    assert!(message["content"].as_str().unwrap().starts_with("I will call it."), "{r}");
+    let call = &message["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+}
+
 /// gpt-oss's harmony tokens.
 const HARMONY: &[&str] =
     &["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|return|>", "<|call|>", "<|final|>"];

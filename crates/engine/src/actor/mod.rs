@@ -441,7 +441,8 @@ impl Actor {
             Some(grammar) => {
                 let guide = loaded.guide()?;
                 let tags = loaded.info.output.reasoning.as_ref().map(|(s, e)| (s.as_str(), e.as_str()));
-                Some(Constraint::new(&guide, grammar, &loaded.tokenizer, tags, reasoning_open)?)
+                let trigger = request.params.grammar_trigger.clone();
+                Some(Constraint::new(&guide, grammar, &loaded.tokenizer, tags, reasoning_open, trigger)?)
             }
             None => None,
         };

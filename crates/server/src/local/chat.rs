@@ -102,13 +102,17 @@ pub(crate) async fn serve(
     let max_tokens = req.max_output().unwrap_or(2048.min(info.context_length.unwrap_or(2048) as u32));
     let mut params = Sampling::from(&req).params(max_tokens, req.logprobs == Some(true));
     let parallel = req.parallel_tool_calls != Some(false);
-    params.grammar = super::grammar::forced_call(
-        info.output.tools,
-        req.tools.as_deref().unwrap_or_default(),
-        req.tool_choice.as_ref(),
-        parallel,
-    )
-    .or_else(|| super::grammar::requested(req.response_format.as_ref(), &req.guided).map(|(g, _)| g));
+    let declared = req.tools.as_deref().unwrap_or_default();
+    params.grammar = super::grammar::forced_call(info.output.tools, declared, req.tool_choice.as_ref(), parallel)
+        .or_else(|| super::grammar::requested(req.response_format.as_ref(), &req.guided).map(|(g, _)| g));
+    if params.grammar.is_none() {
+        if let Some((grammar, trigger)) =
+            super::grammar::started_call(info.output.tools, declared, req.tool_choice.as_ref())
+        {
+            params.grammar = Some(grammar);
+            params.grammar_trigger = Some(trigger);
+        }
+    }
     let run = Run::start(state, &req.model, prompt, params, deadline).await?;
     let ids = if info.output.tools == Some(ToolFormat::Mistral) { CallIds::Mistral } else { ids };
     let parser = OutputParser::new(&info.output, tools_json.as_ref(), run.reasoning_open);

@@ -56,8 +56,17 @@ fn forced<'a>(tools: &'a [Tool], choice: Option<&ToolChoice>) -> Option<Vec<&'a 
     }
 }
 
+/// A tool's parameter schema as its calls are held to: the declared parameters only (as
+/// OpenAI's strict mode has it) unless the schema itself allows others — a small model would
+/// otherwise invent keys for as long as it is let.
 fn parameters(tool: &Tool) -> Value {
-    tool.function().parameters.clone().unwrap_or_else(|| json!({"type": "object"}))
+    let mut schema = tool.function().parameters.clone().unwrap_or_else(|| json!({"type": "object"}));
+    if let Some(obj) = schema.as_object_mut() {
+        if obj.get("type").and_then(Value::as_str) == Some("object") {
+            obj.entry("additionalProperties").or_insert(Value::Bool(false));
+        }
+    }
+    schema
 }
 
 /// Before anything is loaded: the request's grammar and, for a forced tool choice, each allowed
@@ -106,7 +115,7 @@ pub(crate) fn forced_call(
         ToolFormat::Hermes => {
             let more = if parallel { " (\"\\n\" call)*" } else { "" };
             format!(
-                "start: call{more}\ncall: \"<tool_call>\\n\" body \"\\n</tool_call>\"\nbody: %json {}",
+                "start: call{more}\ncall: \"<tool_call>\" \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}",
                 call_schema(&allowed, "arguments")
             )
         }
@@ -131,4 +140,27 @@ pub(crate) fn forced_call(
         }
     };
     Some(Grammar::Lark(lark))
+}
+
+/// Under `tool_choice: auto` the model may answer in text or start a call; once it writes the
+/// start of a call, the call follows the tools' schemas. The grammar of one call after its start
+/// tag, and that tag (None where the format has no start tag to wait for: Llama 3's bare JSON;
+/// or no grammar is written for it yet).
+pub(crate) fn started_call(
+    format: Option<ToolFormat>,
+    tools: &[Tool],
+    choice: Option<&ToolChoice>,
+) -> Option<(Grammar, String)> {
+    if tools.is_empty() || !matches!(choice, None | Some(ToolChoice::Mode(ToolChoiceMode::Auto))) {
+        return None;
+    }
+    let all: Vec<&Tool> = tools.iter().collect();
+    match format? {
+        ToolFormat::Hermes => {
+            let lark =
+                format!("start: \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}", call_schema(&all, "arguments"));
+            Some((Grammar::Lark(lark), "<tool_call>".into()))
+        }
+        _ => None,
+    }
 }

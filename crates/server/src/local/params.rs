@@ -70,6 +70,7 @@ impl Sampling {
             stop_token_ids: Vec::new(),
             logprobs,
             grammar: None,
+            grammar_trigger: None,
         }
     }
 }
