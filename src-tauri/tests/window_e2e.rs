@@ -17,6 +17,8 @@ use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use serde_json::{json, Value};
 
 const MODEL: &str = "tiny-e2e";
+/// The model the window downloads from the local Hub.
+const DOWNLOADED: &str = "tiny-org/tiny-downloaded";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -41,7 +43,8 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Driver {
+    /// `env`: for the app the sessions start (tauri-driver passes its environment on).
+    fn start(env: &[(&str, &Path)]) -> Driver {
         for tool in ["xvfb-run", "dbus-run-session", "WebKitWebDriver"] {
             let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap();
             assert!(found.status.success(), "{tool} is missing: run scripts/setup");
@@ -54,6 +57,9 @@ impl Driver {
             .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN")
             .stdout(Stdio::null())
             .process_group(0)
             .spawn()
@@ -173,7 +179,13 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
         "--key-storage".into(),
         "file".into(),
     ];
-    let driver = Driver::start();
+    // A local Hub speaking the real one's API, with one model to find and download in the window.
+    let hub = mlx_manager_test_hub::FakeHub::start();
+    let published = tmp.path().join("published");
+    write_tiny_model(&published, &TinySpec::new(TinyFamily::Qwen2)).unwrap();
+    hub.add_repo(DOWNLOADED, &published);
+    let (endpoint, hub_cache) = (PathBuf::from(hub.url()), tmp.path().join("hub-cache"));
+    let driver = Driver::start(&[("HF_ENDPOINT", endpoint.as_path()), ("HF_HUB_CACHE", hub_cache.as_path())]);
 
     // First run: the window shows where the server listens.
     let client = driver.session(&args).await;
@@ -305,6 +317,28 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&routed).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-mlx-backend"], "this-mac");
+
+    // The Models section: find a model on the Hub, download it, and it answers at once.
+    click(&client, "[data-testid=tab-models]").await;
+    field("[data-testid=models-search-input]").await.send_keys("tiny-downloaded").await.unwrap();
+    click(&client, "[data-testid=models-search]").await;
+    let found = wait_for("the search result", 20, || async {
+        text(&client, "[data-testid=model-result]").await.filter(|t| t.contains(DOWNLOADED))
+    })
+    .await;
+    assert!(found.contains("Supported"), "{found}");
+    click(&client, "[data-testid=model-download]").await;
+    wait_for("the download to complete", 60, || async {
+        let done =
+            script(&client, "return document.querySelector('[data-testid=download][data-state=completed]') !== null")
+                .await;
+        done.as_bool().filter(|d| *d)
+    })
+    .await;
+    screenshot(&client, "models").await;
+    let body = json!({ "model": DOWNLOADED, "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 3 });
+    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the downloaded model is served without a restart");
     client.close().await.unwrap();
     wait_for("the first app to exit", 20, || async { (!app_running(&data_dir)).then_some(()) }).await;
 
@@ -314,14 +348,15 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
         text(&client, "[data-testid=server-status]").await.filter(|t| t.starts_with("Serving on"))
     })
     .await;
-    // The two first requests and the routed request (recorded by both legs: the front door, and
-    // this same app as the provider); the provider test's model listing is a read, not audited.
+    // The two first requests, the routed request (recorded by both legs: the front door, and this
+    // same app as the provider) and the downloaded model's; the provider test's model listing is
+    // a read, not audited.
     let rows = wait_for("the persisted rows", 20, || async {
         let n = script(&client, "return document.querySelectorAll('[data-testid=audit-row]').length").await;
-        n.as_u64().filter(|n| *n == 4)
+        n.as_u64().filter(|n| *n == 5)
     })
     .await;
-    assert_eq!(rows, 4);
+    assert_eq!(rows, 5);
     click(&client, "[data-testid=tab-timeouts]").await;
     let input = client.wait().for_element(Locator::Css("[data-testid=timeout-chat_seconds-input]")).await.unwrap();
     let value =
