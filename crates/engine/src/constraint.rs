@@ -87,8 +87,8 @@ pub(crate) struct Guide {
 impl Guide {
     /// From the model's tokenizer.json, with `eos` as the tokens that end a generation and
     /// `vocab` the width of the model's logits.
-    pub(crate) fn new(tokenizer: &Tokenizer, eos: &[u32], vocab: usize) -> Result<Guide> {
-        let mut bytes = toktrie_hf_tokenizers::ByteTokenizer::from_file(&tokenizer.path).map_err(grammar_error)?;
+    fn new(tokenizer_json: &std::path::Path, eos: &[u32], vocab: usize) -> Result<Guide> {
+        let mut bytes = toktrie_hf_tokenizers::ByteTokenizer::from_file(tokenizer_json).map_err(grammar_error)?;
         bytes.set_eos_tokens(eos);
         let env: TokEnv = bytes.into_tok_env(Some(vocab)).map_err(grammar_error)?;
         let mut factory = ParserFactory::new_simple(&env).map_err(grammar_error)?;
@@ -128,6 +128,44 @@ impl Guide {
     }
 }
 
+/// A model's [`Guide`], built by the first constrained request that needs it (off the engine
+/// thread: reading a 150k-token vocabulary into llguidance's trie takes a while).
+#[derive(Default)]
+pub(crate) struct GuideCell(std::sync::Mutex<Option<Arc<Guide>>>);
+
+/// Everything needed to compile one request's constraint away from the engine thread.
+pub(crate) struct Compile {
+    pub(crate) cell: Arc<GuideCell>,
+    pub(crate) tokenizer_json: std::path::PathBuf,
+    pub(crate) eos: Vec<u32>,
+    pub(crate) vocab: usize,
+    pub(crate) grammar: Grammar,
+    /// The reasoning tags: the start tag's token when it is one token, and the end tag.
+    pub(crate) reasoning: Option<(Option<u32>, String)>,
+    pub(crate) reasoning_open: bool,
+    pub(crate) trigger: Option<String>,
+}
+
+impl Compile {
+    /// The constraint, its first mask computed.
+    pub(crate) fn run(self) -> Result<Constraint> {
+        let guide = {
+            let mut slot = self.cell.0.lock().unwrap_or_else(|p| p.into_inner());
+            match &*slot {
+                Some(g) => g.clone(),
+                None => {
+                    let g = Arc::new(Guide::new(&self.tokenizer_json, &self.eos, self.vocab)?);
+                    *slot = Some(g.clone());
+                    g
+                }
+            }
+        };
+        let mut c = Constraint::new(&guide, &self.grammar, self.reasoning, self.reasoning_open, self.trigger)?;
+        c.compute()?;
+        Ok(c)
+    }
+}
+
 /// Where a reasoning model is relative to its reasoning block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Gate {
@@ -154,12 +192,12 @@ pub(crate) struct Constraint {
 
 impl Constraint {
     /// A constraint for `grammar` on the model of `guide`. `reasoning`: the model's reasoning
-    /// tags (start, end) and whether the prompt already opened the block.
-    pub(crate) fn new(
+    /// tags (the start tag's token when it is one token, the end tag) and whether the prompt
+    /// already opened the block.
+    fn new(
         guide: &Arc<Guide>,
         grammar: &Grammar,
-        tokenizer: &Tokenizer,
-        reasoning: Option<(&str, &str)>,
+        reasoning: Option<(Option<u32>, String)>,
         reasoning_open: bool,
         trigger: Option<String>,
     ) -> Result<Constraint> {
@@ -169,12 +207,9 @@ impl Constraint {
         };
         let parser = guide.factory.create_parser(top).map_err(grammar_error)?;
         let gate = match reasoning {
-            Some((_, end)) if reasoning_open => Gate::Reasoning { end: end.to_string(), tail: String::new() },
-            Some((start, end)) => match tokenizer.encode(start, false)?.as_slice() {
-                [id] => Gate::MayReason { start: *id, end: end.to_string() },
-                _ => Gate::Open,
-            },
-            None => Gate::Open,
+            Some((_, end)) if reasoning_open => Gate::Reasoning { end, tail: String::new() },
+            Some((Some(start), end)) => Gate::MayReason { start, end },
+            Some((None, _)) | None => Gate::Open,
         };
         let gate = match (&trigger, gate) {
             (Some(_), Gate::Open | Gate::MayReason { .. }) => Gate::Waiting { tail: String::new() },
@@ -261,9 +296,9 @@ fn keep_tail(tail: &mut String, len: usize) {
     }
 }
 
-/// For each row: reads the token it just produced (waiting for it if it is still being computed)
-/// and advances its matcher, then computes the next masks of all rows at once on rayon's pool
-/// (off the engine thread, while MLX runs the step's forward pass). A row whose token ends the
+/// For each row: reads the token it just produced (waiting for it if it is still being computed),
+/// then advances its matcher and computes its next mask, all rows at once on rayon's pool (off
+/// the engine thread, while MLX runs the step's forward pass). A row whose token ends the
 /// generation needs no further mask.
 pub(crate) fn prepare(
     rows: Vec<(&mut Constraint, &Array)>,
@@ -275,9 +310,11 @@ pub(crate) fn prepare(
     for (c, token) in rows {
         let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
         if !eos.contains(&id) {
-            c.advance(id, tokenizer)?;
-            going.push(c);
+            going.push((c, id));
         }
     }
-    going.par_iter_mut().try_for_each(|c| c.compute())
+    going.par_iter_mut().try_for_each(|(c, id)| {
+        c.advance(*id, tokenizer)?;
+        c.compute()
+    })
 }

@@ -310,7 +310,6 @@ impl Sequence {
         prompt: Vec<u32>,
         params: GenerationParams,
         reuse: Option<PromptCache>,
-        constraint: Option<Constraint>,
     ) -> Result<Sequence> {
         params.sampling.validate(tokenizer.vocab_size().max(model.config.vocab_size as usize))?;
         let vocab = model.config.vocab_size as u32;
@@ -351,15 +350,13 @@ impl Sequence {
             generated: 0,
             started: Instant::now(),
             first_token: None,
-            constraint: match constraint {
-                // The first token's mask: the grammar's start state.
-                Some(mut c) => {
-                    c.compute()?;
-                    Some(c)
-                }
-                None => None,
-            },
+            constraint: None,
         })
+    }
+
+    /// Holds the sequence's tokens to `constraint` (compiled, its first mask computed).
+    pub(crate) fn attach(&mut self, constraint: Constraint) {
+        self.constraint = Some(constraint);
     }
 
     fn sample(&mut self, logits: Array) -> Result<(Array, Option<Array>)> {

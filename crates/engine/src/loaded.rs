@@ -21,7 +21,7 @@ pub(crate) struct Loaded {
     /// The last finished sequence's keys and values, for a request that starts the same way.
     pub(crate) prompt_cache: Option<crate::generate::PromptCache>,
     /// Its grammar compiler, built at its first constrained request.
-    pub(crate) guide: Option<std::sync::Arc<crate::constraint::Guide>>,
+    pub(crate) guide: std::sync::Arc<crate::constraint::GuideCell>,
 }
 
 impl Loaded {
@@ -29,16 +29,33 @@ impl Loaded {
         ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
     }
 
-    /// The grammar compiler for this model's vocabulary (built once).
-    pub(crate) fn guide(&mut self) -> Result<std::sync::Arc<crate::constraint::Guide>> {
-        if let Some(g) = &self.guide {
-            return Ok(g.clone());
-        }
-        let eos: Vec<u32> = self.eos.iter().copied().collect();
-        let vocab = (self.model.config.vocab_size as usize).max(self.tokenizer.vocab_size());
-        let guide = std::sync::Arc::new(crate::constraint::Guide::new(&self.tokenizer, &eos, vocab)?);
-        self.guide = Some(guide.clone());
-        Ok(guide)
+    /// What compiling `grammar` for a request on this model needs (run off the engine thread).
+    pub(crate) fn compile(
+        &self,
+        params: &crate::generate::GenerationParams,
+        grammar: &crate::constraint::Grammar,
+        reasoning_open: bool,
+    ) -> Result<crate::constraint::Compile> {
+        let reasoning = match &self.info.output.reasoning {
+            Some((start, end)) => {
+                let start = match self.tokenizer.encode(start, false)?.as_slice() {
+                    [id] => Some(*id),
+                    _ => None,
+                };
+                Some((start, end.clone()))
+            }
+            None => None,
+        };
+        Ok(crate::constraint::Compile {
+            cell: self.guide.clone(),
+            tokenizer_json: self.tokenizer.path.clone(),
+            eos: self.eos.iter().copied().collect(),
+            vocab: (self.model.config.vocab_size as usize).max(self.tokenizer.vocab_size()),
+            grammar: grammar.clone(),
+            reasoning,
+            reasoning_open,
+            trigger: params.grammar_trigger.clone(),
+        })
     }
 
     pub(crate) fn touch(&mut self) {
@@ -91,6 +108,6 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
         last_used: Instant::now(),
         keep_alive: None,
         prompt_cache: None,
-        guide: None,
+        guide: Default::default(),
     })
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Span;
 
-use crate::constraint::Constraint;
+use crate::constraint::{Compile, Constraint};
 use crate::error::{EngineError, Result};
 use crate::generate::{prompt_tokens, GenerationEvent, Sequence, Step};
 use crate::loaded::Loaded;
@@ -38,17 +38,54 @@ const EMBED_BATCH: usize = 32;
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 enum Command {
-    Load { id: String, path: PathBuf, pin: bool, reply: oneshot::Sender<Result<ModelInfo>>, span: Span },
-    Unload { id: String, force: bool, reply: oneshot::Sender<bool> },
-    List { reply: oneshot::Sender<Vec<ModelInfo>> },
-    Status { reply: oneshot::Sender<EngineStatus> },
-    SetPinned { id: String, pinned: bool, reply: oneshot::Sender<bool> },
-    SetPool { config: PoolConfig },
-    KeepAlive { id: String, keep: KeepAlive },
-    Embed { request: EmbedRequest, reply: oneshot::Sender<Result<Embeddings>>, span: Span },
+    Load {
+        id: String,
+        path: PathBuf,
+        pin: bool,
+        reply: oneshot::Sender<Result<ModelInfo>>,
+        span: Span,
+    },
+    Unload {
+        id: String,
+        force: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<ModelInfo>>,
+    },
+    Status {
+        reply: oneshot::Sender<EngineStatus>,
+    },
+    SetPinned {
+        id: String,
+        pinned: bool,
+        reply: oneshot::Sender<bool>,
+    },
+    SetPool {
+        config: PoolConfig,
+    },
+    KeepAlive {
+        id: String,
+        keep: KeepAlive,
+    },
+    Embed {
+        request: EmbedRequest,
+        reply: oneshot::Sender<Result<Embeddings>>,
+        span: Span,
+    },
     // Boxed: a request (its prompt, template kwargs and parameters) is several times the size of
     // every other command.
-    Generate { request: Box<GenerateRequest>, events: mpsc::Sender<Result<GenerationEvent>>, span: Span },
+    Generate {
+        request: Box<GenerateRequest>,
+        events: mpsc::Sender<Result<GenerationEvent>>,
+        span: Span,
+    },
+    /// A constrained generation's grammar, compiled off this thread (see `Actor::compiling`);
+    /// boxed like `Generate`.
+    Compiled {
+        key: u64,
+        constraint: Box<Result<Constraint>>,
+    },
     Shutdown,
 }
 
@@ -98,6 +135,7 @@ impl Engine {
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let progress = LoadProgress::default();
         let actor_progress = progress.clone();
+        let own_tx = tx.clone();
         let thread = std::thread::Builder::new()
             .name("mlx-engine".into())
             .spawn(move || {
@@ -118,6 +156,9 @@ impl Engine {
                         draining: Vec::new(),
                         progress: actor_progress,
                         waiting: LoadQueue::default(),
+                        compiling: HashMap::new(),
+                        next_compile: 0,
+                        own: own_tx,
                     }
                     .run(rx);
                 }
@@ -183,6 +224,12 @@ struct Actor {
     progress: LoadProgress,
     /// Loads waiting for busy models to finish.
     waiting: LoadQueue,
+    /// Constrained generations whose grammar compiles on another thread: they join `running`
+    /// when it arrives (`Command::Compiled`), so compiling never holds up other streams.
+    compiling: HashMap<u64, (Running, bool)>,
+    next_compile: u64,
+    /// This thread's own command channel, for the compile threads to answer on.
+    own: std_mpsc::Sender<Command>,
 }
 
 impl Actor {
@@ -288,13 +335,37 @@ impl Actor {
             Command::Generate { request, events, span } => {
                 let started = span.in_scope(|| self.start(&request));
                 match started {
-                    Ok((seq, reasoning_open)) => {
+                    Ok((seq, reasoning_open, None)) => {
                         let started = GenerationEvent::Started { prompt_tokens: seq.prompt_len(), reasoning_open };
                         let _ = events.try_send(Ok(started));
                         self.running.push_back(Running { model: request.model, seq, events, span });
                     }
+                    Ok((seq, reasoning_open, Some(compile))) => {
+                        let key = self.next_compile;
+                        self.next_compile += 1;
+                        let own = self.own.clone();
+                        rayon::spawn(move || {
+                            let _ = own.send(Command::Compiled { key, constraint: Box::new(compile.run()) });
+                        });
+                        let running = Running { model: request.model, seq, events, span };
+                        self.compiling.insert(key, (running, reasoning_open));
+                    }
                     Err(e) => {
                         let _ = events.try_send(Err(e));
+                    }
+                }
+            }
+            Command::Compiled { key, constraint } => {
+                let Some((mut r, reasoning_open)) = self.compiling.remove(&key) else { return true };
+                match *constraint {
+                    Ok(c) => {
+                        r.seq.attach(c);
+                        let started = GenerationEvent::Started { prompt_tokens: r.seq.prompt_len(), reasoning_open };
+                        let _ = r.events.try_send(Ok(started));
+                        self.running.push_back(r);
+                    }
+                    Err(e) => {
+                        let _ = r.events.try_send(Err(e));
                     }
                 }
             }
@@ -433,23 +504,19 @@ impl Actor {
         Ok(Embeddings { vectors, prompt_tokens })
     }
 
-    /// The request's sequence, and whether its prompt leaves the model inside reasoning.
-    fn start(&mut self, request: &GenerateRequest) -> Result<(Sequence, bool)> {
+    /// The request's sequence, whether its prompt leaves the model inside reasoning, and the
+    /// compilation of its grammar when it has one (run on another thread before it starts).
+    fn start(&mut self, request: &GenerateRequest) -> Result<(Sequence, bool, Option<Compile>)> {
         let loaded = self.use_model(&request.model)?;
         let (tokens, reasoning_open) = prompt_tokens(&loaded.tokenizer, &request.prompt, &loaded.info.output)?;
-        let constraint = match &request.params.grammar {
-            Some(grammar) => {
-                let guide = loaded.guide()?;
-                let tags = loaded.info.output.reasoning.as_ref().map(|(s, e)| (s.as_str(), e.as_str()));
-                let trigger = request.params.grammar_trigger.clone();
-                Some(Constraint::new(&guide, grammar, &loaded.tokenizer, tags, reasoning_open, trigger)?)
-            }
+        let compile = match &request.params.grammar {
+            Some(grammar) => Some(loaded.compile(&request.params, grammar, reasoning_open)?),
             None => None,
         };
         // The model's prompt cache goes to this sequence if it shares a long enough beginning.
         let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
         let params = request.params.clone();
-        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse, constraint)?, reasoning_open))
+        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse)?, reasoning_open, compile))
     }
 
     /// Steps the first generation that can take a token; false when none could.
