@@ -2,6 +2,8 @@
 //! controller: real engine on a generated tiny model, real store, real HTTP listener on port 0.
 //! Success and typed-error cases.
 
+mod support;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -10,11 +12,9 @@ use mlx_manager_app::settings::{AppSettings, PoolSettings, ServerConfig};
 use mlx_manager_app::{CommandError, Controller, ControllerOptions, ServerStatus};
 use mlx_manager_core::{AuditPage, AuditStats, ExposeSecret, SecretString, Timeouts};
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
-use tauri::webview::InvokeRequest;
+use support::invoke;
+use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
 use tauri::{App, WebviewWindow};
 
 const MODEL: &str = "tiny-app";
@@ -52,24 +52,6 @@ fn app() -> (App<MockRuntime>, WebviewWindow<MockRuntime>) {
         .unwrap();
     let window = tauri::WebviewWindowBuilder::new(&app, "settings", Default::default()).build().unwrap();
     (app, window)
-}
-
-fn invoke<T: DeserializeOwned>(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<T, CommandError> {
-    let request = InvokeRequest {
-        cmd: cmd.into(),
-        callback: CallbackFn(0),
-        error: CallbackFn(1),
-        url: "tauri://localhost".parse().unwrap(),
-        body: InvokeBody::Json(args),
-        headers: Default::default(),
-        invoke_key: INVOKE_KEY.to_string(),
-    };
-    match get_ipc_response(w, request) {
-        Ok(body) => Ok(body.deserialize().expect("response shape")),
-        Err(error) => {
-            Err(serde_json::from_value(error.clone()).unwrap_or_else(|e| panic!("untyped error {error}: {e}")))
-        }
-    }
 }
 
 fn invalid_field(r: Result<impl std::fmt::Debug, CommandError>) -> String {

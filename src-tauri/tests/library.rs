@@ -5,6 +5,8 @@
 //! library test is alone in its binary: the library reads its Hub and cache from the
 //! environment, which is set once, before the controller opens.
 
+mod support;
+
 use std::time::Duration;
 
 use mlx_manager_app::controller::Change;
@@ -13,12 +15,9 @@ use mlx_manager_app::models::ModelPool;
 use mlx_manager_app::{CommandError, Controller, ControllerOptions};
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use mlx_manager_test_hub::FakeHub;
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
-use tauri::webview::InvokeRequest;
-use tauri::WebviewWindow;
+use support::invoke;
+use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
 use tokio::sync::broadcast;
 
 const REPO: &str = "tiny-org/tiny-llama";
@@ -26,24 +25,6 @@ const SLOW: &str = "tiny-org/tiny-qwen";
 const LATER: &str = "tiny-org/tiny-later";
 const ELSEWHERE: &str = "tiny-org/tiny-elsewhere";
 const WEIGHTS: &str = "model.safetensors";
-
-fn invoke<T: DeserializeOwned>(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<T, CommandError> {
-    let request = InvokeRequest {
-        cmd: cmd.into(),
-        callback: CallbackFn(0),
-        error: CallbackFn(1),
-        url: "tauri://localhost".parse().unwrap(),
-        body: InvokeBody::Json(args),
-        headers: Default::default(),
-        invoke_key: INVOKE_KEY.to_string(),
-    };
-    match get_ipc_response(w, request) {
-        Ok(body) => Ok(body.deserialize().expect("response shape")),
-        Err(error) => {
-            Err(serde_json::from_value(error.clone()).unwrap_or_else(|e| panic!("untyped error {error}: {e}")))
-        }
-    }
-}
 
 /// Waits for a [`Change::Download`] of `id` that satisfies `done`; returns every one seen.
 fn changes_until(
