@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Shared by the bundle tests (deb_serves.sh, app_serves.sh): runs a packaged `mlx-manager serve`
+# on a packaged model with an empty environment (no LD_LIBRARY_PATH, no venv, HOME in WORKDIR) from
+# WORKDIR (not the repository), on a free port, asks it for a chat completion over HTTP and checks
+# the answer is a real one from that model, then stops it with SIGTERM, which must exit cleanly.
+# With EXPECT_LIBMLX set (Linux), the running server must have mapped libmlx from exactly there.
+#
+#   bash tests/bundle/serve_and_ask.sh BIN MODEL_DIR WORKDIR
+set -euo pipefail
+bin="$1" model="$2" work="$3"
+pid=""
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+mkdir -p "$work/home" "$work/cwd"
+cd "$work/cwd"
+env -i "HOME=$work/home" PATH=/usr/bin:/bin LANG=C.UTF-8 "$bin" serve --model "$model" --port 0 \
+  --data-dir "$work/data" --no-hf-cache --key-storage file >"$work/out.log" 2>"$work/err.log" &
+pid=$!
+for _ in $(seq 600); do
+  grep -q '^listening on ' "$work/out.log" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/err.log" >&2; fail "serve exited before listening"; }
+  sleep 0.1
+done
+url="$(sed -n 's/^listening on //p' "$work/out.log")"
+[ -n "$url" ] || fail "serve did not listen within 60 s"
+if [ -n "${EXPECT_LIBMLX:-}" ]; then
+  mapped="$(grep -E '/libmlx\.so' "/proc/$pid/maps" | awk '{print $6}' | sort -u)"
+  [ "$mapped" = "$EXPECT_LIBMLX" ] || fail "the server mapped libmlx from: ${mapped:-nowhere}"
+fi
+python3 - "$url" "$(basename "$model")" <<'PY'
+import json, sys, urllib.request
+url, model = sys.argv[1:]
+body = {"model": model, "messages": [{"role": "user", "content": "Hello"}],
+        "max_tokens": 12, "temperature": 0}
+req = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(),
+                             {"content-type": "application/json"})
+with urllib.request.urlopen(req, timeout=120) as r:
+    status, answer = r.status, json.load(r)
+choice = answer["choices"][0]
+text, usage = choice["message"]["content"], answer["usage"]
+assert status == 200 and answer["object"] == "chat.completion", answer
+assert answer["model"] == model, answer["model"]
+assert isinstance(text, str) and text, f"empty answer: {answer}"
+assert usage["completion_tokens"] >= 1 and usage["prompt_tokens"] >= 1, usage
+assert choice["finish_reason"] in ("stop", "length"), choice
+print(f"packaged server answered {usage['completion_tokens']} tokens: {text!r}")
+PY
+kill -TERM "$pid"
+status=0; wait "$pid" || status=$?
+pid=""
+[ "$status" -eq 0 ] || fail "serve exited with $status on SIGTERM"
