@@ -44,5 +44,9 @@ for f in "$bin" "$tmp/pkg/usr/bin/mlx-manager-app" "$tmp/pkg/usr/lib/mlx-manager
   done
 done
 
+# The app itself starts (all its libraries load; --help needs no display), and has its desktop entry.
+"${clean[@]}" "$tmp/pkg/usr/bin/mlx-manager-app" --help >/dev/null || fail "mlx-manager-app --help failed"
+ls "$tmp/pkg/usr/share/applications/"*.desktop >/dev/null 2>&1 || fail "the package has no desktop entry"
+
 EXPECT_LIBMLX="$tmp/pkg/usr/lib/mlx-manager/libmlx.so" bash "$root/tests/bundle/serve_and_ask.sh" "$bin" "$model" "$tmp/run"
 echo "ok: $(basename "$deb") serves from an unpacked copy"
