@@ -160,6 +160,13 @@ impl LayerCache {
         spec.compute(query, &k, &v)
     }
 
+    /// What this layer's queries of the last pass attended to: every position it holds (a
+    /// KV-shared layer attends over the same, [`LayerCaches::attend_stored`]).
+    fn stored(&self) -> Result<(Array, Array)> {
+        let (k, v) = (self.keys.as_ref().expect("stored before shared"), self.values.as_ref().expect("stored"));
+        Ok((k.try_index((.., .., ..self.filled, ..))?, v.try_index((.., .., ..self.filled, ..))?))
+    }
+
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
     pub(crate) fn state(&self) -> impl Iterator<Item = &Array> {
         let recurrent = self.recurrent.iter().flat_map(|r| [&r.conv, &r.state]);
@@ -331,6 +338,48 @@ impl LayerCaches<'_> {
                         let v = values.try_index((row.clone(), .., .., ..))?;
                         cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, spec)
                     })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ops::concatenate(&rows, 0)?)
+            }
+        }
+    }
+}
+
+impl LayerCaches<'_> {
+    /// Attention of another layer's `queries` over what this layer stored in the pass just
+    /// run (Gemma 4's KV-shared layers), writing nothing: exactly the keys and values this
+    /// layer's own queries attended to — `pass_kv`, the pass's own, for a fresh batch; each
+    /// row's cache otherwise (and for the last positions alone, with `last_only`).
+    pub(crate) fn attend_stored(
+        &mut self,
+        queries: &Array,
+        pass_kv: &(Array, Array),
+        spec: &AttentionSpec,
+    ) -> Result<Array> {
+        let over_cache = |cache: &LayerCache, q: &Array| -> Result<Array> {
+            let (k, v) = cache.stored()?;
+            spec.compute(q, &k, &v)
+        };
+        match self {
+            LayerCaches::One(c) => over_cache(c, queries),
+            LayerCaches::Fresh { caches, lens, last_only: true } => {
+                let rows = caches
+                    .iter()
+                    .zip(lens.iter())
+                    .enumerate()
+                    .map(|(i, (cache, &len))| {
+                        let row = i as i32;
+                        over_cache(cache, &queries.try_index((row..row + 1, .., len - 1..len, ..))?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ops::concatenate(&rows, 0)?)
+            }
+            LayerCaches::Fresh { last_only: false, .. } => spec.compute(queries, &pass_kv.0, &pass_kv.1),
+            LayerCaches::Decode { caches } => {
+                let rows = caches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cache)| over_cache(cache, &queries.try_index((i as i32..i as i32 + 1, .., .., ..))?))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)
             }

@@ -174,6 +174,59 @@ async fn gpt_oss_4bit_experts_8bit_router() {
     assert_family("gpt_oss 4-bit", config("gpt_oss", gpt_oss()), &["--quantize", "4,64"]).await;
 }
 
+/// Gemma 4 as the small (E2B/E4B) checkpoints are: sliding and global layers with their own
+/// head widths and proportional RoPE, the last two layers attending over the keys and values of
+/// the first two (double-width MLPs there), per-layer inputs, logit soft-capping.
+fn gemma4(extra: Value) -> Value {
+    let mut c = json!({
+        "head_dim": 16, "global_head_dim": 32, "sliding_window": 8, "sliding_window_pattern": 2,
+        "num_kv_shared_layers": 2, "hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 1024,
+        "final_logit_softcapping": 30.0, "max_position_embeddings": 4096,
+        "rope_parameters": {
+            "full_attention": {"partial_rotary_factor": 0.25, "rope_theta": 1000000.0, "rope_type": "proportional"},
+            "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"},
+        },
+    });
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c
+}
+
+#[tokio::test]
+async fn gemma4_text_kv_sharing_per_layer_inputs_fp32() {
+    assert_family("gemma4_text fp32", config("gemma4_text", gemma4(json!({}))), &[]).await;
+}
+
+/// The multimodal `gemma4` wrapper (weights under `language_model.`), 4-bit.
+#[tokio::test]
+async fn gemma4_nested_text_config_4bit() {
+    let text = config("gemma4_text", gemma4(json!({})));
+    let wrapper = json!({"model_type": "gemma4", "text_config": text});
+    assert_family("gemma4 nested 4-bit", wrapper, &["--quantize", "4,64"]).await;
+}
+
+/// The large dense layout (31B): global layers whose values are their keys' projection, with
+/// their own key/value heads; no per-layer inputs or KV sharing; bfloat16.
+#[tokio::test]
+async fn gemma4_text_k_eq_v_bf16() {
+    let c = gemma4(json!({
+        "attention_k_eq_v": true, "num_global_key_value_heads": 1, "hidden_size_per_layer_input": 0,
+        "num_kv_shared_layers": 0,
+    }));
+    assert_family("gemma4_text k_eq_v bf16", config("gemma4_text", c), &["--dtype", "bfloat16"]).await;
+}
+
+/// The MoE layout (26B-A4B): a dense MLP and routed experts side by side, 4-bit experts and
+/// mlx-lm's 8-bit router, an untied head.
+#[tokio::test]
+async fn gemma4_text_moe_untied_4bit() {
+    let c = gemma4(json!({
+        "enable_moe_block": true, "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 64,
+        "attention_k_eq_v": true, "num_global_key_value_heads": 1, "hidden_size_per_layer_input": 0,
+        "num_kv_shared_layers": 0, "tie_word_embeddings": false,
+    }));
+    assert_family("gemma4_text moe 4-bit", config("gemma4_text", c), &["--quantize", "4,64"]).await;
+}
+
 /// Key/value bytes the engine counts for `id` now.
 async fn kv_bytes(id: &str) -> usize {
     engine().list().await.unwrap().into_iter().find(|i| i.id == id).map(|i| i.kv_cache_bytes).unwrap()
@@ -299,4 +352,11 @@ async fn llama_with_sliding_layer_types() {
         "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
     });
     assert_family("llama layer_types", config("llama", llama), &[]).await;
+}
+
+/// KV-shared layers keep no cache of their own: the prompt cache still reuses the next turn and
+/// recomputes what the sliding window dropped.
+#[tokio::test]
+async fn gemma4_kv_shared_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
+    assert_prompt_cache_next_turn_and_recompute("gemma4_text", config("gemma4_text", gemma4(json!({})))).await;
 }

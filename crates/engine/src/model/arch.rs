@@ -97,15 +97,21 @@ impl<'a, 'b> Pass<'a, 'b> {
     /// Block `j`'s caches, and in a fresh pass's last block the rows of the residual stream
     /// to carry on (each prompt's last position: nothing reads the others).
     pub(crate) fn layer(&mut self, j: usize) -> (LayerCaches<'_>, Option<Array>) {
+        self.layer_reading(j, j)
+    }
+
+    /// [`Pass::layer`] for block `j` over block `src`'s caches (a KV-shared block reads what
+    /// an earlier one stored: `LayerCaches::attend_stored`).
+    pub(crate) fn layer_reading(&mut self, j: usize, src: usize) -> (LayerCaches<'_>, Option<Array>) {
         match &mut self.kind {
-            Kind::One(cache) => (LayerCaches::One(&mut cache.layers[j]), None),
+            Kind::One(cache) => (LayerCaches::One(&mut cache.layers[src]), None),
             Kind::Fresh { caches, lens, last } => {
                 let last_only = j + 1 == caches.first().map_or(0, |c| c.layers.len());
-                let layer = caches.iter_mut().map(|c| &mut c.layers[j]).collect();
+                let layer = caches.iter_mut().map(|c| &mut c.layers[src]).collect();
                 (LayerCaches::Fresh { caches: layer, lens, last_only }, last_only.then(|| last.clone()))
             }
             Kind::Decode { caches, .. } => {
-                (LayerCaches::Decode { caches: caches.iter_mut().map(|c| &mut c.layers[j]).collect() }, None)
+                (LayerCaches::Decode { caches: caches.iter_mut().map(|c| &mut c.layers[src]).collect() }, None)
             }
         }
     }

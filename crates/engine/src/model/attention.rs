@@ -41,6 +41,14 @@ pub(crate) struct AttentionLayout {
     /// `q_proj` also yields a per-head output gate (Qwen3-Next): the attention output is
     /// multiplied by `sigmoid(gate)` before `o_proj`.
     pub(crate) output_gate: bool,
+    /// Values are RMS-normed per head without a learned scale (Gemma 4).
+    pub(crate) v_norm: bool,
+    /// No `v_proj`: the values are the keys' projection before its norm and RoPE (Gemma 4's
+    /// `attention_k_eq_v` global layers).
+    pub(crate) k_eq_v: bool,
+    /// No key/value projections at all: the layer attends over the keys and values an earlier
+    /// layer stored in this pass (Gemma 4's KV-shared layers; see [`Attention::forward_kv`]).
+    pub(crate) kv_shared: bool,
 }
 
 impl AttentionLayout {
@@ -53,6 +61,9 @@ impl AttentionLayout {
         norm_plus_one: false,
         sinks: false,
         output_gate: false,
+        v_norm: false,
+        k_eq_v: false,
+        kv_shared: false,
     };
 }
 
@@ -65,6 +76,9 @@ pub(crate) struct Attention {
     heads: Heads,
     spec: AttentionSpec,
     output_gate: bool,
+    /// The layout's `v_norm`, `k_eq_v` and `kv_shared`, and the norms' epsilon.
+    layout: AttentionLayout,
+    eps: f32,
 }
 
 impl Attention {
@@ -88,14 +102,21 @@ impl Attention {
         let qkv_proj = if layout.fused_qkv {
             w.linear(&format!("{prefix}.qkv_proj"), d, qw + 2 * kvw, layout.qkv_bias, q)?
         } else {
-            Linear::fuse(vec![
-                w.linear(&format!("{prefix}.q_proj"), d, q_out, layout.qkv_bias, q)?,
-                w.linear(&format!("{prefix}.k_proj"), d, kvw, layout.qkv_bias, q)?,
-                w.linear(&format!("{prefix}.v_proj"), d, kvw, layout.qkv_bias, q)?,
-            ])?
+            let mut parts = vec![w.linear(&format!("{prefix}.q_proj"), d, q_out, layout.qkv_bias, q)?];
+            if !layout.kv_shared {
+                parts.push(w.linear(&format!("{prefix}.k_proj"), d, kvw, layout.qkv_bias, q)?);
+                if !layout.k_eq_v {
+                    parts.push(w.linear(&format!("{prefix}.v_proj"), d, kvw, layout.qkv_bias, q)?);
+                }
+            }
+            if parts.len() == 1 {
+                parts.pop().expect("one")
+            } else {
+                Linear::fuse(parts)?
+            }
         };
         let norm = |w: &mut WeightSet, name: &str| -> Result<Option<RmsNorm>> {
-            if !layout.qk_norm {
+            if !layout.qk_norm || (layout.kv_shared && name == "k_norm") {
                 return Ok(None);
             }
             Ok(Some(w.norm(&format!("{prefix}.{name}"), heads.dim, eps, layout.norm_plus_one)?))
@@ -108,20 +129,40 @@ impl Attention {
             heads,
             spec,
             output_gate: layout.output_gate,
+            layout,
+            eps,
         })
     }
 
     /// Attention output `[rows, hidden]` of normed inputs `x` `[b·l, hidden]`.
-    pub(crate) fn forward(
+    pub(crate) fn forward(&self, x: &Array, rows: (i32, i32), cache: &mut LayerCaches, rope: &RopeAt) -> Result<Array> {
+        Ok(self.forward_kv(x, rows, cache, rope, None)?.0)
+    }
+
+    /// [`Attention::forward`], also returning this pass's keys and values `[b, kv_heads, l,
+    /// head_dim]` (normed and rotated, as stored) for the layers that share them. A KV-shared
+    /// layer passes the earlier layer's as `shared` with that layer's caches as `cache`: its
+    /// queries attend over what that layer stored, and nothing is written.
+    pub(crate) fn forward_kv(
         &self,
         x: &Array,
         (b, l): (i32, i32),
         cache: &mut LayerCaches,
         rope: &RopeAt,
-    ) -> Result<Array> {
+        shared: Option<&(Array, Array)>,
+    ) -> Result<(Array, Option<(Array, Array)>)> {
         let h = self.heads;
         let projected = self.qkv_proj.forward(x)?;
-        let (qkv, gate) = if self.output_gate {
+        let (qkv, gate) = if self.layout.kv_shared || self.layout.k_eq_v {
+            // Queries alone, or queries and keys (whose projection is also the values').
+            let kv = if self.layout.kv_shared { 0 } else { h.kv };
+            let all = projected.reshape(&[b, l, h.q + kv, h.dim])?;
+            let mut parts = if kv == 0 { vec![all] } else { all.split_at_indices(&[h.q], 2)? };
+            if kv != 0 {
+                parts.push(parts[1].clone());
+            }
+            (parts, None)
+        } else if self.output_gate {
             // Each query head's width is followed by its gate's.
             let parts = projected.split_at_indices(&[2 * h.q * h.dim], -1)?;
             let qg = parts[0].reshape(&[b, l, h.q, 2 * h.dim])?.split_at_indices(&[h.dim], -1)?;
@@ -141,9 +182,18 @@ impl Attention {
             Ok(t.transpose_axes(&[0, 2, 1, 3])?)
         };
         let q = rope.apply(&per_head(&qkv[0], &self.q_norm)?)?;
-        let k = rope.apply(&per_head(&qkv[1], &self.k_norm)?)?;
-        let v = per_head(&qkv[2], &None)?;
-        let o = cache.attend(&q, k, v, &self.spec)?;
+        let (o, kv) = match shared {
+            Some(kv) => (cache.attend_stored(&q, kv, &self.spec)?, None),
+            None => {
+                let k = rope.apply(&per_head(&qkv[1], &self.k_norm)?)?;
+                let v = if self.layout.v_norm {
+                    mlx_rs::fast::rms_norm(&qkv[2], None, self.eps)?.transpose_axes(&[0, 2, 1, 3])?
+                } else {
+                    per_head(&qkv[2], &None)?
+                };
+                (cache.attend(&q, k.clone(), v.clone(), &self.spec)?, Some((k, v)))
+            }
+        };
         // Rows: b·l, or fewer when attention kept only some positions.
         let o = o.transpose_axes(&[0, 2, 1, 3])?.reshape(&[-1, h.q * h.dim])?;
         let o = match gate {
@@ -156,7 +206,7 @@ impl Attention {
             }
             None => o,
         };
-        self.o_proj.forward(&o)
+        Ok((self.o_proj.forward(&o)?, kv))
     }
 
     /// This block's sliding window, if it has one.

@@ -26,7 +26,7 @@ impl Activation {
         Ok(Activation::Silu(Silu::for_default_device()?))
     }
 
-    fn apply(self, x: &Array) -> Result<Array> {
+    pub(super) fn apply(self, x: &Array) -> Result<Array> {
         match self {
             Activation::Silu(s) => s.apply(x),
             Activation::GeluTanh => {

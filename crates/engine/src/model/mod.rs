@@ -15,6 +15,7 @@ mod decoder;
 mod gated_delta;
 mod gemma2;
 mod gemma3;
+mod gemma4;
 mod gpt_oss;
 mod layers;
 mod llama;

@@ -32,6 +32,8 @@ pub(crate) enum ExpertActivation {
     Silu,
     /// gpt-oss's clamped SwiGLU: `(clip(up, ±7) + 1) · g · sigmoid(1.702 g)`, `g = min(gate, 7)`.
     ClampedSwiglu,
+    /// `gelu_tanh(gate) · up` (Gemma 4).
+    GeluTanh,
 }
 
 /// The shape of one MoE block.
@@ -198,10 +200,7 @@ impl Moe {
         let logits = self.router.forward(x)?;
         let (indices, scores) = match self.spec.routing {
             Routing::SoftmaxTopK { renormalize } => {
-                let gates = ops::softmax_axis(&logits, -1, true)?;
-                let e = gates.shape()[1];
-                let indices = argpartition_axis(&gates, -k, -1)?.try_index((.., e - k..))?;
-                let scores = take_along_axis(&gates, &indices, -1)?;
+                let (indices, scores) = top_k(&ops::softmax_axis(&logits, -1, true)?, k)?;
                 let scores = if renormalize { scores.divide(scores.sum_axis(-1, true)?)? } else { scores };
                 (indices, scores)
             }
@@ -211,18 +210,26 @@ impl Moe {
                 (indices, scores)
             }
             Routing::TopKSoftmax { negated: false } => {
-                let e = logits.shape()[1];
-                let indices = argpartition_axis(&logits, -k, -1)?.try_index((.., e - k..))?;
-                let scores = ops::softmax_axis(take_along_axis(&logits, &indices, -1)?, -1, true)?;
-                (indices, scores)
+                let (indices, top) = top_k(&logits, k)?;
+                (indices, ops::softmax_axis(top, -1, true)?)
             }
         };
-        let y = self.experts(x, &indices)?;
-        let weighted = y.multiply(ops::expand_dims(&scores, -1)?)?.sum_axis(-2, false)?.as_dtype(y.dtype())?;
+        let weighted = self.forward_routed(x, &indices, &scores)?;
         match &self.shared {
             Some((mlp, gate)) => Ok(weighted.add(ops::sigmoid(gate.forward(x)?)?.multiply(mlp.forward(x)?)?)?),
             None => Ok(weighted),
         }
+    }
+
+    /// The router's logits `[rows, experts]` (a family that routes in its own way: Gemma 4).
+    pub(crate) fn router_logits(&self, x: &Array) -> Result<Array> {
+        self.router.forward(x)
+    }
+
+    /// Each row of `x` through its experts `indices` `[rows, k]`, summed with weights `scores`.
+    pub(crate) fn forward_routed(&self, x: &Array, indices: &Array, scores: &Array) -> Result<Array> {
+        let y = self.experts(x, indices)?;
+        Ok(y.multiply(ops::expand_dims(scores, -1)?)?.sum_axis(-2, false)?.as_dtype(y.dtype())?)
     }
 
     /// Each row through its k experts' gated MLPs: `[rows, k, hidden]`. Many positions are
@@ -265,6 +272,7 @@ impl Moe {
         let h = match self.spec.activation {
             ExpertActivation::Silu => self.silu.apply(&gate)?.multiply(&up)?,
             ExpertActivation::ClampedSwiglu => clamped_swiglu(&gate, &up)?,
+            ExpertActivation::GeluTanh => Activation::GeluTanh.apply(&gate)?.multiply(&up)?,
         };
         self.down_proj.forward(&h, idx, sorted)
     }
@@ -286,6 +294,15 @@ impl Moe {
             + self.router.nbytes()
             + [&self.gate_proj, &self.up_proj, &self.down_proj].iter().map(|p| p.nbytes()).sum::<usize>()
     }
+}
+
+/// The `k` highest of each row's `logits` `[rows, experts]` as mlx-lm picks them
+/// (`argpartition` at `-k`, the last `k`): their indices and values.
+pub(crate) fn top_k(logits: &Array, k: i32) -> Result<(Array, Array)> {
+    let e = logits.shape()[1];
+    let indices = argpartition_axis(logits, -k, -1)?.try_index((.., e - k..))?;
+    let top = take_along_axis(logits, &indices, -1)?;
+    Ok((indices, top))
 }
 
 /// Sorted position-expert pairs from which quantized experts' products are split over two

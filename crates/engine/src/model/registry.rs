@@ -4,7 +4,7 @@
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::weights::WeightSet;
-use super::{gemma2, gemma3, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_5, qwen3_moe, qwen3_next};
+use super::{gemma2, gemma3, gemma4, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_5, qwen3_moe, qwen3_next};
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -46,6 +46,7 @@ const FAMILIES: &[&Family] = &[
     &phi3::FAMILY,
     &gemma2::FAMILY,
     &gemma3::FAMILY,
+    &gemma4::FAMILY,
     &mixtral::FAMILY,
     &qwen3_moe::FAMILY,
     &gpt_oss::FAMILY,

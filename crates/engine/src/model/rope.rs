@@ -147,6 +147,19 @@ impl Rope {
         })
     }
 
+    /// mlx-lm's `ProportionalRoPE` (Gemma 4's global layers): the whole head of `dims` goes
+    /// through `fast::rope` with explicit frequencies `factor · base^(2i / dims)` for the first
+    /// `rotated / 2` pairs and infinite ones (no rotation) for the rest, so the unrotated
+    /// features are the upper part of each half, not a tail of the head.
+    pub(super) fn proportional(dims: i32, rotated: i32, base: f32, factor: f32, traditional: bool) -> Result<Rope> {
+        let exps = ops::arange::<_, f32>(0.0, rotated as f32, 2.0)?.divide(Array::from_f32(dims as f32))?;
+        let rotating = ops::power(Array::from_f32(base), &exps)?.multiply(Array::from_f32(factor))?;
+        let still = ops::full::<f32>(&[(dims - rotated) / 2], Array::from_f32(f32::INFINITY))?;
+        let freqs = ops::concatenate(&[rotating, still], 0)?;
+        freqs.eval()?;
+        Ok(Rope { dims, traditional, base: None, scale: 1.0, freqs: Some(freqs), table: None, pre_scale: None })
+    }
+
     /// Uses a table when the engine runs on the CPU (the traditional interleaved layout, rare,
     /// keeps `fast::rope`).
     pub(super) fn with_table_on_cpu(mut self) -> Result<Rope> {

@@ -51,6 +51,13 @@ pub fn write_family_model_with(dir: &Path, family: &str, spec: &TinySpec, overri
     let own: serde_json::Value = serde_json::from_str(fields).expect("a family's tiny fields are JSON");
     let obj = config.as_object_mut().expect("object");
     obj.extend(own.as_object().expect("an object").clone());
+    // A field whose tiny value is "vocab_size" gets the vocabulary's size (Gemma 4's per-layer
+    // embedding has its own vocabulary, as large as the model's).
+    for v in obj.values_mut() {
+        if v.as_str() == Some("vocab_size") {
+            *v = json!(vocab);
+        }
+    }
     if let Some(o) = overrides.as_object() {
         obj.extend(o.clone());
     }
@@ -74,7 +81,11 @@ pub fn write_family_model_with(dir: &Path, family: &str, spec: &TinySpec, overri
         let mut data = if shape.len() >= 2 {
             let std = if name.contains("conv1d") { 0.5 } else { cols.powf(-0.5) };
             uniform(&mut rng, std)
-        } else if name.contains("norm") || name.ends_with("dt_bias") {
+        } else if name.contains("norm")
+            || name.ends_with("dt_bias")
+            || name.ends_with("scale")
+            || name.ends_with("scalar")
+        {
             uniform(&mut rng, 0.06).into_iter().map(|v| v + 1.0).collect()
         } else {
             uniform(&mut rng, 0.06)
