@@ -16,10 +16,15 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::error::CommandError;
 use crate::models::ModelPool;
-use crate::settings::{validate_timeouts, AppSettings, PoolSettings, ServerConfig, POOL_KEY, SERVER_KEY, TIMEOUTS_KEY};
+use crate::settings::{
+    validate_timeouts, AppSettings, DesktopSettings, PoolSettings, ServerConfig, DESKTOP_KEY, POOL_KEY, SERVER_KEY,
+    TIMEOUTS_KEY,
+};
 
-/// Seconds in-flight requests get to finish when the listener stops or restarts.
-const DRAIN: Duration = Duration::from_secs(10);
+/// Seconds in-flight requests get to finish when the listener stops, restarts or the app quits:
+/// `mlx-manager serve`'s default drain on SIGTERM (the design's 30 s), through the same
+/// `mlx_manager_server::serve`.
+const DRAIN: Duration = Duration::from_secs(30);
 /// Model requests served at once before answering 429.
 const MAX_CONCURRENT: usize = 16;
 
@@ -87,6 +92,8 @@ struct Listener {
 }
 
 struct Inner {
+    /// Where the database lives (and the models the app writes itself, under `models/`).
+    data_dir: PathBuf,
     /// The store, the engine's handle, the models and the catalog every listener is built from.
     services: Services,
     engine_owner: Mutex<Option<Engine>>,
@@ -125,6 +132,7 @@ impl Controller {
     /// ones), starts the engine with the saved pool limits and registers the model folders. The
     /// listener is not started yet ([`Controller::start_server`]).
     pub async fn open(options: ControllerOptions) -> Result<Controller, CommandError> {
+        let data_dir = options.data_dir.clone();
         let opened = Startup {
             data_dir: options.data_dir,
             retention_days: mlx_manager_store::DEFAULT_RETENTION_DAYS,
@@ -138,6 +146,7 @@ impl Controller {
             server: load_or_default(store, SERVER_KEY).await,
             timeouts: load_or_default(store, TIMEOUTS_KEY).await,
             pool: load_or_default(store, POOL_KEY).await,
+            desktop: load_or_default(store, DESKTOP_KEY).await,
         };
         if let Some(port) = options.port_override {
             settings.server.port = port;
@@ -146,6 +155,7 @@ impl Controller {
         let (status, _) = watch::channel(ServerStatus::stopped(None));
         let (changes, _) = broadcast::channel(256);
         let inner = Arc::new(Inner {
+            data_dir,
             services,
             engine_owner: Mutex::new(Some(engine)),
             settings: RwLock::new(settings),
@@ -166,7 +176,26 @@ impl Controller {
                 }
             });
         }
-        Ok(Controller(inner))
+        let ctl = Controller(inner);
+        // Models the app wrote itself (the first-run tiny model) are served on every launch.
+        for (id, path) in crate::first_run::own_models(&ctl.own_models_dir()) {
+            ctl.0.downloaded.insert(id, path);
+        }
+        Ok(ctl)
+    }
+
+    /// Where the app writes models of its own (`<data dir>/models`).
+    pub fn own_models_dir(&self) -> PathBuf {
+        self.0.data_dir.join("models")
+    }
+
+    /// Makes a model folder of the app's own loadable under `id`: from the window, by the
+    /// running listener, and (being in [`Controller::own_models_dir`]) by every later one.
+    pub async fn register_model(&self, id: &str, path: &std::path::Path) {
+        self.0.downloaded.insert(id.to_string(), path);
+        if let Some(listener) = self.0.listener.lock().await.as_ref() {
+            listener.state.registry.insert(id.to_string(), path);
+        }
     }
 
     /// The audit store (for live subscriptions).
@@ -229,6 +258,9 @@ impl Controller {
             ..ServerSettings::default()
         };
         let state = self.0.services.app_state(server_settings, MAX_CONCURRENT);
+        for (id, path) in crate::first_run::own_models(&self.own_models_dir()) {
+            state.registry.insert(id, path);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let status = self.0.status.clone();
         let serving = state.clone();
@@ -251,7 +283,8 @@ impl Controller {
         Ok(running)
     }
 
-    /// Stops accepting requests, lets in-flight ones finish (up to 10 s) and closes the listener.
+    /// Stops accepting requests (503 meanwhile), lets in-flight ones finish (up to 30 s) and
+    /// closes the listener.
     pub async fn stop_server(&self) -> ServerStatus {
         if let Some(listener) = self.0.listener.lock().await.take() {
             let _ = listener.stop.send(());
@@ -306,6 +339,14 @@ impl Controller {
         self.0.settings.write().expect("settings lock").pool = pool.clone();
         self.publish_settings();
         Ok(pool)
+    }
+
+    /// Saves the desktop settings (the shell applies them to the OS first).
+    pub async fn set_desktop_settings(&self, desktop: DesktopSettings) -> Result<DesktopSettings, CommandError> {
+        self.0.services.store.put_setting(DESKTOP_KEY, &desktop).await?;
+        self.0.settings.write().expect("settings lock").desktop = desktop;
+        self.publish_settings();
+        Ok(desktop)
     }
 
     fn publish_settings(&self) {

@@ -81,6 +81,12 @@ pub enum CommandError {
         /// What conflicts.
         message: String,
     },
+    /// The operating system refused a desktop change (launch at login).
+    #[error("{message}")]
+    Desktop {
+        /// What was refused, and why.
+        message: String,
+    },
     /// The model library failed (search, download, delete): `code` is the library's stable
     /// code (`hub_offline`, `hub_access_denied`, `insufficient_disk_space`, `repo_not_found`, …).
     #[error("{message}")]

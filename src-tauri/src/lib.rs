@@ -10,9 +10,11 @@
 mod bridge;
 pub mod commands;
 pub mod controller;
+pub mod desktop;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod first_run;
 pub mod library;
 pub mod models;
 pub mod settings;
@@ -27,7 +29,9 @@ pub use shell::{run, Args};
 /// and the bindings export).
 pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
     use commands::*;
+    use desktop::*;
     use events::*;
+    use first_run::*;
     use library::*;
     tauri_specta::Builder::<R>::new()
         // One TypeScript shape per type: fields with serde defaults are simply required there.
@@ -66,6 +70,9 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             cancel_download,
             installed_models,
             delete_model,
+            desktop_info,
+            set_desktop_settings,
+            install_tiny_model,
         ])
         .events(tauri_specta::collect_events![
             AuditEntryAppended,

@@ -11,6 +11,7 @@ use crate::error::CommandError;
 pub(crate) const SERVER_KEY: &str = "server";
 pub(crate) const TIMEOUTS_KEY: &str = "timeouts";
 pub(crate) const POOL_KEY: &str = "pool";
+pub(crate) const DESKTOP_KEY: &str = "desktop";
 
 /// The HTTP listener.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
@@ -64,6 +65,17 @@ impl Default for PoolSettings {
     }
 }
 
+/// How the app sits in the desktop: both off by default (a menu-bar agent started by hand).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+pub struct DesktopSettings {
+    /// Start the app (in the menu bar / tray, no window) when the user logs in; applied through
+    /// the OS's login items (a launch agent on macOS, an XDG autostart entry on Linux).
+    pub launch_at_login: bool,
+    /// Show a Dock icon while the app runs (macOS: activation policy Regular instead of
+    /// Accessory). Stored everywhere; it has no effect on Linux, which has no Dock.
+    pub show_dock_icon: bool,
+}
+
 /// Everything the settings window edits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, specta::Type)]
 pub struct AppSettings {
@@ -73,6 +85,8 @@ pub struct AppSettings {
     pub timeouts: Timeouts,
     /// The model pool.
     pub pool: PoolSettings,
+    /// Launch at login and the Dock icon.
+    pub desktop: DesktopSettings,
 }
 
 impl ServerConfig {

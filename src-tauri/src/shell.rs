@@ -7,7 +7,7 @@ use tauri::{Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use crate::controller::{Controller, ControllerOptions};
 
-const SETTINGS_WINDOW: &str = "settings";
+pub(crate) const SETTINGS_WINDOW: &str = "settings";
 
 /// Command-line arguments of `mlx-manager-app`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -88,30 +88,27 @@ pub fn run(args: Args) -> i32 {
         port_override: args.port,
         key_storage: args.key_storage,
     };
-    let ctl = match tauri::async_runtime::block_on(Controller::open(options)) {
-        Ok(ctl) => ctl,
-        Err(e) => {
-            eprintln!("mlx-manager-app: {e}");
-            return 1;
-        }
-    };
     let hidden = args.hidden || cfg!(target_os = "macos");
     let builder = crate::specta_builder::<tauri::Wry>();
-    let setup_ctl = ctl.clone();
     let app = tauri::Builder::default()
+        // First, so a second launch hands over (the running app shows its window: the way in
+        // when the menu-bar item is hidden) and exits before it opens the store or the engine.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| show_settings(app)))
+        .plugin(crate::desktop::autostart_plugin())
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(builder.invoke_handler())
-        .manage(ctl.clone())
         .setup(move |app| {
+            let ctl = tauri::async_runtime::block_on(Controller::open(options))?;
+            app.manage(ctl.clone());
+            app.manage(crate::desktop::Desktop::new(app.handle().clone()));
             builder.mount_events(app);
-            #[cfg(target_os = "macos")]
-            app.set_activation_policy(tauri::ActivationPolicy::Accessory);
-            if let Err(e) = crate::tray::create(app.handle(), &setup_ctl) {
+            crate::desktop::apply_at_launch(app.handle(), &ctl.settings().desktop);
+            if let Err(e) = crate::tray::create(app.handle(), &ctl) {
                 tracing::warn!(error = %e, "no tray icon (is a tray host running?)");
             }
-            crate::bridge::forward(app.handle().clone(), setup_ctl.clone());
-            let starting = setup_ctl.clone();
+            crate::bridge::forward(app.handle().clone(), ctl.clone());
+            crate::desktop::quit_on_signals(app.handle(), &ctl);
+            let starting = ctl.clone();
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = starting.start_server().await {
                     tracing::error!(error = %e, "server not started");
@@ -138,7 +135,11 @@ pub fn run(args: Args) -> i32 {
         RunEvent::ExitRequested { code: None, api, .. } if app.tray_by_id("mlx-manager").is_some() => {
             api.prevent_exit();
         }
-        RunEvent::Exit => tauri::async_runtime::block_on(ctl.shutdown()),
+        RunEvent::Exit => {
+            if let Some(ctl) = app.try_state::<Controller>() {
+                tauri::async_runtime::block_on(ctl.shutdown());
+            }
+        }
         _ => {}
     });
     0

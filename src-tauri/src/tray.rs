@@ -1,5 +1,6 @@
 //! The menu-bar / tray menu: status line, a line per unfinished download, Start/Stop, loaded
-//! models with Unload, Settings, Quit.
+//! models with Unload, Settings, Quit; and the title (next to the icon) and tooltip, which say
+//! whether the server runs and how many models are loaded.
 
 use tauri::menu::{Menu, MenuBuilder, MenuEvent, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::TrayIconBuilder;
@@ -48,10 +49,31 @@ fn menu<R: Runtime>(
         .build()
 }
 
+/// The title next to the icon (macOS menu bar; the indicator's label on Linux): short, since it
+/// takes menu-bar space — "On · 2" while serving with two models loaded, "Off" when stopped.
+pub fn title(status: &ServerStatus, loaded: usize) -> String {
+    match (status.running, status.error.is_some()) {
+        (true, _) => format!("On · {loaded}"),
+        (false, false) => "Off".to_string(),
+        (false, true) => "Off (error)".to_string(),
+    }
+}
+
+/// The tooltip (macOS, Windows; Linux indicators have none): the status line and the count.
+pub fn tooltip(status: &ServerStatus, loaded: usize) -> String {
+    let models = match loaded {
+        0 => "no models loaded".to_string(),
+        1 => "1 model loaded".to_string(),
+        n => format!("{n} models loaded"),
+    };
+    format!("MLX Manager — {} — {models}", status.line())
+}
+
 /// Creates the tray icon with the current state.
 pub(crate) fn create<R: Runtime>(app: &AppHandle<R>, ctl: &Controller) -> tauri::Result<()> {
-    let menu = menu(app, &ctl.server_status(), None, &[])?;
-    let mut tray = TrayIconBuilder::with_id(TRAY_ID).menu(&menu).tooltip("MLX Manager");
+    let status = ctl.server_status();
+    let menu = menu(app, &status, None, &[])?;
+    let mut tray = TrayIconBuilder::with_id(TRAY_ID).menu(&menu).title(title(&status, 0)).tooltip(tooltip(&status, 0));
     if let Some(icon) = app.default_window_icon() {
         tray = tray.icon(icon.clone());
     }
@@ -60,13 +82,17 @@ pub(crate) fn create<R: Runtime>(app: &AppHandle<R>, ctl: &Controller) -> tauri:
     Ok(())
 }
 
-/// Rebuilds the menu from the current status and pool.
+/// Rebuilds the menu, title and tooltip from the current status and pool.
 pub(crate) async fn refresh<R: Runtime>(app: &AppHandle<R>, ctl: &Controller) {
     let pool = ctl.model_pool().await.ok();
     let downloads: Vec<Download> =
         ctl.library().map(|l| l.downloads().into_iter().map(Download::from).collect()).unwrap_or_default();
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
-    match menu(app, &ctl.server_status(), pool.as_ref(), &downloads) {
+    let status = ctl.server_status();
+    let loaded = pool.as_ref().map_or(0, |p| p.loaded.len());
+    let _ = tray.set_title(Some(title(&status, loaded)));
+    let _ = tray.set_tooltip(Some(tooltip(&status, loaded)));
+    match menu(app, &status, pool.as_ref(), &downloads) {
         Ok(menu) => {
             let _ = tray.set_menu(Some(menu));
         }
@@ -89,12 +115,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, ctl: &Controller, event: MenuEvent) {
             });
         }
         "settings" => crate::shell::show_settings(&app),
-        "quit" => {
-            tauri::async_runtime::spawn(async move {
-                ctl.shutdown().await;
-                app.exit(0);
-            });
-        }
+        "quit" => crate::desktop::quit(&app, &ctl),
         other => {
             if let Some(model) = other.strip_prefix(UNLOAD_PREFIX) {
                 let model = model.to_string();
@@ -105,5 +126,32 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, ctl: &Controller, event: MenuEvent) {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(running: bool, error: Option<&str>) -> ServerStatus {
+        ServerStatus {
+            running,
+            url: running.then(|| "http://127.0.0.1:10242".to_string()),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn title_and_tooltip_say_the_state_and_the_loaded_count() {
+        assert_eq!(title(&status(true, None), 2), "On · 2");
+        assert_eq!(title(&status(true, None), 0), "On · 0");
+        assert_eq!(title(&status(false, None), 0), "Off");
+        assert_eq!(title(&status(false, Some("address in use")), 0), "Off (error)");
+        assert_eq!(tooltip(&status(true, None), 1), "MLX Manager — Serving on 127.0.0.1:10242 — 1 model loaded");
+        assert_eq!(tooltip(&status(true, None), 3), "MLX Manager — Serving on 127.0.0.1:10242 — 3 models loaded");
+        assert_eq!(
+            tooltip(&status(false, Some("address in use")), 0),
+            "MLX Manager — Stopped: address in use — no models loaded"
+        );
     }
 }

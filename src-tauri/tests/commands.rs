@@ -7,15 +7,16 @@ mod support;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use mlx_manager_app::desktop::DesktopInfo;
 use mlx_manager_app::models::ModelPool;
-use mlx_manager_app::settings::{AppSettings, PoolSettings, ServerConfig};
+use mlx_manager_app::settings::{AppSettings, DesktopSettings, PoolSettings, ServerConfig};
 use mlx_manager_app::{CommandError, Controller, ControllerOptions, ServerStatus};
 use mlx_manager_core::{AuditPage, AuditStats, ExposeSecret, SecretString, Timeouts};
 use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use serde_json::{json, Value};
 use support::invoke;
 use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
-use tauri::{App, WebviewWindow};
+use tauri::{App, Manager, WebviewWindow};
 
 const MODEL: &str = "tiny-app";
 /// The model the HTTP requests use (so they never race with the pool test's model).
@@ -50,6 +51,9 @@ fn app() -> (App<MockRuntime>, WebviewWindow<MockRuntime>) {
         .manage(controller())
         .build(mock_context(noop_assets()))
         .unwrap();
+    // No autostart plugin in this test app: launch at login is refused (the real entry is
+    // written and removed in the WebKit end-to-end test, under a home of its own).
+    app.manage(mlx_manager_app::desktop::Desktop::new(app.handle().clone()));
     let window = tauri::WebviewWindowBuilder::new(&app, "settings", Default::default()).build().unwrap();
     (app, window)
 }
@@ -317,4 +321,35 @@ fn provider_and_routing_rule_commands() {
     assert!(matches!(gone, Err(CommandError::NotFound { .. })), "{gone:?}");
     let list: Vec<ProviderView> = invoke(&w, "delete_provider", json!({ "name": "cmd-up" })).unwrap();
     assert!(list.iter().all(|p| p.config.name != "cmd-up"));
+}
+
+#[test]
+fn desktop_settings_are_saved_only_when_the_os_takes_them_and_the_tiny_model_joins_the_pool() {
+    let (_app, w) = app();
+    let info: DesktopInfo = invoke(&w, "desktop_info", json!({})).unwrap();
+    assert_eq!((info.os.as_str(), info.dock_icon_applies, info.offers_tiny_model), ("linux", false, true));
+
+    let on = DesktopSettings { launch_at_login: true, show_dock_icon: false };
+    let refused = invoke::<DesktopSettings>(&w, "set_desktop_settings", json!({ "desktop": on }));
+    assert!(
+        matches!(&refused, Err(CommandError::Desktop { message }) if message.contains("launch at login")),
+        "{refused:?}"
+    );
+    let settings: AppSettings = invoke(&w, "get_settings", json!({})).unwrap();
+    assert_eq!(settings.desktop, DesktopSettings::default(), "nothing saved when the OS refuses");
+
+    // The Dock icon asks nothing of the OS on Linux: stored as it is.
+    let dock = DesktopSettings { launch_at_login: false, show_dock_icon: true };
+    let saved: DesktopSettings = invoke(&w, "set_desktop_settings", json!({ "desktop": dock })).unwrap();
+    assert_eq!(saved, dock);
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().desktop, dock);
+    let off = DesktopSettings::default();
+    assert_eq!(invoke::<DesktopSettings>(&w, "set_desktop_settings", json!({ "desktop": off })).unwrap(), off);
+
+    // The first run's tiny model: written once into the data dir, in the pool at once.
+    let pool: ModelPool = invoke(&w, "install_tiny_model", json!({})).unwrap();
+    assert!(pool.available.iter().any(|m| m.id == "tiny-llama"), "{:?}", pool.available);
+    let again: ModelPool = invoke(&w, "install_tiny_model", json!({})).unwrap();
+    assert_eq!(again.available.iter().filter(|m| m.id == "tiny-llama").count(), 1);
+    // (Loading it would race the pool test's limits; the end-to-end test sends it a request.)
 }

@@ -41,6 +41,7 @@ export function describeError(e: CommandError): string {
     case "not_found":
     case "conflict":
     case "library":
+    case "desktop":
       return e.message;
   }
 }

@@ -88,6 +88,19 @@ export const commands = {
 	 *  it is loaded, unless `force`, which unloads it first (the server's rules).
 	 */
 	deleteModel: (repo: string, force: boolean) => typedError<DeletedModel, CommandError>(__TAURI_INVOKE("delete_model", { repo, force })),
+	/**  The desktop this app runs on. */
+	desktopInfo: () => typedError<DesktopInfo, CommandError>(__TAURI_INVOKE("desktop_info")),
+	/**
+	 *  Applies launch at login and the Dock icon to the OS, then saves them. When the OS refuses,
+	 *  nothing is saved (a typed `desktop` error says why).
+	 */
+	setDesktopSettings: (desktop: DesktopSettings) => typedError<DesktopSettings, CommandError>(__TAURI_INVOKE("set_desktop_settings", { desktop })),
+	/**
+	 *  Writes the tiny random-weight Llama (`mlx-manager make-tiny-model --family llama --seed 0`)
+	 *  into the app's own models folder, once, and serves it as `tiny-llama` from now on (this
+	 *  launch and the next ones). It answers in gibberish: it is there to try the endpoint.
+	 */
+	installTinyModel: () => typedError<ModelPool, CommandError>(__TAURI_INVOKE("install_tiny_model")),
 };
 
 /** Events */
@@ -111,6 +124,8 @@ export type AppSettings = {
 	timeouts: Timeouts,
 	/**  The model pool. */
 	pool: PoolSettings,
+	/**  Launch at login and the Dock icon. */
+	desktop: DesktopSettings,
 };
 
 /**  Requests and errors in one time bucket. */
@@ -323,6 +338,10 @@ message: string } |
 { kind: "conflict"; 
 /**  What conflicts. */
 message: string } | 
+/**  The operating system refused a desktop change (launch at login). */
+{ kind: "desktop"; 
+/**  What was refused, and why. */
+message: string } | 
 /**
  *  The model library failed (search, download, delete): `code` is the library's stable
  *  code (`hub_offline`, `hub_access_denied`, `insufficient_disk_space`, `repo_not_found`, …).
@@ -341,6 +360,33 @@ export type DeletedModel = {
 	freed_bytes: number,
 	/**  It was loaded and was unloaded first. */
 	unloaded: boolean,
+};
+
+/**  What the window needs to know about the desktop it runs on. */
+export type DesktopInfo = {
+	/**  `macos`, `linux`, … (Rust's `std::env::consts::OS`). */
+	os: string,
+	/**  Whether "Show Dock icon" does anything here (macOS only). */
+	dock_icon_applies: boolean,
+	/**
+	 *  Whether the first-run view offers the tiny test model (Linux, where MLX runs on the CPU
+	 *  and few people have MLX models; on a Mac the model library is the way).
+	 */
+	offers_tiny_model: boolean,
+};
+
+/**  How the app sits in the desktop: both off by default (a menu-bar agent started by hand). */
+export type DesktopSettings = {
+	/**
+	 *  Start the app (in the menu bar / tray, no window) when the user logs in; applied through
+	 *  the OS's login items (a launch agent on macOS, an XDG autostart entry on Linux).
+	 */
+	launch_at_login: boolean,
+	/**
+	 *  Show a Dock icon while the app runs (macOS: activation policy Regular instead of
+	 *  Accessory). Stored everywhere; it has no effect on Linux, which has no Dock.
+	 */
+	show_dock_icon: boolean,
 };
 
 /**  A download as the window shows it. */
