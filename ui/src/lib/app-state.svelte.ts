@@ -1,6 +1,6 @@
 // Everything the settings window shows, loaded once and kept current by the shell's events
 // (server status, settings, model pool, audit feed) — the window never polls.
-import { commands, events, type AppSettings, type ModelLoading, type ModelPool, type ServerStatus } from "./bindings";
+import { commands, events, type AppSettings, type DesktopInfo, type ModelLoading, type ModelPool, type ServerStatus } from "./bindings";
 import { AuditLog } from "./audit.svelte";
 import { call, errorText } from "./api";
 
@@ -8,6 +8,8 @@ export class AppState {
   status = $state<ServerStatus | null>(null);
   settings = $state<AppSettings | null>(null);
   pool = $state<ModelPool | null>(null);
+  /** The OS the app runs on (what the Dock icon and the tiny model apply to). */
+  desktop = $state<DesktopInfo | null>(null);
   loadError = $state<string | null>(null);
   /** The latest loading state per model id (from the engine, while models load). */
   loading = $state<Record<string, ModelLoading>>({});
@@ -35,11 +37,13 @@ export class AppState {
     ]);
     this.audit.live = true;
     try {
-      const [status, settings, pool] = await Promise.all([
+      const [status, settings, pool, desktop] = await Promise.all([
         call(commands.serverStatus()),
         call(commands.getSettings()),
         call(commands.modelPool()),
+        call(commands.desktopInfo()),
       ]);
+      this.desktop = desktop;
       this.status = status;
       this.settings = settings;
       this.pool = pool;

@@ -4,7 +4,7 @@
 // with `window.__emit(name, payload)`. The real backend is covered by src-tauri's tests and the
 // WebKit end-to-end test; this one is about the window's behaviour.
 (() => {
-  const cfg = Object.assign({ entries: 0, models: ["tiny-llama", "tiny-qwen"] }, window.__MOCK_CONFIG__ || {});
+  const cfg = Object.assign({ entries: 0, models: ["tiny-llama", "tiny-qwen"], os: "linux", loginRefused: false }, window.__MOCK_CONFIG__ || {});
   const backends = ["local", "local", "local", "openai", "anthropic"];
   const statuses = ["success", "success", "success", "success", "error", "timeout"];
   const openaiFinish = ["tool_calls", "length", "stop"];
@@ -43,6 +43,7 @@
       server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [], metrics: false },
       timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 },
       pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [] },
+      desktop: { launch_at_login: false, show_dock_icon: false },
     },
     pool: {
       available: cfg.models.map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: false, model_type: "qwen2", supported: true })),
@@ -139,6 +140,20 @@
       if (m.loaded && !force) return fail({ kind: "conflict", message: `model \`${repo}\` is loaded` });
       library.installed = library.installed.filter((x) => x !== m);
       return { repo, freed_bytes: m.size_bytes, unloaded: m.loaded };
+    },
+    desktop_info: () => ({ os: cfg.os, dock_icon_applies: cfg.os === "macos", offers_tiny_model: cfg.os === "linux" }),
+    set_desktop_settings: ({ desktop }) => {
+      if (cfg.loginRefused && desktop.launch_at_login !== state.settings.desktop.launch_at_login) {
+        return fail({ kind: "desktop", message: "cannot change launch at login: permission denied" });
+      }
+      state.settings = { ...state.settings, desktop };
+      return desktop;
+    },
+    install_tiny_model: () => {
+      if (!state.pool.available.some((m) => m.id === "tiny-llama")) {
+        state.pool = { ...state.pool, available: [...state.pool.available, { id: "tiny-llama", path: "/data/models/tiny-llama", size_bytes: 300_000, loaded: false, model_type: "llama", supported: true }] };
+      }
+      return state.pool;
     },
     server_status: () => state.status,
     get_settings: () => state.settings,
