@@ -1,7 +1,12 @@
 //! End-to-end: the real app (this crate's binary, with its embedded UI) in a real WebKitGTK window
 //! under Xvfb, driven through tauri-driver and WebKitWebDriver. A real HTTP request to the app's
 //! endpoint must appear in the audit table without a reload; a provider and a routing rule added in
-//! the window must route the next request; a timeout changed in the window must survive a restart. The screenshots in docs/screenshots/ are written by this test.
+//! the window must route the next request; a timeout changed in the window must survive a restart.
+//! Launch at login switched on in the window writes the XDG autostart entry and stays on across
+//! the restart, where switching it off removes the entry. The restart has no model and starts
+//! hidden in the tray: opening the app again (a second launch, handed over on D-Bus) shows the
+//! window, which opens on the welcome view and serves the tiny model it offers. The screenshots in
+//! docs/screenshots/ are written by this test.
 //!
 //! Needs what `scripts/setup` installs: Xvfb (`xvfb-run`), `dbus-run-session`, WebKitWebDriver and
 //! tauri-driver (in `$MLX_MANAGER_CACHE/tools/bin`, or `TAURI_DRIVER`).
@@ -147,17 +152,68 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-/// Whether an app process using `data_dir` is still alive (the single-instance lock would stop a
+/// The app process using `data_dir`, if one is alive (the single-instance lock would stop a
 /// second one from opening its own window).
-fn app_running(data_dir: &Path) -> bool {
+fn app_pid(data_dir: &Path) -> Option<u32> {
     let needle = data_dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
-        std::fs::read(p.path().join("cmdline"))
-            .map(|c| {
-                String::from_utf8_lossy(&c).contains(&needle) && !String::from_utf8_lossy(&c).contains("tauri-driver")
-            })
-            .unwrap_or(false)
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|p| {
+        let cmdline = String::from_utf8_lossy(&std::fs::read(p.path().join("cmdline")).ok()?).into_owned();
+        let app = cmdline.contains(&needle) && !cmdline.contains("tauri-driver") && cmdline.contains("mlx-manager-app");
+        app.then(|| p.file_name().to_str()?.parse().ok()).flatten()
     })
+}
+
+fn app_running(data_dir: &Path) -> bool {
+    app_pid(data_dir).is_some()
+}
+
+/// A process's environment (its display, D-Bus session, HOME …).
+fn environment(pid: u32) -> Vec<(String, String)> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+/// Whether the app owns its single-instance name on the session bus at `bus`.
+fn owns_instance_name(bus: &str) -> bool {
+    let out = Command::new("dbus-send")
+        .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+        .args(["org.freedesktop.DBus.NameHasOwner", "string:dev.mlx-manager.app.SingleInstance"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .expect("dbus-send");
+    String::from_utf8_lossy(&out.stdout).contains("boolean true")
+}
+
+/// Opens the app again the way a user would (same desktop session, same arguments) while the
+/// one using `data_dir` runs: the new process hands over to it on D-Bus and exits at once.
+async fn launch_again(data_dir: &Path, args: &[String]) {
+    let pid = wait_for("the app to start", 60, || async { app_pid(data_dir) }).await;
+    let env = environment(pid);
+    let bus = env.iter().find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS").map(|(_, v)| v.clone()).expect("a session bus");
+    wait_for("the app to own its D-Bus name", 60, || async { owns_instance_name(&bus).then_some(()) }).await;
+    let second = Command::new(env!("CARGO_BIN_EXE_mlx-manager-app"))
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("second launch");
+    let second = std::sync::Mutex::new(second);
+    let status = wait_for("the second launch to hand over and exit", 30, || async {
+        second.lock().unwrap().try_wait().unwrap()
+    })
+    .await;
+    assert!(status.success(), "second launch: {status}");
+    assert_eq!(app_pid(data_dir), Some(pid), "the first app still runs, alone");
+}
+
+/// The XDG autostart entries under `home`.
+fn autostart_entries(home: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(home.join(".config/autostart"))
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "desktop")).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,26 +222,32 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     let model = tmp.path().join(MODEL);
     write_tiny_model(&model, &TinySpec::new(TinyFamily::Llama)).unwrap();
     let data_dir = tmp.path().join("data");
-    let args: Vec<String> = vec![
+    let common: Vec<String> = vec![
         "--data-dir".into(),
         data_dir.display().to_string(),
         "--port".into(),
         "0".into(),
         "--no-hf-cache".into(),
-        "--model".into(),
-        model.display().to_string(),
         // Keys in the encrypted file: the session's Secret Service (if gnome-keyring is
         // activatable) has no unlocked keyring and would ask for one in a prompt.
         "--key-storage".into(),
         "file".into(),
     ];
+    let args: Vec<String> = [common.clone(), vec!["--model".into(), model.display().to_string()]].concat();
     // A local Hub speaking the real one's API, with one model to find and download in the window.
     let hub = mlx_manager_test_hub::FakeHub::start();
     let published = tmp.path().join("published");
     write_tiny_model(&published, &TinySpec::new(TinyFamily::Qwen2)).unwrap();
     hub.add_repo(DOWNLOADED, &published);
     let (endpoint, hub_cache) = (PathBuf::from(hub.url()), tmp.path().join("hub-cache"));
-    let driver = Driver::start(&[("HF_ENDPOINT", endpoint.as_path()), ("HF_HUB_CACHE", hub_cache.as_path())]);
+    // A home of its own: launch at login writes its entry under $HOME/.config/autostart.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let driver = Driver::start(&[
+        ("HF_ENDPOINT", endpoint.as_path()),
+        ("HF_HUB_CACHE", hub_cache.as_path()),
+        ("HOME", home.as_path()),
+    ]);
 
     // First run: the window shows where the server listens.
     let client = driver.session(&args).await;
@@ -235,6 +297,15 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     })
     .await;
     screenshot(&client, "audit-logs").await;
+    // At the default window size the table fits: no horizontal scrolling, "Tokens" not cut off.
+    let widths = script(
+        &client,
+        "const s = document.querySelector('[data-testid=audit-scroller]'); const d = document.documentElement; \
+         return [s.scrollWidth, s.clientWidth, d.scrollWidth, d.clientWidth];",
+    )
+    .await;
+    let w: Vec<u64> = widths.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(w[0] <= w[1] && w[2] <= w[3], "horizontal overflow (table, page): {w:?}");
     click(&client, "[data-testid=audit-row] td:nth-child(2)").await;
     let error = wait_for("the detail", 10, || async { text(&client, "[data-testid=detail-error]").await }).await;
     assert!(error.contains("model_not_found"), "detail: {error}");
@@ -339,24 +410,77 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     let body = json!({ "model": DOWNLOADED, "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 3 });
     let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200, "the downloaded model is served without a restart");
+
+    // Launch at login: the switch writes the XDG autostart entry, starting the app hidden.
+    assert!(autostart_entries(&home).is_empty());
+    click(&client, "[data-testid=tab-app]").await;
+    click(&client, "[data-testid=launch-at-login]").await;
+    wait_for("launch at login to be saved", 10, || async {
+        text(&client, "[data-testid=desktop-message]").await.filter(|t| t.starts_with("Saved"))
+    })
+    .await;
+    let entries = autostart_entries(&home);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = std::fs::read_to_string(&entries[0]).unwrap();
+    let exec = entry.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default().to_string();
+    assert!(exec.contains("mlx-manager-app") && exec.ends_with("--hidden"), "{entry}");
+    screenshot(&client, "app").await;
     client.close().await.unwrap();
     wait_for("the first app to exit", 20, || async { (!app_running(&data_dir)).then_some(()) }).await;
 
-    // Second run on the same data: the timeout and the audit rows are still there.
-    let client = driver.session(&args).await;
+    // Second run on the same data, hidden in the tray (as at login) and with no model: opening
+    // the app again shows its window (the session connects once there is one), on the welcome
+    // view; the timeout, launch at login and the audit rows are still there.
+    let second_args: Vec<String> = [common, vec!["--hidden".into()]].concat();
+    let both = async { tokio::join!(driver.session(&second_args), launch_again(&data_dir, &second_args)) };
+    let (client, ()) = tokio::time::timeout(Duration::from_secs(90), both)
+        .await
+        .expect("no window after the second launch (the WebDriver session waits for one)");
     wait_for("the second run's window", 60, || async {
         text(&client, "[data-testid=server-status]").await.filter(|t| t.starts_with("Serving on"))
     })
     .await;
-    // The two first requests, the routed request (recorded by both legs: the front door, and this
-    // same app as the provider) and the downloaded model's; the provider test's model listing is
-    // a read, not audited.
-    let rows = wait_for("the persisted rows", 20, || async {
-        let n = script(&client, "return document.querySelectorAll('[data-testid=audit-row]').length").await;
-        n.as_u64().filter(|n| *n == 5)
+    let welcome =
+        wait_for("the welcome view", 10, || async { text(&client, "[data-testid=welcome-no-models]").await }).await;
+    assert!(welcome.contains("No model yet"), "{welcome}");
+    let url = text(&client, "[data-testid=welcome-url]").await.unwrap();
+    let base = text(&client, "[data-testid=server-status]")
+        .await
+        .unwrap()
+        .trim_start_matches("Serving on ")
+        .trim()
+        .to_string();
+    assert_eq!(url, base);
+    screenshot(&client, "welcome").await;
+    // The tiny model it offers on Linux is served at once (and the welcome note goes).
+    click(&client, "[data-testid=welcome-tiny]").await;
+    wait_for("the tiny model", 30, || async {
+        text(&client, "[data-testid=welcome-message]").await.filter(|t| t.contains("tiny-llama is ready"))
     })
     .await;
-    assert_eq!(rows, 5);
+    assert!(text(&client, "[data-testid=welcome-no-models]").await.is_none());
+    let body = json!({ "model": "tiny-llama", "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 2 });
+    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the tiny model is served without a restart");
+
+    // Launch at login is still on; switching it off removes the entry.
+    click(&client, "[data-testid=tab-app]").await;
+    let login = client.wait().for_element(Locator::Css("[data-testid=launch-at-login]")).await.unwrap();
+    assert_eq!(login.prop("checked").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(autostart_entries(&home).len(), 1);
+    login.click().await.unwrap();
+    wait_for("the autostart entry to go", 10, || async { autostart_entries(&home).is_empty().then_some(()) }).await;
+
+    // The two first requests, the routed request (recorded by both legs: the front door, and this
+    // same app as the provider), the downloaded model's and the tiny model's; the provider test's
+    // model listing is a read, not audited.
+    click(&client, "[data-testid=tab-audit]").await;
+    let rows = wait_for("the persisted rows", 20, || async {
+        let n = script(&client, "return document.querySelectorAll('[data-testid=audit-row]').length").await;
+        n.as_u64().filter(|n| *n == 6)
+    })
+    .await;
+    assert_eq!(rows, 6);
     click(&client, "[data-testid=tab-timeouts]").await;
     let input = client.wait().for_element(Locator::Css("[data-testid=timeout-chat_seconds-input]")).await.unwrap();
     let value =
