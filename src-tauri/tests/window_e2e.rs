@@ -5,8 +5,9 @@
 //! Launch at login switched on in the window writes the XDG autostart entry and stays on across
 //! the restart, where switching it off removes the entry. The restart has no model and starts
 //! hidden in the tray: opening the app again (a second launch, handed over on D-Bus) shows the
-//! window, which opens on the welcome view and serves the tiny model it offers. The screenshots in
-//! docs/screenshots/ are written by this test.
+//! window, which opens on the welcome view and serves the tiny model it offers; SIGTERM then drains
+//! a streamed answer before the app exits. The screenshots in docs/screenshots/ are written by
+//! this test.
 //!
 //! Needs what `scripts/setup` installs: Xvfb (`xvfb-run`), `dbus-run-session`, WebKitWebDriver and
 //! tauri-driver (in `$MLX_MANAGER_CACHE/tools/bin`, or `TAURI_DRIVER`).
@@ -487,5 +488,27 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
         wait_for("the saved timeout", 10, || async { input.prop("value").await.ok().flatten().filter(|v| v != "900") })
             .await;
     assert_eq!(value, "1800");
-    client.close().await.unwrap();
+
+    // Quitting drains as `serve` does on SIGTERM (the tray's Quit takes the same path): an answer
+    // being streamed finishes, a new request meanwhile gets a 503, then the app exits by itself.
+    let pid = app_pid(&data_dir).expect("the app runs");
+    let long = json!({ "model": "tiny-llama", "messages": [{ "role": "user", "content": "Hi" }],
+        "max_tokens": 1500, "temperature": 0, "stream": true });
+    let mut stream =
+        reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&long).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut streamed = stream.chunk().await.unwrap().expect("a first chunk").to_vec();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let short = json!({ "model": "tiny-llama", "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 1 });
+    wait_for("a new request to get 503 while draining", 10, || async {
+        let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(&short).send().await.ok()?;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    while let Some(chunk) = stream.chunk().await.expect("the stream runs to its end") {
+        streamed.extend_from_slice(&chunk);
+    }
+    let streamed = String::from_utf8_lossy(&streamed);
+    assert!(streamed.contains("\"finish_reason\":\"length\"") && streamed.trim_end().ends_with("data: [DONE]"));
+    wait_for("the app to exit after the drain", 40, || async { (!app_running(&data_dir)).then_some(()) }).await;
 }
