@@ -135,6 +135,11 @@ pub fn run(args: Args) -> i32 {
         RunEvent::ExitRequested { code: None, api, .. } if app.tray_by_id("mlx-manager").is_some() => {
             api.prevent_exit();
         }
+        // macOS does not start a second process when Finder, Spotlight or the Dock opens a
+        // running app: it sends it a reopen event instead (the single-instance plugin covers
+        // a second process, e.g. `open -n` or the binary run again).
+        #[cfg(target_os = "macos")]
+        RunEvent::Reopen { .. } => show_settings(app),
         RunEvent::Exit => {
             if let Some(ctl) = app.try_state::<Controller>() {
                 tauri::async_runtime::block_on(ctl.shutdown());
