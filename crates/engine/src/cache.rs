@@ -155,9 +155,9 @@ impl LayerCache {
 
     /// Stores one row's new keys and values and returns the attention of its single query
     /// position `[1, q_heads, 1, head_dim]` over everything cached (no mask: it is the last).
-    fn attend_one(&mut self, query: &Array, keys: Array, values: Array, spec: &AttentionSpec) -> Result<Array> {
+    fn attend_one(&mut self, query: &Array, keys: Array, values: Array, compute: &Compute) -> Result<Array> {
         let (k, v) = self.update(keys, values)?;
-        spec.compute(query, &k, &v)
+        compute(query, &k, &v)
     }
 
     /// What this layer's queries of the last pass attended to: every position it holds (a
@@ -219,7 +219,7 @@ impl AttentionSpec {
 
 /// `[lq, lk]` booleans: query `i` (at position `lk - lq + i`) sees key `j` when `j` is not after
 /// it and, with a window, within the window (mlx-lm's `create_causal_mask`).
-fn causal_mask(lq: i32, lk: i32, window: Option<i32>) -> Result<Array> {
+pub(crate) fn causal_mask(lq: i32, lk: i32, window: Option<i32>) -> Result<Array> {
     let rinds = ops::arange::<_, i32>(0, lk, 1)?.reshape(&[1, lk])?;
     let linds = ops::arange::<_, i32>(lk - lq, lk, 1)?.reshape(&[lq, 1])?;
     let mut mask = linds.ge(&rinds)?;
@@ -255,7 +255,7 @@ fn softcapped(q: &Array, k: &Array, v: &Array, scale: f32, cap: f32, mask: Optio
 }
 
 /// The lowest finite value of a float dtype, as an array of it (mlx's `finfo(dtype).min`).
-fn lowest(dtype: Dtype) -> Result<Array> {
+pub(crate) fn lowest(dtype: Dtype) -> Result<Array> {
     Ok(match dtype {
         Dtype::Float16 => Array::from_f32(half::f16::MIN.to_f32()).as_dtype(dtype)?,
         Dtype::Bfloat16 => Array::from_f32(half::bf16::MIN.to_f32()).as_dtype(dtype)?,
@@ -269,6 +269,9 @@ pub(crate) fn last_rows(lens: &[i32], l: i32) -> Array {
     let last: Vec<i32> = lens.iter().enumerate().map(|(i, n)| i as i32 * l + n - 1).collect();
     Array::from_slice(&last, &[lens.len() as i32])
 }
+
+/// Attention of queries over keys and values, both as one layer stores them.
+pub(crate) type Compute<'c> = dyn Fn(&Array, &Array, &Array) -> Result<Array> + 'c;
 
 /// Where one layer's keys and values go during a forward pass.
 pub(crate) enum LayerCaches<'a> {
@@ -305,10 +308,23 @@ impl LayerCaches<'_> {
         values: Array,
         spec: &AttentionSpec,
     ) -> Result<Array> {
+        self.attend_with(queries, keys, values, &|q, k, v| spec.compute(q, k, v))
+    }
+
+    /// [`LayerCaches::attend`] with the attention of queries `[b, heads, lq, ·]` (the last `lq`
+    /// positions) over every position's keys and values `[b, ·, lk, ·]` computed by `compute`
+    /// (latent attention caches other tensors than keys and values: latent.rs).
+    pub(crate) fn attend_with(
+        &mut self,
+        queries: &Array,
+        keys: Array,
+        values: Array,
+        compute: &Compute,
+    ) -> Result<Array> {
         match self {
             LayerCaches::One(c) => {
                 let (k, v) = c.update(keys, values)?;
-                spec.compute(queries, &k, &v)
+                compute(queries, &k, &v)
             }
             LayerCaches::Fresh { caches, lens, last_only } => {
                 let mut rows = Vec::new();
@@ -318,7 +334,7 @@ impl LayerCaches<'_> {
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
                     if *last_only {
                         let q = queries.try_index((row..row + 1, .., len - 1..len, ..))?;
-                        rows.push(cache.attend_one(&q, k, v, spec)?);
+                        rows.push(cache.attend_one(&q, k, v, compute)?);
                     } else {
                         cache.update(k, v)?;
                     }
@@ -326,7 +342,7 @@ impl LayerCaches<'_> {
                 if *last_only {
                     return Ok(ops::concatenate(&rows, 0)?);
                 }
-                spec.compute(queries, &keys, &values)
+                compute(queries, &keys, &values)
             }
             LayerCaches::Decode { caches } => {
                 let rows = caches
@@ -336,7 +352,7 @@ impl LayerCaches<'_> {
                         let row = i as i32..i as i32 + 1;
                         let k = keys.try_index((row.clone(), .., .., ..))?;
                         let v = values.try_index((row.clone(), .., .., ..))?;
-                        cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, spec)
+                        cache.attend_one(&queries.try_index((row, .., .., ..))?, k, v, compute)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)

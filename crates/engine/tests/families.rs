@@ -360,3 +360,31 @@ async fn llama_with_sliding_layer_types() {
 async fn gemma4_kv_shared_prompt_cache_reuses_the_next_turn_and_recomputes_the_past() {
     assert_prompt_cache_next_turn_and_recompute("gemma4_text", config("gemma4_text", gemma4(json!({})))).await;
 }
+
+fn deepseek_v3(extra: Value) -> Value {
+    let mut c = json!({
+        "q_lora_rank": 32, "kv_lora_rank": 64, "qk_rope_head_dim": 16, "qk_nope_head_dim": 32, "v_head_dim": 32,
+        "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1, "moe_intermediate_size": 32,
+        "first_k_dense_replace": 1, "n_group": 2, "topk_group": 1, "routed_scaling_factor": 2.5,
+        "norm_topk_prob": true, "rope_theta": 10000.0, "max_position_embeddings": 4096,
+        "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024,
+            "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},
+    });
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c
+}
+
+/// Multi-head latent attention (low-rank queries, the latent as the cache, interleaved YaRN
+/// RoPE), grouped sigmoid routing with a correction bias, a shared expert, a dense first layer.
+#[tokio::test]
+async fn deepseek_v3_latent_attention_fp32() {
+    assert_family("deepseek_v3 fp32", config("deepseek_v3", deepseek_v3(json!({}))), &[]).await;
+}
+
+/// Full-rank queries, 4-bit (latent projections, experts), one expert group.
+#[tokio::test]
+async fn deepseek_v3_4bit() {
+    let c =
+        deepseek_v3(json!({"q_lora_rank": null, "moe_intermediate_size": 64, "n_group": 1, "qk_nope_head_dim": 64}));
+    assert_family("deepseek_v3 4-bit", config("deepseek_v3", c), &["--quantize", "4,64"]).await;
+}

@@ -10,6 +10,7 @@ use super::args::Args;
 use super::attention::{Attention, AttentionLayout, Heads};
 use super::blas::PassShape;
 use super::gated_delta::{DeltaShape, GatedDelta};
+use super::latent::{LatentAttention, LatentShape};
 use super::layers::{Embedding, Linear, RmsNorm};
 use super::mlp::{Activation, GatedMlp};
 use super::moe::{Moe, MoeSpec};
@@ -45,12 +46,15 @@ pub(crate) enum Mixer {
     Attention(Attention),
     /// Gated delta linear attention over a recurrent state (Qwen3-Next).
     Delta(GatedDelta),
+    /// Multi-head latent attention (DeepSeek-V3).
+    Latent(LatentAttention),
 }
 
 /// What block `i` mixes tokens with: attention (its spec and RoPE index) or a gated delta layer.
 pub(crate) enum Mixing {
     Attention(AttentionSpec, usize),
     Delta(DeltaShape),
+    Latent(LatentShape),
 }
 
 /// A block's feed-forward part.
@@ -150,6 +154,7 @@ impl Block {
         let r = match &self.mixer {
             Mixer::Attention(a) => a.forward(&n, rows, cache, rope)?,
             Mixer::Delta(d) => d.forward(&n, rows, cache)?,
+            Mixer::Latent(a) => a.forward(&n, rows, cache, rope)?,
         };
         let r = match &self.attn_out_norm {
             Some(n) => n.forward(&r)?,
@@ -220,6 +225,7 @@ impl Architecture for Decoder {
             match &b.mixer {
                 Mixer::Attention(a) => a.arrays(&mut out),
                 Mixer::Delta(g) => g.arrays(&mut out),
+                Mixer::Latent(a) => a.arrays(&mut out),
             }
             b.mlp.arrays(&mut out);
             out.extend(b.norms().map(|n| &n.weight));
@@ -237,6 +243,7 @@ impl Architecture for Decoder {
             let mixer = match &b.mixer {
                 Mixer::Attention(a) => a.nbytes(),
                 Mixer::Delta(g) => g.nbytes(),
+                Mixer::Latent(a) => a.nbytes(),
             };
             bytes += mixer + b.mlp.nbytes() + b.norms().map(|n| n.weight.nbytes()).sum::<usize>();
         }
@@ -251,6 +258,7 @@ impl Architecture for Decoder {
         let kind = |b: &Block| match &b.mixer {
             Mixer::Attention(a) => a.window().map_or(CacheKind::Full, CacheKind::Window),
             Mixer::Delta(_) => CacheKind::Recurrent,
+            Mixer::Latent(_) => CacheKind::Full,
         };
         self.0.blocks.iter().map(kind).collect()
     }
@@ -314,6 +322,9 @@ pub(crate) fn load_blocks(
             }
             Mixing::Delta(shape) => {
                 (Mixer::Delta(GatedDelta::load(w, &format!("{p}.linear_attn"), d, shape, eps, q)?), 0)
+            }
+            Mixing::Latent(shape) => {
+                (Mixer::Latent(LatentAttention::load(w, &format!("{p}.self_attn"), d, shape, q)?), 0)
             }
         };
         let mlp = match experts(i) {

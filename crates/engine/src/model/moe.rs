@@ -14,7 +14,7 @@ use crate::config::Quantization;
 use crate::error::Result;
 
 /// How the router's logits become each position's experts and their weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Routing {
     /// Softmax over all experts, then the top k (renormalised to sum 1 when `renormalize`):
     /// Qwen3-MoE.
@@ -23,6 +23,22 @@ pub(crate) enum Routing {
     /// negated logits (`negated`), gpt-oss as the k highest; the order of the k differs, and
     /// with it the order of the weighted sum.
     TopKSoftmax { negated: bool },
+    /// DeepSeek-V3's (`noaux_tc`): sigmoid scores in float32 plus the router's learned
+    /// `e_score_correction_bias` pick the top k, within the `top_groups` best of `groups` expert
+    /// groups (each scored by its two best); they are weighted by their uncorrected scores,
+    /// renormalised to sum 1 (`renormalize`, k > 1), times `scale`. The router is a plain
+    /// weight matrix (never quantized).
+    GroupedSigmoid { groups: i32, top_groups: i32, renormalize: bool, scale: f32 },
+}
+
+/// An expert every position also goes through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedExpert {
+    /// Its MLP's width.
+    pub(crate) width: i32,
+    /// Scaled by `sigmoid(shared_expert_gate(x))` (Qwen3-Next's `shared_expert`), else added
+    /// as is (DeepSeek's `shared_experts`).
+    pub(crate) gated: bool,
 }
 
 /// The experts' gated activation.
@@ -50,9 +66,8 @@ pub(crate) struct MoeSpec {
     /// Biases on the router and the experts' projections (gpt-oss).
     pub(crate) bias: bool,
     pub(crate) activation: ExpertActivation,
-    /// A shared expert of this width that every position also goes through, scaled by
-    /// `sigmoid(shared_expert_gate(x))` (Qwen3-Next).
-    pub(crate) shared: Option<i32>,
+    /// A shared expert (Qwen3-Next, DeepSeek-V3).
+    pub(crate) shared: Option<SharedExpert>,
 }
 
 impl MoeSpec {
@@ -155,7 +170,9 @@ impl SwitchLinear {
 pub(crate) struct Moe {
     router: Linear,
     /// The shared expert and its gate.
-    shared: Option<(GatedMlp, Linear)>,
+    shared: Option<(GatedMlp, Option<Linear>)>,
+    /// `GroupedSigmoid`'s correction bias `[experts]`.
+    correction: Option<Array>,
     gate_proj: SwitchLinear,
     up_proj: SwitchLinear,
     down_proj: SwitchLinear,
@@ -168,22 +185,31 @@ impl Moe {
     pub(crate) fn load(w: &mut WeightSet, prefix: &str, d: i32, spec: MoeSpec, q: Option<Quantization>) -> Result<Moe> {
         let (router, experts) = spec.names;
         let sw = format!("{prefix}.{experts}");
+        let grouped = matches!(spec.routing, Routing::GroupedSigmoid { .. });
+        let router_at = format!("{prefix}.{router}");
         Ok(Moe {
-            router: w.linear(&format!("{prefix}.{router}"), d, spec.experts, spec.bias, q)?,
+            router: if grouped {
+                Linear::dense(w.take_shaped(&format!("{router_at}.weight"), &[spec.experts, d])?, None)
+            } else {
+                w.linear(&router_at, d, spec.experts, spec.bias, q)?
+            },
+            correction: if grouped {
+                Some(w.take_shaped(&format!("{router_at}.e_score_correction_bias"), &[spec.experts])?)
+            } else {
+                None
+            },
             shared: match spec.shared {
-                Some(width) => Some((
-                    GatedMlp::load(
-                        w,
-                        &format!("{prefix}.shared_expert"),
-                        d,
-                        width,
-                        false,
-                        false,
-                        Activation::silu()?,
-                        q,
-                    )?,
-                    w.linear(&format!("{prefix}.shared_expert_gate"), d, 1, false, q)?,
-                )),
+                Some(SharedExpert { width, gated }) => {
+                    let name = if gated { "shared_expert" } else { "shared_experts" };
+                    let mlp =
+                        GatedMlp::load(w, &format!("{prefix}.{name}"), d, width, false, false, Activation::silu()?, q)?;
+                    let gate = if gated {
+                        Some(w.linear(&format!("{prefix}.shared_expert_gate"), d, 1, false, q)?)
+                    } else {
+                        None
+                    };
+                    Some((mlp, gate))
+                }
                 None => None,
             },
             gate_proj: SwitchLinear::load(w, &format!("{sw}.gate_proj"), spec, d, spec.width, q)?,
@@ -213,10 +239,15 @@ impl Moe {
                 let (indices, top) = top_k(&logits, k)?;
                 (indices, ops::softmax_axis(top, -1, true)?)
             }
+            Routing::GroupedSigmoid { groups, top_groups, renormalize, scale } => {
+                let correction = self.correction.as_ref().expect("loaded with GroupedSigmoid");
+                grouped_sigmoid(&logits, correction, k, (groups, top_groups), renormalize, scale)?
+            }
         };
         let weighted = self.forward_routed(x, &indices, &scores)?;
         match &self.shared {
-            Some((mlp, gate)) => Ok(weighted.add(ops::sigmoid(gate.forward(x)?)?.multiply(mlp.forward(x)?)?)?),
+            Some((mlp, Some(gate))) => Ok(weighted.add(ops::sigmoid(gate.forward(x)?)?.multiply(mlp.forward(x)?)?)?),
+            Some((mlp, None)) => Ok(weighted.add(mlp.forward(x)?)?),
             None => Ok(weighted),
         }
     }
@@ -281,19 +312,51 @@ impl Moe {
         self.router.arrays(out);
         if let Some((mlp, gate)) = &self.shared {
             mlp.arrays(out);
-            gate.arrays(out);
+            gate.iter().for_each(|g| g.arrays(out));
         }
+        out.extend(&self.correction);
         for p in [&self.gate_proj, &self.up_proj, &self.down_proj] {
             p.arrays(out);
         }
     }
 
     pub(crate) fn nbytes(&self) -> usize {
-        let shared = self.shared.as_ref().map_or(0, |(mlp, gate)| mlp.nbytes() + gate.nbytes());
+        let shared =
+            self.shared.as_ref().map_or(0, |(mlp, gate)| mlp.nbytes() + gate.as_ref().map_or(0, Linear::nbytes));
         shared
+            + self.correction.as_ref().map_or(0, Array::nbytes)
             + self.router.nbytes()
             + [&self.gate_proj, &self.up_proj, &self.down_proj].iter().map(|p| p.nbytes()).sum::<usize>()
     }
+}
+
+/// mlx-lm's `group_expert_select`: each row's `k` experts and their weights (see
+/// [`Routing::GroupedSigmoid`]).
+fn grouped_sigmoid(
+    logits: &Array,
+    correction: &Array,
+    k: i32,
+    (groups, top_groups): (i32, i32),
+    renormalize: bool,
+    scale: f32,
+) -> Result<(Array, Array)> {
+    let original = ops::sigmoid(logits.as_dtype(mlx_rs::Dtype::Float32)?)?;
+    let mut scores = original.add(correction)?;
+    if groups > 1 {
+        let (rows, e) = (scores.shape()[0], scores.shape()[1]);
+        let grouped = scores.reshape(&[rows, groups, e / groups])?;
+        let group_scores = ops::indexing::topk_axis(&grouped, 2, -1)?.sum_axis(-1, true)?;
+        let dropped = groups - top_groups;
+        let worst = argpartition_axis(&group_scores, dropped - 1, -2)?.try_index((.., ..dropped, ..))?;
+        let zeroed = ops::indexing::put_along_axis(&grouped, &worst, Array::from_f32(0.0), -2)?;
+        scores = zeroed.reshape(&[rows, e])?;
+    }
+    let indices = argpartition_axis(&scores.negative()?, k - 1, -1)?.try_index((.., ..k))?;
+    let mut weights = take_along_axis(&original, &indices, -1)?;
+    if k > 1 && renormalize {
+        weights = weights.divide(weights.sum_axis(-1, true)?)?;
+    }
+    Ok((indices, weights.multiply(Array::from_f32(scale))?))
 }
 
 /// The `k` highest of each row's `logits` `[rows, experts]` as mlx-lm picks them

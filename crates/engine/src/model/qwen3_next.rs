@@ -9,7 +9,7 @@ use super::args::{Args, Defaults};
 use super::attention::AttentionLayout;
 use super::decoder::{plain, Layout, Mixing};
 use super::gated_delta::DeltaShape;
-use super::moe::{ExpertActivation, MoeSpec, Routing};
+use super::moe::{ExpertActivation, MoeSpec, Routing, SharedExpert};
 use super::registry::Family;
 use super::weights::WeightSet;
 use crate::cache::AttentionSpec;
@@ -89,7 +89,9 @@ pub(crate) fn hybrid(
         names: ("gate", "switch_mlp"),
         bias: false,
         activation: ExpertActivation::Silu,
-        shared: Some(args.i32_or("shared_expert_intermediate_size", 0)).filter(|w| *w > 0),
+        shared: Some(args.i32_or("shared_expert_intermediate_size", 0))
+            .filter(|w| *w > 0)
+            .map(|width| SharedExpert { width, gated: true }),
     };
     if experts > 0 {
         moe.check(config)?;
