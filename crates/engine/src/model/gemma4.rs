@@ -135,11 +135,16 @@ fn build(
         )
     };
     let positive = |key: &str| args.rest.get(key).and_then(|v| v.as_i64()).filter(|&v| v > 0).map(|v| v as i32);
-    let global_dim = positive("global_head_dim").unwrap_or(args.head_dim);
+    // mlx-lm's default when the field is absent; null or 0 turns the feature off.
+    let width_or = |key: &str, default: i32| match args.rest.get(key) {
+        None => Some(default),
+        Some(_) => positive(key),
+    };
+    let global_dim = width_or("global_head_dim", 512).unwrap_or(args.head_dim);
     let k_eq_v = args.bool_or("attention_k_eq_v", false);
     let global_kv = if k_eq_v { positive("num_global_key_value_heads") } else { None };
     let double_wide = args.bool_or("use_double_wide_mlp", true);
-    let per_layer_width = positive("hidden_size_per_layer_input").unwrap_or(0);
+    let per_layer_width = width_or("hidden_size_per_layer_input", 256).unwrap_or(0);
     let experts = if args.bool_or("enable_moe_block", false) {
         let spec = MoeSpec {
             experts: positive("num_experts").unwrap_or(0),
@@ -469,5 +474,64 @@ impl Architecture for Gemma4 {
 
     fn dtype(&self) -> Dtype {
         self.norm.weight.dtype()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ModelConfig;
+
+    fn layout(config: &str) -> Vec<(String, Vec<i32>)> {
+        let config = ModelConfig::parse(config, std::path::Path::new("config.json")).expect("parses");
+        crate::model::tensor_layout(&config).unwrap().into_iter().map(|t| (t.name, t.shape)).collect()
+    }
+
+    fn shape(layout: &[(String, Vec<i32>)], name: &str) -> Option<Vec<i32>> {
+        // Dense matrices are named by their tensor (`….weight`), quantizable ones by module.
+        layout.iter().find(|(n, _)| n == name || n.strip_suffix(".weight") == Some(name)).map(|(_, s)| s.clone())
+    }
+
+    /// mlx-lm's defaults (the E2B shape): 35 layers, every fifth global, the last 20 reading the
+    /// keys and values of layers 13 (sliding) and 14 (global), double-width MLPs there.
+    #[test]
+    fn the_default_layout_shares_keys_and_values_as_mlx_lm_does() {
+        let l = layout(
+            r#"{"model_type": "gemma4", "text_config": {"model_type": "gemma4_text", "hidden_size": 1536,
+            "num_hidden_layers": 35, "intermediate_size": 6144, "head_dim": 256}}"#,
+        );
+        assert_eq!(shape(&l, "model.layers.14.self_attn.k_proj"), Some(vec![512, 1536]), "global: 512-wide head");
+        assert_eq!(shape(&l, "model.layers.13.self_attn.k_proj"), Some(vec![256, 1536]));
+        assert_eq!(shape(&l, "model.layers.15.self_attn.k_proj"), None, "KV-shared from layer 15 on");
+        assert_eq!(shape(&l, "model.layers.15.self_attn.q_proj"), Some(vec![8 * 256, 1536]));
+        assert_eq!(shape(&l, "model.layers.19.self_attn.q_proj"), Some(vec![8 * 512, 1536]));
+        assert_eq!(shape(&l, "model.layers.15.mlp.gate_proj"), Some(vec![2 * 6144, 1536]));
+        assert_eq!(shape(&l, "model.embed_tokens_per_layer"), Some(vec![262_144, 35 * 256]));
+    }
+
+    /// The MoE layout: a router and experts beside the dense MLP; values = keys in global layers.
+    #[test]
+    fn the_moe_layout_reads_router_experts_and_no_global_v_proj() {
+        let l = layout(
+            r#"{"model_type": "gemma4_text", "hidden_size": 128, "num_hidden_layers": 6, "intermediate_size": 256,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "global_head_dim": 64,
+            "vocab_size": 1000, "num_kv_shared_layers": 0, "hidden_size_per_layer_input": 0,
+            "attention_k_eq_v": true, "num_global_key_value_heads": 1, "enable_moe_block": true,
+            "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 64}"#,
+        );
+        assert_eq!(shape(&l, "model.layers.4.self_attn.v_proj"), None);
+        assert_eq!(shape(&l, "model.layers.4.self_attn.k_proj"), Some(vec![64, 128]));
+        assert_eq!(shape(&l, "model.layers.3.self_attn.v_proj"), Some(vec![64, 128]));
+        assert_eq!(shape(&l, "model.layers.0.router.proj"), Some(vec![8, 128]));
+        assert_eq!(shape(&l, "model.layers.0.experts.switch_glu.gate_proj"), Some(vec![8, 64, 128]));
+        assert_eq!(shape(&l, "model.layers.0.router.per_expert_scale"), Some(vec![8]));
+    }
+
+    #[test]
+    fn sharing_needs_an_earlier_layer_of_the_same_kind() {
+        let bad = r#"{"model_type": "gemma4_text", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+            "num_attention_heads": 4, "head_dim": 16, "vocab_size": 100, "sliding_window_pattern": 2,
+            "num_kv_shared_layers": 1}"#;
+        let err = ModelConfig::parse(bad, std::path::Path::new("config.json")).unwrap_err();
+        assert!(err.to_string().contains("no earlier layer"), "{err}");
     }
 }
