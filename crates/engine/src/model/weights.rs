@@ -58,8 +58,24 @@ fn check_file(path: &Path) -> Result<()> {
 const TEXT_MODEL: &str = "language_model.";
 
 /// Weights of a multimodal checkpoint's other towers, which a text engine leaves alone.
-const OTHER_TOWERS: &[&str] =
-    &["vision_tower", "model.visual", "multi_modal_projector", "vision_model", "audio_tower", "mtp."];
+const OTHER_TOWERS: &[&str] = &[
+    "vision_tower",
+    "model.visual",
+    "multi_modal_projector",
+    "vision_model",
+    "audio_tower",
+    "mtp.",
+    // Gemma 4's (mlx-lm's `gemma4.sanitize` drops them with or without the `model.` prefix).
+    "embed_vision",
+    "embed_audio",
+    "vision_embedder",
+    "model.vision_tower",
+    "model.audio_tower",
+    "model.multi_modal_projector",
+    "model.embed_vision",
+    "model.embed_audio",
+    "model.vision_embedder",
+];
 
 /// A tensor a family's builder asks for, as make-tiny-model records it: its name (the module's,
 /// without `.weight`, when `quantizable`), and its shape (unpacked).
