@@ -109,6 +109,17 @@ pub enum EngineError {
         /// The model's maximum.
         context_length: usize,
     },
+    /// The prompt's text is so long that it cannot fit the model's context whatever it tokenizes
+    /// to (refused without tokenizing it).
+    #[error("the prompt is {bytes} bytes, at least {min_tokens} tokens; the model's context is {context_length}")]
+    PromptTooLarge {
+        /// Bytes of prompt text (the chat template rendered).
+        bytes: usize,
+        /// The fewest tokens that text can be.
+        min_tokens: usize,
+        /// The model's maximum.
+        context_length: usize,
+    },
     /// Loading the model would exceed the memory budget even after evicting every idle,
     /// unpinned model.
     #[error("not enough memory for model `{model}`: it needs {needed_bytes} bytes, {available_bytes} are available within the budget")]

@@ -16,8 +16,10 @@ use crate::model::Model;
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
-/// Same chunk as mlx-lm's default `prefill_step_size`, so long prompts round identically.
-const PREFILL_CHUNK: usize = 2048;
+/// Same chunk as mlx-lm's default `prefill_step_size`, so long prompts round identically. The
+/// engine thread asks for smaller chunks while other sequences are decoding (see
+/// `actor::pace`), so that they keep streaming.
+pub(crate) const PREFILL_CHUNK: usize = 2048;
 
 /// What to generate from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,26 +259,6 @@ pub(crate) enum Step {
     Finished(Vec<GenerationEvent>),
 }
 
-/// Tokenizes a prompt for a model.
-pub(crate) fn prompt_tokens(
-    tokenizer: &Tokenizer,
-    prompt: &Prompt,
-    output: &crate::output::OutputFormat,
-) -> Result<(Vec<u32>, bool)> {
-    let (tokens, reasoning_open) = match prompt {
-        Prompt::Text(text) => (tokenizer.encode(text, true)?, false),
-        Prompt::Tokens(ids) => (ids.clone(), false),
-        Prompt::Chat { messages, tools, template_kwargs } => {
-            let text = crate::chat::render_with_kwargs(tokenizer, messages, tools.as_ref(), true, template_kwargs)?;
-            (tokenizer.encode(&text, false)?, output.opens_reasoning(&text))
-        }
-    };
-    if tokens.is_empty() {
-        return Err(EngineError::InvalidRequest { field: "prompt", message: "the prompt is empty".into() });
-    }
-    Ok((tokens, reasoning_open))
-}
-
 impl Sequence {
     /// Bytes of this sequence's key/value cache.
     pub(crate) fn cache_bytes(&self) -> usize {
@@ -391,10 +373,19 @@ impl Sequence {
     }
 
     /// The whole prompt, while this sequence has not started and can run it in one pass with
-    /// other new prompts: nothing taken from a prompt cache, and no longer than one prefill chunk.
-    pub(crate) fn fresh_prompt(&self) -> Option<&[u32]> {
+    /// other new prompts: nothing taken from a prompt cache, and no longer than `chunk` tokens
+    /// (at most one prefill chunk).
+    pub(crate) fn fresh_prompt(&self, chunk: usize) -> Option<&[u32]> {
         let fresh = matches!(self.phase, Phase::Prefill { next: 0 }) && self.cached == 0;
-        (fresh && self.prompt.len() <= PREFILL_CHUNK).then_some(self.prompt.as_slice())
+        (fresh && self.prompt.len() <= chunk.min(PREFILL_CHUNK)).then_some(self.prompt.as_slice())
+    }
+
+    /// Prompt positions in its cache so far (a prompt cache's included).
+    pub(crate) fn prefilled(&self) -> usize {
+        match self.phase {
+            Phase::Prefill { next } => next,
+            _ => self.prompt.len(),
+        }
     }
 
     /// Empties the cache of a sequence that has not started (after a failed batched prefill).
@@ -434,9 +425,9 @@ impl Sequence {
     }
 
     /// Advances a prompt that is not prefilled with others ([`Sequence::prefill_together`]) by
-    /// one chunk; the last step schedules its first token. Decoding sequences advance in
-    /// [`Sequence::decode_together`].
-    pub(crate) fn prefill_step(&mut self, model: &Model) -> Result<Step> {
+    /// one chunk of at most `chunk` tokens; the last step schedules its first token. Decoding
+    /// sequences advance in [`Sequence::decode_together`].
+    pub(crate) fn prefill_step(&mut self, model: &Model, chunk: usize) -> Result<Step> {
         let next = match self.phase {
             Phase::Prefill { next } => next,
             Phase::Decode { .. } => return Ok(Step::Continue),
@@ -444,7 +435,7 @@ impl Sequence {
         };
         let last = self.prompt.len() - 1;
         if next < last {
-            let end = (next + PREFILL_CHUNK).min(last);
+            let end = (next + chunk.clamp(1, PREFILL_CHUNK)).min(last);
             let chunk = Array::from_slice(&self.prompt[next..end], &[(end - next) as i32]);
             model.hidden(&chunk, &mut self.cache)?;
             mlx_rs::transforms::eval(self.cache.layers.iter().flat_map(|l| l.state()))?;

@@ -14,7 +14,8 @@ use crate::tokenizer::Tokenizer;
 pub(crate) struct Loaded {
     pub(crate) info: ModelInfo,
     pub(crate) model: Model,
-    pub(crate) tokenizer: Tokenizer,
+    /// Shared with the threads that prepare requests (see `actor::prepare`).
+    pub(crate) tokenizer: std::sync::Arc<Tokenizer>,
     pub(crate) eos: BTreeSet<u32>,
     pub(crate) last_used: Instant,
     pub(crate) keep_alive: Option<KeepAlive>,
@@ -29,12 +30,12 @@ impl Loaded {
         ModelInfo { idle_seconds: self.last_used.elapsed().as_secs(), ..self.info.clone() }
     }
 
-    /// What compiling `grammar` for a request on this model needs (run off the engine thread).
+    /// What compiling `grammar` for a request on this model needs (run off the engine thread,
+    /// which fills in `reasoning_open` once the prompt is rendered).
     pub(crate) fn compile(
         &self,
         params: &crate::generate::GenerationParams,
         grammar: &crate::constraint::Grammar,
-        reasoning_open: bool,
     ) -> Result<crate::constraint::Compile> {
         let reasoning = match &self.info.output.reasoning {
             Some((start, end)) => {
@@ -53,7 +54,7 @@ impl Loaded {
             vocab: (self.model.config.vocab_size as usize).max(self.tokenizer.vocab_size()),
             grammar: grammar.clone(),
             reasoning,
-            reasoning_open,
+            reasoning_open: false,
             trigger: params.grammar_trigger.clone(),
         })
     }
@@ -103,7 +104,7 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
     Ok(Loaded {
         info,
         model,
-        tokenizer,
+        tokenizer: std::sync::Arc::new(tokenizer),
         eos,
         last_used: Instant::now(),
         keep_alive: None,

@@ -156,8 +156,10 @@ impl Sampler {
     pub(crate) fn sample(&mut self, logits: Array, want_logprob: bool) -> Result<(Array, Option<Array>)> {
         let logits = self.apply_penalties(logits)?;
         let p = &self.params;
-        if p.temperature == 0.0 && !want_logprob {
-            // Normalising cannot move the maximum: skip it on the hot path.
+        if p.temperature == 0.0 && !want_logprob && logits.dtype() == mlx_rs::Dtype::Float32 {
+            // In float32, normalising does not move the maximum: skip it on the hot path. In 16-bit
+            // floats the subtraction can round two logits to a tie that mlx-lm's argmax (over the
+            // normalised values) breaks differently, so there the normalisation stays.
             return Ok((ops::indexing::argmax_axis(&logits, -1, false)?, None));
         }
         let logprobs = logits.subtract(logits.logsumexp_axis(-1, true)?)?;

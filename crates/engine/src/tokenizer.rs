@@ -25,6 +25,8 @@ pub struct Tokenizer {
     pub special_tokens: Vec<(String, String)>,
     /// The chat template, parsed once (or why it does not parse).
     compiled: Option<std::result::Result<crate::chat::ChatTemplate, String>>,
+    /// See [`Tokenizer::max_token_bytes`].
+    max_token_bytes: usize,
 }
 
 fn token_text(value: Option<&serde_json::Value>) -> Option<String> {
@@ -97,7 +99,12 @@ impl Tokenizer {
                 other => other.to_string(),
             })
         });
+        // Vocabulary entries are spelled at least as long as the text they stand for (byte-level
+        // BPE spells one byte as up to two, SentencePiece a space as three); doubled for
+        // normalizers that shorten the input (NFKC's ligatures).
+        let max_token_bytes = 2 * inner.get_vocab(true).keys().map(String::len).max().unwrap_or(1);
         Ok(Tokenizer {
+            max_token_bytes,
             inner,
             path,
             chat_template,
@@ -139,6 +146,13 @@ impl Tokenizer {
         self.inner
             .decode(ids, false)
             .map_err(|e| EngineError::Tokenizer { path: self.path.clone(), message: e.to_string() })
+    }
+
+    /// An upper bound on the bytes of input text one token stands for: a text of `n` bytes is at
+    /// least `n / max_token_bytes` tokens, which refuses a prompt far over a model's context
+    /// without tokenizing it.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
     }
 
     /// Number of entries in the vocabulary, added tokens included.

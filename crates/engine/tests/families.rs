@@ -345,6 +345,13 @@ async fn qwen3_5_dense_and_moe() {
 }
 
 /// Llama with `layer_types`: the sliding layers see only their window, as in mlx-lm.
+/// 16-bit logits: greedy picks the maximum of the normalised log-probabilities, as mlx-lm does
+/// (normalising can round two logits to a tie that the raw maximum would break differently).
+#[tokio::test]
+async fn llama_bf16_greedy_breaks_ties_as_mlx_lm() {
+    assert_family("llama bf16", config("llama", json!({"tie_word_embeddings": false})), &["--dtype", "bfloat16"]).await;
+}
+
 #[tokio::test]
 async fn llama_with_sliding_layer_types() {
     let llama = json!({

@@ -161,6 +161,12 @@ impl ApiError {
                 field: "messages".into(),
                 message: format!("the prompt has {prompt_tokens} tokens; this model's context is {context_length}"),
             }]),
+            EngineError::PromptTooLarge { bytes, min_tokens, context_length } => ApiError::Validation(vec![FieldError {
+                field: "messages".into(),
+                message: format!(
+                    "the prompt is {bytes} bytes, at least {min_tokens} tokens; this model's context is {context_length}"
+                ),
+            }]),
             EngineError::Grammar { message } => ApiError::Validation(vec![FieldError {
                 field: String::new(),
                 message: format!("the output constraint cannot be enforced on this model: {message}"),

@@ -16,9 +16,6 @@ use super::Running;
 
 /// At most this many prompts in one pass.
 const MAX_BATCH: usize = 16;
-/// At most this many positions (rows × longest prompt, padding included) in one pass: as much
-/// as one prefill chunk of a single long prompt.
-const MAX_POSITIONS: usize = 2048;
 
 /// Moves `first` and the requests of `running` that `joins` accepts (given the batch's size so
 /// far) into one batch: same model, reader still there with room for a token and the final event,
@@ -115,17 +112,19 @@ impl Streams {
 
 /// Prefills `first` (a new prompt, see [`Sequence::fresh_prompt`]) together with the new prompts
 /// for the same model waiting in `running` (which keeps the others), scheduling each one's first
-/// token; a large enough batch is split across `streams`. Returns each with its step result; a
+/// token; at most `positions` positions (rows × longest prompt, padding included: one prefill
+/// chunk or slice, see [`super::pace`]). A large enough batch is split across `streams`. Returns each with its step result; a
 /// failed batch is retried one request at a time, so a request only ever gets its own error.
 pub(super) fn prefill_new_prompts(
     running: &mut VecDeque<Running>,
     loaded: &Loaded,
     first: Running,
     streams: &mut Streams,
+    positions: usize,
 ) -> Vec<(Running, Result<Step>)> {
     let mut longest = first.seq.prompt_len();
-    let mut batch = gather(running, first, |r, n| match r.seq.fresh_prompt() {
-        Some(p) if longest.max(p.len()) * (n + 1) <= MAX_POSITIONS => {
+    let mut batch = gather(running, first, |r, n| match r.seq.fresh_prompt(positions) {
+        Some(p) if longest.max(p.len()) * (n + 1) <= positions => {
             longest = longest.max(p.len());
             true
         }
@@ -220,7 +219,7 @@ impl Gather {
 
     /// How long to wait for more new prompts before stepping `running`, if at all.
     pub(super) fn wait(&mut self, running: &VecDeque<Running>) -> Option<Duration> {
-        let fresh = running.iter().filter(|r| r.seq.fresh_prompt().is_some()).count();
+        let fresh = running.iter().filter(|r| r.seq.fresh_prompt(crate::generate::PREFILL_CHUNK).is_some()).count();
         self.wait_for(fresh, running.len(), Instant::now())
     }
 

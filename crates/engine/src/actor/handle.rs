@@ -62,7 +62,7 @@ impl EngineHandle {
     /// Mean-pooled, L2-normalised final hidden states of a loaded model, one per input.
     pub async fn embed(&self, request: EmbedRequest) -> Result<Embeddings> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Embed { request, reply, span: Span::current() })?;
+        self.send(Command::Embed { request, tokens: None, reply, span: Span::current() })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 

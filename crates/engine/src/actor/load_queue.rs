@@ -107,7 +107,7 @@ impl Actor {
                 id: m.info.id.clone(),
                 bytes: (m.info.weight_bytes + self.kv_cache_bytes(&m.info.id)) as u64,
                 pinned: m.info.pinned,
-                busy: !all_idle && self.running.iter().any(|r| r.model == m.info.id),
+                busy: !all_idle && self.busy(&m.info.id),
                 last_used: m.last_used,
             })
             .collect()

@@ -14,16 +14,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Span;
 
-use crate::constraint::{Compile, Constraint};
 use crate::error::{EngineError, Result};
-use crate::generate::{prompt_tokens, GenerationEvent, Sequence, Step};
+use crate::generate::{GenerationEvent, GenerationParams, Prompt, Sequence, Step};
 use crate::loaded::Loaded;
 use crate::pool::{idle_expired, KeepAlive, PoolConfig};
 use crate::progress::{LoadEvent, LoadProgress, LoadState};
 
 mod batch;
+mod embed;
 mod handle;
 mod load_queue;
+mod pace;
+mod prepare;
 mod types;
 use load_queue::LoadQueue;
 pub use types::{EmbedInput, EmbedRequest, Embeddings, EngineHealth, EngineStatus, GenerateRequest, ModelInfo};
@@ -68,8 +70,11 @@ enum Command {
         id: String,
         keep: KeepAlive,
     },
+    /// Sent by callers with `tokens: None`; comes back from the `prepare` pool with the
+    /// inputs' tokens.
     Embed {
         request: EmbedRequest,
+        tokens: Option<Result<Vec<Vec<u32>>>>,
         reply: oneshot::Sender<Result<Embeddings>>,
         span: Span,
     },
@@ -80,11 +85,11 @@ enum Command {
         events: mpsc::Sender<Result<GenerationEvent>>,
         span: Span,
     },
-    /// A constrained generation's grammar, compiled off this thread (see `Actor::compiling`);
-    /// boxed like `Generate`.
-    Compiled {
+    /// A generation's prompt tokenized (and its grammar compiled) off this thread (see
+    /// `Actor::preparing`); boxed like `Generate`.
+    Prepared {
         key: u64,
-        constraint: Box<Result<Constraint>>,
+        prepared: Box<Result<prepare::Prepared>>,
     },
     Shutdown,
 }
@@ -139,10 +144,18 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("mlx-engine".into())
             .spawn(move || {
-                let init = init_device();
-                let ok = init.is_ok();
-                let _ = ready_tx.send(init);
-                if ok {
+                let init = init_device().and_then(|()| prepare::pool());
+                let prepare = match init {
+                    Ok(pool) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Some(pool)
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        None
+                    }
+                };
+                if let Some(prepare) = prepare {
                     Actor {
                         pool,
                         models: HashMap::new(),
@@ -150,14 +163,16 @@ impl Engine {
                         batched_prompts: 0,
                         batched_tokens: 0,
                         gather: batch::Gather::default(),
+                        pace: pace::Pace::default(),
                         streams: batch::Streams::for_default_device(),
                         changes: changes_tx,
                         idle_checked: Instant::now(),
                         draining: Vec::new(),
                         progress: actor_progress,
                         waiting: LoadQueue::default(),
-                        compiling: HashMap::new(),
-                        next_compile: 0,
+                        preparing: HashMap::new(),
+                        next_key: 0,
+                        prepare,
                         own: own_tx,
                     }
                     .run(rx);
@@ -203,6 +218,16 @@ struct Running {
     seq: Sequence,
     events: mpsc::Sender<Result<GenerationEvent>>,
     span: Span,
+    /// Seconds per position of its last prefill slice (see [`pace`]).
+    rate: Option<f64>,
+}
+
+/// A generation whose prompt is being prepared (see [`prepare`]).
+struct Preparing {
+    model: String,
+    params: GenerationParams,
+    events: mpsc::Sender<Result<GenerationEvent>>,
+    span: Span,
 }
 
 struct Actor {
@@ -215,6 +240,8 @@ struct Actor {
     batched_tokens: u64,
     /// Whether new prompts wait a moment for more (see [`batch::Gather`]).
     gather: batch::Gather,
+    /// How much prompt work a step may do while others decode (see [`pace`]).
+    pace: pace::Pace,
     /// Where passes compute (see [`batch::Streams`]).
     streams: batch::Streams,
     changes: watch::Sender<u64>,
@@ -224,11 +251,13 @@ struct Actor {
     progress: LoadProgress,
     /// Loads waiting for busy models to finish.
     waiting: LoadQueue,
-    /// Constrained generations whose grammar compiles on another thread: they join `running`
-    /// when it arrives (`Command::Compiled`), so compiling never holds up other streams.
-    compiling: HashMap<u64, (Running, bool)>,
-    next_compile: u64,
-    /// This thread's own command channel, for the compile threads to answer on.
+    /// Generations whose prompt is rendered, tokenized (and grammar compiled) on the `prepare`
+    /// pool: they join `running` when that is done (`Command::Prepared`), so no request's
+    /// preparation ever holds up other streams.
+    preparing: HashMap<u64, Preparing>,
+    next_key: u64,
+    prepare: rayon::ThreadPool,
+    /// This thread's own command channel, for the preparing threads to answer on.
     own: std_mpsc::Sender<Command>,
 }
 
@@ -297,7 +326,7 @@ impl Actor {
         match command {
             Command::Load { id, path, pin, reply, span } => self.load(id, path, pin, reply, span),
             Command::Unload { id, force, reply } => {
-                if force || !self.running.iter().any(|r| r.model == id) {
+                if force || !self.busy(&id) {
                     let _ = reply.send(self.unload_now(&id));
                 } else {
                     self.draining.push((id, reply));
@@ -333,44 +362,43 @@ impl Actor {
                 });
             }
             Command::Generate { request, events, span } => {
-                let started = span.in_scope(|| self.start(&request));
-                match started {
-                    Ok((seq, reasoning_open, None)) => {
-                        let started = GenerationEvent::Started { prompt_tokens: seq.prompt_len(), reasoning_open };
-                        let _ = events.try_send(Ok(started));
-                        self.running.push_back(Running { model: request.model, seq, events, span });
-                    }
-                    Ok((seq, reasoning_open, Some(compile))) => {
-                        let key = self.next_compile;
-                        self.next_compile += 1;
+                let GenerateRequest { model, prompt, params } = *request;
+                let job = span.in_scope(|| self.job(&model, prompt, &params));
+                match job {
+                    Ok(job) => {
+                        let key = self.next_key;
+                        self.next_key += 1;
                         let own = self.own.clone();
-                        rayon::spawn(move || {
-                            let _ = own.send(Command::Compiled { key, constraint: Box::new(compile.run()) });
+                        let job_span = span.clone();
+                        self.prepare.spawn(move || {
+                            let prepared = job_span.in_scope(|| job.run());
+                            let _ = own.send(Command::Prepared { key, prepared: Box::new(prepared) });
                         });
-                        let running = Running { model: request.model, seq, events, span };
-                        self.compiling.insert(key, (running, reasoning_open));
+                        self.preparing.insert(key, Preparing { model, params, events, span });
                     }
                     Err(e) => {
                         let _ = events.try_send(Err(e));
                     }
                 }
             }
-            Command::Compiled { key, constraint } => {
-                let Some((mut r, reasoning_open)) = self.compiling.remove(&key) else { return true };
-                match *constraint {
-                    Ok(c) => {
-                        r.seq.attach(c);
-                        let started = GenerationEvent::Started { prompt_tokens: r.seq.prompt_len(), reasoning_open };
-                        let _ = r.events.try_send(Ok(started));
+            Command::Prepared { key, prepared } => {
+                let Some(p) = self.preparing.remove(&key) else { return true };
+                let started = p.span.in_scope(|| self.start(&p.model, p.params, *prepared));
+                match started {
+                    Ok((seq, reasoning_open)) => {
+                        let started = GenerationEvent::Started { prompt_tokens: seq.prompt_len(), reasoning_open };
+                        let _ = p.events.try_send(Ok(started));
+                        let r = Running { model: p.model, seq, events: p.events, span: p.span, rate: None };
                         self.running.push_back(r);
                     }
                     Err(e) => {
-                        let _ = r.events.try_send(Err(e));
+                        let _ = p.events.try_send(Err(e));
                     }
                 }
             }
-            Command::Embed { request, reply, span } => {
-                let result = span.in_scope(|| self.embed(&request));
+            Command::Embed { request, tokens: None, reply, span } => self.embed_job(request, reply, span),
+            Command::Embed { request, tokens: Some(tokens), reply, span } => {
+                let result = tokens.and_then(|all| span.in_scope(|| self.embed(&request.model, all)));
                 let _ = reply.send(result);
             }
             Command::Shutdown => return false,
@@ -378,16 +406,31 @@ impl Actor {
         true
     }
 
-    /// Removes a model (ending its running requests with `Unloaded`) and frees MLX's cache.
+    /// Whether requests are running on model `id` or being prepared for it.
+    fn busy(&self, id: &str) -> bool {
+        self.running.iter().any(|r| r.model == id) || self.preparing.values().any(|p| p.model == id)
+    }
+
+    /// Removes a model (ending its running and preparing requests with `Unloaded`) and frees
+    /// MLX's cache.
     fn unload_now(&mut self, id: &str) -> bool {
+        let unloaded = || Err(EngineError::Unloaded { model: id.to_string() });
         self.running.retain(|r| {
             let keep = r.model != id;
             if !keep {
-                let _ = r.events.try_send(Err(EngineError::Unloaded { model: id.to_string() }));
+                let _ = r.events.try_send(unloaded());
+            }
+            keep
+        });
+        self.preparing.retain(|_, p| {
+            let keep = p.model != id;
+            if !keep {
+                let _ = p.events.try_send(unloaded());
             }
             keep
         });
         let was = self.models.remove(id).is_some();
+        self.pace.forget(id);
         crate::pool::release_memory();
         if was {
             self.progress.publish(id, LoadState::NotLoaded);
@@ -401,9 +444,8 @@ impl Actor {
         if self.draining.is_empty() {
             return;
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.draining)
-            .into_iter()
-            .partition(|(id, _)| !self.running.iter().any(|r| &r.model == id));
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.draining).into_iter().partition(|(id, _)| !self.busy(id));
         self.draining = waiting;
         for (id, reply) in ready {
             let _ = reply.send(self.unload_now(&id));
@@ -414,10 +456,10 @@ impl Actor {
     fn expire_idle(&mut self) {
         let before = self.models.len();
         let default = self.pool.idle_ttl;
-        let running = &self.running;
+        let busy: std::collections::HashSet<String> = self.models.keys().filter(|id| self.busy(id)).cloned().collect();
         let progress = &self.progress;
         self.models.retain(|id, m| {
-            let busy = running.iter().any(|r| &r.model == id);
+            let busy = busy.contains(id);
             let keep = !idle_expired(m.last_used.elapsed(), m.keep_alive, default, m.info.pinned, busy);
             if !keep {
                 tracing::info!(model = %id, "unloaded after its idle TTL");
@@ -458,69 +500,50 @@ impl Actor {
         Ok(loaded)
     }
 
-    fn embed(&mut self, request: &EmbedRequest) -> Result<Embeddings> {
-        let loaded = self.use_model(&request.model)?;
-        if request.inputs.is_empty() {
-            return Err(EngineError::InvalidRequest { field: "input", message: "input must not be empty".into() });
-        }
-        let vocab = loaded.model.config.vocab_size as u32;
-        let mut all: Vec<Vec<u32>> = Vec::with_capacity(request.inputs.len());
-        for input in &request.inputs {
-            let mut tokens = match input {
-                EmbedInput::Text(text) => loaded.tokenizer.encode(text, false)?,
-                EmbedInput::Tokens(ids) => ids.clone(),
-            };
-            if tokens.is_empty() {
-                return Err(EngineError::InvalidRequest { field: "input", message: "an input is empty".into() });
-            }
-            if let Some(bad) = tokens.iter().find(|&&t| t >= vocab) {
-                return Err(EngineError::InvalidRequest {
-                    field: "input",
-                    message: format!("token id {bad} is outside the vocabulary ({vocab})"),
-                });
-            }
-            if let Some(ctx) = loaded.model.config.max_position_embeddings {
-                if tokens.len() > ctx {
-                    if !request.truncate {
-                        return Err(EngineError::ContextLength { prompt_tokens: tokens.len(), context_length: ctx });
-                    }
-                    tokens.truncate(ctx);
-                }
-            }
-            all.push(tokens);
-        }
-        // Batches of up to EMBED_BATCH inputs of similar length (sorted, so padding stays small);
-        // results go back in input order.
-        let mut order: Vec<usize> = (0..all.len()).collect();
-        order.sort_by_key(|&i| all[i].len());
-        let mut vectors = vec![Vec::new(); all.len()];
-        for chunk in order.chunks(EMBED_BATCH) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| all[i].as_slice()).collect();
-            for (&i, v) in chunk.iter().zip(loaded.model.embed_batch(&seqs)?) {
-                vectors[i] = v;
-            }
-        }
-        let prompt_tokens = all.iter().map(Vec::len).sum();
-        Ok(Embeddings { vectors, prompt_tokens })
-    }
-
-    /// The request's sequence, whether its prompt leaves the model inside reasoning, and the
-    /// compilation of its grammar when it has one (run on another thread before it starts).
-    fn start(&mut self, request: &GenerateRequest) -> Result<(Sequence, bool, Option<Compile>)> {
-        let loaded = self.use_model(&request.model)?;
-        let (tokens, reasoning_open) = prompt_tokens(&loaded.tokenizer, &request.prompt, &loaded.info.output)?;
-        let compile = match &request.params.grammar {
-            Some(grammar) => Some(loaded.compile(&request.params, grammar, reasoning_open)?),
+    /// What preparing the request needs from its model (see [`prepare`]).
+    fn job(&mut self, model: &str, prompt: Prompt, params: &GenerationParams) -> Result<prepare::Job> {
+        let loaded = self.use_model(model)?;
+        let compile = match &params.grammar {
+            Some(grammar) => Some(loaded.compile(params, grammar)?),
             None => None,
         };
-        // The model's prompt cache goes to this sequence if it shares a long enough beginning.
-        let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
-        let params = request.params.clone();
-        Ok((Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse)?, reasoning_open, compile))
+        Ok(prepare::Job {
+            tokenizer: loaded.tokenizer.clone(),
+            output: loaded.info.output.clone(),
+            prompt,
+            context: loaded.model.config.max_position_embeddings,
+            compile,
+        })
     }
 
-    /// Steps the first generation that can take a token; false when none could.
+    /// The sequence of a prepared request, and whether its prompt leaves the model inside
+    /// reasoning.
+    fn start(
+        &mut self,
+        model: &str,
+        params: GenerationParams,
+        prepared: Result<prepare::Prepared>,
+    ) -> Result<(Sequence, bool)> {
+        let prepared = prepared?;
+        let loaded = self.models.get_mut(model).ok_or_else(|| EngineError::Unloaded { model: model.to_string() })?;
+        // The model's prompt cache goes to this sequence if it shares a long enough beginning.
+        let tokens = prepared.tokens;
+        let reuse = loaded.prompt_cache.take_if(|c| c.serves(&tokens));
+        let mut seq = Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse)?;
+        if let Some(c) = prepared.constraint {
+            seq.attach(c);
+        }
+        Ok((seq, prepared.reasoning_open))
+    }
+
+    /// Steps the first generation that can take a token; false when none could. Right after a
+    /// prefill slice, a decoding sequence goes first when there is one that can take a token, so
+    /// that prompts being prefilled (however many) never hold running streams up for more than
+    /// one slice.
     fn step_one(&mut self) -> bool {
+        let ready = |r: &Running| !r.events.is_closed() && r.events.capacity() >= 2;
+        let decoding = self.running.iter().any(|r| r.seq.decoding() && ready(r));
+        let decode_first = decoding && self.pace.after_prefill();
         for _ in 0..self.running.len() {
             let Some(mut r) = self.running.pop_front() else { return false };
             if r.events.is_closed() {
@@ -528,7 +551,7 @@ impl Actor {
                 continue;
             }
             // Room for a token and the final event, so sends below never block.
-            if r.events.capacity() < 2 {
+            if !ready(&r) || (decode_first && !r.seq.decoding()) {
                 self.running.push_back(r);
                 continue;
             }
@@ -536,22 +559,31 @@ impl Actor {
                 let _ = r.events.try_send(Err(EngineError::ModelNotFound { model: r.model.clone() }));
                 continue;
             };
-            let stepped = if r.seq.fresh_prompt().is_some() {
-                let stepped = batch::prefill_new_prompts(&mut self.running, loaded, r, &mut self.streams);
-                self.gather.prefilled();
-                if stepped.len() > 1 {
-                    self.batched_prompts += stepped.len() as u64;
-                }
-                stepped
-            } else if r.seq.decoding() {
+            let stepped = if r.seq.decoding() {
+                self.pace.starting(pace::Work::Decode);
                 let stepped = batch::decode_running(&mut self.running, loaded, r);
                 if stepped.len() > 1 {
                     self.batched_tokens += stepped.len() as u64;
                 }
                 stepped
             } else {
-                let step = r.span.in_scope(|| r.seq.prefill_step(&loaded.model));
-                vec![(r, step)]
+                self.pace.starting(pace::Work::Prefill);
+                let positions = self.pace.batch(&r.model, decoding);
+                if r.seq.fresh_prompt(positions).is_some() {
+                    let stepped =
+                        batch::prefill_new_prompts(&mut self.running, loaded, r, &mut self.streams, positions);
+                    self.gather.prefilled();
+                    if stepped.len() > 1 {
+                        self.batched_prompts += stepped.len() as u64;
+                    }
+                    stepped
+                } else {
+                    let (before, started) = (r.seq.prefilled(), Instant::now());
+                    let chunk = self.pace.chunk(&r.model, decoding, r.rate);
+                    let step = r.span.in_scope(|| r.seq.prefill_step(&loaded.model, chunk));
+                    r.rate = self.pace.prefilled(&r.model, r.seq.prefilled() - before, started.elapsed()).or(r.rate);
+                    vec![(r, step)]
+                }
             };
             for (r, step) in stepped {
                 self.deliver(r, step);
