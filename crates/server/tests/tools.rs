@@ -320,3 +320,21 @@ async fn requests_that_fail_validation_load_nothing() {
     assert!(!loaded(&s).await.contains(&"idle".to_string()), "a rejected request must not load its model");
     // (Models are only evicted to make room for a load, so nothing else was evicted either.)
 }
+
+/// A prompt longer than the model's context (2048) is a 422 naming `messages`, whether its size
+/// alone proves it (refused untokenized) or it has to be tokenized first (off the engine thread);
+/// the model keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_over_the_context_are_422_naming_messages() {
+    let (s, _dir) = server().await;
+    for words in [1_000_000, 3_000] {
+        let body = json!({"model": "idle", "messages": [{"role": "user", "content": "ab ".repeat(words)}], "max_tokens": 5});
+        let r = s.post("/v1/chat/completions", body).send().await.unwrap();
+        let problem = common::assert_problem(r, 422, "validation_error").await;
+        assert_eq!(problem["errors"][0]["field"], "messages", "{words} words: {problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("context is 2048"), "{words} words: {message}");
+    }
+    let r = s.post("/v1/chat/completions", chat("idle", false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
