@@ -280,6 +280,42 @@ async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
     assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
 }
 
+/// A forced call in Qwen3-Coder's XML-ish syntax from a random-weight model: one parameter tag per
+/// argument, strings as plain text, integers as JSON, read back as a call valid for the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_qwen3_coder_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let path = dir.path().join("random-coder");
+    let specials = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"];
+    let template = template("Qwen-Qwen2.5-7B-Instruct.jinja");
+    mlx_manager_engine::tiny::write_templated_model(&path, &template, &specials, &["<|im_end|>"]).unwrap();
+    let tc = path.join("tokenizer_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    config["tool_parser_type"] = json!("qwen3_coder");
+    std::fs::write(&tc, config.to_string()).unwrap();
+    s.state.registry.insert("random-coder", &path);
+    let mut req = chat("random-coder", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "days"]}}}]);
+    req["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+    req["parallel_tool_calls"] = json!(false);
+    req["max_tokens"] = json!(200);
+    for seed in 0..3 {
+        req["seed"] = json!(seed);
+        req["temperature"] = json!(1.0);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+        assert_eq!(call["name"], "get_weather", "{r}");
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].as_str().is_some_and(|c| !c.is_empty() && c.chars().count() <= 8), "{args}");
+        assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+        assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
+        assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
     let (s, _dir) = server().await;
@@ -328,13 +364,14 @@ async fn requests_that_fail_validation_load_nothing() {
 async fn prompts_over_the_context_are_422_naming_messages() {
     let (s, _dir) = server().await;
     for words in [1_000_000, 3_000] {
-        let body = json!({"model": "idle", "messages": [{"role": "user", "content": "ab ".repeat(words)}], "max_tokens": 5});
+        let body =
+            json!({"model": AGENT, "messages": [{"role": "user", "content": "ab ".repeat(words)}], "max_tokens": 5});
         let r = s.post("/v1/chat/completions", body).send().await.unwrap();
         let problem = common::assert_problem(r, 422, "validation_error").await;
         assert_eq!(problem["errors"][0]["field"], "messages", "{words} words: {problem}");
         let message = problem["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains("context is 2048"), "{words} words: {message}");
     }
-    let r = s.post("/v1/chat/completions", chat("idle", false)).send().await.unwrap();
+    let r = s.post("/v1/chat/completions", chat(AGENT, false)).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

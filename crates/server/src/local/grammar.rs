@@ -101,9 +101,52 @@ fn call_schema(tools: &[&Tool], arguments: &str) -> Value {
     mlx_manager_engine::bounded_whitespace(json!({"anyOf": each}))
 }
 
+/// A Qwen3-Coder call of any allowed tool, as its template writes calls: one
+/// `<parameter=KEY>\nVALUE\n</parameter>` per argument, the required ones in declared order, then
+/// the others, each optional. A string value is plain text on one line, without `<` (at most its
+/// `maxLength`, else 256 characters); any other value is JSON following its schema (the parser
+/// converts by the declared type).
+fn qwen3_coder_call(tools: &[&Tool]) -> String {
+    let fns: Vec<String> = (0..tools.len()).map(|i| format!("fn_{i}")).collect();
+    let mut lark = format!("call: \"<tool_call>\" \"\\n\" ({}) \"</tool_call>\"\n", fns.join(" | "));
+    for (i, tool) in tools.iter().enumerate() {
+        let schema = parameters(tool);
+        let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let required: Vec<&str> =
+            schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut order: Vec<(&String, bool)> =
+            props.keys().filter(|k| required.contains(&k.as_str())).map(|k| (k, true)).collect();
+        order.extend(props.keys().filter(|k| !required.contains(&k.as_str())).map(|k| (k, false)));
+        let mut body = Vec::new();
+        for (k, (key, needed)) in order.into_iter().enumerate() {
+            let sub = &props[key];
+            let text = sub.get("type").and_then(Value::as_str).is_none_or(|t| t == "string");
+            let value = match sub.get("enum").and_then(Value::as_array) {
+                // Plain text: the choices as written, not as JSON strings.
+                Some(choices) if text => {
+                    let alternatives: Vec<String> =
+                        choices.iter().filter_map(Value::as_str).map(|c| Value::String(c.into()).to_string()).collect();
+                    format!("({})", alternatives.join(" | "))
+                }
+                None if text => {
+                    let most = sub.get("maxLength").and_then(Value::as_u64).unwrap_or(256).max(1);
+                    format!("/[^<\\n]{{1,{most}}}/")
+                }
+                _ => format!("%json {}", mlx_manager_engine::bounded_whitespace(sub.clone())),
+            };
+            let tag = Value::String(format!("<parameter={key}>"));
+            lark.push_str(&format!("p_{i}_{k}: {tag} \"\\n\" {value} \"\\n\" \"</parameter>\" \"\\n\"\n"));
+            body.push(if needed { format!("p_{i}_{k}") } else { format!("p_{i}_{k}?") });
+        }
+        let open = Value::String(format!("<function={}>", tool.function().name));
+        lark.push_str(&format!("fn_{i}: {open} \"\\n\" {} \"</function>\" \"\\n\"\n", body.join(" ")));
+    }
+    lark
+}
+
 /// The grammar of a forced call in `format` (None: the choice forces nothing, or this format's
-/// calls cannot be written as a grammar yet — Qwen3-Coder, Mistral, Gemma — then the model is
-/// only shown the allowed tools).
+/// calls cannot be written as a grammar yet — Mistral, Gemma — then the model is only shown the
+/// allowed tools).
 pub(crate) fn forced_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -120,6 +163,10 @@ pub(crate) fn forced_call(
             )
         }
         ToolFormat::Llama3 => format!("start: body\nbody: %json {}", call_schema(&allowed, "parameters")),
+        ToolFormat::Qwen3Coder => {
+            let more = if parallel { " (\"\\n\" call)*" } else { "" };
+            format!("start: call{more}\n{}", qwen3_coder_call(&allowed))
+        }
         // gpt-oss: the prompt ends with `<|start|>assistant`; a call is the recipient, the
         // commentary channel and the arguments (as its template writes calls), then `<|call|>`.
         ToolFormat::Harmony => {
