@@ -57,13 +57,15 @@ fn push_block(messages: &mut Vec<an::Message>, role: Role, block: Block) {
 /// An OpenAI chat request as an Anthropic Messages request.
 pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
     refuse_extra(&req.extra, "Anthropic Messages API")?;
-    let neutral: [(&str, bool); 14] = [
+    let neutral: [(&str, bool); 16] = [
         ("seed", req.seed.is_none()),
         ("response_format", matches!(req.response_format, None | Some(crate::openai::ResponseFormat::Text))),
         ("guided_json", req.guided.guided_json.is_none()),
         ("guided_regex", req.guided.guided_regex.is_none()),
         ("guided_grammar", req.guided.guided_grammar.is_none()),
         ("guided_choice", req.guided.guided_choice.is_none()),
+        ("draft_model", req.speculative.draft_model.is_none()),
+        ("num_draft_tokens", req.speculative.num_draft_tokens.is_none()),
         ("n", req.n.is_none_or(|n| n == 1)),
         ("logprobs", req.logprobs != Some(true)),
         ("top_logprobs", req.top_logprobs.is_none_or(|n| n == 0)),
@@ -362,6 +364,8 @@ pub fn for_openai(req: &mut ChatRequest) -> Result<()> {
         ("guided_regex", req.guided.guided_regex.is_some()),
         ("guided_grammar", req.guided.guided_grammar.is_some()),
         ("guided_choice", req.guided.guided_choice.is_some()),
+        ("draft_model", req.speculative.draft_model.is_some()),
+        ("num_draft_tokens", req.speculative.num_draft_tokens.is_some()),
     ];
     match refused.iter().find(|(_, set)| *set) {
         Some((field, _)) => Err(ApiTypeError::untranslatable(*field, "OpenAI's API has no such parameter")),

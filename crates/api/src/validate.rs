@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::anthropic::{self as an, MessagesRequest};
 use crate::error::FieldError;
 use crate::openai::{
-    ChatRequest, CompletionRequest, EmbeddingsRequest, Guided, Message, NamedToolChoice, ResponseFormat, TextOrTokens,
-    Tool, ToolChoice, ToolChoiceMode,
+    ChatRequest, CompletionRequest, EmbeddingsRequest, Guided, Message, NamedToolChoice, ResponseFormat, Speculative,
+    TextOrTokens, Tool, ToolChoice, ToolChoiceMode, MAX_DRAFT_TOKENS,
 };
 
 /// `reasoning_effort` values.
@@ -113,6 +113,16 @@ fn structured(c: &mut Checks, format: Option<&ResponseFormat>, guided: &Guided) 
     }
 }
 
+/// A draft model's fields: a name, and a proposal count in range.
+fn speculative(c: &mut Checks, s: &Speculative) {
+    c.check(s.draft_model.as_ref().is_none_or(|m| !m.is_empty()), "draft_model", "must name a model");
+    c.check(
+        s.num_draft_tokens.is_none_or(|n| (1..=MAX_DRAFT_TOKENS).contains(&n)),
+        "num_draft_tokens",
+        format!("must be between 1 and {MAX_DRAFT_TOKENS}"),
+    );
+}
+
 impl ChatRequest {
     /// The API's own checks.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -141,6 +151,7 @@ impl ChatRequest {
             );
         }
         structured(&mut c, self.response_format.as_ref(), &self.guided);
+        speculative(&mut c, &self.speculative);
         let tools = self.tools.as_deref().unwrap_or_default();
         let mut names = BTreeSet::new();
         for (i, t) in tools.iter().enumerate() {
@@ -198,6 +209,7 @@ impl CompletionRequest {
         c.stops(&self.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(), "stop", Some(MAX_STOP));
         c.check(self.logprobs.is_none_or(|n| n <= 5), "logprobs", "must be between 0 and 5");
         structured(&mut c, self.response_format.as_ref(), &self.guided);
+        speculative(&mut c, &self.speculative);
         c.check(
             self.stream_options.is_none() || self.stream == Some(true),
             "stream_options",

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Do not register models found in the Hugging Face cache.
     #[arg(long)]
     no_hf_cache: bool,
+    /// Speculative decoding: `MODEL=DRAFT` (registered ids) has DRAFT propose MODEL's tokens,
+    /// unless a request names its own `draft_model` (repeatable).
+    #[arg(long = "draft-model", value_name = "MODEL=DRAFT", value_parser = draft_pair)]
+    draft_models: Vec<(String, String)>,
     /// Load (and pin) this registered model id at start-up, in the background (repeatable).
     #[arg(long = "preload", value_name = "ID")]
     preload: Vec<String>,
@@ -99,6 +103,8 @@ pub enum ServeError {
     Telemetry(#[from] mlx_manager_telemetry::TelemetryError),
     #[error("--preload {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
     UnknownPreload(String),
+    #[error("--draft-model {0}: no such model is registered (use its folder name or Hugging Face repo id)")]
+    UnknownDraft(String),
 }
 
 async fn shutdown_signal() {
@@ -117,6 +123,14 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// `MODEL=DRAFT`.
+fn draft_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((model, draft)) if !model.is_empty() && !draft.is_empty() => Ok((model.into(), draft.into())),
+        _ => Err("expected MODEL=DRAFT (two registered model ids)".into()),
+    }
 }
 
 pub fn run(a: ServeArgs) -> Result<(), ServeError> {
@@ -148,6 +162,7 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         allowed_origins: a.allowed_origins,
         max_body_bytes: a.max_body_bytes,
         metrics: a.metrics,
+        draft_models: a.draft_models.iter().cloned().collect(),
     };
     let state = built.services.app_state(settings, a.max_concurrent);
     let preload = a
@@ -155,6 +170,11 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         .iter()
         .map(|id| state.registry.get(id).ok_or_else(|| ServeError::UnknownPreload(id.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    a.draft_models
+        .iter()
+        .flat_map(|(model, draft)| [model, draft])
+        .find(|id| state.registry.get(id).is_none())
+        .map_or(Ok(()), |id| Err(ServeError::UnknownDraft(id.clone())))?;
     runtime.block_on(async {
         let addr: SocketAddr = format!("{}:{}", a.host, a.port)
             .parse()

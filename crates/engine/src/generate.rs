@@ -16,6 +16,10 @@ use crate::model::Model;
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
+mod speculative;
+pub(crate) use speculative::DraftState;
+pub use speculative::{Draft, MAX_DRAFT_TOKENS};
+
 /// Same chunk as mlx-lm's default `prefill_step_size`, so long prompts round identically. The
 /// engine thread asks for smaller chunks while other sequences are decoding (see
 /// `actor::pace`), so that they keep streaming.
@@ -61,6 +65,9 @@ pub struct GenerationParams {
     /// time it completes): a tool call's arguments under `tool_choice: auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar_trigger: Option<String>,
+    /// Speculative decoding: a loaded draft model proposes tokens that this model verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Draft>,
 }
 
 impl Default for GenerationParams {
@@ -73,6 +80,7 @@ impl Default for GenerationParams {
             logprobs: false,
             grammar: None,
             grammar_trigger: None,
+            draft: None,
         }
     }
 }
@@ -101,6 +109,9 @@ pub struct Usage {
     /// Prompt tokens whose keys and values came from the model's prompt cache (not recomputed).
     #[serde(default)]
     pub cached_tokens: usize,
+    /// With a draft model: tokens it proposed, and how many of them this model accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_tokens: Option<(usize, usize)>,
 }
 
 impl Usage {
@@ -196,6 +207,10 @@ enum Phase {
     Decode {
         pending: (Array, Option<Array>),
     },
+    /// Decoding with a draft model: `last` was generated and sent, not yet read by the model.
+    Speculate {
+        last: u32,
+    },
     Finished,
 }
 
@@ -217,6 +232,8 @@ pub(crate) struct Sequence {
     first_token: Option<Instant>,
     /// The grammar its tokens must follow.
     constraint: Option<Constraint>,
+    /// Its draft model's state, when it decodes speculatively.
+    draft: Option<DraftState>,
 }
 
 /// Shorter shared beginnings are recomputed: reuse pays off for long prefixes (a conversation's
@@ -255,8 +272,27 @@ pub(crate) enum Step {
     Continue,
     /// A token to send; the sequence goes on.
     Token(GenerationEvent),
+    /// Several tokens to send (a speculative round); the sequence goes on.
+    Tokens(Vec<GenerationEvent>),
     /// The last events of the sequence.
     Finished(Vec<GenerationEvent>),
+}
+
+/// A generated token, read.
+enum Taken {
+    Token(GenerationEvent),
+    /// The sequence ended (with this token's event when it counts).
+    End(Step),
+}
+
+/// The id (and log-probability) of a computed token.
+fn read_token((token, logprob): (Array, Option<Array>)) -> Result<(u32, Option<f32>)> {
+    let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
+    let logprob = match logprob {
+        Some(l) => Some(l.try_item_cast::<f32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?),
+        None => None,
+    };
+    Ok((id, logprob))
 }
 
 impl Sequence {
@@ -333,6 +369,7 @@ impl Sequence {
             started: Instant::now(),
             first_token: None,
             constraint: None,
+            draft: None,
         })
     }
 
@@ -430,7 +467,7 @@ impl Sequence {
     pub(crate) fn prefill_step(&mut self, model: &Model, chunk: usize) -> Result<Step> {
         let next = match self.phase {
             Phase::Prefill { next } => next,
-            Phase::Decode { .. } => return Ok(Step::Continue),
+            Phase::Decode { .. } | Phase::Speculate { .. } => return Ok(Step::Continue),
             Phase::Finished => return Ok(Step::Finished(Vec::new())),
         };
         let last = self.prompt.len() - 1;
@@ -453,9 +490,10 @@ impl Sequence {
         self.generated + 1 < self.params.max_tokens
     }
 
-    /// Whether this sequence's next token is scheduled (it can join [`Sequence::decode_together`]).
+    /// Whether this sequence is past its prompt: its next token is scheduled (it can join
+    /// [`Sequence::decode_together`] unless it is [`Sequence::speculative`]).
     pub(crate) fn decoding(&self) -> bool {
-        matches!(self.phase, Phase::Decode { .. })
+        matches!(self.phase, Phase::Decode { .. } | Phase::Speculate { .. })
     }
 
     /// Advances every sequence of `seqs` (all [`Sequence::decoding`], same model) by one token,
@@ -472,7 +510,7 @@ impl Sequence {
             .iter_mut()
             .map(|s| match std::mem::replace(&mut s.phase, Phase::Finished) {
                 Phase::Decode { pending } => pending,
-                _ => unreachable!("decode_together takes decoding sequences"),
+                _ => unreachable!("decode_together takes decoding sequences without a draft"),
             })
             .collect();
         let going: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].goes_on()).collect();
@@ -523,35 +561,47 @@ impl Sequence {
         &mut self,
         tokenizer: &Tokenizer,
         eos: &std::collections::BTreeSet<u32>,
-        (token, logprob): (Array, Option<Array>),
+        current: (Array, Option<Array>),
         next: Option<(Array, Option<Array>)>,
     ) -> Result<Step> {
-        let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
-        let logprob = match logprob {
-            Some(l) => Some(l.try_item_cast::<f32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?),
-            None => None,
-        };
+        let (id, logprob) = read_token(current)?;
+        match self.take(tokenizer, eos, id, logprob, next.is_none())? {
+            Taken::Token(event) => {
+                self.phase = Phase::Decode { pending: next.expect("not the last") };
+                Ok(Step::Token(event))
+            }
+            Taken::End(step) => Ok(step),
+        }
+    }
+
+    /// Takes generated token `id`: its event, or the end of the sequence (a stop token or string,
+    /// or `last`: `max_tokens` reached).
+    fn take(
+        &mut self,
+        tokenizer: &Tokenizer,
+        eos: &std::collections::BTreeSet<u32>,
+        id: u32,
+        logprob: Option<f32>,
+        last: bool,
+    ) -> Result<Taken> {
         if self.first_token.is_none() {
             self.first_token = Some(Instant::now());
         }
         self.history.push(id);
         if eos.contains(&id) || self.params.stop_token_ids.contains(&id) {
-            return self.finish(tokenizer, FinishReason::Stop, None, None);
+            return self.finish(tokenizer, FinishReason::Stop, None, None).map(Taken::End);
         }
         self.generated += 1;
         let piece = self.decoder.push(tokenizer, id)?;
         let (text, hit) = self.stop.push(&piece);
         let event = GenerationEvent::Token { id, text, logprob };
         if hit.is_some() {
-            return self.finish(tokenizer, FinishReason::Stop, hit, Some(event));
+            return self.finish(tokenizer, FinishReason::Stop, hit, Some(event)).map(Taken::End);
         }
-        match next {
-            Some(pending) => {
-                self.phase = Phase::Decode { pending };
-                Ok(Step::Token(event))
-            }
-            None => self.finish(tokenizer, FinishReason::Length, None, Some(event)),
+        if last {
+            return self.finish(tokenizer, FinishReason::Length, None, Some(event)).map(Taken::End);
         }
+        Ok(Taken::Token(event))
     }
 
     fn finish(
@@ -586,6 +636,7 @@ impl Sequence {
             prompt_seconds: first.duration_since(self.started).as_secs_f64(),
             generation_seconds: Instant::now().duration_since(first).max(Duration::from_nanos(1)).as_secs_f64(),
             cached_tokens: self.cached,
+            draft_tokens: self.draft.as_ref().map(DraftState::counts),
         };
         let mut events: Vec<GenerationEvent> = last.into_iter().collect();
         events.push(GenerationEvent::Done { text, finish_reason: reason, stop_sequence, usage });

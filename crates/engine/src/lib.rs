@@ -34,7 +34,7 @@ pub use actor::{
 pub use chat::ChatMessage;
 pub use constraint::{bounded_whitespace, Grammar, JSON_WHITESPACE};
 pub use error::{EngineError, Result};
-pub use generate::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
+pub use generate::{Draft, FinishReason, GenerationEvent, GenerationParams, Prompt, Usage, MAX_DRAFT_TOKENS};
 pub use model::{family_names, supported_model_types, Model};
 pub use pool::{total_memory, KeepAlive, PoolConfig};
 pub use progress::{LoadEvent, LoadState};

@@ -72,6 +72,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Serve Prometheus metrics on `/metrics`.
     pub metrics: bool,
+    /// Per model id: the draft model (a registered id) that proposes its tokens unless a request
+    /// names its own (speculative decoding).
+    pub draft_models: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ServerSettings {
@@ -82,6 +85,7 @@ impl Default for ServerSettings {
             allowed_origins: Vec::new(),
             max_body_bytes: 32 << 20,
             metrics: false,
+            draft_models: Default::default(),
         }
     }
 }

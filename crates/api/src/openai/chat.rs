@@ -293,6 +293,20 @@ pub struct Guided {
     pub guided_choice: Option<Vec<String>>,
 }
 
+/// Speculative decoding (mlx_lm.server's request fields), shared by chat and completions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Speculative {
+    /// A model with the same vocabulary that proposes tokens for the requested one to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_model: Option<String>,
+    /// Tokens the draft proposes per step (1–16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_draft_tokens: Option<u32>,
+}
+
+/// Most tokens a draft may propose per step.
+pub const MAX_DRAFT_TOKENS: u32 = 16;
+
 impl Guided {
     /// Whether any is set.
     pub fn is_set(&self) -> bool {
@@ -385,6 +399,9 @@ pub struct ChatRequest {
     /// vLLM's guided decoding fields.
     #[serde(flatten)]
     pub guided: Guided,
+    /// Speculative decoding with a draft model.
+    #[serde(flatten)]
+    pub speculative: Speculative,
     /// Extra chat template variables (vLLM's and SGLang's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template_kwargs: Option<Map<String, Value>>,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::chat::{FinishReason, Guided, ResponseFormat, Stop, StreamOptions};
+use super::chat::{FinishReason, Guided, ResponseFormat, Speculative, Stop, StreamOptions};
 use crate::usage::OpenAiUsage;
 
 /// A prompt or embedding input: text, texts, tokens, token lists.
@@ -72,6 +72,9 @@ pub struct CompletionRequest {
     /// vLLM's guided decoding fields.
     #[serde(flatten)]
     pub guided: Guided,
+    /// Speculative decoding with a draft model.
+    #[serde(flatten)]
+    pub speculative: Speculative,
     /// Stream chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,

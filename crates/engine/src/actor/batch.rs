@@ -31,7 +31,7 @@ fn gather(
         let fits = batch.len() < MAX_BATCH
             && r.model == batch[0].model
             && !r.events.is_closed()
-            && r.events.capacity() >= 2
+            && r.events.capacity() >= r.seq.room()
             && joins(&r, batch.len());
         if fits {
             batch.push(r);
@@ -170,7 +170,7 @@ pub(super) fn decode_running(
     loaded: &Loaded,
     first: Running,
 ) -> Vec<(Running, Result<Step>)> {
-    let mut batch = gather(running, first, |r, _| r.seq.decoding());
+    let mut batch = gather(running, first, |r, _| r.seq.decoding() && !r.seq.speculative());
     let result = {
         let span = batch[0].span.clone();
         let mut seqs: Vec<&mut Sequence> = batch.iter_mut().map(|r| &mut r.seq).collect();

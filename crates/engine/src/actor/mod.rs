@@ -408,7 +408,8 @@ impl Actor {
 
     /// Whether requests are running on model `id` or being prepared for it.
     fn busy(&self, id: &str) -> bool {
-        self.running.iter().any(|r| r.model == id) || self.preparing.values().any(|p| p.model == id)
+        self.running.iter().any(|r| r.model == id || r.seq.draft_model() == Some(id))
+            || self.preparing.values().any(|p| p.model == id || p.params.draft.as_ref().is_some_and(|d| d.model == id))
     }
 
     /// Removes a model (ending its running and preparing requests with `Unloaded`) and frees
@@ -525,6 +526,7 @@ impl Actor {
         prepared: Result<prepare::Prepared>,
     ) -> Result<(Sequence, bool)> {
         let prepared = prepared?;
+        let draft = params.draft.clone();
         let loaded = self.models.get_mut(model).ok_or_else(|| EngineError::Unloaded { model: model.to_string() })?;
         // The model's prompt cache goes to this sequence if it shares a long enough beginning.
         let tokens = prepared.tokens;
@@ -532,6 +534,10 @@ impl Actor {
         let mut seq = Sequence::new(&loaded.model, &loaded.tokenizer, tokens, params, reuse)?;
         if let Some(c) = prepared.constraint {
             seq.attach(c);
+        }
+        if let Some(spec) = draft {
+            let with = self.models.get(&spec.model).ok_or(EngineError::ModelNotFound { model: spec.model.clone() })?;
+            seq.with_draft(&self.models[model].model, &spec, &with.model)?;
         }
         Ok((seq, prepared.reasoning_open))
     }
@@ -541,7 +547,7 @@ impl Actor {
     /// that prompts being prefilled (however many) never hold running streams up for more than
     /// one slice.
     fn step_one(&mut self) -> bool {
-        let ready = |r: &Running| !r.events.is_closed() && r.events.capacity() >= 2;
+        let ready = |r: &Running| !r.events.is_closed() && r.events.capacity() >= r.seq.room();
         let decoding = self.running.iter().any(|r| r.seq.decoding() && ready(r));
         let decode_first = decoding && self.pace.after_prefill();
         for _ in 0..self.running.len() {
@@ -559,7 +565,17 @@ impl Actor {
                 let _ = r.events.try_send(Err(EngineError::ModelNotFound { model: r.model.clone() }));
                 continue;
             };
-            let stepped = if r.seq.decoding() {
+            let stepped = if r.seq.speculative() {
+                self.pace.starting(pace::Work::Decode);
+                let draft = r.seq.draft_model().and_then(|d| self.models.get(d));
+                let step = match draft {
+                    Some(draft) => {
+                        r.span.in_scope(|| r.seq.speculate(&loaded.model, &draft.model, &loaded.tokenizer, &loaded.eos))
+                    }
+                    None => Err(EngineError::ModelNotFound { model: r.seq.draft_model().unwrap_or_default().into() }),
+                };
+                vec![(r, step)]
+            } else if r.seq.decoding() {
                 self.pace.starting(pace::Work::Decode);
                 let stepped = batch::decode_running(&mut self.running, loaded, r);
                 if stepped.len() > 1 {
@@ -599,6 +615,11 @@ impl Actor {
             Ok(Step::Continue) => self.running.push_back(r),
             Ok(Step::Token(event)) => {
                 if r.events.try_send(Ok(event)).is_ok() {
+                    self.running.push_back(r);
+                }
+            }
+            Ok(Step::Tokens(events)) => {
+                if events.into_iter().all(|e| r.events.try_send(Ok(e)).is_ok()) {
                     self.running.push_back(r);
                 }
             }

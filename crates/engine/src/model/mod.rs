@@ -199,6 +199,19 @@ impl Model {
         self.vocab_logits(&h)
     }
 
+    /// Logits of every position of `tokens`, `[len, vocab]` (a draft's proposals verified in
+    /// one pass).
+    pub(crate) fn logits_all(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
+        let h = self.hidden(tokens, cache)?;
+        self.vocab_logits(&h)
+    }
+
+    /// Whether its cache can go back a few positions (speculative decoding drops what the
+    /// model did not accept): not with recurrent layers, whose state holds no past positions.
+    pub(crate) fn can_rewind(&self) -> bool {
+        !self.arch.cache_kinds().contains(&crate::cache::CacheKind::Recurrent)
+    }
+
     /// The final norm and the vocabulary projection of hidden states `[rows, hidden]`.
     fn vocab_logits(&self, h: &Array) -> Result<Array> {
         self.arch.logits(&self.arch.final_norm(h)?)

@@ -113,6 +113,7 @@ pub(crate) async fn serve(
             params.grammar_trigger = Some(trigger);
         }
     }
+    params.draft = super::draft::draft(state, &req.model, &req.speculative, params.grammar.is_some(), deadline).await?;
     let run = Run::start(state, &req.model, prompt, params, deadline).await?;
     let ids = if info.output.tools == Some(ToolFormat::Mistral) { CallIds::Mistral } else { ids };
     let parser = OutputParser::new(&info.output, tools_json.as_ref(), run.reasoning_open);

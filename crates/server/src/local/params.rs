@@ -71,6 +71,7 @@ impl Sampling {
             logprobs,
             grammar: None,
             grammar_trigger: None,
+            draft: None,
         }
     }
 }

@@ -53,6 +53,8 @@ pub(crate) async fn serve(
     ensure_loaded(&state, &req.model, deadline, keep_alive).await?;
     let mut params = Sampling::from(&req).params(req.max_tokens.unwrap_or(16), req.logprobs.is_some());
     params.grammar = crate::local::grammar::requested(req.response_format.as_ref(), &req.guided).map(|(g, _)| g);
+    params.draft =
+        crate::local::draft::draft(&state, &req.model, &req.speculative, params.grammar.is_some(), deadline).await?;
     let id = format!("cmpl-{}", ctx.request_id.trim_start_matches("req_"));
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let encoder = CompletionEncoder::new(id, chrono::Utc::now().timestamp(), &req.model, include_usage, prompts.len());
