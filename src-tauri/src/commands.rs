@@ -72,7 +72,8 @@ pub async fn reset_timeouts(ctl: Ctl<'_>) -> Result<Timeouts, CommandError> {
     ctl.set_timeouts(Timeouts::default()).await
 }
 
-/// Saves and applies pool limits.
+/// Saves and applies pool limits, start-up models and per-model drafts (a model cannot be its own
+/// draft; both must be registered). A change of drafts restarts a running listener.
 #[tauri::command]
 #[specta::specta]
 pub async fn set_pool_settings(ctl: Ctl<'_>, pool: PoolSettings) -> Result<PoolSettings, CommandError> {

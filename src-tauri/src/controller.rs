@@ -250,14 +250,7 @@ impl Controller {
             }
         };
         let url = bound.local_addr().map(|a| format!("http://{a}")).unwrap_or_else(|_| format!("http://{address}"));
-        let server_settings = ServerSettings {
-            timeouts: settings.timeouts,
-            api_key: settings.server.api_key.clone().map(Into::into),
-            allowed_origins: settings.server.allowed_origins.clone(),
-            metrics: settings.server.metrics,
-            ..ServerSettings::default()
-        };
-        let state = self.0.services.app_state(server_settings, MAX_CONCURRENT);
+        let state = self.0.services.app_state(server_settings(&settings), MAX_CONCURRENT);
         for (id, path) in crate::first_run::own_models(&self.own_models_dir()) {
             state.registry.insert(id, path);
         }
@@ -328,17 +321,38 @@ impl Controller {
         Ok(timeouts)
     }
 
-    /// Validates, saves and applies new pool limits.
+    /// Validates, saves and applies new pool limits, start-up models and drafts. The running
+    /// server reads its per-model drafts only when it starts (a running `AppState` has no setter
+    /// for them), so a change of drafts restarts a running listener (in-flight requests finish
+    /// first, up to 30 s); the other pool settings apply without a restart.
     pub async fn set_pool_settings(&self, pool: PoolSettings) -> Result<PoolSettings, CommandError> {
         pool.validate()?;
-        for id in &pool.preload {
+        for id in pool.preload.iter().chain(pool.drafts.iter().flat_map(|(model, draft)| [model, draft])) {
             self.entry(id)?;
         }
         self.0.services.store.put_setting(POOL_KEY, &pool).await?;
         self.0.services.engine.set_pool(pool.to_pool_config()).map_err(|e| CommandError::from_engine(e, ""))?;
-        self.0.settings.write().expect("settings lock").pool = pool.clone();
+        let previous = std::mem::replace(&mut self.0.settings.write().expect("settings lock").pool, pool.clone());
         self.publish_settings();
+        if previous.drafts != pool.drafts {
+            self.restart_listener().await?;
+        }
         Ok(pool)
+    }
+
+    /// Stops and starts the listener again when one is up, so that it reads the saved settings.
+    async fn restart_listener(&self) -> Result<(), CommandError> {
+        if self.0.listener.lock().await.is_none() {
+            return Ok(());
+        }
+        self.stop_server().await;
+        self.start_server().await.map(drop)
+    }
+
+    /// The settings the running listener serves with: its own copy, read per request (None when
+    /// no listener is up).
+    pub async fn served_settings(&self) -> Option<ServerSettings> {
+        self.0.listener.lock().await.as_ref().map(|l| l.state.settings())
     }
 
     /// Saves the desktop settings (the shell applies them to the OS first).
@@ -567,6 +581,19 @@ impl Controller {
         self.stop_server().await;
         let engine = self.0.engine_owner.lock().expect("engine lock").take();
         drop(engine);
+    }
+}
+
+/// The server's settings for the app's: the listener's API key and origins, the timeouts, the
+/// pool's per-model drafts.
+fn server_settings(settings: &AppSettings) -> ServerSettings {
+    ServerSettings {
+        timeouts: settings.timeouts,
+        api_key: settings.server.api_key.clone().map(Into::into),
+        allowed_origins: settings.server.allowed_origins.clone(),
+        metrics: settings.server.metrics,
+        draft_models: settings.pool.drafts.clone(),
+        ..ServerSettings::default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The settings the window edits, their defaults, validation, and where they are stored.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use mlx_manager_core::{ExposeSecret, SecretString, Timeouts, TIMEOUT_SECONDS_RANGE};
@@ -57,11 +58,22 @@ pub struct PoolSettings {
     /// Models loaded (and pinned) when the app starts, in this order.
     #[serde(default)]
     pub preload: Vec<String>,
+    /// Per model id, the draft model (another registered id) that proposes its tokens for
+    /// speculative decoding unless a request names its own `draft_model`; the server's
+    /// `draft_models` (`serve --draft-model MODEL=DRAFT`).
+    #[serde(default)]
+    pub drafts: BTreeMap<String, String>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings { max_loaded_models: 4, memory_budget_gb: None, idle_ttl_seconds: None, preload: Vec::new() }
+        PoolSettings {
+            max_loaded_models: 4,
+            memory_budget_gb: None,
+            idle_ttl_seconds: None,
+            preload: Vec::new(),
+            drafts: BTreeMap::new(),
+        }
     }
 }
 
@@ -137,7 +149,8 @@ pub fn validate_timeouts(t: &Timeouts) -> Result<(), CommandError> {
 }
 
 impl PoolSettings {
-    /// Checks every field against its range.
+    /// Checks every field against its range (that the ids are registered models is the
+    /// controller's check).
     pub fn validate(&self) -> Result<(), CommandError> {
         if !(1..=64).contains(&self.max_loaded_models) {
             return Err(CommandError::invalid("max_loaded_models", "must be between 1 and 64"));
@@ -160,6 +173,9 @@ impl PoolSettings {
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = self.preload.iter().find(|id| !seen.insert(id.as_str())) {
             return Err(CommandError::invalid("preload", format!("`{dup}` is listed twice")));
+        }
+        if let Some(model) = self.drafts.iter().find_map(|(model, draft)| (model == draft).then_some(model)) {
+            return Err(CommandError::invalid("drafts", format!("`{model}` cannot be its own draft")));
         }
         Ok(())
     }

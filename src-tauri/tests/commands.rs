@@ -4,7 +4,8 @@
 
 mod support;
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use mlx_manager_app::desktop::DesktopInfo;
@@ -21,6 +22,15 @@ use tauri::{App, Manager, WebviewWindow};
 const MODEL: &str = "tiny-app";
 /// The model the HTTP requests use (so they never race with the pool test's model).
 const CHAT_MODEL: &str = "tiny-chat";
+/// A one-layer model with `CHAT_MODEL`'s vocabulary: its draft in the speculative decoding test.
+const DRAFT_MODEL: &str = "tiny-draft";
+
+/// Held by the tests that start the listener or change the pool settings: a change of drafts
+/// restarts the listener (a new port here), and the pool test saves its own settings.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// One controller (one engine thread) per test binary; each test gets its own mock app over it.
 fn controller() -> Controller {
@@ -31,9 +41,11 @@ fn controller() -> Controller {
         write_tiny_model(&model, &TinySpec::new(TinyFamily::Llama)).unwrap();
         let chat = dir.path().join(CHAT_MODEL);
         write_tiny_model(&chat, &TinySpec::new(TinyFamily::Qwen2)).unwrap();
+        let draft = dir.path().join(DRAFT_MODEL);
+        write_tiny_model(&draft, &TinySpec { layers: 1, seed: 3, ..TinySpec::new(TinyFamily::Qwen2) }).unwrap();
         let options = ControllerOptions {
             data_dir: dir.path().join("data"),
-            models: vec![model, chat],
+            models: vec![model, chat, draft],
             scan_hf_cache: false,
             port_override: Some(0),
             key_storage: mlx_manager_providers::SecretMode::File,
@@ -71,6 +83,7 @@ fn http() -> reqwest::blocking::Client {
 
 #[test]
 fn server_lifecycle_settings_timeouts_and_audit() {
+    let _serial = serial();
     let (_app, w) = app();
     let status: ServerStatus = invoke(&w, "start_server", json!({})).unwrap();
     assert!(status.running, "{status:?}");
@@ -187,6 +200,7 @@ fn server_lifecycle_settings_timeouts_and_audit() {
 
 #[test]
 fn model_pool_commands() {
+    let _serial = serial();
     let (_app, w) = app();
     let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
     let available = pool.available.iter().find(|m| m.id == MODEL).expect("registered");
@@ -212,6 +226,7 @@ fn model_pool_commands() {
         memory_budget_gb: Some(1.5),
         idle_ttl_seconds: Some(600),
         preload: vec![],
+        drafts: BTreeMap::new(),
     };
     assert_eq!(invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap(), limits);
     let zero = json!({ "pool": { "max_loaded_models": 0, "memory_budget_gb": null, "idle_ttl_seconds": null } });
@@ -238,6 +253,64 @@ fn model_pool_commands() {
     assert!(pool.loaded.iter().any(|m| m.id == MODEL && m.pinned), "{pool:?}");
     invoke::<ModelPool>(&w, "unload_model", json!({ "id": MODEL })).unwrap();
     invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": limits })).unwrap();
+}
+
+#[test]
+fn a_draft_per_model_is_validated_saved_and_served() {
+    let _serial = serial();
+    let (_app, w) = app();
+    let with_drafts = |pairs: &[(&str, &str)]| PoolSettings {
+        drafts: pairs.iter().map(|(m, d)| (m.to_string(), d.to_string())).collect(),
+        ..invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool
+    };
+    let before = invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool;
+    // Settings saved before drafts existed still load.
+    let old: PoolSettings =
+        serde_json::from_value(json!({ "max_loaded_models": 4, "memory_budget_gb": null, "idle_ttl_seconds": null }))
+            .unwrap();
+    assert!(old.drafts.is_empty() && old.preload.is_empty());
+
+    // Refused: a model as its own draft, an unknown model or draft; nothing saved.
+    let own =
+        invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": with_drafts(&[(CHAT_MODEL, CHAT_MODEL)]) }));
+    assert!(
+        matches!(&own, Err(CommandError::Invalid { field, message }) if field == "drafts" && message.contains("own draft")),
+        "{own:?}"
+    );
+    for pairs in [[(CHAT_MODEL, "nope")], [("nope", DRAFT_MODEL)]] {
+        let unknown = invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": with_drafts(&pairs) }));
+        assert_eq!(unknown.unwrap_err(), CommandError::ModelNotFound { model: "nope".into() });
+    }
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, before, "nothing saved");
+
+    // Set while the server runs: saved, and the (restarted) listener serves with it.
+    let status: ServerStatus = invoke(&w, "start_server", json!({})).unwrap();
+    assert!(status.running, "{status:?}");
+    let ctl = controller();
+    assert!(tauri::async_runtime::block_on(ctl.served_settings()).unwrap().draft_models.is_empty());
+    let drafted = with_drafts(&[(CHAT_MODEL, DRAFT_MODEL)]);
+    assert_eq!(invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": drafted })).unwrap(), drafted);
+    assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, drafted);
+    let stored: Option<PoolSettings> = tauri::async_runtime::block_on(ctl.store().setting("pool")).unwrap();
+    assert_eq!(stored.as_ref(), Some(&drafted), "saved in the store");
+    let served = tauri::async_runtime::block_on(ctl.served_settings()).expect("the listener is up again");
+    assert_eq!(served.draft_models, drafted.drafts);
+
+    // A request for the model without a `draft_model` of its own loads the draft.
+    let status: ServerStatus = invoke(&w, "server_status", json!({})).unwrap();
+    let url = status.url.expect("serving after the restart");
+    let body = json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
+    let r = http().post(format!("{url}/v1/chat/completions")).json(&body).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let pool: ModelPool = invoke(&w, "model_pool", json!({})).unwrap();
+    assert!(pool.loaded.iter().any(|m| m.id == DRAFT_MODEL), "the configured draft was loaded: {pool:?}");
+
+    // Removing it: saved, served, and the other settings untouched.
+    invoke::<ModelPool>(&w, "unload_model", json!({ "id": DRAFT_MODEL })).unwrap();
+    assert_eq!(invoke::<PoolSettings>(&w, "set_pool_settings", json!({ "pool": before })).unwrap(), before);
+    assert!(tauri::async_runtime::block_on(ctl.served_settings()).unwrap().draft_models.is_empty());
+    let stopped: ServerStatus = invoke(&w, "stop_server", json!({})).unwrap();
+    assert!(!stopped.running);
 }
 
 /// An OpenAI-style upstream that answers every request with `200 {"data": []}`.

@@ -23,7 +23,10 @@ export const commands = {
 	setTimeouts: (timeouts: Timeouts) => typedError<Timeouts, CommandError>(__TAURI_INVOKE("set_timeouts", { timeouts })),
 	/**  Restores the default timeouts (15 min, 10 min, 2 min). */
 	resetTimeouts: () => typedError<Timeouts, CommandError>(__TAURI_INVOKE("reset_timeouts")),
-	/**  Saves and applies pool limits. */
+	/**
+	 *  Saves and applies pool limits, start-up models and per-model drafts (a model cannot be its own
+	 *  draft; both must be registered). A change of drafts restarts a running listener.
+	 */
 	setPoolSettings: (pool: PoolSettings) => typedError<PoolSettings, CommandError>(__TAURI_INVOKE("set_pool_settings", { pool })),
 	/**  Available and loaded models. */
 	modelPool: () => typedError<ModelPool, CommandError>(__TAURI_INVOKE("model_pool")),
@@ -589,6 +592,12 @@ export type PoolSettings = {
 	idle_ttl_seconds: number | null,
 	/**  Models loaded (and pinned) when the app starts, in this order. */
 	preload?: string[],
+	/**
+	 *  Per model id, the draft model (another registered id) that proposes its tokens for
+	 *  speculative decoding unless a request names its own `draft_model`; the server's
+	 *  `draft_models` (`serve --draft-model MODEL=DRAFT`).
+	 */
+	drafts?: { [key in string]: string },
 };
 
 /**  A provider as stored (its key lives in the keychain, never here). */

@@ -42,7 +42,7 @@
     settings: {
       server: { host: "127.0.0.1", port: 10242, api_key: null, allowed_origins: [], metrics: false },
       timeouts: { chat_seconds: 900, completions_seconds: 600, embeddings_seconds: 120 },
-      pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [] },
+      pool: { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [], drafts: {} },
       desktop: { launch_at_login: false, show_dock_icon: false },
     },
     pool: {
@@ -170,7 +170,10 @@
       return state.settings.timeouts;
     },
     set_pool_settings: ({ pool }) => {
-      const unknown = pool.preload.find((id) => !cfg.models.includes(id));
+      const drafts = Object.entries(pool.drafts ?? {});
+      const own = drafts.find(([model, draft]) => model === draft);
+      if (own) return invalid("drafts", `\`${own[0]}\` cannot be its own draft`);
+      const unknown = [...pool.preload, ...drafts.flat()].find((id) => !cfg.models.includes(id));
       if (unknown) return fail({ kind: "model_not_found", model: unknown });
       state.settings = { ...state.settings, pool };
       window.__emit("settings-changed", state.settings);
@@ -257,7 +260,7 @@
   const listeners = new Map();
   let nextId = 1;
   window.__calls = [];
-  window.__MOCK__ = { state, entries, entry, routing, library };
+  window.__MOCK__ = { cfg, state, entries, entry, routing, library };
   window.__TAURI_INTERNALS__ = {
     transformCallback(cb, once = false) {
       const id = nextId++;

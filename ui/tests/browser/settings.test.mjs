@@ -64,7 +64,7 @@ describe("model pool", () => {
     await box.check();
     await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "set_pool_settings"));
     const [saved] = await calls(page, "set_pool_settings");
-    assert.deepEqual(saved.pool, { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: ["tiny-qwen"] });
+    assert.deepEqual(saved.pool, { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: ["tiny-qwen"], drafts: {} });
     assert.equal(await box.isChecked(), true);
     assert.equal(await page.getByTestId("pool-startup-tiny-llama").isChecked(), false);
 
@@ -73,6 +73,40 @@ describe("model pool", () => {
     await page.getByTestId("pool-loading-tiny-llama").filter({ hasText: "Loading 40%" }).waitFor();
     await page.evaluate(() => window.__emit("model-loading", { model: "tiny-llama", state: "failed", fraction: null, message: "bad weights" }));
     await page.getByTestId("pool-row-tiny-llama").filter({ hasText: "Load failed" }).waitFor();
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("a model's draft is chosen from the other models and saved in the pool settings", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-pool").click();
+    const select = page.getByTestId("pool-draft-tiny-qwen");
+    assert.equal(await select.inputValue(), "");
+    // "none" or another model, never the model itself.
+    assert.deepEqual(await select.locator("option").allTextContents(), ["none", "tiny-llama"]);
+    assert.deepEqual(await page.getByTestId("pool-draft-tiny-llama").locator("option").allTextContents(), ["none", "tiny-qwen"]);
+
+    await select.selectOption("tiny-llama");
+    await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "set_pool_settings"));
+    const [saved] = await calls(page, "set_pool_settings");
+    assert.deepEqual(saved.pool, { max_loaded_models: 4, memory_budget_gb: null, idle_ttl_seconds: null, preload: [], drafts: { "tiny-qwen": "tiny-llama" } });
+    await page.waitForFunction(() => document.querySelector("[data-testid=pool-draft-tiny-qwen]").value === "tiny-llama");
+    assert.equal(await page.getByTestId("pool-draft-tiny-llama").inputValue(), "");
+
+    // Saving the limits keeps the draft; "none" removes it.
+    await page.getByRole("button", { name: "Save limits" }).click();
+    await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "set_pool_settings").length === 2);
+    assert.deepEqual((await calls(page, "set_pool_settings")).at(-1).pool.drafts, { "tiny-qwen": "tiny-llama" });
+    await select.selectOption("");
+    await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "set_pool_settings").length === 3);
+    assert.deepEqual((await calls(page, "set_pool_settings")).at(-1).pool.drafts, {});
+    await page.waitForFunction(() => document.querySelector("[data-testid=pool-draft-tiny-qwen]").value === "");
+
+    // A refusal (the draft is no longer registered) shows its message; the select goes back.
+    await page.evaluate(() => (window.__MOCK__.cfg.models = ["tiny-qwen"]));
+    await select.selectOption("tiny-llama");
+    await page.getByRole("alert").filter({ hasText: "No model named “tiny-llama” is registered." }).waitFor();
+    assert.equal(await select.inputValue(), "");
     assert.deepEqual(errors, []);
     await page.close();
   });
