@@ -321,10 +321,8 @@ impl Controller {
         Ok(timeouts)
     }
 
-    /// Validates, saves and applies new pool limits, start-up models and drafts. The running
-    /// server reads its per-model drafts only when it starts (a running `AppState` has no setter
-    /// for them), so a change of drafts restarts a running listener (in-flight requests finish
-    /// first, up to 30 s); the other pool settings apply without a restart.
+    /// Validates, saves and applies new pool limits, start-up models and drafts (a running
+    /// listener serves the new drafts from its next request on).
     pub async fn set_pool_settings(&self, pool: PoolSettings) -> Result<PoolSettings, CommandError> {
         pool.validate()?;
         for id in pool.preload.iter().chain(pool.drafts.iter().flat_map(|(model, draft)| [model, draft])) {
@@ -335,18 +333,11 @@ impl Controller {
         let previous = std::mem::replace(&mut self.0.settings.write().expect("settings lock").pool, pool.clone());
         self.publish_settings();
         if previous.drafts != pool.drafts {
-            self.restart_listener().await?;
+            if let Some(listener) = self.0.listener.lock().await.as_ref() {
+                listener.state.set_draft_models(pool.drafts.clone());
+            }
         }
         Ok(pool)
-    }
-
-    /// Stops and starts the listener again when one is up, so that it reads the saved settings.
-    async fn restart_listener(&self) -> Result<(), CommandError> {
-        if self.0.listener.lock().await.is_none() {
-            return Ok(());
-        }
-        self.stop_server().await;
-        self.start_server().await.map(drop)
     }
 
     /// The settings the running listener serves with: its own copy, read per request (None when

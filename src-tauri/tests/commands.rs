@@ -25,8 +25,8 @@ const CHAT_MODEL: &str = "tiny-chat";
 /// A one-layer model with `CHAT_MODEL`'s vocabulary: its draft in the speculative decoding test.
 const DRAFT_MODEL: &str = "tiny-draft";
 
-/// Held by the tests that start the listener or change the pool settings: a change of drafts
-/// restarts the listener (a new port here), and the pool test saves its own settings.
+/// Held by the tests that start the listener or change the pool settings (they share one
+/// controller: its listener and its saved pool).
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -283,7 +283,7 @@ fn a_draft_per_model_is_validated_saved_and_served() {
     }
     assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, before, "nothing saved");
 
-    // Set while the server runs: saved, and the (restarted) listener serves with it.
+    // Set while the server runs: saved, and the running listener serves with it (no restart).
     let status: ServerStatus = invoke(&w, "start_server", json!({})).unwrap();
     assert!(status.running, "{status:?}");
     let ctl = controller();
@@ -293,12 +293,13 @@ fn a_draft_per_model_is_validated_saved_and_served() {
     assert_eq!(invoke::<AppSettings>(&w, "get_settings", json!({})).unwrap().pool, drafted);
     let stored: Option<PoolSettings> = tauri::async_runtime::block_on(ctl.store().setting("pool")).unwrap();
     assert_eq!(stored.as_ref(), Some(&drafted), "saved in the store");
-    let served = tauri::async_runtime::block_on(ctl.served_settings()).expect("the listener is up again");
+    let served = tauri::async_runtime::block_on(ctl.served_settings()).expect("the listener is still up");
     assert_eq!(served.draft_models, drafted.drafts);
 
     // A request for the model without a `draft_model` of its own loads the draft.
-    let status: ServerStatus = invoke(&w, "server_status", json!({})).unwrap();
-    let url = status.url.expect("serving after the restart");
+    let now: ServerStatus = invoke(&w, "server_status", json!({})).unwrap();
+    assert_eq!(now.url, status.url, "the listener was not restarted");
+    let url = now.url.expect("serving");
     let body = json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
     let r = http().post(format!("{url}/v1/chat/completions")).json(&body).send().unwrap();
     assert_eq!(r.status(), 200);

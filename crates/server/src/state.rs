@@ -172,6 +172,11 @@ impl AppState {
         self.settings.write().expect("settings lock").timeouts = timeouts;
     }
 
+    /// Replaces the per-model drafts; requests arriving from now on use them.
+    pub fn set_draft_models(&self, drafts: std::collections::BTreeMap<String, String>) {
+        self.settings.write().expect("settings lock").draft_models = drafts;
+    }
+
     /// Requests (and streams) still running.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
