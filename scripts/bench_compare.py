@@ -1,16 +1,86 @@
 """Turns two mlx-benchmark outputs (ours and mlx_lm.server's) into one Markdown table with ratios.
-Usage: bench_compare.py WORK_DIR DESCRIPTION (reads {ours,theirs}-suite.json and -rps.json)."""
+Usage: bench_compare.py WORK_DIR DESCRIPTION (reads {ours,theirs}-suite.json and -rps.json), or
+bench_compare.py --q4 WORK_DIR ROUNDS DESCRIPTION (issue #25: reads {ours,theirs}-R-{c1,c4,arrivals}.json)."""
 
 import json
 import os
 import sys
 
-work, description = sys.argv[1], sys.argv[2]
+q4 = sys.argv[1] == "--q4"
+if q4:
+    work, rounds, description = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+else:
+    work, description = sys.argv[1], sys.argv[2]
 
 
 def load(name):
     with open(os.path.join(work, name)) as f:
         return json.load(f)
+
+
+def q4_table():
+    """Issue #25's figures: each side's mean over the alternating rounds, ratios ours / theirs
+    (as the issue states its targets), and every round's own ratio."""
+    rows = [  # (file, label, value of a report, target as (op, bound) or None)
+        ("c1", "decode tok/s p50, 1 client", lambda r: r["decode_tokens_per_second"]["p50"], ("≥", 1.1)),
+        ("c1", "TTFT p50 (ms), 1 client", lambda r: r["ttft_ms"]["p50"], ("≤", 1.0)),
+        ("c4", "aggregate output tok/s, 4 clients", lambda r: r["output_tokens_per_second"], ("≥", 1.2)),
+        ("c4", "TTFT p50 (ms), 4 clients", lambda r: r["ttft_ms"]["p50"], ("≤", 0.8)),
+        ("arrivals", "arrivals: TTFT p50 (ms)", lambda r: r["ttft_ms"]["p50"], None),
+        ("arrivals", "arrivals: TTFT p95 (ms)", lambda r: r["ttft_ms"]["p95"], None),
+        ("arrivals", "arrivals: longest gap in a stream, p95 (ms)", lambda r: r["max_gap_ms"]["p95"], None),
+        ("arrivals", "arrivals: longest gap in a stream, max (ms)", lambda r: r["max_gap_ms"]["max"], None),
+        ("arrivals", "arrivals: inter-token p50 (ms)", lambda r: r["inter_token_ms"]["p50"], None),
+        ("arrivals", "arrivals: aggregate output tok/s", lambda r: r["output_tokens_per_second"], None),
+    ]
+    runs = {(side, n, f): load(f"{side}-{n}-{f}.json") for side in ("ours", "theirs") for n in range(1, rounds + 1)
+            for f in ("c1", "c4", "arrivals") if os.path.exists(os.path.join(work, f"{side}-{n}-{f}.json"))}
+    rows = [r for r in rows if ("ours", 1, r[0]) in runs]
+    what = []
+    if ("ours", 1, "c1") in runs:
+        c1, c4 = runs[("ours", 1, "c1")], runs.get(("ours", 1, "c4"))
+        what.append(f"1 and 4 clients: the 200-word prompt ({c1['prompt_tokens']['p50']:.0f} prompt tokens), 64-token "
+                    f"answers, {c1['requests']} and {c4['requests'] if c4 else 0} requests per round.")
+    if ("ours", 1, "arrivals") in runs:
+        arrivals = runs[("ours", 1, "arrivals")]
+        what.append(f"{arrivals['prompt'][0].upper()}{arrivals['prompt'][1:]} (prompts of "
+                    f"{arrivals['prompt_tokens']['min']:.0f} to {arrivals['prompt_tokens']['max']:.0f} tokens), "
+                    "64-token answers.")
+    lines = [
+        f"Measured by `BENCH_SHAPE=realistic scripts/bench-compare` in one run, {rounds} round(s) alternating ours "
+        f"and mlx_lm.server: {description}.",
+        " ".join(what) + " Every prompt unique.",
+        "Ratio = ours / mlx_lm.server (below 1 is better for times, above 1 for rates); each side's figure is "
+        "the mean over the rounds.",
+        "",
+        "| metric | target | mlx-manager serve | mlx_lm.server | ours / theirs | "
+        + " | ".join(f"round {n}" for n in range(1, rounds + 1)) + " | |",
+        "|---|---:|---:|---:|---:|" + "---:|" * rounds + "---|",
+    ]
+    for f, label, value, target in rows:
+        per = [(value(runs[("ours", n, f)]), value(runs[("theirs", n, f)])) for n in range(1, rounds + 1)]
+        ours, theirs = (sum(p[i] for p in per) / rounds for i in (0, 1))
+        ratio = ours / theirs if theirs else float("nan")
+        verdict = ""
+        if target:
+            op, bound = target
+            verdict = "met" if (ratio >= bound if op == "≥" else ratio <= bound) else "**behind**"
+        lines.append(
+            f"| {label} | {f'{target[0]} {target[1]}×' if target else '—'} "
+            f"| {ours:.1f} | {theirs:.1f} | {ratio:.2f}× | "
+            + " | ".join(f"{o / t:.2f}×" if t else "—" for o, t in per) + f" | {verdict} |"
+        )
+    failed = sum(r["failed"] for r in runs.values())
+    if failed:
+        lines.append(f"\n{failed} request(s) failed during the run; see the JSON output.")
+    if any(r.get("tokens_counted_from_stream") for r in runs.values()):
+        lines.append("\nSome streams sent no usage: their completion tokens were counted from stream events.")
+    return "\n".join(lines)
+
+
+if q4:
+    print(q4_table())
+    sys.exit(0)
 
 
 ours, theirs = load("ours-suite.json")["results"], load("theirs-suite.json")["results"]

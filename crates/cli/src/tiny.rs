@@ -45,9 +45,15 @@ pub struct TinyArgs {
     kv_heads: usize,
     #[arg(long, default_value_t = 128)]
     intermediate_size: usize,
-    /// BPE vocabulary size (special tokens come on top).
+    /// BPE vocabulary size (special tokens come on top; the bundled corpus trains well under a
+    /// thousand tokens whatever is asked).
     #[arg(long, default_value_t = 512)]
     vocab_size: usize,
+    /// Pad the embedding and output projection to this many rows (config.json's vocab_size), as
+    /// real checkpoints do: the padding ids never win a step. Gives a benchmark a realistic
+    /// output projection (e.g. 16384 rows) whatever the tokenizer's size.
+    #[arg(long)]
+    vocab_rows: Option<usize>,
     /// Split the weights over this many safetensors shards.
     #[arg(long, default_value_t = 1)]
     shards: usize,
@@ -69,6 +75,7 @@ pub fn run(a: TinyArgs) -> Result<(), EngineError> {
         kv_heads: a.kv_heads,
         intermediate_size: a.intermediate_size,
         vocab_size: a.vocab_size,
+        vocab_rows: a.vocab_rows,
         tied: a.tied,
         dtype: match a.dtype {
             Dtype::F32 => TinyDtype::F32,

@@ -37,6 +37,8 @@ enum Command {
     Run(RunArgs),
     /// Measure several models with the short, medium and long prompts.
     Suite(SuiteArgs),
+    /// Requests arriving over time (Poisson, seeded): a mix of prompts and a few long ones.
+    Arrivals(ArrivalsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -57,6 +59,9 @@ struct Common {
     /// request's prompt starts with its own number, so none can be answered from a cache.
     #[arg(long)]
     same_prompt: bool,
+    /// Number the requests from here (runs one after the other then send different prompts).
+    #[arg(long, default_value_t = 0)]
+    first_request: usize,
 }
 
 #[derive(Args)]
@@ -108,6 +113,36 @@ struct SuiteArgs {
     /// Write every run's JSON here.
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ArrivalsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The model to request.
+    #[arg(short, long)]
+    model: String,
+    /// Requests to send.
+    #[arg(short, default_value_t = 24)]
+    n: usize,
+    /// Mean arrivals per second (exponential gaps between arrivals).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Seed of the schedule (arrival times and which prompt each request gets).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Comma-separated prompts drawn at random for the ordinary requests.
+    #[arg(long, value_delimiter = ',', default_value = "short,medium")]
+    prompts: Vec<String>,
+    /// How many requests carry the long prompt (evenly spaced through the schedule).
+    #[arg(long, default_value_t = 1)]
+    long: usize,
+    /// The long prompt (any `--prompt` value, e.g. `paragraphs:18`).
+    #[arg(long, default_value = "long")]
+    long_prompt: String,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Why a benchmark could not run.
@@ -220,6 +255,7 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
         api_key: a.common.api_key.clone(),
         timeout: Duration::from_secs(a.common.timeout),
         vary: !a.common.same_prompt,
+        first: a.common.first_request,
     };
     let (samples, errors, wall) =
         measure(&target, a.n, a.warmup, a.concurrency, Duration::from_secs(a.max_seconds)).await?;
@@ -232,6 +268,97 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
         prompt: a.prompt,
         max_tokens: a.common.max_tokens,
         concurrency: a.concurrency,
+    };
+    Ok(RunReport::new(info, &samples, &errors, wall))
+}
+
+/// Arrival times (seconds from the start) and prompt choices of an arrivals run: exponential
+/// gaps at `rate` and uniform picks among `choices` from a splitmix64 stream seeded by `seed`;
+/// `long` requests evenly spaced through the schedule get `None` (the long prompt).
+fn schedule(n: usize, rate: f64, seed: u64, choices: usize, long: usize) -> Vec<(f64, Option<usize>)> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut t = 0.0;
+    (0..n)
+        .map(|i| {
+            if i > 0 {
+                t += -(1.0 - next()).ln() / rate;
+            }
+            let pick = ((next() * choices as f64) as usize).min(choices.saturating_sub(1));
+            let is_long = (1..=long).any(|k| i == k * n / (long + 1));
+            (t, (!is_long).then_some(pick))
+        })
+        .collect()
+}
+
+async fn arrivals(a: ArrivalsArgs) -> Result<RunReport, BenchError> {
+    if a.n == 0 || a.prompts.is_empty() || a.rate.is_nan() || a.rate <= 0.0 {
+        return Err(BenchError::Usage("-n, --prompts and --rate must not be empty or zero".into()));
+    }
+    let target = |prompt: &str| -> Result<Target, BenchError> {
+        Ok(Target {
+            url: a.common.url.clone(),
+            model: a.model.clone(),
+            endpoint: Endpoint::Chat,
+            prompt: prompts::resolve(prompt)?,
+            max_tokens: a.common.max_tokens,
+            stream: true,
+            api_key: a.common.api_key.clone(),
+            timeout: Duration::from_secs(a.common.timeout),
+            vary: !a.common.same_prompt,
+            first: a.common.first_request,
+        })
+    };
+    let ordinary = a.prompts.iter().map(|p| target(p)).collect::<Result<Vec<_>, _>>()?;
+    let long = target(&a.long_prompt)?;
+    let client = reqwest::Client::new();
+    // A server that is down or refuses the request fails here, with its reason.
+    measure::once(&client, &ordinary[0], 1_000_000).await?;
+    let plan = schedule(a.n, a.rate, a.seed, ordinary.len(), a.long);
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &(at, pick))| {
+            let (client, target) = (client.clone(), pick.map_or(&long, |p| &ordinary[p]).clone());
+            tokio::spawn(async move {
+                tokio::time::sleep_until(started + Duration::from_secs_f64(at)).await;
+                measure::once(&client, &target, i).await
+            })
+        })
+        .collect();
+    let (mut samples, mut errors) = (Vec::new(), Vec::new());
+    for t in tasks {
+        match t.await {
+            Ok(Ok(s)) => samples.push(s),
+            Ok(Err(e)) => errors.push(e.to_string()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let info = RunInfo {
+        unique_prompts: !a.common.same_prompt,
+        url: a.common.url,
+        model: a.model,
+        endpoint: Endpoint::Chat,
+        stream: true,
+        prompt: format!(
+            "arrivals: {} requests at {}/s (Poisson, seed {}), {} of them {}, the others among {}",
+            a.n,
+            a.rate,
+            a.seed,
+            plan.iter().filter(|p| p.1.is_none()).count(),
+            a.long_prompt,
+            a.prompts.join("/")
+        ),
+        max_tokens: a.common.max_tokens,
+        concurrency: 0,
     };
     Ok(RunReport::new(info, &samples, &errors, wall))
 }
@@ -267,6 +394,7 @@ async fn suite(a: SuiteArgs) -> Result<Vec<RunReport>, BenchError> {
                 api_key: a.common.api_key.clone(),
                 timeout: Duration::from_secs(a.common.timeout),
                 vary: !a.common.same_prompt,
+                first: a.common.first_request,
             };
             let (samples, errors, wall) = measure(&target, a.runs.max(1), 1, 1, Duration::from_secs(3600)).await?;
             let info = RunInfo {
@@ -298,6 +426,10 @@ fn main() -> ExitCode {
             (json, runtime.block_on(run(a)).map(|r| vec![r]))
         }
         Command::Suite(a) => (false, runtime.block_on(suite(a))),
+        Command::Arrivals(a) => {
+            let json = a.json;
+            (json, runtime.block_on(arrivals(a)).map(|r| vec![r]))
+        }
     };
     match result {
         Ok(reports) => {
@@ -320,5 +452,26 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(if matches!(e, BenchError::Unreachable { .. }) { 2 } else { 1 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schedule;
+
+    #[test]
+    fn arrivals_are_seeded_ordered_and_place_the_long_prompts_evenly() {
+        let plan = schedule(24, 2.0, 7, 2, 2);
+        assert_eq!(plan, schedule(24, 2.0, 7, 2, 2));
+        assert_ne!(plan, schedule(24, 2.0, 8, 2, 2));
+        assert_eq!(plan[0].0, 0.0);
+        assert!(plan.windows(2).all(|w| w[0].0 <= w[1].0));
+        let long: Vec<usize> = plan.iter().enumerate().filter(|p| p.1 .1.is_none()).map(|p| p.0).collect();
+        assert_eq!(long, [8, 16]);
+        assert!(plan.iter().filter_map(|p| p.1).all(|pick| pick < 2));
+        // Mean gap near 1 / rate over a long schedule.
+        let many = schedule(4000, 2.0, 1, 1, 0);
+        let mean = many.last().unwrap().0 / 3999.0;
+        assert!((mean - 0.5).abs() < 0.05, "{mean}");
     }
 }

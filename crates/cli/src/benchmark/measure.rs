@@ -34,6 +34,9 @@ pub struct Target {
     /// Start every request's prompt with its own number, so no server can answer from a cache of
     /// an earlier prompt (prefix caching) — the default; `--same-prompt` measures the cached case.
     pub vary: bool,
+    /// Added to every request's number (`--first-request`), so that runs one after the other
+    /// against the same server send different prompts too.
+    pub first: usize,
 }
 
 /// One request's measurements.
@@ -73,7 +76,8 @@ impl Target {
 
     fn body(&self, i: usize) -> Value {
         let stream = self.stream && self.endpoint != Endpoint::Embeddings;
-        let prompt = if self.vary { format!("Request {i}. {}", self.prompt) } else { self.prompt.clone() };
+        let prompt =
+            if self.vary { format!("Request {}. {}", self.first + i, self.prompt) } else { self.prompt.clone() };
         let mut body = match self.endpoint {
             Endpoint::Chat => json!({"model": self.model, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": self.max_tokens, "temperature": 0}),

@@ -9,8 +9,12 @@ the nets, and the baker on the corner pulled the first loaves from an oven older
 walked the sea wall, reading the weathered plaques about storms, shipwrecks and the lighthouse keeper who \
 kept the lamp burning for forty winters. ";
 
-/// The text of a `--prompt` value: `short`, `medium`, `long` or a file path.
+/// The text of a `--prompt` value: `short`, `medium`, `long`, `paragraphs:N` (N paragraphs of
+/// about 65 words before the question) or a file path.
 pub fn resolve(name: &str) -> Result<String, BenchError> {
+    if let Some(n) = name.strip_prefix("paragraphs:").and_then(|n| n.parse::<usize>().ok()) {
+        return Ok(format!("{}\nSummarise the text above in two sentences.", PARAGRAPH.repeat(n)));
+    }
     Ok(match name {
         "short" => "Say hello in one sentence.".to_string(),
         // About 200 and 1,600 words of context before the question.

@@ -28,6 +28,10 @@ pub struct RunReport {
     /// Streams: (completion tokens − 1) / (end − first token); otherwise completion tokens / end-to-end.
     pub decode_tokens_per_second: Option<Summary>,
     pub inter_token_ms: Option<Summary>,
+    /// Each stream's longest gap between two text events: how long a running stream stalled.
+    pub max_gap_ms: Option<Summary>,
+    /// All completion tokens over the wall time (aggregate throughput).
+    pub output_tokens_per_second: f64,
     pub prompt_tokens: Option<Summary>,
     pub completion_tokens: Option<Summary>,
     /// The server sent no `usage`: completion tokens are the number of streamed text events.
@@ -63,6 +67,9 @@ impl RunReport {
             })
             .collect();
         let gaps: Vec<f64> = samples.iter().flat_map(|s| s.gaps.iter().map(|g| g * 1e3)).collect();
+        let max_gaps: Vec<f64> =
+            samples.iter().filter_map(|s| s.gaps.iter().copied().reduce(f64::max)).map(|g| g * 1e3).collect();
+        let tokens: f64 = samples.iter().map(|s| f64::from(s.completion_tokens)).sum();
         let mut distinct: Vec<String> = Vec::new();
         for e in errors {
             if !distinct.contains(e) && distinct.len() < 5 {
@@ -88,6 +95,8 @@ impl RunReport {
             e2e_ms: ms(&|s| Some(s.e2e)),
             decode_tokens_per_second: summarize(&decode),
             inter_token_ms: summarize(&gaps),
+            max_gap_ms: summarize(&max_gaps),
+            output_tokens_per_second: if wall_seconds > 0.0 { tokens / wall_seconds } else { 0.0 },
             prompt_tokens: summarize(&samples.iter().map(|s| f64::from(s.prompt_tokens)).collect::<Vec<_>>()),
             completion_tokens: summarize(&samples.iter().map(|s| f64::from(s.completion_tokens)).collect::<Vec<_>>()),
             tokens_counted_from_stream: samples.iter().any(|s| s.counted),
@@ -108,11 +117,12 @@ impl RunReport {
             self.concurrency
         );
         out.push_str("| metric | min | avg | p50 | p95 | max |\n|---|---:|---:|---:|---:|---:|\n");
-        let rows: [(&str, &Option<Summary>); 6] = [
+        let rows: [(&str, &Option<Summary>); 7] = [
             ("time to first token (ms)", &self.ttft_ms),
             ("end-to-end (ms)", &self.e2e_ms),
             ("decode (tokens/s)", &self.decode_tokens_per_second),
             ("inter-token (ms)", &self.inter_token_ms),
+            ("longest gap per stream (ms)", &self.max_gap_ms),
             ("prompt tokens", &self.prompt_tokens),
             ("completion tokens", &self.completion_tokens),
         ];
@@ -125,8 +135,9 @@ impl RunReport {
             }
         }
         out.push_str(&format!(
-            "\nrequests/s: {:.2} (wall {:.2} s){}\n",
+            "\nrequests/s: {:.2}, output tokens/s: {:.1} (wall {:.2} s){}\n",
             self.requests_per_second,
+            self.output_tokens_per_second,
             self.wall_seconds,
             if self.tokens_counted_from_stream {
                 "; no usage from the server: tokens counted from stream events"

@@ -67,6 +67,12 @@ pub struct TinySpec {
     pub intermediate_size: usize,
     /// Target BPE vocabulary (special tokens come on top).
     pub vocab_size: usize,
+    /// Rows of the embedding and output projection (config.json's vocab_size) when more than
+    /// the tokenizer's: the extra ids are padding no text maps to and that never win a step, as
+    /// in real checkpoints (Qwen2.5 pads 151,665 tokens to 151,936 rows). The bundled corpus
+    /// trains well under a thousand tokens, so this is how a benchmark gets a realistic
+    /// output projection.
+    pub vocab_rows: Option<usize>,
     /// Output projection tied to the embedding.
     pub tied: bool,
     /// Float dtype.
@@ -92,6 +98,7 @@ impl TinySpec {
             kv_heads: 2,
             intermediate_size: 128,
             vocab_size: 512,
+            vocab_rows: None,
             tied: false,
             dtype: TinyDtype::F32,
             quantize: None,
@@ -266,7 +273,8 @@ fn quantize(data: &[f32], cols: usize, bits: u32, group: usize, dtype: TinyDtype
 /// Writes a complete model folder to `dir` (created if needed).
 pub fn write_tiny_model(dir: &Path, spec: &TinySpec) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let (special_ids, vocab) = write_tokenizer(dir, spec)?;
+    let (special_ids, tokens) = write_tokenizer(dir, spec)?;
+    let vocab = spec.vocab_rows.map_or(tokens, |rows| rows.max(tokens));
     let (specials, eos, bos) = special_tokens(spec.family);
     let eos_id = special_ids[specials.iter().position(|s| *s == eos).expect("eos is special")];
     let head_dim = spec.hidden_size / spec.heads;
@@ -302,9 +310,11 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec) -> Result<()> {
     if !spec.tied {
         w.add("lm_head.weight", &[vocab, d], lin * 4.0);
     }
-    // Special tokens never win a greedy step on random weights (or generation would stop early).
-    w.zero_rows("model.embed_tokens.weight", &special_ids);
-    w.zero_rows("lm_head.weight", &special_ids);
+    // Special tokens never win a greedy step on random weights (or generation would stop early),
+    // nor do padding ids (no text to stream).
+    let silent: Vec<u32> = special_ids.iter().copied().chain(tokens as u32..vocab as u32).collect();
+    w.zero_rows("model.embed_tokens.weight", &silent);
+    w.zero_rows("lm_head.weight", &silent);
 
     let tensors = w.tensors.into_iter().map(|(name, shape, data)| {
         let quantizable = shape.len() == 2 && name.ends_with(".weight");
