@@ -56,17 +56,33 @@ fn forced<'a>(tools: &'a [Tool], choice: Option<&ToolChoice>) -> Option<Vec<&'a 
     }
 }
 
-/// A tool's parameter schema as its calls are held to: the declared parameters only (as
-/// OpenAI's strict mode has it) unless the schema itself allows others — a small model would
-/// otherwise invent keys for as long as it is let.
+/// A tool's parameter schema as its calls are held to: every object, nested ones included, has
+/// the declared properties only (as OpenAI's strict mode has it) unless the schema itself allows
+/// others — a small model would otherwise invent keys, of any length, for as long as it is let.
 fn parameters(tool: &Tool) -> Value {
     let mut schema = tool.function().parameters.clone().unwrap_or_else(|| json!({"type": "object"}));
-    if let Some(obj) = schema.as_object_mut() {
-        if obj.get("type").and_then(Value::as_str) == Some("object") {
-            obj.entry("additionalProperties").or_insert(Value::Bool(false));
+    strict(&mut schema);
+    schema
+}
+
+/// Closes every object schema in `schema` that does not say whether it takes other properties.
+fn strict(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else { return };
+    if obj.get("type").and_then(Value::as_str) == Some("object") {
+        obj.entry("additionalProperties").or_insert(Value::Bool(false));
+    }
+    for (key, value) in obj.iter_mut() {
+        match (key.as_str(), value) {
+            ("properties" | "$defs" | "definitions" | "patternProperties", Value::Object(children)) => {
+                children.values_mut().for_each(strict)
+            }
+            ("items" | "additionalProperties" | "not", child @ Value::Object(_)) => strict(child),
+            ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(children)) => {
+                children.iter_mut().for_each(strict)
+            }
+            _ => {}
         }
     }
-    schema
 }
 
 /// Before anything is loaded: the request's grammar and, for a forced tool choice, each allowed
@@ -209,5 +225,27 @@ pub(crate) fn started_call(
             Some((Grammar::Lark(lark), "<tool_call>".into()))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_parameters_are_closed_at_every_depth_unless_they_say_otherwise() {
+        let mut schema = json!({"type": "object", "properties": {
+            "owner": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "tags": {"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}},
+            "either": {"anyOf": [{"type": "object"}, {"type": "string"}]},
+            "open": {"type": "object", "additionalProperties": true},
+        }});
+        strict(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["owner"]["additionalProperties"], false);
+        assert_eq!(schema["properties"]["tags"]["items"]["additionalProperties"], false);
+        assert_eq!(schema["properties"]["either"]["anyOf"][0]["additionalProperties"], false);
+        assert_eq!(schema["properties"]["open"]["additionalProperties"], true, "a schema's own choice stands");
+        assert!(schema["properties"]["either"]["anyOf"][1].get("additionalProperties").is_none());
     }
 }
