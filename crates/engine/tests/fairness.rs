@@ -40,8 +40,12 @@ impl Running {
         self.arrivals.lock().unwrap().len()
     }
 
+    /// Waits until it has sent `tokens` tokens; fails (rather than hanging) when it stopped.
     async fn wait_for(&self, tokens: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
         while self.count() < tokens {
+            assert!(!self.reader.is_finished(), "the running stream ended after {} tokens", self.count());
+            assert!(Instant::now() < deadline, "the running stream stopped at {} tokens", self.count());
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
