@@ -64,6 +64,25 @@ struct Common {
     first_request: usize,
 }
 
+impl Common {
+    /// Requests of `model` at `endpoint` with `prompt` (a name or text, see [`prompts::resolve`]),
+    /// as the common flags say.
+    fn target(&self, model: &str, endpoint: Endpoint, prompt: &str, stream: bool) -> Result<Target, BenchError> {
+        Ok(Target {
+            url: self.url.clone(),
+            model: model.to_string(),
+            endpoint,
+            prompt: prompts::resolve(prompt)?,
+            max_tokens: self.max_tokens,
+            stream,
+            api_key: self.api_key.clone(),
+            timeout: Duration::from_secs(self.timeout),
+            vary: !self.same_prompt,
+            first: self.first_request,
+        })
+    }
+}
+
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -245,18 +264,7 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
         return Err(BenchError::Usage("-n must be at least 1".into()));
     }
     let stream = !a.no_stream;
-    let target = Target {
-        url: a.common.url.clone(),
-        model: a.model.clone(),
-        endpoint: a.endpoint,
-        prompt: prompts::resolve(&a.prompt)?,
-        max_tokens: a.common.max_tokens,
-        stream,
-        api_key: a.common.api_key.clone(),
-        timeout: Duration::from_secs(a.common.timeout),
-        vary: !a.common.same_prompt,
-        first: a.common.first_request,
-    };
+    let target = a.common.target(&a.model, a.endpoint, &a.prompt, stream)?;
     let (samples, errors, wall) =
         measure(&target, a.n, a.warmup, a.concurrency, Duration::from_secs(a.max_seconds)).await?;
     let info = RunInfo {
@@ -301,20 +309,7 @@ async fn arrivals(a: ArrivalsArgs) -> Result<RunReport, BenchError> {
     if a.n == 0 || a.prompts.is_empty() || a.rate.is_nan() || a.rate <= 0.0 {
         return Err(BenchError::Usage("-n, --prompts and --rate must not be empty or zero".into()));
     }
-    let target = |prompt: &str| -> Result<Target, BenchError> {
-        Ok(Target {
-            url: a.common.url.clone(),
-            model: a.model.clone(),
-            endpoint: Endpoint::Chat,
-            prompt: prompts::resolve(prompt)?,
-            max_tokens: a.common.max_tokens,
-            stream: true,
-            api_key: a.common.api_key.clone(),
-            timeout: Duration::from_secs(a.common.timeout),
-            vary: !a.common.same_prompt,
-            first: a.common.first_request,
-        })
-    };
+    let target = |prompt: &str| a.common.target(&a.model, Endpoint::Chat, prompt, true);
     let ordinary = a.prompts.iter().map(|p| target(p)).collect::<Result<Vec<_>, _>>()?;
     let long = target(&a.long_prompt)?;
     let client = reqwest::Client::new();
@@ -384,18 +379,7 @@ async fn suite(a: SuiteArgs) -> Result<Vec<RunReport>, BenchError> {
     let mut reports = Vec::new();
     for model in &models {
         for prompt in ["short", "medium", "long"] {
-            let target = Target {
-                url: a.common.url.clone(),
-                model: model.clone(),
-                endpoint: Endpoint::Chat,
-                prompt: prompts::resolve(prompt)?,
-                max_tokens: a.common.max_tokens,
-                stream: true,
-                api_key: a.common.api_key.clone(),
-                timeout: Duration::from_secs(a.common.timeout),
-                vary: !a.common.same_prompt,
-                first: a.common.first_request,
-            };
+            let target = a.common.target(model, Endpoint::Chat, prompt, true)?;
             let (samples, errors, wall) = measure(&target, a.runs.max(1), 1, 1, Duration::from_secs(3600)).await?;
             let info = RunInfo {
                 unique_prompts: !a.common.same_prompt,

@@ -189,8 +189,7 @@ fn propose(draft: &Model, d: &mut DraftState, read: &[u32], k: usize) -> Result<
     let mut logits = draft.logits(&Array::from_slice(unread, &[unread.len() as i32]), &mut d.cache)?;
     d.fed = read.len();
     loop {
-        let token = ops::indexing::argmax_axis(&logits, -1, false)?;
-        let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
+        let (id, _) = read_token((ops::indexing::argmax_axis(&logits, -1, false)?, None))?;
         proposals.push(id);
         if proposals.len() == k {
             return Ok(proposals);
