@@ -316,6 +316,162 @@ async fn a_forced_call_is_written_in_qwen3_coder_syntax_by_a_random_model() {
     }
 }
 
+/// A random-weight model with `template` (and its tool-call tokens as special tokens) under `name`.
+fn random_model(s: &TestServer, dir: &Path, name: &str, template: &str, specials: &[&str], eos: &[&str]) {
+    let path = dir.join(name);
+    mlx_manager_engine::tiny::write_templated_model(&path, template, specials, eos).unwrap();
+    s.state.registry.insert(name, &path);
+}
+
+/// get_weather with bounded strings (a random model would otherwise write one city forever), an
+/// integer range, an enum and a nested object with an array.
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "options": {"type": "object", "properties": {"metric": {"type": "boolean"},
+                "hours": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 23}, "maxItems": 3}},
+                "required": ["metric"]}},
+        "required": ["city", "days"]}}})
+}
+
+fn time_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_time", "description": "Time", "parameters": {"type": "object",
+        "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}})
+}
+
+/// The one call of a forced answer, checked against its tool's schema (by hand: the keys, types
+/// and bounds `weather_tool` and `time_tool` declare, nothing else).
+fn assert_valid_call(r: &Value) {
+    let calls = r["choices"][0]["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("no call: {r}"));
+    assert_eq!(calls.len(), 1, "{r}");
+    let call = &calls[0]["function"];
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    let obj = args.as_object().unwrap_or_else(|| panic!("{args}"));
+    match call["name"].as_str() {
+        Some("get_weather") => {
+            assert!(obj.keys().all(|k| ["city", "days", "unit", "options"].contains(&k.as_str())), "{args}");
+            assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
+            assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+            assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
+            if let Some(options) = args.get("options") {
+                let o = options.as_object().unwrap_or_else(|| panic!("{args}"));
+                assert!(o.keys().all(|k| k == "metric" || k == "hours"), "{args}");
+                assert!(options["metric"].is_boolean(), "{args}");
+                if let Some(hours) = options.get("hours") {
+                    let hours = hours.as_array().unwrap_or_else(|| panic!("{args}"));
+                    assert!(hours.len() <= 3, "{args}");
+                    assert!(hours.iter().all(|h| h.as_i64().is_some_and(|h| (0..=23).contains(&h))), "{args}");
+                }
+            }
+        }
+        Some("get_time") => assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{args}"),
+        _ => panic!("a call to an undeclared tool: {r}"),
+    }
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+    // No text but blanks (Mistral's grammar lets them come before `[TOOL_CALLS]`).
+    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().trim().is_empty(), "{r}");
+}
+
+/// Forced calls by random-weight models, over several seeds: named, then `required` with two tools.
+async fn assert_forced_calls(s: &TestServer, model: &str) {
+    let mut req = chat(model, false);
+    // A short system prompt instead of Mistral Small's long default one.
+    req["messages"] =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+    req["tools"] = json!([weather_tool(), time_tool()]);
+    req["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+    req["parallel_tool_calls"] = json!(false);
+    // Room for the blanks a random model writes between JSON tokens (up to 24 a gap).
+    req["max_tokens"] = json!(1000);
+    req["temperature"] = json!(1.0);
+    for seed in 0..4 {
+        req["seed"] = json!(seed);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+        assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather", "{r}");
+    }
+    req["tool_choice"] = json!("required");
+    for seed in 0..4 {
+        req["seed"] = json!(seed);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+    }
+}
+
+/// Mistral's two syntaxes, each model under its own template: the older JSON list (Nemo) and
+/// v11's `NAME[ARGS]{…}` (Small 3.2); the grammar allows both, the parser reads either back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let specials =
+        ["[INST]", "[/INST]", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"];
+    for (name, file) in [
+        ("random-nemo", "mistralai-Mistral-Nemo-Instruct-2407.jinja"),
+        ("random-small", "mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja"),
+    ] {
+        random_model(&s, dir.path(), name, &template(file), &specials, &[]);
+        assert_forced_calls(&s, name).await;
+    }
+}
+
+/// Gemma's syntax (`<|tool_call>call:NAME{key:<|"|>text<|"|>,…}<tool_call|>`, or FunctionGemma's
+/// `<start_function_call>…<escape>…`): nested objects, arrays, enums and numbers in Gemma's own
+/// value syntax, read back as JSON arguments valid for the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let specials = ["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
+    random_model(&s, dir.path(), "random-gemma", &template("google-gemma-4-31B-it.jinja"), &specials, &["<turn|>"]);
+    assert_forced_calls(&s, "random-gemma").await;
+    // Anthropic's `tool_choice: any` takes the same path.
+    let req = json!({"model": "random-gemma", "max_tokens": 300, "temperature": 1.0,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"name": "get_time", "description": "Time", "input_schema": time_tool()["function"]["parameters"]}],
+        "tool_choice": {"type": "any"}});
+    let r: Value = s.post("/v1/messages", req).send().await.unwrap().json().await.unwrap();
+    let block = r["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").cloned();
+    let block = block.unwrap_or_else(|| panic!("no tool_use: {r}"));
+    assert_eq!(block["name"], "get_time", "{r}");
+    assert!(block["input"] == json!({"zone": "UTC"}) || block["input"] == json!({"zone": "CET"}), "{r}");
+}
+
+/// Under `auto`, gpt-oss's call (a message to `functions.NAME`) is held to the tool's schema
+/// once its recipient is written: a model that would write `"days": "three"` writes an integer.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_harmony_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy = [
+        "<|channel|>analysis<|message|>Need the weather.<|end|>",
+        "<|start|>assistant<|channel|>commentary to=functions",
+        ".get_weather <|constrain|>json<|message|>",
+        "{\"city\": \"",
+        "Paris",
+        "\", \"days\": \"three\"}",
+        "<|call|>",
+    ];
+    let path = dir.path().join("sloppy-oss");
+    write_scripted_model(&path, &sloppy, &template("openai-gpt-oss-120b.jinja")).unwrap();
+    s.state.registry.insert("sloppy-oss", &path);
+    let mut req = chat("sloppy-oss", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}},
+        // A second tool, so that only the `.` after the recipient's `functions` is forced: a
+        // longer forced text is written in the tokenizer's own tokens, not the script's.
+        {"type": "function", "function": {"name": "lookup", "description": "Look up", "parameters": {"type": "object"}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // The analysis before the call is free; the call is held to the schema once it starts.
+    assert!(message["reasoning_content"].as_str().is_some_and(|t| t.starts_with("Need the weather.")), "{r}");
+    let call = &message["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
     let (s, _dir) = server().await;

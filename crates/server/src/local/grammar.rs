@@ -160,9 +160,246 @@ fn qwen3_coder_call(tools: &[&Tool]) -> String {
     lark
 }
 
-/// The grammar of a forced call in `format` (None: the choice forces nothing, or this format's
-/// calls cannot be written as a grammar yet — Mistral, Gemma — then the model is only shown the
-/// allowed tools).
+/// One Mistral call of any allowed tool after `[TOOL_CALLS]`, in either syntax the parser reads:
+/// the older tokenizers' JSON list `[{"name": …, "arguments": {…}}, …]` (Mistral 7B v0.3, Nemo)
+/// or the v11+ `NAME[ARGS]{…}` (Mistral Small 3.2, Devstral, Magistral), each further call after
+/// its own `[TOOL_CALLS]` as that template writes them. The model takes the one it knows.
+///
+/// `[TOOL_CALLS]` and `[ARGS]` are the model's control tokens, which a Lark grammar cannot name
+/// (llguidance names special tokens `<…>`), so they are text here. Where text is the only way on,
+/// llguidance writes it for the model, tokenized by the model's tokenizer — which turns the text
+/// `[TOOL_CALLS]` into the control token, one the text grammar then refuses (the generation
+/// fails). So no control token's whole text is ever the only way on: blanks may come before
+/// `[TOOL_CALLS]` (the parser passes them on as text), `[ARGS]` may be left out (the parser reads
+/// `NAME{…}` too), and between calls the model may also stop.
+fn mistral_calls(tools: &[&Tool], parallel: bool) -> String {
+    let more = |item: &str, sep: &str| if parallel { format!(" ({sep} {item})*") } else { String::new() };
+    let mut lark = format!(
+        "start: \" \"* \"[TOOL_CALLS]\" (list | v11)\nlist: \"[\" item{} \"]\"\nitem: %json {}\nv11: named{}\n",
+        more("item", "\", \""),
+        call_schema(tools, "arguments"),
+        more("named", "\"[TOOL_CALLS]\"")
+    );
+    lark.push_str(&format!(
+        "named: {}\n",
+        (0..tools.len()).map(|i| format!("named_{i}")).collect::<Vec<_>>().join(" | ")
+    ));
+    for (i, tool) in tools.iter().enumerate() {
+        let name = Value::String(tool.function().name.clone());
+        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        lark.push_str(&format!("named_{i}: {name} \"[ARGS]\"? %json {schema}\n"));
+    }
+    lark
+}
+
+/// Gemma's value syntax, one grammar rule per schema node: strings between the quote, numbers,
+/// booleans and null bare (as JSON writes them), objects `{key:value,…}` with bare keys in sorted
+/// order (the template's `dictsort`), arrays `[…]`; no whitespace (the template writes none).
+struct GemmaValues {
+    /// The Lark expression of the string quote.
+    quote: &'static str,
+    /// The rules written so far (`v_N`, and `v_any` for a value of any type).
+    rules: Vec<String>,
+}
+
+impl GemmaValues {
+    /// A new rule with `body`; its name.
+    fn rule(&mut self, body: String) -> String {
+        let name = format!("v_{}", self.rules.len());
+        self.rules.push(format!("{name}: {body}"));
+        name
+    }
+
+    /// Lark for the fixed value `v`.
+    fn literal(&self, v: &Value) -> String {
+        let lit = |s: &str| Value::String(s.to_string()).to_string();
+        match v {
+            Value::String(s) if s.is_empty() => format!("{q} {q}", q = self.quote),
+            Value::String(s) => format!("{q} {} {q}", lit(s), q = self.quote),
+            Value::Array(items) => {
+                let inner: Vec<String> = items.iter().map(|i| self.literal(i)).collect();
+                format!("\"[\" {} \"]\"", inner.join(" \",\" "))
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let inner: Vec<String> =
+                    keys.iter().map(|k| format!("{} {}", self.key(k), self.literal(&map[*k]))).collect();
+                format!("\"{{\" {} \"}}\"", inner.join(" \",\" "))
+            }
+            other => lit(&other.to_string()),
+        }
+    }
+
+    /// A key and its `:`: a bare word where the parser reads one back, else quoted.
+    fn key(&self, key: &str) -> String {
+        let bare = !key.is_empty()
+            && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            && !key.starts_with(|c: char| c.is_ascii_digit() || c == '-');
+        if bare {
+            Value::String(format!("{key}:")).to_string()
+        } else {
+            format!("{q} {} {q} \":\"", Value::String(key.to_string()), q = self.quote)
+        }
+    }
+
+    /// Any value (for a schema without a type, or one this writer does not follow).
+    fn any(&mut self) -> String {
+        let name = "v_any".to_string();
+        if !self.rules.iter().any(|r| r.starts_with(&format!("{name}:"))) {
+            let q = self.quote;
+            self.rules.push(format!(
+                "{name}: {q} /[^<]{{0,256}}/ {q} | /-?(0|[1-9][0-9]{{0,15}})(\\.[0-9]{{1,16}})?/ | \"true\" | \"false\" \
+                 | \"null\" | \"{{\" ({name}_kv (\",\" {name}_kv)*)? \"}}\" | \"[\" ({name} (\",\" {name})*)? \"]\"\n\
+                 {name}_kv: /[A-Za-z_][A-Za-z0-9_]{{0,63}}/ \":\" {name}"
+            ));
+        }
+        name
+    }
+
+    /// The rule of a value valid for `schema`.
+    fn value(&mut self, schema: &Value) -> String {
+        let Some(obj) = schema.as_object() else {
+            return self.any();
+        };
+        if let Some(c) = obj.get("const") {
+            let body = self.literal(c);
+            return self.rule(body);
+        }
+        if let Some(choices) = obj.get("enum").and_then(Value::as_array) {
+            let body: Vec<String> = choices.iter().map(|c| self.literal(c)).collect();
+            return self.rule(body.join(" | "));
+        }
+        if let Some(alternatives) = obj.get("anyOf").or_else(|| obj.get("oneOf")).and_then(Value::as_array) {
+            let body: Vec<String> = alternatives.iter().map(|a| self.value(a)).collect();
+            return self.rule(body.join(" | "));
+        }
+        let types: Vec<&str> = match obj.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ if obj.contains_key("properties") => vec!["object"],
+            _ if obj.contains_key("items") => vec!["array"],
+            _ => return self.any(),
+        };
+        let body: Vec<String> = types.into_iter().map(|t| self.typed(obj, t)).collect();
+        self.rule(body.join(" | "))
+    }
+
+    /// The Lark of a value of type `t` under the keywords of `schema`.
+    fn typed(&mut self, schema: &serde_json::Map<String, Value>, t: &str) -> String {
+        let q = self.quote;
+        match t {
+            // With a pattern or a format: a JSON string, which the parser reads back as a bare
+            // token (valid as long as the text has no `,`, `}` or `]`).
+            "string" if schema.contains_key("pattern") || schema.contains_key("format") => {
+                let mut sub = Value::Object(schema.clone());
+                sub["type"] = json!("string");
+                format!("%json {sub}")
+            }
+            // Plain text without `<` (no quote inside), `maxLength` or else 256 characters.
+            "string" => {
+                let least = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+                let most = schema.get("maxLength").and_then(Value::as_u64).unwrap_or(256).max(least);
+                if most == 0 {
+                    format!("{q} {q}")
+                } else {
+                    format!("{q} /[^<]{{{least},{most}}}/ {q}")
+                }
+            }
+            "integer" | "number" | "boolean" | "null" => {
+                let mut sub = Value::Object(schema.clone());
+                sub["type"] = json!(t);
+                format!("%json {}", mlx_manager_engine::bounded_whitespace(sub))
+            }
+            "object" => self.object(schema),
+            "array" => {
+                let item = match schema.get("items") {
+                    Some(items) => self.value(items),
+                    None => self.any(),
+                };
+                let least = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+                let most = schema.get("maxItems").and_then(Value::as_u64);
+                let rest = match most {
+                    Some(most) => format!("(\",\" {item}){{{},{}}}", least.saturating_sub(1), most.saturating_sub(1)),
+                    None if least > 1 => format!("(\",\" {item}){{{},}}", least - 1),
+                    None => format!("(\",\" {item})*"),
+                };
+                match (least, most) {
+                    (_, Some(0)) => "\"[\" \"]\"".into(),
+                    (0, _) => format!("\"[\" ({item} {rest})? \"]\""),
+                    _ => format!("\"[\" {item} {rest} \"]\""),
+                }
+            }
+            _ => self.any(),
+        }
+    }
+
+    /// `{key:value,…}`: the declared properties in sorted order, the required ones always, the
+    /// others optional, commas only between those written.
+    fn object(&mut self, schema: &serde_json::Map<String, Value>) -> String {
+        let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let required: Vec<&str> =
+            schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut keys: Vec<&String> = props.keys().collect();
+        keys.sort();
+        let pairs: Vec<(String, bool)> = keys
+            .iter()
+            .map(|k| {
+                let value = self.value(&props[*k]);
+                (format!("{} {value}", self.key(k)), required.contains(&k.as_str()))
+            })
+            .collect();
+        // From the last property back: `after` writes properties k.. once one was written (each
+        // after a comma), `first` writes them when none was yet.
+        let (mut after, mut first) = (None::<String>, None::<String>);
+        for (pair, needed) in pairs.into_iter().rev() {
+            let tail = |rule: &Option<String>| rule.as_ref().map(|r| format!(" {r}")).unwrap_or_default();
+            let with_comma = if needed {
+                format!("\",\" {pair}{}", tail(&after))
+            } else {
+                format!("(\",\" {pair})?{}", tail(&after))
+            };
+            let leading = if needed {
+                format!("{pair}{}", tail(&after))
+            } else {
+                match &first {
+                    Some(f) => format!("{pair}{} | {f}", tail(&after)),
+                    None => format!("({pair})?"),
+                }
+            };
+            after = Some(self.rule(with_comma));
+            first = Some(self.rule(leading));
+        }
+        match first {
+            Some(f) => format!("\"{{\" {f} \"}}\""),
+            None => "\"{\" \"}\"".into(),
+        }
+    }
+}
+
+/// A Gemma 4 call of any allowed tool as its template writes calls, one block per call:
+/// `<|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>`. The string quote is named as
+/// the special token it is (it cannot be quoted: a Lark string naming a special token must not
+/// hold a `"`); on a vocabulary without it (FunctionGemma's, whose calls use `<escape>`) the
+/// grammar does not compile and a forced call is refused (422).
+fn gemma_calls(tools: &[&Tool], parallel: bool) -> String {
+    let mut values = GemmaValues { quote: "<|\"|>", rules: Vec::new() };
+    let mut calls = Vec::new();
+    for tool in tools {
+        let args = values.object(parameters(tool).as_object().unwrap_or(&serde_json::Map::new()));
+        let head = Value::String(format!("call:{}", tool.function().name));
+        calls.push(format!("{head} {args}"));
+    }
+    let more = if parallel { " block*" } else { "" };
+    let mut lark = format!("start: block{more}\nblock: \"<|tool_call>\" ({}) \"<tool_call|>\"\n", calls.join(" | "));
+    for rule in values.rules {
+        lark.push_str(&rule);
+        lark.push('\n');
+    }
+    lark
+}
+
+/// The grammar of a forced call in `format` (None: the choice forces nothing).
 pub(crate) fn forced_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -197,18 +434,16 @@ pub(crate) fn forced_call(
             }
             lark
         }
-        other => {
-            tracing::warn!(format = ?other, "forced tool calls are not constrained for this tool-call format");
-            return None;
-        }
+        ToolFormat::Mistral => mistral_calls(&allowed, parallel),
+        ToolFormat::Gemma => gemma_calls(&allowed, parallel),
     };
     Some(Grammar::Lark(lark))
 }
 
 /// Under `tool_choice: auto` the model may answer in text or start a call; once it writes the
-/// start of a call, the call follows the tools' schemas. The grammar of one call after its start
-/// tag, and that tag (None where the format has no start tag to wait for: Llama 3's bare JSON;
-/// or no grammar is written for it yet).
+/// start of a call, the call follows the tools' schemas. The grammar of one call after its start,
+/// and that start (the trigger). None where the format has no start to wait for: Llama 3's bare
+/// JSON (see docs/ARCHITECTURE.md, constrained decoding), or no grammar is written for it yet.
 pub(crate) fn started_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -224,8 +459,29 @@ pub(crate) fn started_call(
                 format!("start: \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}", call_schema(&all, "arguments"));
             Some((Grammar::Lark(lark), "<tool_call>".into()))
         }
+        // gpt-oss: a message to `functions.NAME`; the trigger stops short of the `.` because
+        // o200k's pre-tokenizer joins it to the name (`.get`), so the text never ends with it.
+        // After the name, the rest of the header in any of the forms the parser reads (the
+        // channel may come before the recipient or after it), then the arguments.
+        ToolFormat::Harmony => Some((Grammar::Lark(harmony_started(&all)), "to=functions".into())),
         _ => None,
     }
+}
+
+/// The rest of a harmony call after `to=functions` (tags quoted: the model's special tokens
+/// where they are ones).
+fn harmony_started(tools: &[&Tool]) -> String {
+    let mut lark =
+        format!("start: {}\n", (0..tools.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "));
+    lark.push_str(
+        "head: \" \"? (\"<|channel|>\" \"commentary\" \" \"?)? (\"<|constrain|>\"? \"json\")? \"<|message|>\"\n",
+    );
+    for (i, tool) in tools.iter().enumerate() {
+        let name = Value::String(format!(".{}", tool.function().name));
+        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        lark.push_str(&format!("call_{i}: {name} head %json {schema}\n"));
+    }
+    lark
 }
 
 #[cfg(test)]
@@ -247,5 +503,42 @@ mod tests {
         assert_eq!(schema["properties"]["either"]["anyOf"][0]["additionalProperties"], false);
         assert_eq!(schema["properties"]["open"]["additionalProperties"], true, "a schema's own choice stands");
         assert!(schema["properties"]["either"]["anyOf"][1].get("additionalProperties").is_none());
+    }
+
+    fn weather() -> Vec<Tool> {
+        serde_json::from_value(
+            json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1},
+                "when": {"type": "string", "format": "date"}, "unit": {"enum": ["c", "f"]}, "any": {},
+                "opts": {"type": "object", "properties": {"m": {"type": ["boolean", "null"]},
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2}}}},
+            "required": ["city", "days"]}}},
+            {"type": "function", "function": {"name": "noop"}}]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn forced_calls_compile_for_every_format() {
+        let tools = weather();
+        let required = ToolChoice::Mode(ToolChoiceMode::Required);
+        // (Gemma's grammar names its quote token, which the byte tokenizer of `check` lacks.)
+        for format in [ToolFormat::Hermes, ToolFormat::Qwen3Coder, ToolFormat::Llama3, ToolFormat::Mistral] {
+            for parallel in [false, true] {
+                let grammar = forced_call(Some(format), &tools, Some(&required), parallel).unwrap();
+                if let Err(e) = grammar.check() {
+                    panic!("{format:?}: {e}\n{grammar:?}");
+                }
+            }
+        }
+        // Gemma's, with its quote token as text.
+        let Some(Grammar::Lark(gemma)) = forced_call(Some(ToolFormat::Gemma), &tools, Some(&required), true) else {
+            panic!("no Gemma grammar")
+        };
+        let text = Grammar::Lark(gemma.replace("<|\"|>", "\"'\""));
+        text.check().unwrap_or_else(|e| panic!("{e}\n{gemma}"));
+        let (grammar, trigger) = started_call(Some(ToolFormat::Harmony), &tools, None).unwrap();
+        assert_eq!(trigger, "to=functions");
+        grammar.check().unwrap();
     }
 }
