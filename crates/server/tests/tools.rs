@@ -472,6 +472,50 @@ async fn under_auto_a_started_harmony_call_follows_the_tool_s_schema() {
     assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
 }
 
+/// Under `auto`, Llama 3's bare JSON call is held to the tool's schema once `{"name":` names a
+/// declared tool; JSON naming anything else stays free text.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_llama3_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let scripts: [(&str, &[&str]); 2] = [
+        (
+            "sloppy-llama",
+            &[
+                "Let me check. ",
+                "{\"name\":",
+                " \"get_weather\", \"parameters\": {\"city\": \"",
+                "Paris",
+                "\", \"days\": \"three\"}}",
+            ],
+        ),
+        ("chatty-llama", &["Here: ", "{\"name\":", " \"Ada\"", ", \"age\": 36}"]),
+    ];
+    for (name, script) in scripts {
+        let path = dir.path().join(name);
+        write_scripted_model(&path, script, &template("meta-llama-Llama-3.1-8B-Instruct.jinja")).unwrap();
+        s.state.registry.insert(name, &path);
+    }
+    let mut req = chat("sloppy-llama", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    assert!(message["content"].as_str().unwrap_or_default().starts_with("Let me check."), "{r}");
+    let call = &message["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+    // Not a declared tool: the object is the answer's text, as the model wrote it.
+    req["model"] = json!("chatty-llama");
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    assert_eq!(message["content"], "Here: {\"name\": \"Ada\", \"age\": 36}", "{r}");
+    assert!(message.get("tool_calls").is_none(), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
     let (s, _dir) = server().await;

@@ -319,15 +319,17 @@ impl GemmaValues {
                 };
                 let least = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
                 let most = schema.get("maxItems").and_then(Value::as_u64);
+                // (A Lark range cannot end at 0.)
                 let rest = match most {
-                    Some(most) => format!("(\",\" {item}){{{},{}}}", least.saturating_sub(1), most.saturating_sub(1)),
-                    None if least > 1 => format!("(\",\" {item}){{{},}}", least - 1),
-                    None => format!("(\",\" {item})*"),
+                    Some(0 | 1) => String::new(),
+                    Some(most) => format!(" (\",\" {item}){{{},{}}}", least.saturating_sub(1), most - 1),
+                    None if least > 1 => format!(" (\",\" {item}){{{},}}", least - 1),
+                    None => format!(" (\",\" {item})*"),
                 };
                 match (least, most) {
                     (_, Some(0)) => "\"[\" \"]\"".into(),
-                    (0, _) => format!("\"[\" ({item} {rest})? \"]\""),
-                    _ => format!("\"[\" {item} {rest} \"]\""),
+                    (0, _) => format!("\"[\" ({item}{rest})? \"]\""),
+                    _ => format!("\"[\" {item}{rest} \"]\""),
                 }
             }
             _ => self.any(),
@@ -442,8 +444,7 @@ pub(crate) fn forced_call(
 
 /// Under `tool_choice: auto` the model may answer in text or start a call; once it writes the
 /// start of a call, the call follows the tools' schemas. The grammar of one call after its start,
-/// and that start (the trigger). None where the format has no start to wait for: Llama 3's bare
-/// JSON (see docs/ARCHITECTURE.md, constrained decoding), or no grammar is written for it yet.
+/// and that start (the trigger). None where no grammar is written for the format yet.
 pub(crate) fn started_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -464,8 +465,32 @@ pub(crate) fn started_call(
         // After the name, the rest of the header in any of the forms the parser reads (the
         // channel may come before the recipient or after it), then the arguments.
         ToolFormat::Harmony => Some((Grammar::Lark(harmony_started(&all)), "to=functions".into())),
+        ToolFormat::Llama3 => Some((Grammar::Lark(llama3_started(&all)), "{\"name\":".into())),
         _ => None,
     }
+}
+
+/// The rest of a Llama 3 call after `{"name":`. Llama 3 has no start tag: the parser takes any
+/// JSON object whose first key is `"name"` naming a declared tool for a call, wherever it is. So
+/// once `{"name":` is written, a declared tool's name holds the rest to that tool's schema, and
+/// any other value (`{"name": "Ada", …}` in an answer) ends the grammar at once and the text
+/// goes on freely. (Spellings the trigger misses, `{ "name"` or a leading `"type"` key, stay
+/// free, as before.)
+fn llama3_started(tools: &[&Tool]) -> String {
+    let names: Vec<String> =
+        tools.iter().map(|t| Value::String(Value::String(t.function().name.clone()).to_string()).to_string()).collect();
+    let mut lark = format!(
+        "start: \" \"? ({} | other)\nother: OTHER | /[^\" ]/\nOTHER: /\"(\\\\.|[^\"\\\\\\x00-\\x1f])*\"/ & ~({})\n",
+        (0..tools.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "),
+        names.join(" | ")
+    );
+    for (i, (tool, name)) in tools.iter().zip(&names).enumerate() {
+        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        lark.push_str(&format!(
+            "call_{i}: {name} \",\" \" \"? (\"\\\"parameters\\\"\" | \"\\\"arguments\\\"\") \":\" \" \"? %json {schema} \"}}\"\n"
+        ));
+    }
+    lark
 }
 
 /// The rest of a harmony call after `to=functions` (tags quoted: the model's special tokens
@@ -511,7 +536,8 @@ mod tests {
             "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1},
                 "when": {"type": "string", "format": "date"}, "unit": {"enum": ["c", "f"]}, "any": {},
                 "opts": {"type": "object", "properties": {"m": {"type": ["boolean", "null"]},
-                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2}}}},
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2},
+                    "one": {"type": "array", "maxItems": 1}, "many": {"type": "array", "minItems": 3}}}},
             "required": ["city", "days"]}}},
             {"type": "function", "function": {"name": "noop"}}]),
         )
@@ -540,5 +566,8 @@ mod tests {
         let (grammar, trigger) = started_call(Some(ToolFormat::Harmony), &tools, None).unwrap();
         assert_eq!(trigger, "to=functions");
         grammar.check().unwrap();
+        let (grammar, trigger) = started_call(Some(ToolFormat::Llama3), &tools, None).unwrap();
+        assert_eq!(trigger, "{\"name\":");
+        grammar.check().unwrap_or_else(|e| panic!("{e}\n{grammar:?}"));
     }
 }
