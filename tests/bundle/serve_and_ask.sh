@@ -3,18 +3,26 @@
 # on a packaged model with an empty environment (no LD_LIBRARY_PATH, no venv, HOME in WORKDIR) from
 # WORKDIR (not the repository), on a free port, asks it for a chat completion over HTTP and checks
 # the answer is a real one from that model, then stops it with SIGTERM, which must exit cleanly.
-# With EXPECT_LIBMLX set (Linux), the running server must have mapped libmlx from exactly there.
+# With EXPECT_LIBMLX set (Linux), the running server must have mapped libmlx from there (a glob
+# pattern). For the AppImage (appimage_serves.sh): SERVE_ENV, more VAR=value words for the empty
+# environment; MODEL_DIR empty: no --model, BIN serves its own model, SERVE_MODEL_ID; SERVE_CHILD=1:
+# BIN runs the server as its child (the AppImage runtime), which gets the SIGTERM, and BIN must
+# then exit 0 too.
 #
 #   bash tests/bundle/serve_and_ask.sh BIN MODEL_DIR WORKDIR
 set -euo pipefail
 bin="$1" model="$2" work="$3"
-pid=""
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
+pid="" server=""
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true; [ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 mkdir -p "$work/home" "$work/cwd"
 cd "$work/cwd"
-env -i "HOME=$work/home" PATH=/usr/bin:/bin LANG=C.UTF-8 "$bin" serve --model "$model" --port 0 \
-  --data-dir "$work/data" --no-hf-cache --key-storage file >"$work/out.log" 2>"$work/err.log" &
+extra_env=(); read -r -a extra_env <<<"${SERVE_ENV:-}"
+model_args=(); [ -z "$model" ] || model_args=(--model "$model")
+model_id="${SERVE_MODEL_ID:-$(basename "$model")}"
+env -i "HOME=$work/home" PATH=/usr/bin:/bin LANG=C.UTF-8 ${extra_env[@]+"${extra_env[@]}"} "$bin" serve \
+  ${model_args[@]+"${model_args[@]}"} --port 0 --data-dir "$work/data" --no-hf-cache --key-storage file \
+  >"$work/out.log" 2>"$work/err.log" &
 pid=$!
 for _ in $(seq 600); do
   grep -q '^listening on ' "$work/out.log" && break
@@ -23,11 +31,17 @@ for _ in $(seq 600); do
 done
 url="$(sed -n 's/^listening on //p' "$work/out.log")"
 [ -n "$url" ] || fail "serve did not listen within 60 s"
-if [ -n "${EXPECT_LIBMLX:-}" ]; then
-  mapped="$(grep -E '/libmlx\.so' "/proc/$pid/maps" | awk '{print $6}' | sort -u)"
-  [ "$mapped" = "$EXPECT_LIBMLX" ] || fail "the server mapped libmlx from: ${mapped:-nowhere}"
+server="$pid"
+if [ -n "${SERVE_CHILD:-}" ]; then
+  server="$(pgrep -P "$pid" | head -n 1)"
+  [ -n "$server" ] || fail "$bin runs no server process"
 fi
-python3 - "$url" "$(basename "$model")" <<'PY'
+if [ -n "${EXPECT_LIBMLX:-}" ]; then
+  mapped="$(grep -E '/libmlx\.so' "/proc/$server/maps" | awk '{print $6}' | sort -u)"
+  # shellcheck disable=SC2053 # a pattern
+  [[ "$mapped" == $EXPECT_LIBMLX ]] || fail "the server mapped libmlx from: ${mapped:-nowhere}"
+fi
+python3 - "$url" "$model_id" <<'PY'
 import json, sys, urllib.request
 url, model = sys.argv[1:]
 body = {"model": model, "messages": [{"role": "user", "content": "Hello"}],
@@ -45,7 +59,7 @@ assert usage["completion_tokens"] >= 1 and usage["prompt_tokens"] >= 1, usage
 assert choice["finish_reason"] in ("stop", "length"), choice
 print(f"packaged server answered {usage['completion_tokens']} tokens: {text!r}")
 PY
-kill -TERM "$pid"
+kill -TERM "$server"
 status=0; wait "$pid" || status=$?
-pid=""
+pid="" server=""
 [ "$status" -eq 0 ] || fail "serve exited with $status on SIGTERM"
