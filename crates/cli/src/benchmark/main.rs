@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use measure::{Endpoint, Sample, Target};
 use mlx_manager_core::{ExposeSecret, SecretString};
-use report::{RunInfo, RunReport};
+use report::{FirstTokenProbe, RunInfo, RunReport};
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +114,15 @@ struct RunArgs {
     /// Stop starting requests after this many seconds.
     #[arg(long, default_value_t = 600)]
     max_seconds: u64,
+    /// Time the first token and the decode rate without relying on when the server streams
+    /// text: first send -n requests of the same prompt with max_tokens 1 (numbered after the
+    /// measured ones, so their prompts are unique too; same concurrency) and take their
+    /// end-to-end time as the time to first token; then each measured request's decode rate is
+    /// (completion tokens − 1) / (its end-to-end − that time's median). A server may hold back
+    /// the text of its first tokens (mlx_lm.server does, on unusual output), which skews the
+    /// figures timed from text events; these do not depend on it.
+    #[arg(long)]
+    first_token_probe: bool,
     /// Print JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -213,6 +222,15 @@ fn progress(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// `warmup` unmeasured requests of `target`, one at a time.
+async fn warm_up(client: &reqwest::Client, target: &Target, warmup: usize) -> Result<(), BenchError> {
+    for i in 0..warmup {
+        // A server that is down or refuses the request fails here, with its reason.
+        measure::once(client, target, 1_000_000 + i).await?;
+    }
+    Ok(())
+}
+
 /// Warm-up, then `n` measured requests with `concurrency` in flight, stopping early at `max`.
 async fn measure(
     target: &Target,
@@ -222,10 +240,7 @@ async fn measure(
     max: Duration,
 ) -> Result<(Vec<Sample>, Vec<String>, f64), BenchError> {
     let client = reqwest::Client::new();
-    for i in 0..warmup {
-        // A server that is down or refuses the request fails here, with its reason.
-        measure::once(&client, target, 1_000_000 + i).await?;
-    }
+    warm_up(&client, target, warmup).await?;
     let bar = progress(n as u64, &format!("{} {}", target.model, target.prompt.chars().count()));
     let next = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -265,8 +280,22 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
     }
     let stream = !a.no_stream;
     let target = a.common.target(&a.model, a.endpoint, &a.prompt, stream)?;
-    let (samples, errors, wall) =
-        measure(&target, a.n, a.warmup, a.concurrency, Duration::from_secs(a.max_seconds)).await?;
+    let max = Duration::from_secs(a.max_seconds);
+    let mut warmup = a.warmup;
+    let probe = if a.first_token_probe {
+        if a.endpoint == Endpoint::Embeddings {
+            return Err(BenchError::Usage("--first-token-probe needs a generating endpoint".into()));
+        }
+        // The warm-up as without the probe (whole answers), then the same prompt with
+        // max_tokens 1, numbered after the measured requests.
+        warm_up(&reqwest::Client::new(), &target, std::mem::take(&mut warmup)).await?;
+        let probe = Target { max_tokens: 1, first: target.first + a.n, ..target.clone() };
+        let (samples, errors, _) = measure(&probe, a.n, 0, a.concurrency, max).await?;
+        Some((samples, errors))
+    } else {
+        None
+    };
+    let (samples, errors, wall) = measure(&target, a.n, warmup, a.concurrency, max).await?;
     let info = RunInfo {
         unique_prompts: !a.common.same_prompt,
         url: a.common.url,
@@ -277,7 +306,11 @@ async fn run(a: RunArgs) -> Result<RunReport, BenchError> {
         max_tokens: a.common.max_tokens,
         concurrency: a.concurrency,
     };
-    Ok(RunReport::new(info, &samples, &errors, wall))
+    let mut report = RunReport::new(info, &samples, &errors, wall);
+    if let Some((probe, probe_errors)) = probe {
+        report.first_token_probe = Some(FirstTokenProbe::new(&probe, &probe_errors, &samples));
+    }
+    Ok(report)
 }
 
 /// Arrival times (seconds from the start) and prompt choices of an arrivals run: exponential
@@ -424,9 +457,15 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report::suite_markdown(&reports));
             }
-            let failed: usize = reports.iter().map(|r| r.failed).sum();
+            let failed: usize =
+                reports.iter().map(|r| r.failed + r.first_token_probe.as_ref().map_or(0, |p| p.failed)).sum();
             if failed > 0 {
-                let first = reports.iter().flat_map(|r| r.errors.first()).next().cloned().unwrap_or_default();
+                let first = reports
+                    .iter()
+                    .flat_map(|r| r.errors.iter().chain(r.first_token_probe.iter().flat_map(|p| &p.errors)))
+                    .next()
+                    .cloned()
+                    .unwrap_or_default();
                 eprintln!("error: {failed} request(s) failed; first: {first}");
                 return ExitCode::FAILURE;
             }

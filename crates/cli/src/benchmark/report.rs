@@ -38,6 +38,65 @@ pub struct RunReport {
     pub tokens_counted_from_stream: bool,
     /// Distinct error messages (at most five).
     pub errors: Vec<String>,
+    /// `run --first-token-probe`: the first token and the decode rate timed from end-to-end
+    /// times, whatever the server streams when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token_probe: Option<FirstTokenProbe>,
+}
+
+/// `run --first-token-probe`: as many requests as measured, same prompt and concurrency but
+/// max_tokens 1 (numbered after the measured ones, so every prompt is still unique), sent first.
+/// A request with max_tokens 1 ends when the server has generated its first token, so its
+/// end-to-end time is the time to first token however the server streams text; the measured
+/// requests' decode rate follows from their end-to-end times.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstTokenProbe {
+    /// max_tokens-1 requests sent (warm-up excluded).
+    pub requests: usize,
+    pub failed: usize,
+    /// Their end-to-end times: the time to first token.
+    pub ttft_ms: Option<Summary>,
+    pub prompt_tokens: Option<Summary>,
+    pub completion_tokens: Option<Summary>,
+    /// Each measured request's (completion tokens − 1) / (end-to-end − `ttft_ms` p50).
+    pub decode_tokens_per_second: Option<Summary>,
+    /// Distinct error messages of the max_tokens-1 requests (at most five).
+    pub errors: Vec<String>,
+}
+
+impl FirstTokenProbe {
+    /// `probe`: the max_tokens-1 requests; `measured`: the run's own requests.
+    pub fn new(probe: &[Sample], errors: &[String], measured: &[Sample]) -> FirstTokenProbe {
+        let ttft_ms = summarize(&probe.iter().map(|s| s.e2e * 1e3).collect::<Vec<_>>());
+        let decode: Vec<f64> = match ttft_ms {
+            Some(t) => measured
+                .iter()
+                .filter(|s| s.completion_tokens > 1 && s.e2e > t.p50 / 1e3)
+                .map(|s| f64::from(s.completion_tokens - 1) / (s.e2e - t.p50 / 1e3))
+                .collect(),
+            None => Vec::new(),
+        };
+        FirstTokenProbe {
+            requests: probe.len() + errors.len(),
+            failed: errors.len(),
+            ttft_ms,
+            prompt_tokens: summarize(&probe.iter().map(|s| f64::from(s.prompt_tokens)).collect::<Vec<_>>()),
+            completion_tokens: summarize(&probe.iter().map(|s| f64::from(s.completion_tokens)).collect::<Vec<_>>()),
+            decode_tokens_per_second: summarize(&decode),
+            errors: distinct(errors),
+        }
+    }
+}
+
+/// The distinct messages among `errors`, at most five.
+fn distinct(errors: &[String]) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for e in errors {
+        if !distinct.contains(e) && distinct.len() < 5 {
+            distinct.push(e.clone());
+        }
+    }
+    distinct
 }
 
 pub struct RunInfo {
@@ -70,12 +129,6 @@ impl RunReport {
         let max_gaps: Vec<f64> =
             samples.iter().filter_map(|s| s.gaps.iter().copied().reduce(f64::max)).map(|g| g * 1e3).collect();
         let tokens: f64 = samples.iter().map(|s| f64::from(s.completion_tokens)).sum();
-        let mut distinct: Vec<String> = Vec::new();
-        for e in errors {
-            if !distinct.contains(e) && distinct.len() < 5 {
-                distinct.push(e.clone());
-            }
-        }
         let requests = samples.len() + errors.len();
         RunReport {
             url: info.url,
@@ -100,7 +153,8 @@ impl RunReport {
             prompt_tokens: summarize(&samples.iter().map(|s| f64::from(s.prompt_tokens)).collect::<Vec<_>>()),
             completion_tokens: summarize(&samples.iter().map(|s| f64::from(s.completion_tokens)).collect::<Vec<_>>()),
             tokens_counted_from_stream: samples.iter().any(|s| s.counted),
-            errors: distinct,
+            errors: distinct(errors),
+            first_token_probe: None,
         }
     }
 
@@ -145,7 +199,27 @@ impl RunReport {
                 ""
             }
         ));
-        for e in &self.errors {
+        if let Some(p) = &self.first_token_probe {
+            out.push_str(&format!(
+                "\nTimed without text events ({} max_tokens-1 requests of the same prompt first, {} failed):\n\n\
+                 | metric | min | avg | p50 | p95 | max |\n|---|---:|---:|---:|---:|---:|\n",
+                p.requests, p.failed
+            ));
+            let rows: [(&str, &Option<Summary>); 3] = [
+                ("time to first token = end-to-end at max_tokens 1 (ms)", &p.ttft_ms),
+                ("decode = (tokens − 1) / (end-to-end − that p50) (tokens/s)", &p.decode_tokens_per_second),
+                ("prompt tokens (max_tokens 1)", &p.prompt_tokens),
+            ];
+            for (name, s) in rows {
+                if let Some(s) = s {
+                    out.push_str(&format!(
+                        "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                        s.min, s.avg, s.p50, s.p95, s.max
+                    ));
+                }
+            }
+        }
+        for e in self.errors.iter().chain(self.first_token_probe.iter().flat_map(|p| &p.errors)) {
             out.push_str(&format!("\nerror: {e}\n"));
         }
         out
@@ -171,4 +245,28 @@ pub fn suite_markdown(reports: &[RunReport]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirstTokenProbe;
+    use crate::measure::Sample;
+
+    #[test]
+    fn the_probe_times_the_first_token_and_decode_from_end_to_end_times() {
+        let at = |e2e: f64, completion_tokens: u32| Sample { e2e, completion_tokens, ..Sample::default() };
+        // max_tokens 1 took 1.9, 2.0 and 2.4 s: the first token at 2.0 s (p50).
+        let probe = [at(2.4, 1), at(1.9, 1), at(2.0, 1)];
+        // 65 tokens in 10 s: 64 after the first, in 8 s. A request that ended before the first
+        // token's time, or with one token, has no rate.
+        let measured = [at(10.0, 65), at(12.0, 81), at(1.5, 3), at(9.0, 1)];
+        let p = FirstTokenProbe::new(&probe, &["refused".to_string()], &measured);
+        assert_eq!((p.requests, p.failed), (4, 1));
+        let ttft = p.ttft_ms.unwrap();
+        assert!((ttft.p50 - 2000.0).abs() < 1e-9 && (ttft.min - 1900.0).abs() < 1e-9);
+        let decode = p.decode_tokens_per_second.unwrap();
+        assert_eq!(decode.count, 2);
+        assert!((decode.min - 8.0).abs() < 1e-9 && (decode.max - 8.0).abs() < 1e-9, "{decode:?}");
+        assert!(FirstTokenProbe::new(&[], &[], &measured).decode_tokens_per_second.is_none());
+    }
 }
