@@ -187,6 +187,7 @@ impl PoolSettings {
             max_loaded_models: self.max_loaded_models.max(1) as usize,
             memory_budget_bytes: self.memory_budget_gb.map(|gb| (gb * 1e9) as u64).or(defaults.memory_budget_bytes),
             idle_ttl: self.idle_ttl_seconds.map(|s| std::time::Duration::from_secs(u64::from(s))),
+            ..defaults
         }
     }
 }

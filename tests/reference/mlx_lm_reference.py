@@ -35,6 +35,11 @@ def greedy(args):
     from mlx_lm.generate import generate_step
 
     model, tokenizer = load(args.model)
+    if args.dequantize:
+        # What `mlx_lm.convert --dequantize` writes: the quantized layers made dense.
+        from mlx_lm.utils import dequantize_model
+
+        model = dequantize_model(model)
     prompt = mx.array([int(t) for t in args.tokens.split(",")])
     eos = set(tokenizer.eos_token_ids)
     out = []
@@ -323,6 +328,7 @@ def main():
     g.add_argument("--model", required=True)
     g.add_argument("--tokens", required=True)
     g.add_argument("--max-tokens", type=int, default=48)
+    g.add_argument("--dequantize", action="store_true", help="run the quantized layers dense")
     k = sub.add_parser("constrained")
     k.add_argument("--model", required=True)
     k.add_argument("--tokens", required=True)

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use mlx_manager_engine::{
-    ChatMessage, Engine, EngineError, GenerateRequest, GenerationEvent, GenerationParams, Prompt, SamplingParams,
+    ChatMessage, Engine, EngineError, GenerateRequest, GenerationEvent, GenerationParams, PoolConfig, Prompt,
+    SamplingParams,
 };
 
 #[derive(Args)]
@@ -42,6 +43,10 @@ pub struct GenerateArgs {
     /// Print one JSON object (token ids, text, usage) instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// On the CPU, keep a quantized model's packed weights (mlx-lm's exact numbers) instead of
+    /// running a dequantized copy (as `serve --keep-quantized`).
+    #[arg(long)]
+    keep_quantized: bool,
 }
 
 pub fn run(a: GenerateArgs) -> Result<(), EngineError> {
@@ -59,7 +64,7 @@ pub fn run(a: GenerateArgs) -> Result<(), EngineError> {
             template_kwargs: Default::default(),
         },
     };
-    let engine = Engine::start()?;
+    let engine = Engine::start_with(PoolConfig { dense_on_cpu: !a.keep_quantized, ..PoolConfig::default() })?;
     let handle = engine.handle();
     let id = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
     handle.load_blocking(&id, &a.model)?;

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// Unload models not pinned by a preload after this many idle seconds (off by default).
     #[arg(long)]
     idle_ttl_seconds: Option<u64>,
+    /// On the CPU, run quantized models through libmlx's quantized products (mlx-lm's exact
+    /// numbers, several times slower there) instead of a dequantized copy of their weights, which
+    /// is used by default when it fits the memory budget. No effect on the GPU.
+    #[arg(long)]
+    keep_quantized: bool,
     /// Days audit entries are kept (1–365).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
     retention_days: u32,
@@ -141,6 +146,7 @@ pub fn run(a: ServeArgs) -> Result<(), ServeError> {
         max_loaded_models: a.max_loaded_models.max(1),
         memory_budget_bytes: a.memory_budget_gb.map(|gb| (gb * 1e9) as u64).or(defaults.memory_budget_bytes),
         idle_ttl: a.idle_ttl_seconds.map(Duration::from_secs),
+        dense_on_cpu: !a.keep_quantized,
     };
     let opened = Startup {
         data_dir,

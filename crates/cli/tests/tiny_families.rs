@@ -24,7 +24,7 @@ fn assert_same_tokens(dir: &Path, family: &str, extra: &[&str]) {
     let bin = env!("CARGO_BIN_EXE_mlx-manager");
     run(Command::new(bin).args(["make-tiny-model", "--family", family]).args(extra).arg(dir));
     let ours = tokens(&run(Command::new(bin)
-        .args(["generate", "--json", "--max-tokens", "24", "--tokens", PROMPT, "--model"])
+        .args(["generate", "--json", "--keep-quantized", "--max-tokens", "24", "--tokens", PROMPT, "--model"])
         .arg(dir)));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/mlx_lm_reference.py");
     let theirs = tokens(&run(Command::new(support::python())

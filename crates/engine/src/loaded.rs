@@ -78,12 +78,20 @@ fn output_format(tokenizer: &Tokenizer) -> crate::output::OutputFormat {
     format
 }
 
-pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn FnMut(f32)) -> Result<Loaded> {
+/// Loads the model in `path`; `dense`: quantized weights run dequantized (see
+/// `PoolConfig::dense_on_cpu`).
+pub(crate) fn load_model(
+    id: &str,
+    path: &std::path::Path,
+    dense: bool,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Loaded> {
     let started = Instant::now();
     let config = ModelConfig::load(path)?;
+    let dense = dense && config.quantization.is_some();
     let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
     progress(0.02);
-    let model = Model::load_with_progress(path, config, progress)?;
+    let model = Model::load_with_progress(path, config, dense, progress)?;
     let c = &model.config;
     let info = ModelInfo {
         id: id.to_string(),
@@ -99,7 +107,13 @@ pub(crate) fn load_model(id: &str, path: &std::path::Path, progress: &mut dyn Fn
         idle_seconds: 0,
         output: output_format(&tokenizer),
     };
-    tracing::info!(model = id, bytes = info.weight_bytes, ms = started.elapsed().as_millis() as u64, "model loaded");
+    tracing::info!(
+        model = id,
+        bytes = info.weight_bytes,
+        dense,
+        ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
     let eos = tokenizer.eos_token_ids.clone();
     Ok(Loaded {
         info,

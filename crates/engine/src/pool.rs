@@ -12,11 +12,25 @@ pub struct PoolConfig {
     pub memory_budget_bytes: Option<u64>,
     /// Unpinned models idle this long are unloaded (off by default); checked about once a second.
     pub idle_ttl: Option<std::time::Duration>,
+    /// On the CPU, run a quantized model from a dequantized copy of its weights when that copy
+    /// fits the budget beside the loaded models without evicting any (default on). libmlx's CPU
+    /// quantized product works one row at a time on one thread: at Qwen2.5-0.5B's shapes a 4-bit
+    /// product takes 4× the dense one for a decode step and 80× for a 256-token prefill, and
+    /// 10–40× that again with bf16 scales (docs/PERFORMANCE.md). The copy holds the numbers
+    /// mlx-lm's `dequantize_model` makes, so output equals mlx-lm's on the dequantized model;
+    /// off, it equals mlx-lm's on the quantized one. The GPU's quantized products are fast:
+    /// nothing changes there.
+    pub dense_on_cpu: bool,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { max_loaded_models: 4, memory_budget_bytes: total_memory().map(|m| m / 4 * 3), idle_ttl: None }
+        PoolConfig {
+            max_loaded_models: 4,
+            memory_budget_bytes: total_memory().map(|m| m / 4 * 3),
+            idle_ttl: None,
+            dense_on_cpu: true,
+        }
     }
 }
 
@@ -91,6 +105,12 @@ pub(crate) struct Resident {
     pub(crate) last_used: Instant,
 }
 
+/// The most a model of `need` bytes of `bits`-bit weights takes dequantized: every packed value
+/// grown to at most 32 bits (scales and unquantized tensors counted as if they grew too).
+pub(crate) fn dense_need(need: u64, bits: i32) -> u64 {
+    need.saturating_mul(32) / u64::from(bits.max(1).unsigned_abs())
+}
+
 /// Models to unload (least recently used first) so one more model of `need` bytes fits; or, when
 /// even evicting every idle unpinned model is not enough, `(needed, available)` in bytes.
 pub(crate) fn plan_eviction(resident: &[Resident], need: u64, config: &PoolConfig) -> Result<Vec<String>, (u64, u64)> {
@@ -131,10 +151,12 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_idle_unpinned_first() {
-        let config = PoolConfig { max_loaded_models: 3, memory_budget_bytes: None, idle_ttl: None };
+        let config =
+            PoolConfig { max_loaded_models: 3, memory_budget_bytes: None, idle_ttl: None, dense_on_cpu: false };
         let loaded = [r("a", 1, false, false, 10), r("b", 1, false, false, 30), r("c", 1, true, false, 60)];
         assert_eq!(plan_eviction(&loaded, 1, &config), Ok(vec!["b".to_string()]));
-        let config = PoolConfig { max_loaded_models: 10, memory_budget_bytes: Some(250), idle_ttl: None };
+        let config =
+            PoolConfig { max_loaded_models: 10, memory_budget_bytes: Some(250), idle_ttl: None, dense_on_cpu: false };
         let loaded = [r("a", 100, false, false, 10), r("b", 100, false, true, 30), r("c", 40, false, false, 60)];
         assert_eq!(plan_eviction(&loaded, 100, &config), Ok(vec!["c".to_string(), "a".to_string()]));
         assert_eq!(plan_eviction(&loaded, 200, &config), Err((200, 150)));

@@ -30,6 +30,7 @@ async fn eviction_pinning_busy_models_and_the_budget() {
         max_loaded_models: 3,
         memory_budget_bytes: Some(s * 7 / 2),
         idle_ttl: Some(Duration::from_secs(2)),
+        dense_on_cpu: false,
     };
     let engine = Engine::start_with(config).unwrap();
     let h = engine.handle();

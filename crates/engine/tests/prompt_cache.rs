@@ -65,7 +65,12 @@ async fn kept_caches_make_room_before_any_model_is_evicted() {
     write_tiny_model(&b, &spec(TinyFamily::Llama)).unwrap();
     let s = std::fs::metadata(a.join("model.safetensors")).unwrap().len();
     // Room for both models' weights, not for both and a's kept cache (≈ 256 KB for 300 tokens).
-    let config = PoolConfig { max_loaded_models: 8, memory_budget_bytes: Some(2 * s + 64 * 1024), idle_ttl: None };
+    let config = PoolConfig {
+        max_loaded_models: 8,
+        memory_budget_bytes: Some(2 * s + 64 * 1024),
+        idle_ttl: None,
+        dense_on_cpu: false,
+    };
     let engine = Engine::start_with(config).unwrap();
     let h = engine.handle();
     let run = |prompt: Vec<u32>| {

@@ -53,7 +53,7 @@ use weights::WeightSet;
 
 /// Whether the engine computes on the CPU (its default device), where some operations take a
 /// cheaper form (rope.rs, activation.rs).
-fn on_cpu() -> Result<bool> {
+pub(crate) fn on_cpu() -> Result<bool> {
     Ok(matches!(mlx_rs::Device::default().get_type()?, mlx_rs::DeviceType::Cpu))
 }
 
@@ -111,15 +111,21 @@ impl Model {
     /// Loads and validates the weights in `dir` for `config`, and evaluates them (so a bad file
     /// fails here, not in the middle of a request).
     pub fn load(dir: &Path, config: ModelConfig) -> Result<Model> {
-        Model::load_with_progress(dir, config, &mut |_| {})
+        Model::load_with_progress(dir, config, false, &mut |_| {})
     }
 
     /// [`Model::load`], reporting how far it got (0 … 1) after each stage: weight files checked,
-    /// each layer built, then the weights read into memory.
-    pub fn load_with_progress(dir: &Path, config: ModelConfig, progress: &mut dyn FnMut(f32)) -> Result<Model> {
+    /// each layer built, then the weights read into memory. With `dense`, quantized weights are
+    /// dequantized once here and run as dense ones (see `PoolConfig::dense_on_cpu`).
+    pub fn load_with_progress(
+        dir: &Path,
+        config: ModelConfig,
+        dense: bool,
+        progress: &mut dyn FnMut(f32),
+    ) -> Result<Model> {
         let family = registry::family(config.family).expect("a parsed config names a registered family");
         let args = family.args(&config)?;
-        let w = WeightSet::load(dir)?.with_overrides(&config.args)?;
+        let w = WeightSet::load(dir)?.with_overrides(&config.args)?.expanding(dense);
         progress(0.1);
         let arch = (family.build)(&config, &args, w, &mut |f| progress(0.1 + 0.4 * f))?;
         let pass = arch.pass_shape();

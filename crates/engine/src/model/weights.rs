@@ -105,6 +105,11 @@ pub(crate) struct WeightSet {
     /// Per-module quantization that differs from the model's (mlx-lm writes these into
     /// config.json's `quantization`, e.g. an 8-bit MoE router in a 4-bit model).
     overrides: HashMap<String, Quantization>,
+    /// Hand quantized modules out dense (see [`WeightSet::expanding`]).
+    expand: bool,
+    /// Quantized modules announced dense by [`WeightSet::quantization_of`] while expanding, by
+    /// prefix: their `.weight` is dequantized when it is taken.
+    expanded: HashMap<String, Quantization>,
 }
 
 impl WeightSet {
@@ -136,6 +141,8 @@ impl WeightSet {
             overrides: HashMap::new(),
             prefix: prefix.to_string(),
             record: None,
+            expand: false,
+            expanded: HashMap::new(),
         })
     }
 
@@ -147,6 +154,8 @@ impl WeightSet {
             overrides: HashMap::new(),
             prefix: String::new(),
             record: Some(record),
+            expand: false,
+            expanded: HashMap::new(),
         }
     }
 
@@ -177,12 +186,31 @@ impl WeightSet {
         Ok(self)
     }
 
+    /// With `expand`, every quantized module is handed out dense: its weights dequantized once
+    /// here, in its scales' dtype, exactly as mlx-lm's `dequantize_model` does (the numbers of
+    /// `mlx_lm.convert --dequantize`). The layers then never see the packed form, whatever their
+    /// kind (linear, embedding, experts, per-head projections). Why: see `DenseCopy` in pool.rs.
+    pub(crate) fn expanding(mut self, expand: bool) -> WeightSet {
+        self.expand = expand;
+        self
+    }
+
     fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(&format!("{}{name}", self.prefix))
     }
 
     /// Removes a tensor, checking its shape (and, for packed weights, its dtype).
     fn take(&mut self, name: &str, shape: &[i32], dtype: Option<Dtype>) -> Result<Array> {
+        if let Some((prefix, q)) = name.strip_suffix(".weight").and_then(|p| self.expanded.remove_entry(p)) {
+            let (cols, lead) = shape.split_last().ok_or_else(|| EngineError::TensorShape {
+                path: self.dir.clone(),
+                tensor: name.to_string(),
+                expected: shape.to_vec(),
+                actual: Vec::new(),
+            })?;
+            let (weight, scales, biases) = self.packed_shaped(&prefix, lead, *cols, q)?;
+            return Ok(mlx_rs::ops::dequantize(&weight, &scales, &biases, q.group_size, q.bits)?);
+        }
         if let Some(record) = &self.record {
             record.borrow_mut().push(Wanted { name: name.to_string(), shape: shape.to_vec(), quantizable: false });
             return Self::zeros(shape, dtype);
@@ -205,7 +233,7 @@ impl WeightSet {
     /// How the module under `prefix` is stored: quantized (with the model's parameters or its
     /// own override) when the checkpoint has its scales, else dense.
     pub(crate) fn quantization_of(
-        &self,
+        &mut self,
         prefix: &str,
         q: Option<Quantization>,
         cols: i32,
@@ -217,13 +245,18 @@ impl WeightSet {
         if !self.has(&format!("{prefix}.scales")) {
             return Ok(None);
         }
-        if let Some(own) = self.overrides.get(&format!("{}{prefix}", self.prefix)) {
-            return Ok(Some(*own));
+        let q = match self.overrides.get(&format!("{}{prefix}", self.prefix)) {
+            Some(own) => *own,
+            None => q.ok_or_else(|| EngineError::InvalidConfig {
+                path: self.dir.join("config.json"),
+                message: format!("`{prefix}` is quantized but config.json has no `quantization`"),
+            })?,
+        };
+        if self.expand {
+            self.expanded.insert(prefix.to_string(), q);
+            return Ok(None);
         }
-        q.map(Some).ok_or_else(|| EngineError::InvalidConfig {
-            path: self.dir.join("config.json"),
-            message: format!("`{prefix}` is quantized but config.json has no `quantization`"),
-        })
+        Ok(Some(q))
     }
 
     fn packed(&mut self, prefix: &str, rows: i32, cols: i32, q: Quantization) -> Result<(Array, Array, Array)> {

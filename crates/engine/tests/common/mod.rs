@@ -16,7 +16,10 @@ use mlx_manager_engine::{
 /// its own models, so the pool never evicts here (tests/pool.rs covers eviction).
 pub fn engine() -> EngineHandle {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    let no_eviction = PoolConfig { max_loaded_models: usize::MAX, memory_budget_bytes: None, idle_ttl: None };
+    // Quantized models run through libmlx's quantized products, as mlx-lm's do (the conformance
+    // tests compare with it); tests/pool.rs covers the dense copy.
+    let no_eviction =
+        PoolConfig { max_loaded_models: usize::MAX, memory_budget_bytes: None, idle_ttl: None, dense_on_cpu: false };
     ENGINE.get_or_init(|| Engine::start_with(no_eviction).expect("engine starts")).handle()
 }
 
