@@ -324,15 +324,16 @@ fn random_model(s: &TestServer, dir: &Path, name: &str, template: &str, specials
 }
 
 /// get_weather with bounded strings (a random model would otherwise write one city forever), an
-/// integer range, an enum and a nested object with an array.
+/// integer range, an enum and a required nested object with an array (a random model leaves
+/// optional ones out).
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
         "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
             "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
             "options": {"type": "object", "properties": {"metric": {"type": "boolean"},
                 "hours": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 23}, "maxItems": 3}},
-                "required": ["metric"]}},
-        "required": ["city", "days"]}}})
+                "required": ["metric", "hours"]}},
+        "required": ["city", "days", "options"]}}})
 }
 
 fn time_tool() -> Value {
@@ -354,16 +355,12 @@ fn assert_valid_call(r: &Value) {
             assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
             assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
             assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
-            if let Some(options) = args.get("options") {
-                let o = options.as_object().unwrap_or_else(|| panic!("{args}"));
-                assert!(o.keys().all(|k| k == "metric" || k == "hours"), "{args}");
-                assert!(options["metric"].is_boolean(), "{args}");
-                if let Some(hours) = options.get("hours") {
-                    let hours = hours.as_array().unwrap_or_else(|| panic!("{args}"));
-                    assert!(hours.len() <= 3, "{args}");
-                    assert!(hours.iter().all(|h| h.as_i64().is_some_and(|h| (0..=23).contains(&h))), "{args}");
-                }
-            }
+            let options = args["options"].as_object().unwrap_or_else(|| panic!("{args}"));
+            assert!(options.keys().all(|k| k == "metric" || k == "hours"), "{args}");
+            assert!(options["metric"].is_boolean(), "{args}");
+            let hours = options["hours"].as_array().unwrap_or_else(|| panic!("{args}"));
+            assert!(hours.len() <= 3, "{args}");
+            assert!(hours.iter().all(|h| h.as_i64().is_some_and(|h| (0..=23).contains(&h))), "{args}");
         }
         Some("get_time") => assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{args}"),
         _ => panic!("a call to an undeclared tool: {r}"),
@@ -413,6 +410,32 @@ async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
         random_model(&s, dir.path(), name, &template(file), &specials, &[]);
         assert_forced_calls(&s, name).await;
     }
+}
+
+/// Mistral v11's `[TOOL_CALLS]NAME[ARGS]{…}` (a random model above mostly takes the JSON list):
+/// a scripted model that writes it with a sloppy argument is held to the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_mistral_v11_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy = ["[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
+    let path = dir.path().join("sloppy-mistral");
+    write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+    s.state.registry.insert("sloppy-mistral", &path);
+    let mut req = chat("sloppy-mistral", false);
+    req["messages"] =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+    req["tools"] = json!([weather_tool(), time_tool()]);
+    req["tool_choice"] = json!("required");
+    req["parallel_tool_calls"] = json!(false);
+    req["max_tokens"] = json!(200);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    assert_valid_call(&r);
+    let call = &r["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    // Mistral's templates take nine alphanumerics as a call's id.
+    assert!(call["id"].as_str().is_some_and(|id| id.len() == 9), "{r}");
 }
 
 /// Gemma's syntax (`<|tool_call>call:NAME{key:<|"|>text<|"|>,…}<tool_call|>`, or FunctionGemma's
