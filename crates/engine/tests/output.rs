@@ -345,6 +345,21 @@ fn a_call_cut_by_the_end_of_generation_keeps_its_partial_arguments() {
 }
 
 #[test]
+fn an_answer_of_whitespace_only_is_kept() {
+    // Held while a call might follow, then given as the answer (mlx_lm.server gives it too);
+    // after reasoning or a call, trailing whitespace is still dropped.
+    let plain = OutputFormat { tools: None, reasoning: None };
+    for format in [plain, format(ToolFormat::Hermes, true)] {
+        for cuts in [&[][..], &[1, 2][..]] {
+            let mut parser = OutputParser::new(&format, Some(&tools(&["get_weather"])), false);
+            assert_eq!(merge(&feed(&mut parser, "\n\n \n", cuts)).text, "\n\n \n", "{format:?} {cuts:?}");
+        }
+    }
+    let got = parse(&format(ToolFormat::Hermes, true), None, false, "<think>hm</think>\n\n");
+    assert_eq!((got.text.as_str(), got.reasoning.as_str()), ("", "hm"));
+}
+
+#[test]
 fn without_tools_nothing_is_a_call() {
     for fixture in fixtures() {
         let mut parser = OutputParser::new(&fixture.format, None, fixture.in_reasoning);

@@ -107,6 +107,9 @@ pub(super) struct Tagged {
     /// The reasoning end tag.
     think_end: Option<String>,
     state: State,
+    /// Nothing but answer text so far (no reasoning, no call): whitespace that ends the output
+    /// is then the whole answer, and is kept.
+    fresh: bool,
 }
 
 impl Tagged {
@@ -122,7 +125,8 @@ impl Tagged {
             kinds.push(Kind::Call(i));
         }
         let state = if in_reasoning && think.is_some() { State::Reasoning } else { State::Content { boundary: true } };
-        Tagged { syntax, markers, kinds, think_end: think.map(|(_, end)| end), state }
+        let fresh = matches!(state, State::Content { .. });
+        Tagged { syntax, markers, kinds, think_end: think.map(|(_, end)| end), state, fresh }
     }
 
     /// Reads from the start of `buf`: `Some(bytes read)`, or `None` to wait for more text.
@@ -169,7 +173,7 @@ impl Tagged {
         // Whitespace at a boundary is held until we know whether a call follows.
         let spacing = |s: &str| boundary && s.chars().all(|c| c.is_whitespace() || separators.contains(c));
         let (at, which) = match scan::find(buf, &self.markers, fin) {
-            Hit::Nothing if spacing(buf) => return fin.then_some(buf.len()),
+            Hit::Nothing if spacing(buf) && !(fin && self.fresh) => return fin.then_some(buf.len()),
             Hit::Nothing => return Some(self.text(buf, buf.len(), ctx)),
             Hit::Partial { at } if at == 0 || spacing(&buf[..at]) => return None,
             Hit::Partial { at } => return Some(self.text(buf, at, ctx)),
@@ -180,6 +184,7 @@ impl Tagged {
         match self.kinds[which] {
             Kind::ThinkStart => {
                 ctx.text(before);
+                self.fresh = false;
                 self.state = State::Reasoning;
                 Some(after)
             }
@@ -194,6 +199,7 @@ impl Tagged {
                 match syntax.open(marker, &buf[after..], fin, ctx) {
                     Ok((reader, n)) => {
                         ctx.text(before);
+                        self.fresh = false;
                         self.state = State::Call(reader);
                         Some(after + n)
                     }
