@@ -438,6 +438,31 @@ async fn a_forced_mistral_v11_call_follows_the_tool_s_schema() {
     assert!(call["id"].as_str().is_some_and(|id| id.len() == 9), "{r}");
 }
 
+/// Under `auto`, a Mistral call is held to the tool's schema once `[TOOL_CALLS]` is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_mistral_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy =
+        ["Checking.", "[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
+    let path = dir.path().join("auto-mistral");
+    write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+    s.state.registry.insert("auto-mistral", &path);
+    let mut req = chat("auto-mistral", false);
+    req["messages"] =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+    req["tools"] = json!([weather_tool(), time_tool()]);
+    req["max_tokens"] = json!(200);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // (After the call the script starts over, until max_tokens: only the first call is checked.)
+    assert!(message["content"].as_str().is_some_and(|t| t.starts_with("Checking.")), "{r}");
+    let call = &message["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+}
+
 /// Gemma's syntax (`<|tool_call>call:NAME{key:<|"|>text<|"|>,…}<tool_call|>`, or FunctionGemma's
 /// `<start_function_call>…<escape>…`): nested objects, arrays, enums and numbers in Gemma's own
 /// value syntax, read back as JSON arguments valid for the schema.

@@ -173,13 +173,15 @@ fn qwen3_coder_call(tools: &[&Tool]) -> String {
 /// `[TOOL_CALLS]` (the parser passes them on as text), `[ARGS]` may be left out (the parser reads
 /// `NAME{…}` too), and between calls the model may also stop.
 fn mistral_calls(tools: &[&Tool], parallel: bool) -> String {
-    let more = |item: &str, sep: &str| if parallel { format!(" ({sep} {item})*") } else { String::new() };
-    let mut lark = format!(
-        "start: \" \"* \"[TOOL_CALLS]\" (list | v11)\nlist: \"[\" item{} \"]\"\nitem: %json {}\nv11: named{}\n",
-        more("item", "\", \""),
-        call_schema(tools, "arguments"),
-        more("named", "\"[TOOL_CALLS]\"")
-    );
+    let more = if parallel { " (\"[TOOL_CALLS]\" named)*" } else { "" };
+    format!("start: \" \"* \"[TOOL_CALLS]\" (list | v11)\nv11: named{more}\n{}", mistral_after_tag(tools, parallel))
+}
+
+/// What follows `[TOOL_CALLS]`: `list` (the JSON list, several calls when `parallel`) or one
+/// `named` call (v11).
+fn mistral_after_tag(tools: &[&Tool], parallel: bool) -> String {
+    let more = if parallel { " (\", \" item)*" } else { "" };
+    let mut lark = format!("list: \"[\" item{more} \"]\"\nitem: %json {}\n", call_schema(tools, "arguments"));
     lark.push_str(&format!(
         "named: {}\n",
         (0..tools.len()).map(|i| format!("named_{i}")).collect::<Vec<_>>().join(" | ")
@@ -466,6 +468,12 @@ pub(crate) fn started_call(
         // channel may come before the recipient or after it), then the arguments.
         ToolFormat::Harmony => Some((Grammar::Lark(harmony_started(&all)), "to=functions".into())),
         ToolFormat::Llama3 => Some((Grammar::Lark(llama3_started(&all)), "{\"name\":".into())),
+        // Mistral: the calls after `[TOOL_CALLS]` (the control token's text, as decoded), in
+        // either syntax; a further v11 call has its own `[TOOL_CALLS]`, which triggers again.
+        ToolFormat::Mistral => {
+            let lark = format!("start: list | named\n{}", mistral_after_tag(&all, true));
+            Some((Grammar::Lark(lark), "[TOOL_CALLS]".into()))
+        }
         _ => None,
     }
 }
@@ -566,6 +574,9 @@ mod tests {
         let (grammar, trigger) = started_call(Some(ToolFormat::Harmony), &tools, None).unwrap();
         assert_eq!(trigger, "to=functions");
         grammar.check().unwrap();
+        let (grammar, trigger) = started_call(Some(ToolFormat::Mistral), &tools, None).unwrap();
+        assert_eq!(trigger, "[TOOL_CALLS]");
+        grammar.check().unwrap_or_else(|e| panic!("{e}\n{grammar:?}"));
         let (grammar, trigger) = started_call(Some(ToolFormat::Llama3), &tools, None).unwrap();
         assert_eq!(trigger, "{\"name\":");
         grammar.check().unwrap_or_else(|e| panic!("{e}\n{grammar:?}"));
