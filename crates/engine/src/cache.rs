@@ -1,32 +1,49 @@
-//! Per-sequence key/value cache, grown in steps of 256 positions and written in place like
-//! mlx-lm's `KVCache`, so a decode step does not copy the whole history; and the attention over
-//! it, in the forms the model families use (MLX's fused kernel, or Gemma 2's soft-capped scores;
-//! a sliding window where a layer has one).
+//! Per-sequence key/value cache and the attention over it, in the forms the model families
+//! use (MLX's fused kernel, or Gemma 2's soft-capped scores; a sliding window where a layer has
+//! one). A full-attention layer's buffer grows in steps of 256 positions and is written in place
+//! like mlx-lm's `KVCache`, so a decode step does not copy the whole history; a sliding-window
+//! layer keeps mlx-lm's `RotatingKVCache` ring exactly (rotating.rs), because the order its
+//! keys reach attention in changes a 16-bit model's rounding.
+
+mod rotating;
+#[cfg(test)]
+mod tests;
 
 use mlx_rs::fast::{scaled_dot_product_attention, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
 use mlx_rs::{ops, Array, Dtype};
 
 use crate::error::Result;
+use rotating::Rotating;
 
 /// Positions added each time the buffers grow.
 const STEP: i32 = 256;
 
-/// Keys and values of one layer for one sequence, `[1, kv_heads, capacity, head_dim]`; the first
-/// `filled` positions hold positions `start..start + filled` of the sequence. A full-attention
-/// layer keeps every position (`start` stays 0); a sliding-window layer keeps only the last
-/// `window - 1` between passes (what its next queries can see), compacting its buffer when it
-/// would grow, so its memory is bounded by the window, not the sequence.
-#[derive(Default)]
+/// What one layer of one sequence carries from pass to pass: every position's keys and values
+/// (full attention), a sliding window's in mlx-lm's ring order ([`Rotating`]), or a
+/// linear-attention layer's recurrent state.
 pub(crate) struct LayerCache {
+    store: Store,
+}
+
+enum Store {
+    Full(Full),
+    Window(Rotating),
+    /// A linear-attention layer's state (None before its first pass; it cannot go back) and
+    /// the positions it has read.
+    Recurrent {
+        state: Option<Recurrent>,
+        positions: i32,
+    },
+}
+
+/// Keys and values of a full-attention layer, `[1, kv_heads, capacity, head_dim]`, grown in
+/// steps and written in place; the first `filled` positions are the sequence's.
+#[derive(Default)]
+struct Full {
     keys: Option<Array>,
     values: Option<Array>,
     filled: i32,
-    start: i32,
-    window: Option<i32>,
-    /// A linear-attention layer's state instead of keys and values (it cannot go back).
-    recurrent: Option<Recurrent>,
-    is_recurrent: bool,
 }
 
 /// What a linear-attention (gated delta) layer carries from one pass to the next: the last
@@ -47,7 +64,9 @@ pub(crate) enum CacheKind {
 }
 
 fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Array> {
-    let fresh = zeros_like_steps(like, new)?;
+    let shape = like.shape();
+    let steps = (new + STEP - 1) / STEP;
+    let fresh = ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?;
     Ok(match buffer {
         Some(old) => {
             let old = if old.shape()[2] != filled { old.try_index((.., .., ..filled, ..))? } else { old };
@@ -57,63 +76,10 @@ fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Ar
     })
 }
 
-/// Zeros for at least `positions` positions (whole steps) shaped like `like`'s heads.
-fn zeros_like_steps(like: &Array, positions: i32) -> Result<Array> {
-    let shape = like.shape();
-    let steps = (positions + STEP - 1) / STEP;
-    Ok(ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?)
-}
-
-/// `buffer`'s positions `from..to` moved to the front of a new buffer with room for `room` more.
-fn compacted(buffer: &Array, from: i32, to: i32, room: i32) -> Result<Array> {
-    let kept = buffer.try_index((.., .., from..to, ..))?;
-    Ok(ops::concatenate(&[kept, zeros_like_steps(buffer, room)?], 2)?)
-}
-
-impl LayerCache {
-    /// An empty cache of this kind.
-    pub(crate) fn new(kind: CacheKind) -> LayerCache {
-        match kind {
-            CacheKind::Full => LayerCache::default(),
-            CacheKind::Window(w) => LayerCache { window: Some(w), ..LayerCache::default() },
-            CacheKind::Recurrent => LayerCache { is_recurrent: true, ..LayerCache::default() },
-        }
-    }
-
-    /// A recurrent layer's carried state (None before its first pass).
-    pub(crate) fn recurrent(&self) -> Option<&Recurrent> {
-        self.recurrent.as_ref()
-    }
-
-    /// Stores a recurrent layer's state after a pass of `positions` new positions.
-    pub(crate) fn set_recurrent(&mut self, state: Recurrent, positions: i32) {
-        self.recurrent = Some(state);
-        self.filled += positions;
-    }
-
-    /// Tokens already cached (the RoPE offset of the next token).
-    pub(crate) fn offset(&self) -> i32 {
-        self.start + self.filled
-    }
-
-    /// Writes this step's keys/values after the history and returns what the step's queries
-    /// attend to: every position so far, or for a sliding-window layer at least its window's.
-    pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
+impl Full {
+    /// Writes keys/values after the history and returns every position so far.
+    fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
         let new = keys.shape()[2];
-        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
-        if let (Some(w), Some(k), Some(v)) = (self.window, &self.keys, &self.values) {
-            // Positions older than the last `w - 1` are never seen again: drop them when the
-            // buffer would grow, or when it is far larger than a window needs (after a long prompt).
-            let keep = (w - 1).min(self.filled);
-            let needed = keep + new;
-            if self.filled > keep && (self.filled + new > capacity || capacity >= needed + 2 * STEP) {
-                let from = self.filled - keep;
-                self.keys = Some(compacted(k, from, self.filled, new)?);
-                self.values = Some(compacted(v, from, self.filled, new)?);
-                self.start += from;
-                self.filled = keep;
-            }
-        }
         let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
         let (start, end) = (self.filled, self.filled + new);
         if end > capacity {
@@ -124,33 +90,110 @@ impl LayerCache {
         k.try_index_mut((.., .., start..end, ..), &keys)?;
         v.try_index_mut((.., .., start..end, ..), &values)?;
         self.filled = end;
-        Ok((k.try_index((.., .., ..end, ..))?, v.try_index((.., .., ..end, ..))?))
+        self.stored()
+    }
+
+    fn stored(&self) -> Result<(Array, Array)> {
+        let (k, v) = (self.keys.as_ref().expect("stored before read"), self.values.as_ref().expect("stored"));
+        Ok((k.try_index((.., .., ..self.filled, ..))?, v.try_index((.., .., ..self.filled, ..))?))
+    }
+}
+
+impl LayerCache {
+    /// An empty cache of this kind.
+    pub(crate) fn new(kind: CacheKind) -> LayerCache {
+        let store = match kind {
+            CacheKind::Full => Store::Full(Full::default()),
+            // Every sliding-window model mlx-lm builds pins no leading positions (`keep=0`).
+            CacheKind::Window(w) => Store::Window(Rotating::new(w, 0)),
+            CacheKind::Recurrent => Store::Recurrent { state: None, positions: 0 },
+        };
+        LayerCache { store }
+    }
+
+    /// A recurrent layer's carried state (None before its first pass).
+    pub(crate) fn recurrent(&self) -> Option<&Recurrent> {
+        match &self.store {
+            Store::Recurrent { state, .. } => state.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Stores a recurrent layer's state after a pass of `positions` new positions.
+    pub(crate) fn set_recurrent(&mut self, new: Recurrent, n: i32) {
+        if let Store::Recurrent { state, positions } = &mut self.store {
+            *state = Some(new);
+            *positions += n;
+        }
+    }
+
+    /// Tokens already cached (the RoPE offset of the next token).
+    pub(crate) fn offset(&self) -> i32 {
+        match &self.store {
+            Store::Full(f) => f.filled,
+            Store::Window(r) => r.offset(),
+            Store::Recurrent { positions, .. } => *positions,
+        }
+    }
+
+    /// Writes this step's keys/values after the history and returns what the step's queries
+    /// attend to: every position so far, or a sliding window's as mlx-lm hands them (one
+    /// query: its ring in slot order; several: the window before them and their own).
+    pub(crate) fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
+        match &mut self.store {
+            Store::Full(f) => f.update(keys, values),
+            Store::Window(r) => r.update(keys, values),
+            Store::Recurrent { .. } => unreachable!("a recurrent layer stores no keys"),
+        }
+    }
+
+    /// Writes a whole new prompt's keys/values and returns what its last position attends
+    /// to. A sliding window takes them as mlx-lm's `generate_step` feeds a prompt (all but the
+    /// last token in one pass, then the last alone), so its ring ends in mlx-lm's slot order.
+    fn update_prompt(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
+        let n = keys.shape()[2];
+        if self.is_window() && n > 1 {
+            self.update(keys.try_index((.., .., ..n - 1, ..))?, values.try_index((.., .., ..n - 1, ..))?)?;
+            return self.update(keys.try_index((.., .., n - 1.., ..))?, values.try_index((.., .., n - 1.., ..))?);
+        }
+        self.update(keys, values)
+    }
+
+    /// Whether this is a sliding window's (whose last query attends over its ring).
+    fn is_window(&self) -> bool {
+        matches!(self.store, Store::Window(_))
     }
 
     /// Whether the first `len` positions can be kept (a sliding-window layer needs the window
-    /// before `len` still in its buffer).
+    /// before `len` still in its buffer; a recurrent state cannot go back at all).
     fn can_trim(&self, len: i32) -> bool {
-        if self.is_recurrent {
-            return len >= self.offset();
-        }
-        match self.window {
-            None => true,
-            Some(w) => len >= self.offset() || (len - (w - 1)).max(0) >= self.start && len >= self.start,
+        match &self.store {
+            Store::Full(_) => true,
+            Store::Window(r) => r.can_trim(len),
+            Store::Recurrent { positions, .. } => len >= *positions,
         }
     }
 
     /// Forgets every position from `len` on (they are overwritten by the next writes).
-    fn trim(&mut self, len: i32) {
-        if len < self.offset() {
-            self.filled = (len - self.start).max(0);
+    fn trim(&mut self, len: i32) -> Result<()> {
+        match &mut self.store {
+            Store::Full(f) => f.filled = f.filled.min(len.max(0)),
+            Store::Window(r) => r.trim(len)?,
+            Store::Recurrent { .. } => {}
         }
+        Ok(())
     }
 
-    /// Forgets everything (the buffers are reused).
+    /// Forgets everything (a full layer's buffers are reused).
     fn clear(&mut self) {
-        self.filled = 0;
-        self.start = 0;
-        self.recurrent = None;
+        match &mut self.store {
+            Store::Full(f) => f.filled = 0,
+            Store::Window(r) => r.clear(),
+            Store::Recurrent { state, positions } => {
+                *state = None;
+                *positions = 0;
+            }
+        }
     }
 
     /// Stores one row's new keys and values and returns the attention of its single query
@@ -160,17 +203,25 @@ impl LayerCache {
         compute(query, &k, &v)
     }
 
-    /// What this layer's queries of the last pass attended to: every position it holds (a
-    /// KV-shared layer attends over the same, [`LayerCaches::attend_stored`]).
+    /// What this layer's queries of the last pass attended to: every position it holds, or
+    /// a window's as its last update handed them (a KV-shared layer attends over the same,
+    /// [`LayerCaches::attend_stored`]).
     fn stored(&self) -> Result<(Array, Array)> {
-        let (k, v) = (self.keys.as_ref().expect("stored before shared"), self.values.as_ref().expect("stored"));
-        Ok((k.try_index((.., .., ..self.filled, ..))?, v.try_index((.., .., ..self.filled, ..))?))
+        match &self.store {
+            Store::Full(f) => f.stored(),
+            Store::Window(r) => r.stored(),
+            Store::Recurrent { .. } => unreachable!("a recurrent layer stores no keys"),
+        }
     }
 
     /// The arrays to evaluate so the cache is materialised (prefill chunks).
     pub(crate) fn state(&self) -> impl Iterator<Item = &Array> {
-        let recurrent = self.recurrent.iter().flat_map(|r| [&r.conv, &r.state]);
-        self.keys.iter().chain(self.values.iter()).chain(recurrent)
+        let (kv, recurrent) = match &self.store {
+            Store::Full(f) => ([f.keys.as_ref(), f.values.as_ref()], None),
+            Store::Window(r) => (r.arrays(), None),
+            Store::Recurrent { state, .. } => ([None, None], state.as_ref()),
+        };
+        kv.into_iter().flatten().chain(recurrent.into_iter().flat_map(|r| [&r.conv, &r.state]))
     }
 }
 
@@ -191,12 +242,16 @@ pub(crate) struct AttentionSpec {
 
 impl AttentionSpec {
     /// Attention of `queries` `[b, q_heads, lq, d]` (the last `lq` positions) over `keys` and
-    /// `values` `[b, kv_heads, lk, d]` (every position so far, in order), causal.
+    /// `values` `[b, kv_heads, lk, d]` as a cache hands them, causal: every position so far in
+    /// temporal order, or for a sliding window what mlx-lm's rotating cache hands (one query:
+    /// its ring, at most `window` positions in slot order, no mask; several: the window before
+    /// them and their own, in temporal order, masked as its `make_mask` does).
     pub(crate) fn compute(&self, queries: &Array, keys: &Array, values: &Array) -> Result<Array> {
         let (lq, lk) = (queries.shape()[2], keys.shape()[2]);
         let windowed = self.window.is_some_and(|w| lk > w);
         let (keys, values, lk) = match self.window {
-            // A single query sees exactly the last `window` positions.
+            // A single query sees exactly the last `window` positions (keys in temporal
+            // order; a window's ring never holds more).
             Some(w) if windowed && lq == 1 => {
                 (keys.try_index((.., .., lk - w.., ..))?, values.try_index((.., .., lk - w.., ..))?, w)
             }
@@ -327,22 +382,29 @@ impl LayerCaches<'_> {
                 compute(queries, &k, &v)
             }
             LayerCaches::Fresh { caches, lens, last_only } => {
-                let mut rows = Vec::new();
+                // Each prompt's last position, over what its cache hands it (mlx-lm runs it
+                // alone): in the last layer the only output, elsewhere a sliding window's
+                // replaces the batch's (whose keys are in temporal order, the ring's not).
+                let mut lasts = Vec::new();
                 for (i, (cache, &len)) in caches.iter_mut().zip(lens.iter()).enumerate() {
                     let row = i as i32;
                     let k = keys.try_index((row..row + 1, .., ..len, ..))?;
                     let v = values.try_index((row..row + 1, .., ..len, ..))?;
-                    if *last_only {
+                    let (k, v) = cache.update_prompt(k, v)?;
+                    if *last_only || cache.is_window() {
                         let q = queries.try_index((row..row + 1, .., len - 1..len, ..))?;
-                        rows.push(cache.attend_one(&q, k, v, compute)?);
-                    } else {
-                        cache.update(k, v)?;
+                        lasts.push((row, len, compute(&q, &k, &v)?));
                     }
                 }
                 if *last_only {
+                    let rows: Vec<Array> = lasts.into_iter().map(|(_, _, o)| o).collect();
                     return Ok(ops::concatenate(&rows, 0)?);
                 }
-                compute(queries, &keys, &values)
+                let mut out = compute(queries, &keys, &values)?;
+                for (row, len, o) in lasts {
+                    out.try_index_mut((row..row + 1, .., len - 1..len, ..), &o)?;
+                }
+                Ok(out)
             }
             LayerCaches::Decode { caches } => {
                 let rows = caches
@@ -390,7 +452,18 @@ impl LayerCaches<'_> {
                     .collect::<Result<Vec<_>>>()?;
                 Ok(ops::concatenate(&rows, 0)?)
             }
-            LayerCaches::Fresh { last_only: false, .. } => spec.compute(queries, &pass_kv.0, &pass_kv.1),
+            LayerCaches::Fresh { caches, lens, last_only: false } => {
+                // A sliding window's last positions attended over its ring (`attend_with`).
+                let mut out = spec.compute(queries, &pass_kv.0, &pass_kv.1)?;
+                for (i, (cache, &len)) in caches.iter().zip(lens.iter()).enumerate() {
+                    if cache.is_window() {
+                        let rows = (i as i32..i as i32 + 1, .., len - 1..len, ..);
+                        let o = over_cache(cache, &queries.try_index(rows.clone())?)?;
+                        out.try_index_mut(rows, &o)?;
+                    }
+                }
+                Ok(out)
+            }
             LayerCaches::Decode { caches } => {
                 let rows = caches
                     .iter()
@@ -418,8 +491,7 @@ impl KvCache {
     /// longer go back that far (a sliding window already dropped what the positions after
     /// `len` would see), keeps nothing and returns 0 (the prompt is recomputed).
     pub(crate) fn trim(&mut self, len: i32) -> i32 {
-        if self.layers.iter().all(|l| l.can_trim(len)) {
-            self.layers.iter_mut().for_each(|l| l.trim(len));
+        if self.layers.iter().all(|l| l.can_trim(len)) && self.layers.iter_mut().all(|l| l.trim(len).is_ok()) {
             return len;
         }
         self.layers.iter_mut().for_each(LayerCache::clear);

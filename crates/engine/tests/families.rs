@@ -2,8 +2,8 @@
 //! **mlx-lm's own class** for the family (tests/reference `make-model`, saved the way
 //! `mlx_lm.convert` saves it, quantized variants included), then our engine's greedy tokens must
 //! equal mlx-lm's for several prompts and lengths (past the sliding window and past the KV
-//! cache's 256-position growth step), and four requests run together must get what each gets
-//! alone.
+//! cache's 256-position growth step), and the cases run together (with a repeat of the first)
+//! must get what each gets alone.
 
 mod common;
 
@@ -42,10 +42,15 @@ async fn reference_model(config: &Value, extra: &[&str]) -> TinyModel {
 }
 
 async fn assert_family(name: &str, config: Value, extra: &[&str]) {
+    assert_family_cases(name, config, extra, CASES).await;
+}
+
+/// [`assert_family`] on these cases.
+async fn assert_family_cases(name: &str, config: Value, extra: &[&str], cases: &[(&[u32], usize)]) {
     let m = reference_model(&config, extra).await;
     let path = m.path();
     let mut alone = Vec::new();
-    for (prompt, max_tokens) in CASES {
+    for (prompt, max_tokens) in cases {
         let ours = generate(&m.id, tokens(prompt), greedy(*max_tokens)).await.unwrap().ids;
         let ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
         let theirs = reference(&[
@@ -63,9 +68,9 @@ async fn assert_family(name: &str, config: Value, extra: &[&str]) {
         alone.push(ours);
     }
     // Together: all cases plus a repeat of the first, at once.
-    let streams: Vec<_> = CASES
+    let streams: Vec<_> = cases
         .iter()
-        .chain(&CASES[..1])
+        .chain(&cases[..1])
         .map(|(prompt, n)| {
             engine()
                 .generate(mlx_manager_engine::GenerateRequest {
@@ -78,7 +83,7 @@ async fn assert_family(name: &str, config: Value, extra: &[&str]) {
         .collect();
     for (i, stream) in streams.into_iter().enumerate() {
         let together = collect(stream).await.ids;
-        assert_eq!(together, alone[i % CASES.len()], "{name}: case {i} run with three others differs from alone");
+        assert_eq!(together, alone[i % cases.len()], "{name}: case {i} run with the others differs from alone");
     }
 }
 
@@ -119,6 +124,22 @@ fn gemma3() -> Value {
 #[tokio::test]
 async fn gemma3_text_sliding_window_fp32() {
     assert_family("gemma3_text fp32", config("gemma3_text", gemma3()), &[]).await;
+}
+
+/// 16-bit sliding windows decoding far past the window. mlx-lm's rotating cache hands a single
+/// query its window in ring (slot) order, and a softmax and a product summed in another order
+/// round differently: with keys in temporal order instead, these seeds' greedy tokens left
+/// mlx-lm's at step 70 (float16) and 180 (bfloat16) of the 270-token case.
+#[tokio::test]
+async fn gemma3_text_fp16_far_past_the_window() {
+    let c = config("gemma3_text", gemma3());
+    assert_family("gemma3_text fp16", c, &["--dtype", "float16", "--seed", "4"]).await;
+}
+
+#[tokio::test]
+async fn gemma3_text_bf16_far_past_the_window() {
+    let c = config("gemma3_text", gemma3());
+    assert_family("gemma3_text bf16", c, &["--dtype", "bfloat16", "--seed", "3"]).await;
 }
 
 #[tokio::test]
@@ -194,6 +215,17 @@ fn gemma4(extra: Value) -> Value {
 #[tokio::test]
 async fn gemma4_text_kv_sharing_per_layer_inputs_fp32() {
     assert_family("gemma4_text fp32", config("gemma4_text", gemma4(json!({}))), &[]).await;
+}
+
+/// A prompt longer than the window, float16, far past it: the prompt's last position already
+/// attends over the ring (mlx-lm runs it alone after the rest), in the sliding layers and in the
+/// KV-shared layers reading theirs. With keys in temporal order this seed's greedy tokens left
+/// mlx-lm's at step 51.
+#[tokio::test]
+async fn gemma4_text_kv_sharing_fp16_prompt_past_the_window() {
+    let c = config("gemma4_text", gemma4(json!({"tie_word_embeddings": false})));
+    let cases: &[(&[u32], usize)] = &[(&[9, 8, 7, 100, 200, 300, 17, 42, 99, 3, 8, 11, 13], 300), (&[9, 8, 7], 40)];
+    assert_family_cases("gemma4_text fp16", c, &["--dtype", "float16", "--seed", "3"], cases).await;
 }
 
 /// The multimodal `gemma4` wrapper (weights under `language_model.`), 4-bit.
