@@ -484,6 +484,23 @@ async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
     assert!(block["input"] == json!({"zone": "UTC"}) || block["input"] == json!({"zone": "CET"}), "{r}");
 }
 
+/// FunctionGemma's calls (`<start_function_call>…<escape>…`) share Gemma's parser but not Gemma
+/// 4's quote token, which the grammar names: a forced call there is refused, not left free.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_on_function_gemma_is_refused_not_ignored() {
+    let (s, dir) = server().await;
+    let template = "{%- for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{%- endfor %}\
+        {#- calls: <start_function_call>call:NAME{k:<escape>v<escape>}<end_function_call> #}<start_of_turn>model\n";
+    let specials = ["<start_function_call>", "<end_function_call>", "<escape>"];
+    random_model(&s, dir.path(), "random-fg", template, &specials, &[]);
+    let mut req = chat("random-fg", false);
+    req["tools"] = json!([time_tool()]);
+    req["tool_choice"] = json!("required");
+    let r = s.post("/v1/chat/completions", req).send().await.unwrap();
+    let problem = common::assert_problem(r, 422, "validation_error").await;
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("cannot be enforced"), "{problem}");
+}
+
 /// Under `auto`, gpt-oss's call (a message to `functions.NAME`) is held to the tool's schema
 /// once its recipient is written: a model that would write `"days": "three"` writes an integer.
 #[tokio::test(flavor = "multi_thread")]
