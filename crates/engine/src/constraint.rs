@@ -96,36 +96,124 @@ impl Guide {
         Ok(Guide { factory })
     }
 
-    /// A Lark grammar with each quoted tag that is one of this vocabulary's special tokens
-    /// (`"</tool_call>"`: llguidance counts every added `<…>` token as special) written as that
-    /// token (`</tool_call>`), so the model's own token for it is the one allowed — as text it
-    /// could only be spelled out byte by byte.
+    /// A Lark grammar with each quoted literal that is one of this vocabulary's special tokens
+    /// written as that token (see [`special_literals`]).
     fn specialize(&self, lark: &str) -> String {
         let trie = self.factory.tok_env().tok_trie();
-        let mut out = String::with_capacity(lark.len());
-        let mut rest = lark;
-        while let Some(start) = rest.find("\"<") {
-            let tag_end = rest[start + 1..].find(">\"").map(|i| start + 1 + i + 1);
-            match tag_end {
-                Some(end) if !rest[start + 1..end].contains(['"', ' ', '\n']) => {
-                    let tag = &rest[start + 1..end];
-                    out.push_str(&rest[..start]);
-                    if trie.get_special_token(tag).is_some() {
-                        out.push_str(tag);
-                    } else {
-                        out.push_str(&rest[start..=end]);
-                    }
-                    rest = &rest[end + 1..];
+        special_literals(lark, |text| trie.get_special_token(text))
+    }
+}
+
+/// `lark` with each quoted literal of a rule whose text is exactly one special token of the
+/// vocabulary (`special`: its id) written as a reference to that token, `<[id]>`: `"</tool_call>"`,
+/// Mistral's `"[TOOL_CALLS]"`, Gemma 4's `"<|\"|>"`. Special here is llguidance's reading of
+/// tokenizer.json: an added token marked `special`, or any added `<…>` one. Such a token is never
+/// the text it shows, so as text the literal could only be spelled out byte by byte, and where it
+/// is the only way on llguidance writes it in the model's own tokenization, which gives the special
+/// token, one the text grammar refuses (the generation fails). Where the vocabulary has no such
+/// special token the literal stays text. Terminals and directives (which take no tokens),
+/// case-insensitive literals and ranges stay as written, as does everything inside regexes,
+/// comments, `<…>` token references and `%json` / `%regex` / `%llguidance` values.
+fn special_literals(lark: &str, special: impl Fn(&str) -> Option<u32>) -> String {
+    let bytes = lark.as_bytes();
+    let mut out = String::with_capacity(lark.len());
+    // The text before `copied` is in `out`; `terminal`: the statement being read defines a
+    // terminal (or is a directive).
+    let (mut i, mut copied, mut terminal) = (0, 0, false);
+    while i < bytes.len() {
+        let rest = &lark[i..];
+        if i == 0 || bytes[i - 1] == b'\n' {
+            terminal = defines_terminal(rest).unwrap_or(terminal);
+        }
+        let len = match bytes[i] {
+            b'"' => {
+                let len = delimited_len(rest, b'"');
+                let after = &rest[len..];
+                let plain = !terminal
+                    && !after.starts_with(['i', '.'])
+                    && !after.trim_start().starts_with("..")
+                    && !lark[..i].trim_end().ends_with("..");
+                let token = if plain { lark_string(&rest[..len]).and_then(|text| special(&text)) } else { None };
+                if let Some(id) = token {
+                    out.push_str(&lark[copied..i]);
+                    out.push_str(&format!("<[{id}]>"));
+                    copied = i + len;
                 }
-                _ => {
-                    out.push_str(&rest[..start + 2]);
-                    rest = &rest[start + 2..];
+                len
+            }
+            b'#' => rest.find('\n').unwrap_or(rest.len()),
+            b'/' if rest.starts_with("//") => rest.find('\n').unwrap_or(rest.len()),
+            b'/' => delimited_len(rest, b'/'),
+            b'<' => match rest[1..].find(|c: char| c == '<' || c == '>' || c.is_whitespace()) {
+                Some(n) if n > 0 && rest.as_bytes()[1 + n] == b'>' => n + 2,
+                _ => 1,
+            },
+            b'%' if ["%json", "%regex", "%llguidance"].iter().any(|k| rest.starts_with(k)) => {
+                let keyword = rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '%').unwrap_or(rest.len());
+                let mut value =
+                    serde_json::Deserializer::from_str(&rest[keyword..]).into_iter::<serde::de::IgnoredAny>();
+                match value.next() {
+                    Some(Ok(_)) => keyword + value.byte_offset(),
+                    _ => keyword,
                 }
             }
-        }
-        out.push_str(rest);
-        out
+            _ => rest.chars().next().map_or(1, char::len_utf8),
+        };
+        i += len.max(1);
     }
+    out.push_str(&lark[copied..]);
+    out
+}
+
+/// For a line that starts a statement, whether it defines a terminal or is a directive (None: it
+/// continues the statement before, or is blank or a comment).
+fn defines_terminal(line: &str) -> Option<bool> {
+    let line = line.trim_start_matches([' ', '\t']);
+    if line.starts_with('%') {
+        return Some(true);
+    }
+    let name = line.trim_start_matches(['!', '?', '_']);
+    let end = name.find(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-').unwrap_or(name.len());
+    let first = name.chars().next().filter(char::is_ascii_alphabetic)?;
+    // After the name: a priority (`.2`) or template parameters (`{x}`), then the colon.
+    let after = name[end..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');
+    let after = match after.strip_prefix('{') {
+        Some(params) => params.split_once('}').map_or("", |(_, a)| a).trim_start(),
+        None => after,
+    };
+    (after.starts_with(':') && !after.starts_with("::")).then_some(first.is_ascii_uppercase())
+}
+
+/// The length of the text between two `delim`s (`\` escaping the next byte) that starts `s`,
+/// delimiters included (all of `s` if it is not closed).
+fn delimited_len(s: &str, delim: u8) -> usize {
+    let bytes = s.as_bytes();
+    let mut j = 1;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            b if b == delim => return j + 1,
+            _ => j += 1,
+        }
+    }
+    s.len()
+}
+
+/// The text of a quoted Lark literal (JSON's string syntax, plus `\xHH`), if it reads.
+fn lark_string(quoted: &str) -> Option<String> {
+    let mut json = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        json.push(c);
+        if c == '\\' {
+            match chars.next() {
+                Some('x') => json.push_str("u00"),
+                Some(other) => json.push(other),
+                None => {}
+            }
+        }
+    }
+    serde_json::from_str(&json).ok()
 }
 
 /// A model's [`Guide`], built by the first constrained request that needs it (off the engine
@@ -317,4 +405,34 @@ pub(crate) fn prepare(
         c.advance(*id, tokenizer)?;
         c.compute()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::special_literals;
+
+    #[test]
+    fn quoted_literals_of_rules_that_are_special_tokens_become_those_tokens() {
+        let specials = ["[TOOL_CALLS]", "[ARGS]", "<|\"|>", "</tool_call>"];
+        let special = |text: &str| specials.iter().position(|t| *t == text).map(|i| 100 + i as u32);
+        let lark = r#"start: "[TOOL_CALLS]" name "[ARGS]" args q "[ARGS]"i <|"|> "</tool_call>" "x"
+  | "[ARGS] " /"[ARGS]"/ // "[ARGS]"
+q: "<|\"|>" # "[ARGS]"
+args: %json {"title": "[ARGS]", "const": "[ARGS]"}
+NAME: "[ARGS]" | "get"
+  | "[TOOL_CALLS]"
+%ignore "[ARGS]"
+name: "\x5bARGS]" "a".."z"
+"#;
+        let expected = r#"start: <[100]> name <[101]> args q "[ARGS]"i <|"|> <[103]> "x"
+  | "[ARGS] " /"[ARGS]"/ // "[ARGS]"
+q: <[102]> # "[ARGS]"
+args: %json {"title": "[ARGS]", "const": "[ARGS]"}
+NAME: "[ARGS]" | "get"
+  | "[TOOL_CALLS]"
+%ignore "[ARGS]"
+name: <[101]> "a".."z"
+"#;
+        assert_eq!(special_literals(lark, special), expected);
+    }
 }

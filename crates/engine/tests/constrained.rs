@@ -136,3 +136,74 @@ async fn a_grammar_llguidance_cannot_compile_is_a_typed_error() {
     assert!(Grammar::Lark("start: (".into()).check().is_err());
     assert!(Grammar::JsonSchema(schema()).check().is_ok());
 }
+
+/// A call to get_time in Mistral v11's syntax. (The schema's title holds `[ARGS]`, and so does a
+/// comment: they stay JSON and a comment.)
+const MISTRAL_CALL: &str = r#"start: "[TOOL_CALLS]" "get_time" "[ARGS]" %json {"title": "[ARGS]", "type": "object",
+    "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"], "additionalProperties": false}
+// "[ARGS]"
+"#;
+
+/// A call to get_time in Gemma 4's syntax, its string quote `<|"|>` quoted like any other literal.
+const GEMMA_CALL: &str = r#"start: "<|tool_call>" "call:get_time{zone:" quote ("UTC" | "CET") quote "}" "<tool_call|>"
+quote: "<|\"|>"
+"#;
+
+/// Control tokens quoted in a Lark grammar are the model's own special tokens where its vocabulary
+/// has them (Mistral's `[TOOL_CALLS]` and `[ARGS]`, Gemma 4's `<|"|>`, which holds a quote), text
+/// where it does not. (Quoted text alone, a control token's text left as the only way on was
+/// written in the model's own tokenization, which gives the special token, which the text grammar
+/// refused: the generation failed.)
+#[tokio::test]
+async fn quoted_control_tokens_are_the_model_s_own_special_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model");
+    let specials = ["[TOOL_CALLS]", "[ARGS]", "<|tool_call>", "<tool_call|>", "<|\"|>"];
+    let template = "{% for m in messages %}{{ m.content }}{% endfor %}";
+    mlx_manager_engine::tiny::write_templated_model(&path, template, &specials, &[]).unwrap();
+    let id = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    engine().load(&id, &path).await.unwrap();
+    let vocab = tokenizers::Tokenizer::from_file(path.join("tokenizer.json")).unwrap();
+    let token = |text: &str| vocab.token_to_id(text).unwrap();
+    let count = |ids: &[u32], text: &str| ids.iter().filter(|&&t| t == token(text)).count();
+
+    let params = |lark: &str| GenerationParams { grammar: Some(Grammar::Lark(lark.into())), ..greedy(80) };
+    // (Ids of the 256 tokens the added ones follow.)
+    let prompt = || tokens(&[5, 100, 200, 17, 42, 99]);
+    let out = generate(&id, prompt(), params(MISTRAL_CALL)).await.unwrap();
+    assert_eq!(out.finish, FinishReason::Stop, "{out:?}");
+    assert_eq!(out.ids[0], token("[TOOL_CALLS]"), "{:?}", out.pieces);
+    assert_eq!(count(&out.ids, "[ARGS]"), 1, "{:?}", out.pieces);
+    assert_zone_call(&out.text);
+
+    let out = generate(&id, prompt(), params(GEMMA_CALL)).await.unwrap();
+    assert_eq!(out.finish, FinishReason::Stop, "{out:?}");
+    assert_eq!(out.ids[0], token("<|tool_call>"), "{:?}", out.pieces);
+    assert_eq!(count(&out.ids, "<|\"|>"), 2, "{:?}", out.pieces);
+    assert_eq!(count(&out.ids, "<tool_call|>"), 1, "{:?}", out.pieces);
+    assert!(
+        ["UTC", "CET"]
+            .map(|z| format!("<|tool_call>call:get_time{{zone:<|\"|>{z}<|\"|>}}<tool_call|>"))
+            .contains(&out.text),
+        "{:?}",
+        out.pieces
+    );
+
+    // A vocabulary without those tokens writes the same grammars as text.
+    let plain = load_tiny(spec(TinyFamily::Qwen2)).await;
+    let out = generate(&plain.id, prompt(), params(MISTRAL_CALL)).await.unwrap();
+    assert_eq!(out.finish, FinishReason::Stop, "{out:?}");
+    assert_zone_call(&out.text);
+    let out = generate(&plain.id, prompt(), params(GEMMA_CALL)).await.unwrap();
+    assert!(out.text.starts_with("<|tool_call>call:get_time{zone:<|\"|>"), "{:?}", out.pieces);
+    // Without a model (the check before anything is loaded) they are text too.
+    Grammar::Lark(MISTRAL_CALL.into()).check().unwrap();
+    Grammar::Lark(GEMMA_CALL.into()).check().unwrap();
+}
+
+/// `[TOOL_CALLS]get_time[ARGS]{"zone": …}` with one of the schema's zones.
+fn assert_zone_call(text: &str) {
+    let args = text.strip_prefix("[TOOL_CALLS]get_time[ARGS]").unwrap_or_else(|| panic!("{text}"));
+    let args: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{text}");
+}
