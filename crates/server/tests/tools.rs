@@ -366,13 +366,30 @@ fn assert_valid_call(r: &Value) {
         _ => panic!("a call to an undeclared tool: {r}"),
     }
     assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
-    // No text but blanks (Mistral's grammar lets them come before `[TOOL_CALLS]`).
-    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().trim().is_empty(), "{r}");
+    // No text: the grammar starts with the call.
+    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{r}");
 }
 
-/// Forced calls by random-weight models, over several seeds: named, then `required` with two tools.
-async fn assert_forced_calls(s: &TestServer, model: &str) {
+/// The model's control tokens in a forced answer are its own special tokens, never their text
+/// spelled out: each of `controls` the answer holds is one token of its own (by the logprobs,
+/// one entry a token; the tiny models' other tokens are single bytes) as often as the answer's
+/// text holds it; the first one is there.
+fn assert_control_tokens(r: &Value, controls: &[&str]) {
+    let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap_or_else(|| panic!("no logprobs: {r}"));
+    let tokens: Vec<&str> = content.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    let text = tokens.concat();
+    assert!(text.starts_with(controls[0]), "{tokens:?}");
+    for control in controls {
+        let whole = tokens.iter().filter(|t| *t == control).count();
+        assert_eq!(whole, text.matches(control).count(), "{control} spelled out: {tokens:?}");
+    }
+}
+
+/// Forced calls by random-weight models, over several seeds: named, then `required` with two tools;
+/// `controls`: the format's control tokens, the first one the call's start.
+async fn assert_forced_calls(s: &TestServer, model: &str, controls: &[&str]) {
     let mut req = chat(model, false);
+    req["logprobs"] = json!(true);
     // A short system prompt instead of Mistral Small's long default one.
     req["messages"] =
         json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
@@ -386,6 +403,7 @@ async fn assert_forced_calls(s: &TestServer, model: &str) {
         req["seed"] = json!(seed);
         let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
         assert_valid_call(&r);
+        assert_control_tokens(&r, controls);
         assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather", "{r}");
     }
     req["tool_choice"] = json!("required");
@@ -393,11 +411,13 @@ async fn assert_forced_calls(s: &TestServer, model: &str) {
         req["seed"] = json!(seed);
         let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
         assert_valid_call(&r);
+        assert_control_tokens(&r, controls);
     }
 }
 
 /// Mistral's two syntaxes, each model under its own template: the older JSON list (Nemo) and
 /// v11's `NAME[ARGS]{…}` (Small 3.2); the grammar allows both, the parser reads either back.
+/// `[TOOL_CALLS]` and `[ARGS]` are the model's special tokens, written as those tokens.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
     let (s, dir) = server().await;
@@ -408,37 +428,62 @@ async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
         ("random-small", "mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja"),
     ] {
         random_model(&s, dir.path(), name, &template(file), &specials, &[]);
-        assert_forced_calls(&s, name).await;
+        assert_forced_calls(&s, name, &["[TOOL_CALLS]", "[ARGS]"]).await;
     }
 }
 
+/// Marks the added tokens `tokens` of a model special in its tokenizer.json, as Mistral's own
+/// tokenizers have their control tokens (a scripted model's pieces are plain added tokens).
+fn mark_special(model: &Path, tokens: &[&str]) {
+    let path = model.join("tokenizer.json");
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for added in tokenizer["added_tokens"].as_array_mut().unwrap() {
+        if tokens.contains(&added["content"].as_str().unwrap()) {
+            added["special"] = json!(true);
+        }
+    }
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+}
+
 /// Mistral v11's `[TOOL_CALLS]NAME[ARGS]{…}` (a random model above mostly takes the JSON list):
-/// a scripted model that writes it with a sloppy argument is held to the schema.
+/// a scripted model that writes it with a sloppy argument is held to the schema, whether its
+/// control tokens are plain added tokens or special ones (as in Mistral's tokenizers: then the
+/// grammar's `[TOOL_CALLS]` and `[ARGS]` are those tokens).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_mistral_v11_call_follows_the_tool_s_schema() {
     let (s, dir) = server().await;
     let sloppy = ["[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
-    let path = dir.path().join("sloppy-mistral");
-    write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
-    s.state.registry.insert("sloppy-mistral", &path);
-    let mut req = chat("sloppy-mistral", false);
-    req["messages"] =
-        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
-    req["tools"] = json!([weather_tool(), time_tool()]);
-    req["tool_choice"] = json!("required");
-    req["parallel_tool_calls"] = json!(false);
-    req["max_tokens"] = json!(200);
-    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
-    assert_valid_call(&r);
-    let call = &r["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call["function"]["name"], "get_weather", "{r}");
-    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
-    // Mistral's templates take nine alphanumerics as a call's id.
-    assert!(call["id"].as_str().is_some_and(|id| id.len() == 9), "{r}");
+    for (name, special) in [("sloppy-mistral", false), ("sloppy-mistral-special", true)] {
+        let path = dir.path().join(name);
+        write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+        if special {
+            mark_special(&path, &["[TOOL_CALLS]", "[ARGS]"]);
+        }
+        s.state.registry.insert(name, &path);
+        let mut req = chat(name, false);
+        req["messages"] =
+            json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+        req["tools"] = json!([weather_tool(), time_tool()]);
+        req["tool_choice"] = json!("required");
+        req["parallel_tool_calls"] = json!(false);
+        req["max_tokens"] = json!(200);
+        req["logprobs"] = json!(true);
+        let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+        assert_control_tokens(&r, &["[TOOL_CALLS]", "[ARGS]"]);
+        let pieces = r["choices"][0]["logprobs"]["content"].as_array().unwrap();
+        assert!(pieces.iter().any(|t| t["token"] == "[ARGS]"), "{r}");
+        let call = &r["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather", "{r}");
+        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+        // Mistral's templates take nine alphanumerics as a call's id.
+        assert!(call["id"].as_str().is_some_and(|id| id.len() == 9), "{r}");
+    }
 }
 
-/// Under `auto`, a Mistral call is held to the tool's schema once `[TOOL_CALLS]` is written.
+/// Under `auto`, a Mistral call is held to the tool's schema once `[TOOL_CALLS]` is written (its
+/// control tokens special, as in Mistral's tokenizers).
 #[tokio::test(flavor = "multi_thread")]
 async fn under_auto_a_started_mistral_call_follows_the_tool_s_schema() {
     let (s, dir) = server().await;
@@ -446,6 +491,7 @@ async fn under_auto_a_started_mistral_call_follows_the_tool_s_schema() {
         ["Checking.", "[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
     let path = dir.path().join("auto-mistral");
     write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+    mark_special(&path, &["[TOOL_CALLS]", "[ARGS]"]);
     s.state.registry.insert("auto-mistral", &path);
     let mut req = chat("auto-mistral", false);
     req["messages"] =
@@ -471,7 +517,7 @@ async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
     let (s, dir) = server().await;
     let specials = ["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
     random_model(&s, dir.path(), "random-gemma", &template("google-gemma-4-31B-it.jinja"), &specials, &["<turn|>"]);
-    assert_forced_calls(&s, "random-gemma").await;
+    assert_forced_calls(&s, "random-gemma", &["<|tool_call>", "<|\"|>", "<tool_call|>"]).await;
     // Anthropic's `tool_choice: any` takes the same path.
     let req = json!({"model": "random-gemma", "max_tokens": 300, "temperature": 1.0,
         "messages": [{"role": "user", "content": "Weather in Paris?"}],

@@ -164,17 +164,11 @@ fn qwen3_coder_call(tools: &[&Tool]) -> String {
 /// the older tokenizers' JSON list `[{"name": …, "arguments": {…}}, …]` (Mistral 7B v0.3, Nemo)
 /// or the v11+ `NAME[ARGS]{…}` (Mistral Small 3.2, Devstral, Magistral), each further call after
 /// its own `[TOOL_CALLS]` as that template writes them. The model takes the one it knows.
-///
-/// `[TOOL_CALLS]` and `[ARGS]` are the model's control tokens, which a Lark grammar cannot name
-/// (llguidance names special tokens `<…>`), so they are text here. Where text is the only way on,
-/// llguidance writes it for the model, tokenized by the model's tokenizer — which turns the text
-/// `[TOOL_CALLS]` into the control token, one the text grammar then refuses (the generation
-/// fails). So no control token's whole text is ever the only way on: blanks may come before
-/// `[TOOL_CALLS]` (the parser passes them on as text), `[ARGS]` may be left out (the parser reads
-/// `NAME{…}` too), and between calls the model may also stop.
+/// `"[TOOL_CALLS]"` and `"[ARGS]"` are the model's own control tokens where its vocabulary has
+/// them as special tokens (the engine writes such literals as the tokens), text where not.
 fn mistral_calls(tools: &[&Tool], parallel: bool) -> String {
     let more = if parallel { " (\"[TOOL_CALLS]\" named)*" } else { "" };
-    format!("start: \" \"* \"[TOOL_CALLS]\" (list | v11)\nv11: named{more}\n{}", mistral_after_tag(tools, parallel))
+    format!("start: \"[TOOL_CALLS]\" (list | v11)\nv11: named{more}\n{}", mistral_after_tag(tools, parallel))
 }
 
 /// What follows `[TOOL_CALLS]`: `list` (the JSON list, several calls when `parallel`) or one
@@ -189,7 +183,7 @@ fn mistral_after_tag(tools: &[&Tool], parallel: bool) -> String {
     for (i, tool) in tools.iter().enumerate() {
         let name = Value::String(tool.function().name.clone());
         let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
-        lark.push_str(&format!("named_{i}: {name} \"[ARGS]\"? %json {schema}\n"));
+        lark.push_str(&format!("named_{i}: {name} \"[ARGS]\" %json {schema}\n"));
     }
     lark
 }
@@ -382,10 +376,12 @@ impl GemmaValues {
 }
 
 /// A Gemma 4 call of any allowed tool as its template writes calls, one block per call:
-/// `<|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>`. The string quote is named as
-/// the special token it is (it cannot be quoted: a Lark string naming a special token must not
-/// hold a `"`); on a vocabulary without it (FunctionGemma's, whose calls use `<escape>`) the
-/// grammar does not compile and a forced call is refused (422).
+/// `<|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>` (the quoted tags are the model's
+/// special tokens, as the engine writes such literals). The string quote is named as a token
+/// (`<|"|>`), not quoted: a quoted one would stay text on a vocabulary without that token, while
+/// named it makes the grammar fail to compile there, so a forced call on FunctionGemma (same
+/// parser, calls in `<start_function_call>…<escape>…`) is refused (422) instead of being held to
+/// Gemma 4's syntax spelled out as text.
 fn gemma_calls(tools: &[&Tool], parallel: bool) -> String {
     let mut values = GemmaValues { quote: "<|\"|>", rules: Vec::new() };
     let mut calls = Vec::new();
