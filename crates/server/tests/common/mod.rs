@@ -2,6 +2,8 @@
 //! thread per test binary.
 #![allow(dead_code)]
 
+pub mod tool_models;
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 

@@ -1,0 +1,473 @@
+//! Tool calls held to their tools' schemas by constrained decoding, through the real engine and
+//! server: forced calls (`tool_choice` required / named, Anthropic `any` / `tool`) written by
+//! random-weight models in every tool-call format, which only come out valid if decoding is really
+//! constrained; and, under `auto`, scripted models whose sloppy calls are held to the schema once
+//! they start.
+
+mod common;
+
+use std::path::Path;
+
+use common::tool_models::*;
+use common::TestServer;
+use mlx_manager_engine::tiny::write_scripted_model;
+use serde_json::{json, Value};
+
+/// The first call of `r` is get_weather for Paris with `days` held to its 1..=7 (the scripted
+/// models write a sloppy `"days": "three"`).
+fn assert_held_paris_call(r: &Value) {
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    // A model that would write `"days": "three"` for an integer parameter.
+    let sloppy = [
+        "I will call it.",
+        "\n<tool_call>",
+        "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"",
+        "Paris",
+        "\", \"days\": \"three\"}}\n",
+        "</tool_call>",
+    ];
+    let path = dir.path().join("sloppy");
+    write_scripted_model(&path, &sloppy, &template("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
+    s.state.registry.insert("sloppy", &path);
+    let mut req = chat("sloppy", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // The text before the call is free; the call is held to the schema once it starts.
+    assert!(message["content"].as_str().unwrap().starts_with("I will call it."), "{r}");
+    assert_held_paris_call(&r);
+}
+
+/// gpt-oss's harmony tokens.
+const HARMONY: &[&str] =
+    &["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|return|>", "<|call|>", "<|final|>"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
+    let (s, dir) = server().await;
+    let path = dir.path().join("random-oss");
+    let template = template("openai-gpt-oss-120b.jinja");
+    mlx_manager_engine::tiny::write_templated_model(&path, &template, HARMONY, &["<|call|>", "<|return|>"]).unwrap();
+    s.state.registry.insert("random-oss", &path);
+    let mut req = chat("random-oss", false);
+    // Bounded strings: a random model would otherwise write one city name forever.
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["tool_choice"] = json!("required");
+    req["max_tokens"] = json!(400);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather", "{r}");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
+    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+}
+
+/// A forced call in Qwen3-Coder's XML-ish syntax from a random-weight model: one parameter tag per
+/// argument, strings as plain text, integers as JSON, read back as a call valid for the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_qwen3_coder_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let path = dir.path().join("random-coder");
+    let specials = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"];
+    let template = template("Qwen-Qwen2.5-7B-Instruct.jinja");
+    mlx_manager_engine::tiny::write_templated_model(&path, &template, &specials, &["<|im_end|>"]).unwrap();
+    let tc = path.join("tokenizer_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    config["tool_parser_type"] = json!("qwen3_coder");
+    std::fs::write(&tc, config.to_string()).unwrap();
+    s.state.registry.insert("random-coder", &path);
+    let mut req = chat("random-coder", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "days"]}}}]);
+    req["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+    req["parallel_tool_calls"] = json!(false);
+    req["max_tokens"] = json!(200);
+    for seed in 0..3 {
+        req["seed"] = json!(seed);
+        req["temperature"] = json!(1.0);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+        assert_eq!(call["name"], "get_weather", "{r}");
+        let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].as_str().is_some_and(|c| !c.is_empty() && c.chars().count() <= 8), "{args}");
+        assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+        assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
+        assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+    }
+}
+
+/// A random-weight model with `template` (and its tool-call tokens as special tokens) under `name`.
+fn random_model(s: &TestServer, dir: &Path, name: &str, template: &str, specials: &[&str], eos: &[&str]) {
+    let path = dir.join(name);
+    mlx_manager_engine::tiny::write_templated_model(&path, template, specials, eos).unwrap();
+    s.state.registry.insert(name, &path);
+}
+
+/// get_weather with bounded strings (a random model would otherwise write one city forever), an
+/// integer range, an enum and a required nested object with an array (a random model leaves
+/// optional ones out).
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "options": {"type": "object", "properties": {"metric": {"type": "boolean"},
+                "hours": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 23}, "maxItems": 3}},
+                "required": ["metric", "hours"]}},
+        "required": ["city", "days", "options"]}}})
+}
+
+fn time_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_time", "description": "Time", "parameters": {"type": "object",
+        "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}})
+}
+
+/// The one call of a forced answer, checked against its tool's schema (by hand: the keys, types
+/// and bounds `weather_tool` and `time_tool` declare, nothing else).
+fn assert_valid_call(r: &Value) {
+    let calls = r["choices"][0]["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("no call: {r}"));
+    assert_eq!(calls.len(), 1, "{r}");
+    let call = &calls[0]["function"];
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
+    let obj = args.as_object().unwrap_or_else(|| panic!("{args}"));
+    match call["name"].as_str() {
+        Some("get_weather") => {
+            assert!(obj.keys().all(|k| ["city", "days", "unit", "options"].contains(&k.as_str())), "{args}");
+            assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
+            assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
+            assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
+            let options = args["options"].as_object().unwrap_or_else(|| panic!("{args}"));
+            assert!(options.keys().all(|k| k == "metric" || k == "hours"), "{args}");
+            assert!(options["metric"].is_boolean(), "{args}");
+            let hours = options["hours"].as_array().unwrap_or_else(|| panic!("{args}"));
+            assert!(hours.len() <= 3, "{args}");
+            assert!(hours.iter().all(|h| h.as_i64().is_some_and(|h| (0..=23).contains(&h))), "{args}");
+        }
+        Some("get_time") => assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{args}"),
+        _ => panic!("a call to an undeclared tool: {r}"),
+    }
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+    // No text: the grammar starts with the call.
+    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{r}");
+}
+
+/// The model's control tokens in a forced answer are its own special tokens, never their text
+/// spelled out: each of `controls` the answer holds is one token of its own (by the logprobs,
+/// one entry a token; the tiny models' other tokens are single bytes) as often as the answer's
+/// text holds it; the first one is there.
+fn assert_control_tokens(r: &Value, controls: &[&str]) {
+    let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap_or_else(|| panic!("no logprobs: {r}"));
+    let tokens: Vec<&str> = content.iter().map(|t| t["token"].as_str().unwrap()).collect();
+    let text = tokens.concat();
+    assert!(text.starts_with(controls[0]), "{tokens:?}");
+    for control in controls {
+        let whole = tokens.iter().filter(|t| *t == control).count();
+        assert_eq!(whole, text.matches(control).count(), "{control} spelled out: {tokens:?}");
+    }
+}
+
+/// Forced calls by random-weight models, over several seeds: named, then `required` with two tools;
+/// `controls`: the format's control tokens, the first one the call's start.
+async fn assert_forced_calls(s: &TestServer, model: &str, controls: &[&str]) {
+    let mut req = chat(model, false);
+    req["logprobs"] = json!(true);
+    // A short system prompt instead of Mistral Small's long default one.
+    req["messages"] =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+    req["tools"] = json!([weather_tool(), time_tool()]);
+    req["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+    req["parallel_tool_calls"] = json!(false);
+    // Room for the blanks a random model writes between JSON tokens (up to 24 a gap).
+    req["max_tokens"] = json!(1000);
+    req["temperature"] = json!(1.0);
+    for seed in 0..4 {
+        req["seed"] = json!(seed);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+        assert_control_tokens(&r, controls);
+        assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather", "{r}");
+    }
+    req["tool_choice"] = json!("required");
+    for seed in 0..4 {
+        req["seed"] = json!(seed);
+        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+        assert_control_tokens(&r, controls);
+    }
+}
+
+/// Mistral's two syntaxes, each model under its own template: the older JSON list (Nemo) and
+/// v11's `NAME[ARGS]{…}` (Small 3.2); the grammar allows both, the parser reads either back.
+/// `[TOOL_CALLS]` and `[ARGS]` are the model's special tokens, written as those tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let specials =
+        ["[INST]", "[/INST]", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"];
+    for (name, file) in [
+        ("random-nemo", "mistralai-Mistral-Nemo-Instruct-2407.jinja"),
+        ("random-small", "mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja"),
+    ] {
+        random_model(&s, dir.path(), name, &template(file), &specials, &[]);
+        assert_forced_calls(&s, name, &["[TOOL_CALLS]", "[ARGS]"]).await;
+    }
+}
+
+/// Marks the added tokens `tokens` of a model special in its tokenizer.json, as Mistral's own
+/// tokenizers have their control tokens (a scripted model's pieces are plain added tokens).
+fn mark_special(model: &Path, tokens: &[&str]) {
+    let path = model.join("tokenizer.json");
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for added in tokenizer["added_tokens"].as_array_mut().unwrap() {
+        if tokens.contains(&added["content"].as_str().unwrap()) {
+            added["special"] = json!(true);
+        }
+    }
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+}
+
+/// Mistral v11's `[TOOL_CALLS]NAME[ARGS]{…}` (a random model above mostly takes the JSON list):
+/// a scripted model that writes it with a sloppy argument is held to the schema, whether its
+/// control tokens are plain added tokens or special ones (as in Mistral's tokenizers: then the
+/// grammar's `[TOOL_CALLS]` and `[ARGS]` are those tokens).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_mistral_v11_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy = ["[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
+    for (name, special) in [("sloppy-mistral", false), ("sloppy-mistral-special", true)] {
+        let path = dir.path().join(name);
+        write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+        if special {
+            mark_special(&path, &["[TOOL_CALLS]", "[ARGS]"]);
+        }
+        s.state.registry.insert(name, &path);
+        let mut req = chat(name, false);
+        req["messages"] =
+            json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+        req["tools"] = json!([weather_tool(), time_tool()]);
+        req["tool_choice"] = json!("required");
+        req["parallel_tool_calls"] = json!(false);
+        req["max_tokens"] = json!(200);
+        req["logprobs"] = json!(true);
+        let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+        assert_valid_call(&r);
+        assert_control_tokens(&r, &["[TOOL_CALLS]", "[ARGS]"]);
+        let pieces = r["choices"][0]["logprobs"]["content"].as_array().unwrap();
+        assert!(pieces.iter().any(|t| t["token"] == "[ARGS]"), "{r}");
+        let call = &r["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather", "{r}");
+        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
+        // Mistral's templates take nine alphanumerics as a call's id.
+        assert!(call["id"].as_str().is_some_and(|id| id.len() == 9), "{r}");
+    }
+}
+
+/// Under `auto`, a Mistral call is held to the tool's schema once `[TOOL_CALLS]` is written (its
+/// control tokens special, as in Mistral's tokenizers).
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_mistral_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy =
+        ["Checking.", "[TOOL_CALLS]", "get_weather", "[ARGS]", "{\"city\": \"", "Paris", "\", \"days\": \"three\"}"];
+    let path = dir.path().join("auto-mistral");
+    write_scripted_model(&path, &sloppy, &template("mistralai-Mistral-Small-3.2-24B-Instruct-2506.jinja")).unwrap();
+    mark_special(&path, &["[TOOL_CALLS]", "[ARGS]"]);
+    s.state.registry.insert("auto-mistral", &path);
+    let mut req = chat("auto-mistral", false);
+    req["messages"] =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
+    req["tools"] = json!([weather_tool(), time_tool()]);
+    req["max_tokens"] = json!(200);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // (After the call the script starts over, until max_tokens: only the first call is checked.)
+    assert!(message["content"].as_str().is_some_and(|t| t.starts_with("Checking.")), "{r}");
+    assert_held_paris_call(&r);
+}
+
+/// Gemma's syntax (`<|tool_call>call:NAME{key:<|"|>text<|"|>,…}<tool_call|>`, or FunctionGemma's
+/// `<start_function_call>…<escape>…`): nested objects, arrays, enums and numbers in Gemma's own
+/// value syntax, read back as JSON arguments valid for the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
+    let (s, dir) = server().await;
+    let specials = ["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
+    random_model(&s, dir.path(), "random-gemma", &template("google-gemma-4-31B-it.jinja"), &specials, &["<turn|>"]);
+    assert_forced_calls(&s, "random-gemma", &["<|tool_call>", "<|\"|>", "<tool_call|>"]).await;
+    // Anthropic's `tool_choice: any` takes the same path.
+    let req = json!({"model": "random-gemma", "max_tokens": 300, "temperature": 1.0,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"name": "get_time", "description": "Time", "input_schema": time_tool()["function"]["parameters"]}],
+        "tool_choice": {"type": "any"}});
+    let r: Value = s.post("/v1/messages", req).send().await.unwrap().json().await.unwrap();
+    let block = r["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").cloned();
+    let block = block.unwrap_or_else(|| panic!("no tool_use: {r}"));
+    assert_eq!(block["name"], "get_time", "{r}");
+    assert!(block["input"] == json!({"zone": "UTC"}) || block["input"] == json!({"zone": "CET"}), "{r}");
+}
+
+/// FunctionGemma's calls (`<start_function_call>…<escape>…`) share Gemma's parser but not Gemma
+/// 4's quote token, which the grammar names: a forced call there is refused, not left free.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_call_on_function_gemma_is_refused_not_ignored() {
+    let (s, dir) = server().await;
+    let template = "{%- for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{%- endfor %}\
+        {#- calls: <start_function_call>call:NAME{k:<escape>v<escape>}<end_function_call> #}<start_of_turn>model\n";
+    let specials = ["<start_function_call>", "<end_function_call>", "<escape>"];
+    random_model(&s, dir.path(), "random-fg", template, &specials, &[]);
+    let mut req = chat("random-fg", false);
+    req["tools"] = json!([time_tool()]);
+    req["tool_choice"] = json!("required");
+    let r = s.post("/v1/chat/completions", req).send().await.unwrap();
+    let problem = common::assert_problem(r, 422, "validation_error").await;
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("cannot be enforced"), "{problem}");
+}
+
+/// Under `auto`, gpt-oss's call (a message to `functions.NAME`) is held to the tool's schema
+/// once its recipient is written: a model that would write `"days": "three"` writes an integer.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_harmony_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let sloppy = [
+        "<|channel|>analysis<|message|>Need the weather.<|end|>",
+        "<|start|>assistant<|channel|>commentary to=functions",
+        ".get_weather <|constrain|>json<|message|>",
+        "{\"city\": \"",
+        "Paris",
+        "\", \"days\": \"three\"}",
+        "<|call|>",
+    ];
+    let path = dir.path().join("sloppy-oss");
+    write_scripted_model(&path, &sloppy, &template("openai-gpt-oss-120b.jinja")).unwrap();
+    s.state.registry.insert("sloppy-oss", &path);
+    let mut req = chat("sloppy-oss", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}},
+        // A second tool, so that only the `.` after the recipient's `functions` is forced: a
+        // longer forced text is written in the tokenizer's own tokens, not the script's.
+        {"type": "function", "function": {"name": "lookup", "description": "Look up", "parameters": {"type": "object"}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    // The analysis before the call is free; the call is held to the schema once it starts.
+    assert!(message["reasoning_content"].as_str().is_some_and(|t| t.starts_with("Need the weather.")), "{r}");
+    assert_held_paris_call(&r);
+}
+
+/// Under `auto`, Llama 3's bare JSON call is held to the tool's schema once `{"name":` names a
+/// declared tool; JSON naming anything else stays free text.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_llama3_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    let scripts: [(&str, &[&str]); 2] = [
+        (
+            "sloppy-llama",
+            &[
+                "Let me check. ",
+                "{\"name\":",
+                " \"get_weather\", \"parameters\": {\"city\": \"",
+                "Paris",
+                "\", \"days\": \"three\"}}",
+            ],
+        ),
+        ("chatty-llama", &["Here: ", "{\"name\":", " \"Ada\"", ", \"age\": 36}"]),
+    ];
+    for (name, script) in scripts {
+        let path = dir.path().join(name);
+        write_scripted_model(&path, script, &template("meta-llama-Llama-3.1-8B-Instruct.jinja")).unwrap();
+        s.state.registry.insert(name, &path);
+    }
+    let mut req = chat("sloppy-llama", false);
+    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}}]);
+    req["max_tokens"] = json!(120);
+    let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    assert!(message["content"].as_str().unwrap_or_default().starts_with("Let me check."), "{r}");
+    assert_held_paris_call(&r);
+    // Not a declared tool: the object is the answer's text, as the model wrote it.
+    req["model"] = json!("chatty-llama");
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    let message = &r["choices"][0]["message"];
+    assert_eq!(message["content"], "Here: {\"name\": \"Ada\", \"age\": 36}", "{r}");
+    assert!(message.get("tool_calls").is_none(), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_choice_none_shows_no_tools_and_parses_no_calls() {
+    let (s, _dir) = server().await;
+    let mut req = chat(AGENT, false);
+    req["tool_choice"] = json!("none");
+    let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["choices"][0]["finish_reason"], "stop", "{r}");
+    assert!(r["choices"][0]["message"].get("tool_calls").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_fail_validation_load_nothing() {
+    let (s, _dir) = server().await;
+    let loaded = |s: &TestServer| {
+        let engine = s.state.engine.clone();
+        async move { engine.status().await.unwrap().loaded.into_iter().map(|m| m.id).collect::<Vec<_>>() }
+    };
+    let bad = [
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "temperature": 9}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "tools": tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+        // More than the model's context (2048, per its config.json).
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5000}),
+        json!({"model": "idle", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+            "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)y"}}}}}}),
+    ];
+    for body in bad {
+        let r = s.post("/v1/chat/completions", body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{body}");
+    }
+    let r = s
+        .post("/v1/messages", json!({"model": "idle", "max_tokens": 5, "temperature": 1.5, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(!loaded(&s).await.contains(&"idle".to_string()), "a rejected request must not load its model");
+    // (Models are only evicted to make room for a load, so nothing else was evicted either.)
+}
+
+/// A prompt longer than the model's context (2048) is a 422 naming `messages`, whether its size
+/// alone proves it (refused untokenized) or it has to be tokenized first (off the engine thread);
+/// the model keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_over_the_context_are_422_naming_messages() {
+    let (s, _dir) = server().await;
+    for words in [1_000_000, 3_000] {
+        let body =
+            json!({"model": AGENT, "messages": [{"role": "user", "content": "ab ".repeat(words)}], "max_tokens": 5});
+        let r = s.post("/v1/chat/completions", body).send().await.unwrap();
+        let problem = common::assert_problem(r, 422, "validation_error").await;
+        assert_eq!(problem["errors"][0]["field"], "messages", "{words} words: {problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("context is 2048"), "{words} words: {message}");
+    }
+    let r = s.post("/v1/chat/completions", chat(AGENT, false)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
