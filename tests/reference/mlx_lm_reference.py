@@ -276,6 +276,12 @@ def make_model(args):
     existing = json.loads((out / "config.json").read_text())
     config = {k: existing[k] for k in ("vocab_size", "eos_token_id", "bos_token_id") if k in existing}
     config.update(json.loads(args.config))
+    if isinstance(config.get("text_config"), dict):
+        # A wrapper class (kimi_k25) builds its text model from text_config alone: it needs the
+        # tokenizer's vocabulary there too.
+        for k in ("vocab_size",):
+            if k in config:
+                config["text_config"].setdefault(k, config[k])
     with contextlib.redirect_stdout(sys.stderr):  # mlx-lm prints progress
         mx.random.seed(args.seed)
         model_class, args_class = _get_classes(config)

@@ -427,3 +427,15 @@ async fn deepseek_v3_4bit() {
         deepseek_v3(json!({"q_lora_rank": null, "moe_intermediate_size": 64, "n_group": 1, "qk_nope_head_dim": 64}));
     assert_family("deepseek_v3 4-bit", config("deepseek_v3", c), &["--quantize", "4,64"]).await;
 }
+
+/// Kimi K2.5: DeepSeek-V3's text model nested under `text_config` (mlx-lm's `kimi_k25` class,
+/// weights under `language_model.`), fp32 and 4-bit.
+#[tokio::test]
+async fn kimi_k25_nested_deepseek_v3_fp32_and_4bit() {
+    let text = config("kimi_k2", deepseek_v3(json!({})));
+    let wrapper = json!({"model_type": "kimi_k25", "text_config": text});
+    assert_family("kimi_k25 fp32", wrapper.clone(), &[]).await;
+    let text = config("kimi_k2", deepseek_v3(json!({"moe_intermediate_size": 64})));
+    let wrapper = json!({"model_type": "kimi_k25", "text_config": text});
+    assert_family("kimi_k25 4-bit", wrapper, &["--quantize", "4,64"]).await;
+}

@@ -2,7 +2,9 @@
 //! attention (latent.rs: a low-rank key/value latent is what the cache holds; interleaved RoPE,
 //! YaRN, on a few dimensions per head) and, from layer `first_k_dense_replace` on, experts
 //! routed by sigmoid scores with a correction bias within the best expert groups, plus
-//! always-on shared experts. The output head is never tied.
+//! always-on shared experts. The output head is never tied. Kimi K2.5 (`kimi_k25`) is this text
+//! model nested under `text_config`, its weights under `language_model.` (the registry's nested
+//! config and weights.rs's prefix); its vision tower is left alone.
 
 use super::arch::Architecture;
 use super::args::{Args, Defaults};
@@ -16,7 +18,7 @@ use crate::error::Result;
 
 pub(crate) const FAMILY: Family = Family {
     name: "deepseek_v3",
-    model_types: &["deepseek_v3"],
+    model_types: &["deepseek_v3", "kimi_k25"],
     defaults: Defaults {
         rope_theta: 10_000.0,
         tie_word_embeddings: false,
