@@ -3,9 +3,12 @@
 //! one). A full-attention layer's buffer grows in steps of 256 positions and is written in place
 //! like mlx-lm's `KVCache`, so a decode step does not copy the whole history; a sliding-window
 //! layer keeps mlx-lm's `RotatingKVCache` ring exactly (rotating.rs), because the order its
-//! keys reach attention in changes a 16-bit model's rounding.
+//! keys reach attention in changes a 16-bit model's rounding. A speculative draft's window is
+//! instead kept in temporal order with a few spare positions (sliding.rs), so that it can go
+//! back over rejected proposals: only the model's numbers must be mlx-lm's.
 
 mod rotating;
+mod sliding;
 #[cfg(test)]
 mod tests;
 
@@ -15,13 +18,15 @@ use mlx_rs::{ops, Array, Dtype};
 
 use crate::error::Result;
 use rotating::Rotating;
+use sliding::Sliding;
 
 /// Positions added each time the buffers grow.
 const STEP: i32 = 256;
 
 /// What one layer of one sequence carries from pass to pass: every position's keys and values
-/// (full attention), a sliding window's in mlx-lm's ring order ([`Rotating`]), or a
-/// linear-attention layer's recurrent state.
+/// (full attention), a sliding window's in mlx-lm's ring order ([`Rotating`]) or, for a draft
+/// model, in temporal order with room to go back ([`Sliding`]), or a linear-attention layer's
+/// recurrent state.
 pub(crate) struct LayerCache {
     store: Store,
 }
@@ -29,6 +34,8 @@ pub(crate) struct LayerCache {
 enum Store {
     Full(Full),
     Window(Rotating),
+    /// A draft model's sliding window ([`KvCache::rewindable`]).
+    Rewindable(Sliding),
     /// A linear-attention layer's state (None before its first pass; it cannot go back) and
     /// the positions it has read.
     Recurrent {
@@ -64,9 +71,7 @@ pub(crate) enum CacheKind {
 }
 
 fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Array> {
-    let shape = like.shape();
-    let steps = (new + STEP - 1) / STEP;
-    let fresh = ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?;
+    let fresh = zeros_like_steps(like, new)?;
     Ok(match buffer {
         Some(old) => {
             let old = if old.shape()[2] != filled { old.try_index((.., .., ..filled, ..))? } else { old };
@@ -74,6 +79,13 @@ fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Ar
         }
         None => fresh,
     })
+}
+
+/// Zeros for at least `positions` positions (whole steps) shaped like `like`'s heads.
+fn zeros_like_steps(like: &Array, positions: i32) -> Result<Array> {
+    let shape = like.shape();
+    let steps = (positions + STEP - 1) / STEP;
+    Ok(ops::zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?)
 }
 
 impl Full {
@@ -111,6 +123,15 @@ impl LayerCache {
         LayerCache { store }
     }
 
+    /// [`LayerCache::new`], but a sliding window that can go back `spare` positions at any
+    /// time, in temporal order rather than mlx-lm's ring ([`KvCache::rewindable`]).
+    fn rewindable(kind: CacheKind, spare: i32) -> LayerCache {
+        match kind {
+            CacheKind::Window(w) => LayerCache { store: Store::Rewindable(Sliding::new(w, spare)) },
+            other => LayerCache::new(other),
+        }
+    }
+
     /// A recurrent layer's carried state (None before its first pass).
     pub(crate) fn recurrent(&self) -> Option<&Recurrent> {
         match &self.store {
@@ -132,6 +153,7 @@ impl LayerCache {
         match &self.store {
             Store::Full(f) => f.filled,
             Store::Window(r) => r.offset(),
+            Store::Rewindable(s) => s.offset(),
             Store::Recurrent { positions, .. } => *positions,
         }
     }
@@ -143,6 +165,7 @@ impl LayerCache {
         match &mut self.store {
             Store::Full(f) => f.update(keys, values),
             Store::Window(r) => r.update(keys, values),
+            Store::Rewindable(s) => s.update(keys, values),
             Store::Recurrent { .. } => unreachable!("a recurrent layer stores no keys"),
         }
     }
@@ -159,7 +182,7 @@ impl LayerCache {
         self.update(keys, values)
     }
 
-    /// Whether this is a sliding window's (whose last query attends over its ring).
+    /// Whether this is a sliding window's ring (whose last query attends over it).
     fn is_window(&self) -> bool {
         matches!(self.store, Store::Window(_))
     }
@@ -170,6 +193,7 @@ impl LayerCache {
         match &self.store {
             Store::Full(_) => true,
             Store::Window(r) => r.can_trim(len),
+            Store::Rewindable(s) => s.can_trim(len),
             Store::Recurrent { positions, .. } => len >= *positions,
         }
     }
@@ -179,6 +203,7 @@ impl LayerCache {
         match &mut self.store {
             Store::Full(f) => f.filled = f.filled.min(len.max(0)),
             Store::Window(r) => r.trim(len)?,
+            Store::Rewindable(s) => s.trim(len),
             Store::Recurrent { .. } => {}
         }
         Ok(())
@@ -189,6 +214,7 @@ impl LayerCache {
         match &mut self.store {
             Store::Full(f) => f.filled = 0,
             Store::Window(r) => r.clear(),
+            Store::Rewindable(s) => s.clear(),
             Store::Recurrent { state, positions } => {
                 *state = None;
                 *positions = 0;
@@ -210,6 +236,7 @@ impl LayerCache {
         match &self.store {
             Store::Full(f) => f.stored(),
             Store::Window(r) => r.stored(),
+            Store::Rewindable(s) => s.stored(),
             Store::Recurrent { .. } => unreachable!("a recurrent layer stores no keys"),
         }
     }
@@ -219,6 +246,7 @@ impl LayerCache {
         let (kv, recurrent) = match &self.store {
             Store::Full(f) => ([f.keys.as_ref(), f.values.as_ref()], None),
             Store::Window(r) => (r.arrays(), None),
+            Store::Rewindable(s) => (s.arrays(), None),
             Store::Recurrent { state, .. } => ([None, None], state.as_ref()),
         };
         kv.into_iter().flatten().chain(recurrent.into_iter().flat_map(|r| [&r.conv, &r.state]))
@@ -251,7 +279,7 @@ impl AttentionSpec {
         let windowed = self.window.is_some_and(|w| lk > w);
         let (keys, values, lk) = match self.window {
             // A single query sees exactly the last `window` positions (keys in temporal
-            // order; a window's ring never holds more).
+            // order: a draft's window holds more; mlx-lm's ring never does).
             Some(w) if windowed && lq == 1 => {
                 (keys.try_index((.., .., lk - w.., ..))?, values.try_index((.., .., lk - w.., ..))?, w)
             }
@@ -485,6 +513,14 @@ impl KvCache {
     /// One layer cache of each kind.
     pub(crate) fn new(kinds: &[CacheKind]) -> KvCache {
         KvCache { layers: kinds.iter().map(|k| LayerCache::new(*k)).collect() }
+    }
+
+    /// A speculative draft's cache: like [`KvCache::new`], but each sliding window is kept in
+    /// temporal order with `spare` positions beyond it ([`Sliding`]), so [`KvCache::trim`] can
+    /// always go back `spare` positions. Its numbers are not mlx-lm's ring's (a 16-bit model
+    /// rounds differently now and then), which only changes which proposals are accepted.
+    pub(crate) fn rewindable(kinds: &[CacheKind], spare: i32) -> KvCache {
+        KvCache { layers: kinds.iter().map(|k| LayerCache::rewindable(*k, spare)).collect() }
     }
 
     /// Keeps the first `len` positions of every layer and returns `len`; when a layer can no

@@ -5,7 +5,10 @@
 //! on its logits, after the tokens before it), so greedy output is the output without a draft and
 //! sampled output follows the model's distribution; what the draft buys is fewer passes of the
 //! large model when it guesses well. A speculative sequence steps alone (not in a decode batch):
-//! its rounds emit a varying number of tokens and both caches go back after a miss.
+//! its rounds emit a varying number of tokens and both caches go back after a miss. The draft's
+//! sliding windows are not mlx-lm's ring but keep a few positions more in temporal order
+//! ([`Model::new_draft_cache`]): a ring that has wrapped cannot go back over a rejected proposal,
+//! and the draft would re-read the whole sequence after every miss.
 
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array};
@@ -38,6 +41,10 @@ pub(crate) struct DraftState {
     tokens: usize,
     proposed: usize,
     accepted: usize,
+    /// Rounds after which its cache could not go back to what it had read of the accepted
+    /// tokens and was cleared (it then re-reads the whole sequence): 0 for every model whose
+    /// draft cache can rewind a round, which the tests check.
+    restarts: usize,
 }
 
 impl DraftState {
@@ -70,11 +77,13 @@ impl Sequence {
         }
         self.draft = Some(DraftState {
             model: spec.model.clone(),
-            cache: draft.new_cache(),
+            // A round goes back over at most its proposals.
+            cache: draft.new_draft_cache(spec.tokens + 1),
             fed: 0,
             tokens: spec.tokens,
             proposed: 0,
             accepted: 0,
+            restarts: 0,
         });
         Ok(())
     }
@@ -160,7 +169,11 @@ impl Sequence {
             });
         }
         let d = self.draft.as_mut().expect("draft");
-        d.fed = d.cache.trim(d.fed.min(kept) as i32) as usize;
+        let keep = d.fed.min(kept);
+        d.fed = d.cache.trim(keep as i32) as usize;
+        if d.fed < keep {
+            d.restarts += 1;
+        }
         self.phase = Phase::Speculate { last: own };
         Ok(Step::Tokens(events))
     }
@@ -196,5 +209,84 @@ fn propose(draft: &Model, d: &mut DraftState, read: &[u32], k: usize) -> Result<
         }
         logits = draft.logits(&Array::from_slice(&[id], &[1]), &mut d.cache)?;
         d.fed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::ModelConfig;
+    use crate::generate::{GenerationEvent, GenerationParams};
+    use crate::tiny::{write_family_model_with, TinyDtype, TinyFamily, TinySpec};
+
+    /// A tiny Gemma 3 of four layers, every other one a window of 8.
+    fn gemma3(dir: &Path, dtype: TinyDtype) -> (Model, Tokenizer) {
+        let spec = TinySpec { layers: 4, dtype, ..TinySpec::new(TinyFamily::Llama) };
+        let window = json!({"sliding_window": 8, "sliding_window_pattern": 2});
+        write_family_model_with(dir, "gemma3_text", &spec, &window).unwrap();
+        let config = ModelConfig::load(dir).unwrap();
+        let tokenizer = Tokenizer::load(dir, &config.eos_token_ids).unwrap();
+        (Model::load(dir, config).unwrap(), tokenizer)
+    }
+
+    fn ids(events: Vec<GenerationEvent>) -> impl Iterator<Item = u32> {
+        events.into_iter().filter_map(|e| match e {
+            GenerationEvent::Token { id, .. } => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Greedy tokens after `prompt` (no end-of-sequence id stops them), decoded plainly or
+    /// speculatively with `draft` proposing 3 per round; with it, its state at the end.
+    fn decode(model: &Model, tok: &Tokenizer, draft: Option<&Model>, prompt: &[u32]) -> (Vec<u32>, Option<DraftState>) {
+        let params = GenerationParams { max_tokens: 150, ..GenerationParams::default() };
+        let mut seq = Sequence::new(model, tok, prompt.to_vec(), params, None).unwrap();
+        if let Some(draft) = draft {
+            seq.with_draft(model, &Draft { model: "draft".into(), tokens: 3 }, draft).unwrap();
+        }
+        while !seq.decoding() {
+            seq.prefill_step(model, PREFILL_CHUNK).unwrap();
+        }
+        let (eos, mut out) = (BTreeSet::new(), Vec::new());
+        loop {
+            let step = match draft {
+                Some(draft) => seq.speculate(model, draft, tok, &eos).unwrap(),
+                None => Sequence::decode_together(model, tok, &eos, &mut [&mut seq]).unwrap().pop().unwrap().unwrap(),
+            };
+            match step {
+                Step::Continue => {}
+                Step::Token(event) => out.extend(ids(vec![event])),
+                Step::Tokens(events) => out.extend(ids(events)),
+                Step::Finished(events) => {
+                    out.extend(ids(events));
+                    return (out, seq.draft.take());
+                }
+            }
+        }
+    }
+
+    /// A draft with sliding-window layers (the model's first two layers of four), decoding far
+    /// past its window of 8: after a rejected proposal its cache goes back over it, never
+    /// cleared to re-read the sequence (mlx-lm's ring, once wrapped, could not), and the tokens
+    /// are the model's own.
+    #[test]
+    fn a_sliding_window_draft_goes_back_over_rejected_proposals() {
+        let (dir, draft_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (model, tok) = gemma3(dir.path(), TinyDtype::F32);
+        let (draft, _) = gemma3(draft_dir.path(), TinyDtype::Bf16);
+        let prompt: Vec<u32> = (0..20u32).map(|i| (i * 37 + 3) % 400 + 5).collect();
+        let (plain, _) = decode(&model, &tok, None, &prompt);
+        let (speculative, state) = decode(&model, &tok, Some(&draft), &prompt);
+        assert_eq!(speculative, plain);
+        assert_eq!(plain.len(), 150);
+        let state = state.expect("a draft");
+        let (proposed, accepted) = state.counts();
+        assert!(accepted > 0 && accepted < proposed, "{accepted} of {proposed} accepted: no misses to go back over");
+        assert_eq!(state.restarts, 0, "the draft's cache was cleared and the sequence re-read");
     }
 }

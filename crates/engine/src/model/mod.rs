@@ -159,6 +159,12 @@ impl Model {
         KvCache::new(&self.arch.cache_kinds())
     }
 
+    /// A cache for this model as a speculative draft: its sliding windows can always go back
+    /// `spare` positions (the most a round rejects), where the model's own follow mlx-lm's ring.
+    pub(crate) fn new_draft_cache(&self, spare: usize) -> KvCache {
+        KvCache::rewindable(&self.arch.cache_kinds(), spare as i32)
+    }
+
     /// Runs the blocks over `tokens` (1-D), updating `cache`; returns the final hidden states
     /// `[L, hidden]` before the last norm.
     pub(crate) fn hidden(&self, tokens: &Array, cache: &mut KvCache) -> Result<Array> {
