@@ -439,3 +439,33 @@ async fn kimi_k25_nested_deepseek_v3_fp32_and_4bit() {
     let wrapper = json!({"model_type": "kimi_k25", "text_config": text});
     assert_family("kimi_k25 4-bit", wrapper, &["--quantize", "4,64"]).await;
 }
+
+fn deepseek_v2(extra: Value) -> Value {
+    let mut c = json!({
+        "q_lora_rank": 32, "kv_lora_rank": 64, "qk_rope_head_dim": 16, "qk_nope_head_dim": 32, "v_head_dim": 16,
+        "n_routed_experts": 8, "num_experts_per_tok": 3, "n_shared_experts": 1, "moe_intermediate_size": 32,
+        "first_k_dense_replace": 1, "topk_method": "group_limited_greedy", "n_group": 4, "topk_group": 2,
+        "routed_scaling_factor": 2.5, "rope_theta": 10000.0, "max_position_embeddings": 4096,
+        "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024,
+            "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.8},
+    });
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c
+}
+
+/// DeepSeek-V2: latent attention taken out to per-head keys and values by one `kv_b_proj`
+/// (values narrower than keys; YaRN with an input scale), softmax routing within the best expert
+/// groups times the scaling factor, a shared expert, a dense first layer.
+#[tokio::test]
+async fn deepseek_v2_group_limited_greedy_fp32() {
+    assert_family("deepseek_v2 fp32", config("deepseek_v2", deepseek_v2(json!({}))), &[]).await;
+}
+
+/// Full-rank queries, greedy routing over all experts, 4-bit (projections and experts).
+#[tokio::test]
+async fn deepseek_v2_greedy_4bit() {
+    let c = deepseek_v2(json!({
+        "q_lora_rank": null, "topk_method": "greedy", "moe_intermediate_size": 64, "routed_scaling_factor": 1.0,
+    }));
+    assert_family("deepseek_v2 4-bit", config("deepseek_v2", c), &["--quantize", "4,64"]).await;
+}

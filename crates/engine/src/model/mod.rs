@@ -12,6 +12,7 @@ mod args;
 mod attention;
 mod blas;
 mod decoder;
+mod deepseek_v2;
 mod deepseek_v3;
 mod gated_delta;
 mod gemma2;

@@ -29,6 +29,23 @@ pub(crate) enum Routing {
     /// renormalised to sum 1 (`renormalize`, k > 1), times `scale`. The router is a plain
     /// weight matrix (never quantized).
     GroupedSigmoid { groups: i32, top_groups: i32, renormalize: bool, scale: f32 },
+    /// DeepSeek-V2's: softmax scores pick the top k (the first k of an `argpartition` of the
+    /// negated scores), within the `top_groups` best of `groups` expert groups (each scored by
+    /// its best; `groups` 1: all experts); they are weighted by their scores times `scale`, not
+    /// renormalised. The router is a plain weight matrix (never quantized).
+    GroupedSoftmax { groups: i32, top_groups: i32, scale: f32 },
+}
+
+impl Routing {
+    /// Expert groups and how many of them are kept, for the routings that group experts.
+    pub(crate) fn groups(&self) -> Option<(i32, i32)> {
+        match *self {
+            Routing::GroupedSigmoid { groups, top_groups, .. } | Routing::GroupedSoftmax { groups, top_groups, .. } => {
+                Some((groups, top_groups))
+            }
+            Routing::SoftmaxTopK { .. } | Routing::TopKSoftmax { .. } => None,
+        }
+    }
 }
 
 /// An expert every position also goes through.
@@ -71,14 +88,23 @@ pub(crate) struct MoeSpec {
 }
 
 impl MoeSpec {
-    /// A typed config error unless there are experts, `top_k` of them can be chosen, and they
-    /// have a width (checked when the model loads, before any weight is read).
+    /// A typed config error unless there are experts, `top_k` of them can be chosen, they
+    /// have a width, and their groups (where the routing groups them) split them evenly
+    /// (checked when the model loads, before any weight is read).
     pub(crate) fn check(&self, config: &crate::config::ModelConfig) -> Result<()> {
         if self.experts < 1 || self.top_k < 1 || self.top_k > self.experts || self.width < 1 {
             return Err(config.invalid(format!(
                 "experts per token ({}) must be within 1..={} experts, and the expert width ({}) positive",
                 self.top_k, self.experts, self.width
             )));
+        }
+        if let Some((groups, top_groups)) = self.routing.groups() {
+            if groups < 1 || self.experts % groups != 0 || top_groups < 1 || top_groups > groups {
+                return Err(config.invalid(format!(
+                    "{} experts in {groups} groups, the best {top_groups} kept: not a valid grouping",
+                    self.experts
+                )));
+            }
         }
         Ok(())
     }
@@ -186,9 +212,10 @@ impl Moe {
         let (router, experts) = spec.names;
         let sw = format!("{prefix}.{experts}");
         let grouped = matches!(spec.routing, Routing::GroupedSigmoid { .. });
+        let plain_router = spec.routing.groups().is_some();
         let router_at = format!("{prefix}.{router}");
         Ok(Moe {
-            router: if grouped {
+            router: if plain_router {
                 Linear::dense(w.take_shaped(&format!("{router_at}.weight"), &[spec.experts, d])?, None)
             } else {
                 w.linear(&router_at, d, spec.experts, spec.bias, q)?
@@ -242,6 +269,9 @@ impl Moe {
             Routing::GroupedSigmoid { groups, top_groups, renormalize, scale } => {
                 let correction = self.correction.as_ref().expect("loaded with GroupedSigmoid");
                 grouped_sigmoid(&logits, correction, k, (groups, top_groups), renormalize, scale)?
+            }
+            Routing::GroupedSoftmax { groups, top_groups, scale } => {
+                grouped_softmax(&logits, k, (groups, top_groups), scale)?
             }
         };
         let weighted = self.forward_routed(x, &indices, &scores)?;
@@ -357,6 +387,25 @@ fn grouped_sigmoid(
         weights = weights.divide(weights.sum_axis(-1, true)?)?;
     }
     Ok((indices, weights.multiply(Array::from_f32(scale))?))
+}
+
+/// mlx-lm's DeepSeek-V2 `MoEGate`: each row's `k` experts and their weights (see
+/// [`Routing::GroupedSoftmax`]).
+fn grouped_softmax(logits: &Array, k: i32, (groups, top_groups): (i32, i32), scale: f32) -> Result<(Array, Array)> {
+    let mut scores = ops::softmax_axis(logits, -1, true)?;
+    let dropped = groups - top_groups;
+    if groups > 1 && dropped > 0 {
+        let (rows, e) = (scores.shape()[0], scores.shape()[1]);
+        let grouped = scores.reshape(&[rows, groups, e / groups])?;
+        let group_scores = grouped.max_axis(-1, true)?;
+        let worst = argpartition_axis(&group_scores, dropped - 1, -2)?.try_index((.., ..dropped, ..))?;
+        let zero = Array::from_f32(0.0).as_dtype(scores.dtype())?;
+        scores = ops::indexing::put_along_axis(&grouped, &worst, &zero, -2)?.reshape(&[rows, e])?;
+    }
+    let indices = argpartition_axis(&scores.negative()?, k - 1, -1)?.try_index((.., ..k))?;
+    let weights = take_along_axis(&scores, &indices, -1)?;
+    // A Python float: weakly typed, the scores' dtype.
+    Ok((indices, weights.multiply(Array::from_f32(scale).as_dtype(weights.dtype())?)?))
 }
 
 /// The `k` highest of each row's `logits` `[rows, experts]` as mlx-lm picks them

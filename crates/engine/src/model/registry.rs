@@ -5,7 +5,8 @@ use super::arch::Architecture;
 use super::args::{Args, Defaults};
 use super::weights::WeightSet;
 use super::{
-    deepseek_v3, gemma2, gemma3, gemma4, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_5, qwen3_moe, qwen3_next,
+    deepseek_v2, deepseek_v3, gemma2, gemma3, gemma4, gpt_oss, llama, mixtral, phi3, qwen2, qwen3, qwen3_5, qwen3_moe,
+    qwen3_next,
 };
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -54,6 +55,7 @@ const FAMILIES: &[&Family] = &[
     &gpt_oss::FAMILY,
     &qwen3_next::FAMILY,
     &qwen3_5::FAMILY,
+    &deepseek_v2::FAMILY,
     &deepseek_v3::FAMILY,
 ];
 
