@@ -53,6 +53,7 @@ fn quantized_and_16_bit_tiny_models_of_moe_and_hybrid_families() {
         ("gemma3_text", &["--bits", "4", "--shards", "2"][..]),
         ("gemma4_text", &["--bits", "4"][..]),
         ("deepseek_v3", &["--bits", "4"][..]),
+        ("deepseek_v2", &["--bits", "4"][..]),
     ] {
         assert_same_tokens(&tmp.path().join(family), family, extra);
     }

@@ -62,6 +62,8 @@ const OTHER_TOWERS: &[&str] = &[
     "vision_tower",
     "model.visual",
     "multi_modal_projector",
+    // Kimi K2.5's (mlx-lm's `kimi_k25.sanitize`).
+    "mm_projector",
     "vision_model",
     "audio_tower",
     "mtp.",
