@@ -16,6 +16,7 @@ use crate::model::Model;
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
+mod prefill;
 mod speculative;
 pub(crate) use speculative::DraftState;
 pub use speculative::{Draft, MAX_DRAFT_TOKENS};
@@ -462,8 +463,9 @@ impl Sequence {
     }
 
     /// Advances a prompt that is not prefilled with others ([`Sequence::prefill_together`]) by
-    /// one chunk of at most `chunk` tokens; the last step schedules its first token. Decoding
-    /// sequences advance in [`Sequence::decode_together`].
+    /// one piece of about `chunk` tokens (one more or one less where a piece of one token would
+    /// put sliding windows out of mlx-lm's order: `prefill::piece_end`); the last step schedules
+    /// its first token. Decoding sequences advance in [`Sequence::decode_together`].
     pub(crate) fn prefill_step(&mut self, model: &Model, chunk: usize) -> Result<Step> {
         let next = match self.phase {
             Phase::Prefill { next } => next,
@@ -472,7 +474,8 @@ impl Sequence {
         };
         let last = self.prompt.len() - 1;
         if next < last {
-            let end = (next + chunk.clamp(1, PREFILL_CHUNK)).min(last);
+            // About `chunk` tokens, cut so that sliding windows end as mlx-lm's chunks leave them.
+            let end = prefill::piece_end(self.cached, next, last, chunk);
             let chunk = Array::from_slice(&self.prompt[next..end], &[(end - next) as i32]);
             model.hidden(&chunk, &mut self.cache)?;
             mlx_rs::transforms::eval(self.cache.layers.iter().flat_map(|l| l.state()))?;
