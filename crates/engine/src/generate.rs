@@ -6,197 +6,27 @@ use std::time::{Duration, Instant};
 
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array};
-use serde::{Deserialize, Serialize};
 
 use crate::cache::KvCache;
-use crate::chat::{ChatMessage, TemplateKwargs};
 use crate::constraint::Constraint;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
-use crate::sampler::{Sampler, SamplingParams};
+use crate::sampler::Sampler;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 mod prefill;
 mod speculative;
+mod stop;
+mod types;
 pub(crate) use speculative::DraftState;
 pub use speculative::{Draft, MAX_DRAFT_TOKENS};
+use stop::StopMatcher;
+pub use types::{FinishReason, GenerationEvent, GenerationParams, Prompt, Usage};
 
 /// Same chunk as mlx-lm's default `prefill_step_size`, so long prompts round identically. The
 /// engine thread asks for smaller chunks while other sequences are decoding (see
 /// `actor::pace`), so that they keep streaming.
 pub(crate) const PREFILL_CHUNK: usize = 2048;
-
-/// What to generate from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Prompt {
-    /// Raw text, tokenized with the tokenizer's special tokens (BOS) added.
-    Text(String),
-    /// Token ids, used as given.
-    Tokens(Vec<u32>),
-    /// A conversation, rendered with the model's chat template (generation prompt added).
-    Chat {
-        /// The messages.
-        messages: Vec<ChatMessage>,
-        /// Tool definitions passed to the template, if any.
-        tools: Option<serde_json::Value>,
-        /// Extra template variables, a request's `chat_template_kwargs` (`enable_thinking`,
-        /// `reasoning_effort`, ...); empty for none. See [`crate::chat::render_with_kwargs`].
-        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-        template_kwargs: TemplateKwargs,
-    },
-}
-
-/// Everything about one request except the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenerationParams {
-    /// Upper bound on generated tokens.
-    pub max_tokens: usize,
-    /// Sampling settings.
-    pub sampling: SamplingParams,
-    /// Stop strings: generation ends before the first one, which is not returned.
-    pub stop: Vec<String>,
-    /// Extra token ids that end generation (besides the model's EOS ids).
-    pub stop_token_ids: Vec<u32>,
-    /// Report the log-probability of each chosen token.
-    pub logprobs: bool,
-    /// What the output must match (constrained decoding).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grammar: Option<crate::constraint::Grammar>,
-    /// When set, the grammar applies only once this text has been written (and again after each
-    /// time it completes): a tool call's arguments under `tool_choice: auto`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grammar_trigger: Option<String>,
-    /// Speculative decoding: a loaded draft model proposes tokens that this model verifies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub draft: Option<Draft>,
-}
-
-impl Default for GenerationParams {
-    fn default() -> Self {
-        GenerationParams {
-            max_tokens: 256,
-            sampling: SamplingParams::default(),
-            stop: Vec::new(),
-            stop_token_ids: Vec::new(),
-            logprobs: false,
-            grammar: None,
-            grammar_trigger: None,
-            draft: None,
-        }
-    }
-}
-
-/// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// An EOS/stop token or a stop string.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-}
-
-/// Counts and timings of a finished generation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: usize,
-    /// Tokens generated (the stop token not counted).
-    pub completion_tokens: usize,
-    /// Seconds from start to the first generated token (prefill).
-    pub prompt_seconds: f64,
-    /// Seconds spent decoding after the first token.
-    pub generation_seconds: f64,
-    /// Prompt tokens whose keys and values came from the model's prompt cache (not recomputed).
-    #[serde(default)]
-    pub cached_tokens: usize,
-    /// With a draft model: tokens it proposed, and how many of them this model accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub draft_tokens: Option<(usize, usize)>,
-}
-
-impl Usage {
-    /// Prompt tokens per second.
-    pub fn prompt_tps(&self) -> f64 {
-        self.prompt_tokens as f64 / self.prompt_seconds.max(1e-9)
-    }
-    /// Generated tokens per second, after the first.
-    pub fn generation_tps(&self) -> f64 {
-        self.completion_tokens.saturating_sub(1) as f64 / self.generation_seconds.max(1e-9)
-    }
-}
-
-/// What a generation stream yields.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GenerationEvent {
-    /// The request was accepted and its prompt tokenized (always the first event).
-    Started {
-        /// Tokens in the prompt.
-        prompt_tokens: usize,
-        /// The rendered chat prompt leaves the model inside its reasoning block (the template
-        /// opened it), so the output starts with reasoning.
-        reasoning_open: bool,
-    },
-    /// One generated token and the text it completed (may be empty while a multi-byte
-    /// character or a possible stop string is incomplete).
-    Token {
-        /// The token id.
-        id: u32,
-        /// Newly released text.
-        text: String,
-        /// Log-probability of the token, when asked for.
-        logprob: Option<f32>,
-    },
-    /// The end: any text still held back, why it ended, and usage.
-    Done {
-        /// Text released at the end.
-        text: String,
-        /// Why it ended.
-        finish_reason: FinishReason,
-        /// The stop string that ended it, if one did.
-        stop_sequence: Option<String>,
-        /// Counts and timings.
-        usage: Usage,
-    },
-}
-
-/// Holds back text that could be the start of a stop string.
-struct StopMatcher {
-    stops: Vec<String>,
-    pending: String,
-}
-
-impl StopMatcher {
-    /// Returns the text safe to release and the stop string hit, if any.
-    fn push(&mut self, text: &str) -> (String, Option<String>) {
-        self.pending.push_str(text);
-        let hit = self
-            .stops
-            .iter()
-            .filter_map(|s| self.pending.find(s.as_str()).map(|pos| (pos, s)))
-            .min_by_key(|(pos, _)| *pos);
-        if let Some((pos, stop)) = hit {
-            let stop = stop.clone();
-            let out = self.pending[..pos].to_string();
-            self.pending.clear();
-            return (out, Some(stop));
-        }
-        // The longest suffix of `pending` that is a proper prefix of some stop string stays.
-        let keep = self
-            .pending
-            .char_indices()
-            .map(|(i, _)| i)
-            .find(|&i| self.stops.iter().any(|s| s.starts_with(&self.pending[i..])))
-            .unwrap_or(self.pending.len());
-        let out = self.pending[..keep].to_string();
-        self.pending.drain(..keep);
-        (out, None)
-    }
-
-    fn flush(&mut self) -> String {
-        std::mem::take(&mut self.pending)
-    }
-}
 
 /// Where a sequence is.
 enum Phase {
@@ -644,21 +474,5 @@ impl Sequence {
         let mut events: Vec<GenerationEvent> = last.into_iter().collect();
         events.push(GenerationEvent::Done { text, finish_reason: reason, stop_sequence, usage });
         Ok(Step::Finished(events))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::StopMatcher;
-
-    #[test]
-    fn stop_strings_hold_back_prefixes_and_cut_at_the_match() {
-        let mut m = StopMatcher { stops: vec!["END".into(), "éx".into()], pending: String::new() };
-        assert_eq!(m.push("abc E"), ("abc ".to_string(), None));
-        assert_eq!(m.push("N"), (String::new(), None));
-        assert_eq!(m.push("Dtail"), (String::new(), Some("END".to_string())));
-        let mut m = StopMatcher { stops: vec!["éx".into()], pending: String::new() };
-        assert_eq!(m.push("aé"), ("a".to_string(), None));
-        assert_eq!(m.push("y"), ("éy".to_string(), None));
     }
 }
