@@ -70,6 +70,28 @@ pub(crate) enum CacheKind {
     Recurrent,
 }
 
+/// Writes `keys`/`values` at positions `filled..` of the buffers, grown in whole steps when they
+/// are too short (written in place, as mlx-lm's caches do); returns the new fill.
+fn write_after(
+    buf_keys: &mut Option<Array>,
+    buf_values: &mut Option<Array>,
+    filled: i32,
+    keys: &Array,
+    values: &Array,
+) -> Result<i32> {
+    let new = keys.shape()[2];
+    let capacity = buf_keys.as_ref().map_or(0, |k| k.shape()[2]);
+    let end = filled + new;
+    if end > capacity {
+        *buf_keys = Some(grow(buf_keys.take(), keys, filled, new)?);
+        *buf_values = Some(grow(buf_values.take(), values, filled, new)?);
+    }
+    let (k, v) = (buf_keys.as_mut().expect("allocated"), buf_values.as_mut().expect("allocated"));
+    k.try_index_mut((.., .., filled..end, ..), keys)?;
+    v.try_index_mut((.., .., filled..end, ..), values)?;
+    Ok(end)
+}
+
 fn grow(buffer: Option<Array>, like: &Array, filled: i32, new: i32) -> Result<Array> {
     let fresh = zeros_like_steps(like, new)?;
     Ok(match buffer {
@@ -91,17 +113,7 @@ fn zeros_like_steps(like: &Array, positions: i32) -> Result<Array> {
 impl Full {
     /// Writes keys/values after the history and returns every position so far.
     fn update(&mut self, keys: Array, values: Array) -> Result<(Array, Array)> {
-        let new = keys.shape()[2];
-        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
-        let (start, end) = (self.filled, self.filled + new);
-        if end > capacity {
-            self.keys = Some(grow(self.keys.take(), &keys, start, new)?);
-            self.values = Some(grow(self.values.take(), &values, start, new)?);
-        }
-        let (k, v) = (self.keys.as_mut().expect("allocated"), self.values.as_mut().expect("allocated"));
-        k.try_index_mut((.., .., start..end, ..), &keys)?;
-        v.try_index_mut((.., .., start..end, ..), &values)?;
-        self.filled = end;
+        self.filled = write_after(&mut self.keys, &mut self.values, self.filled, &keys, &values)?;
         self.stored()
     }
 

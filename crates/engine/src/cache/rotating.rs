@@ -215,11 +215,7 @@ impl Rotating {
 mod tests {
     use super::*;
 
-    /// Keys `[1, 1, n, 1]` whose values are their positions `from..from + n`.
-    fn positions(from: i32, n: i32) -> Array {
-        let p: Vec<f32> = (from..from + n).map(|p| p as f32).collect();
-        Array::from_slice(&p, &[1, 1, n, 1])
-    }
+    use crate::cache::tests::positions;
 
     /// Feeds passes of `sizes` tokens and returns, for each, the positions its queries
     /// attended over, in the order handed to attention.

@@ -5,10 +5,10 @@
 //! nothing before the window once it has wrapped, and a rejected proposal would make the draft
 //! re-read the whole sequence. This is the window cache the engine had before the ring.
 
-use mlx_rs::ops::indexing::{TryIndexMutOp, TryIndexOp};
+use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::{ops, Array};
 
-use super::{grow, zeros_like_steps, STEP};
+use super::{write_after, zeros_like_steps, STEP};
 use crate::error::Result;
 
 /// Keys and values `[1, kv_heads, capacity, head_dim]`: the first `filled` positions hold
@@ -63,16 +63,7 @@ impl Sliding {
                 self.filled = keep;
             }
         }
-        let capacity = self.keys.as_ref().map_or(0, |k| k.shape()[2]);
-        let (start, end) = (self.filled, self.filled + new);
-        if end > capacity {
-            self.keys = Some(grow(self.keys.take(), &keys, start, new)?);
-            self.values = Some(grow(self.values.take(), &values, start, new)?);
-        }
-        let (k, v) = (self.keys.as_mut().expect("allocated"), self.values.as_mut().expect("allocated"));
-        k.try_index_mut((.., .., start..end, ..), &keys)?;
-        v.try_index_mut((.., .., start..end, ..), &values)?;
-        self.filled = end;
+        self.filled = write_after(&mut self.keys, &mut self.values, self.filled, &keys, &values)?;
         self.stored()
     }
 
@@ -112,11 +103,7 @@ impl Sliding {
 mod tests {
     use super::*;
 
-    /// Keys `[1, 1, n, 1]` whose values are their positions `from..from + n`.
-    fn positions(from: i32, n: i32) -> Array {
-        let p: Vec<f32> = (from..from + n).map(|p| p as f32).collect();
-        Array::from_slice(&p, &[1, 1, n, 1])
-    }
+    use crate::cache::tests::positions;
 
     /// Writes a pass of `n` tokens and returns the positions handed to attention.
     fn pass(cache: &mut Sliding, n: i32) -> Vec<i32> {

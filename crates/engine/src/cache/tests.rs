@@ -113,3 +113,10 @@ fn a_kv_shared_layer_reads_each_prompts_window_as_alone() {
         }
     }
 }
+
+/// Keys `[1, 1, n, 1]` whose values are their positions `from..from + n` (for the window caches'
+/// own tests).
+pub(super) fn positions(from: i32, n: i32) -> Array {
+    let p: Vec<f32> = (from..from + n).map(|p| p as f32).collect();
+    Array::from_slice(&p, &[1, 1, n, 1])
+}
