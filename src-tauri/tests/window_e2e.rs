@@ -187,12 +187,17 @@ fn owns_instance_name(bus: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("boolean true")
 }
 
+/// The session bus address in a process's environment.
+fn session_bus(env: &[(String, String)]) -> String {
+    env.iter().find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS").map(|(_, v)| v.clone()).expect("a session bus")
+}
+
 /// Opens the app again the way a user would (same desktop session, same arguments) while the
 /// one using `data_dir` runs: the new process hands over to it on D-Bus and exits at once.
 async fn launch_again(data_dir: &Path, args: &[String]) {
     let pid = wait_for("the app to start", 60, || async { app_pid(data_dir) }).await;
     let env = environment(pid);
-    let bus = env.iter().find(|(k, _)| k == "DBUS_SESSION_BUS_ADDRESS").map(|(_, v)| v.clone()).expect("a session bus");
+    let bus = session_bus(&env);
     wait_for("the app to own its D-Bus name", 60, || async { owns_instance_name(&bus).then_some(()) }).await;
     let second = Command::new(env!("CARGO_BIN_EXE_mlx-manager-app"))
         .args(args)
@@ -426,8 +431,13 @@ async fn real_window_shows_live_requests_and_keeps_timeouts_across_restart() {
     let exec = entry.lines().find(|l| l.starts_with("Exec=")).unwrap_or_default().to_string();
     assert!(exec.contains("mlx-manager-app") && exec.ends_with("--hidden"), "{entry}");
     screenshot(&client, "app").await;
+    let bus = session_bus(&environment(app_pid(&data_dir).expect("the first app runs")));
     client.close().await.unwrap();
     wait_for("the first app to exit", 20, || async { (!app_running(&data_dir)).then_some(()) }).await;
+    // And for the bus to see it gone: a start while the name still has the exited owner would
+    // try to hand over to it (a relaunch within milliseconds of quitting; seen under load).
+    wait_for("the first app's instance name to be free", 20, || async { (!owns_instance_name(&bus)).then_some(()) })
+        .await;
 
     // Second run on the same data, hidden in the tray (as at login) and with no model: opening
     // the app again shows its window (the session connects once there is one), on the welcome
