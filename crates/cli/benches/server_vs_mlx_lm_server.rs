@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p mlx-manager-cli --bench server_vs_mlx_lm_server` (scripts/bench-server).
 //! BENCH_REQUESTS (default 24) requests per measurement; BENCH_ROUNDS (3) alternating throughput
-//! rounds; BENCH_HIDDEN (512) and BENCH_LAYERS (4) shape the model. Loopback only; loops are bounded.
+//! rounds; BENCH_HIDDEN (512) and BENCH_LAYERS (4) shape the model, or BENCH_SHAPE=realistic
+//! measures Qwen2.5-0.5B's layer shapes at BENCH_BITS (4) instead, as scripts/bench-compare does
+//! (whose realistic run also has the arrivals scenario). Loopback only; loops are bounded.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use mlx_manager_engine::tiny::{write_tiny_model, TinySpec};
+use mlx_manager_engine::tiny::{write_tiny_model, TinyFamily, TinySpec};
 use mlx_manager_engine::{
     ChatMessage, Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, Prompt,
 };
@@ -246,7 +248,31 @@ fn main() {
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (hidden, layers) = (env("BENCH_HIDDEN", 512), env("BENCH_LAYERS", 4));
     let rounds_n = env("BENCH_ROUNDS", 3);
-    write_tiny_model(&model, &TinySpec::bench(hidden, layers)).unwrap();
+    let spec = match std::env::var("BENCH_SHAPE").as_deref() {
+        // The shape of scripts/bench-compare's BENCH_SHAPE=realistic (Qwen2.5-0.5B's layers,
+        // 16,384 vocabulary rows, tied), BENCH_BITS (4; 0: unquantized) with group 64.
+        Ok("realistic") => TinySpec {
+            hidden_size: 896,
+            layers: 8,
+            heads: 14,
+            kv_heads: 2,
+            intermediate_size: 4864,
+            vocab_size: 16384,
+            vocab_rows: Some(16384),
+            tied: true,
+            quantize: Some(env("BENCH_BITS", 4) as u32).filter(|&b| b != 0).map(|b| (b, 64)),
+            max_position_embeddings: 16384,
+            ..TinySpec::new(TinyFamily::Qwen2)
+        },
+        _ => TinySpec::bench(hidden, layers),
+    };
+    write_tiny_model(&model, &spec).unwrap();
+    let quant = spec.quantize.map_or("fp32".to_string(), |(bits, group)| format!("{bits}-bit (group {group})"));
+    let shape = format!(
+        "{:?} {quant}, hidden {}, {} layers, {}/{} heads, MLP {}",
+        spec.family, spec.hidden_size, spec.layers, spec.heads, spec.kv_heads, spec.intermediate_size
+    )
+    .to_lowercase();
 
     let in_process = InProcess::start(&model);
 
@@ -308,7 +334,7 @@ fn main() {
     });
     let medians: Vec<Round> = rounds.iter().map(|r| Round::median(r)).collect();
     println!(
-        "model: llama fp32, hidden {hidden}, {layers} layers; chat prompts of ~20 tokens; {n} requests per measurement; \
+        "model: {shape}; chat prompts of ~20 tokens; {n} requests per measurement; \
          max_tokens=1 figures are medians of {rounds_n} alternating rounds; OpenBLAS kernels: {kernels}"
     );
     println!(
