@@ -78,17 +78,17 @@ fn output_format(tokenizer: &Tokenizer) -> crate::output::OutputFormat {
     format
 }
 
-/// Loads the model in `path`; `dense`: quantized weights run dequantized (see
-/// `PoolConfig::dense_on_cpu`).
+/// Loads the model in `path`; `dense` decides, given its quantization, whether quantized weights
+/// run dequantized (see `PoolConfig::dense_on_cpu`).
 pub(crate) fn load_model(
     id: &str,
     path: &std::path::Path,
-    dense: bool,
+    dense: &dyn Fn(crate::config::Quantization) -> bool,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Loaded> {
     let started = Instant::now();
     let config = ModelConfig::load(path)?;
-    let dense = dense && config.quantization.is_some();
+    let dense = config.quantization.is_some_and(dense);
     let tokenizer = Tokenizer::load(path, &config.eos_token_ids)?;
     progress(0.02);
     let model = Model::load_with_progress(path, config, dense, progress)?;

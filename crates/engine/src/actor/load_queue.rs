@@ -118,16 +118,13 @@ impl Actor {
         plan_eviction(&self.residents(true), need, &self.pool).is_ok()
     }
 
-    /// Whether the quantized model in `path` (`need` bytes of files) runs from a dequantized copy:
+    /// Whether a model of quantization `q` (`need` bytes of files) runs from a dequantized copy:
     /// on the CPU where the pool allows it, when the copy fits beside the loaded models without
     /// evicting any (see `PoolConfig::dense_on_cpu`).
-    fn dense_fits(&self, path: &Path, need: u64) -> bool {
+    fn dense_fits(&self, q: crate::config::Quantization, need: u64) -> bool {
         if !self.pool.dense_on_cpu || !crate::model::on_cpu().unwrap_or(false) {
             return false;
         }
-        let Some(q) = crate::config::ModelConfig::load(path).ok().and_then(|c| c.quantization) else {
-            return false;
-        };
         let dense = crate::pool::dense_need(need, q.bits);
         matches!(plan_eviction(&self.residents(false), dense, &self.pool), Ok(evict) if evict.is_empty())
     }
@@ -183,8 +180,7 @@ impl Actor {
         let started = Instant::now();
         self.progress.publish(&id, LoadState::Loading { fraction: 0.0 });
         let progress = self.progress.clone();
-        let dense = self.dense_fits(path, need);
-        let result = load_model(&id, path, dense, &mut |fraction| {
+        let result = load_model(&id, path, &|q| self.dense_fits(q, need), &mut |fraction| {
             progress.publish(&id, LoadState::Loading { fraction: fraction.min(0.99) })
         });
         let mut loaded = match result {
