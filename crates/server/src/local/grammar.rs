@@ -65,6 +65,17 @@ fn parameters(tool: &Tool) -> Value {
     schema
 }
 
+/// A tool's parameters as a `%json` argument schema: closed as [`parameters`], its whitespace
+/// bounded.
+fn json_arguments(tool: &Tool) -> Value {
+    mlx_manager_engine::bounded_whitespace(parameters(tool))
+}
+
+/// `prefix_0 | prefix_1 | …`: a Lark choice between `n` numbered rules.
+fn alternatives(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix}_{i}")).collect::<Vec<_>>().join(" | ")
+}
+
 /// Closes every object schema in `schema` that does not say whether it takes other properties.
 fn strict(schema: &mut Value) {
     let Some(obj) = schema.as_object_mut() else { return };
@@ -176,13 +187,10 @@ fn mistral_calls(tools: &[&Tool], parallel: bool) -> String {
 fn mistral_after_tag(tools: &[&Tool], parallel: bool) -> String {
     let more = if parallel { " (\", \" item)*" } else { "" };
     let mut lark = format!("list: \"[\" item{more} \"]\"\nitem: %json {}\n", call_schema(tools, "arguments"));
-    lark.push_str(&format!(
-        "named: {}\n",
-        (0..tools.len()).map(|i| format!("named_{i}")).collect::<Vec<_>>().join(" | ")
-    ));
+    lark.push_str(&format!("named: {}\n", alternatives("named", tools.len())));
     for (i, tool) in tools.iter().enumerate() {
         let name = Value::String(tool.function().name.clone());
-        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        let schema = json_arguments(tool);
         lark.push_str(&format!("named_{i}: {name} \"[ARGS]\" %json {schema}\n"));
     }
     lark
@@ -423,11 +431,10 @@ pub(crate) fn forced_call(
         // gpt-oss: the prompt ends with `<|start|>assistant`; a call is the recipient, the
         // commentary channel and the arguments (as its template writes calls), then `<|call|>`.
         ToolFormat::Harmony => {
-            let mut lark =
-                format!("start: {}\n", (0..allowed.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "));
+            let mut lark = format!("start: {}\n", alternatives("call", allowed.len()));
             for (i, tool) in allowed.iter().enumerate() {
                 let recipient = Value::String(format!(" to=functions.{}", tool.function().name));
-                let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+                let schema = json_arguments(tool);
                 lark.push_str(&format!(
                     "call_{i}: {recipient} <|channel|> \"commentary json\" <|message|> args_{i}\nargs_{i}: %json {schema}\n"
                 ));
@@ -485,11 +492,11 @@ fn llama3_started(tools: &[&Tool]) -> String {
         tools.iter().map(|t| Value::String(Value::String(t.function().name.clone()).to_string()).to_string()).collect();
     let mut lark = format!(
         "start: \" \"? ({} | other)\nother: OTHER | /[^\" ]/\nOTHER: /\"(\\\\.|[^\"\\\\\\x00-\\x1f])*\"/ & ~({})\n",
-        (0..tools.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "),
+        alternatives("call", tools.len()),
         names.join(" | ")
     );
     for (i, (tool, name)) in tools.iter().zip(&names).enumerate() {
-        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        let schema = json_arguments(tool);
         lark.push_str(&format!(
             "call_{i}: {name} \",\" \" \"? (\"\\\"parameters\\\"\" | \"\\\"arguments\\\"\") \":\" \" \"? %json {schema} \"}}\"\n"
         ));
@@ -500,14 +507,13 @@ fn llama3_started(tools: &[&Tool]) -> String {
 /// The rest of a harmony call after `to=functions` (tags quoted: the model's special tokens
 /// where they are ones).
 fn harmony_started(tools: &[&Tool]) -> String {
-    let mut lark =
-        format!("start: {}\n", (0..tools.len()).map(|i| format!("call_{i}")).collect::<Vec<_>>().join(" | "));
+    let mut lark = format!("start: {}\n", alternatives("call", tools.len()));
     lark.push_str(
         "head: \" \"? (\"<|channel|>\" \"commentary\" \" \"?)? (\"<|constrain|>\"? \"json\")? \"<|message|>\"\n",
     );
     for (i, tool) in tools.iter().enumerate() {
         let name = Value::String(format!(".{}", tool.function().name));
-        let schema = mlx_manager_engine::bounded_whitespace(parameters(tool));
+        let schema = json_arguments(tool);
         lark.push_str(&format!("call_{i}: {name} head %json {schema}\n"));
     }
     lark
