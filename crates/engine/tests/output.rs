@@ -167,6 +167,7 @@ fn every_format_has_fixtures() {
         ToolFormat::Mistral,
         ToolFormat::Harmony,
         ToolFormat::Gemma,
+        ToolFormat::FunctionGemma,
     ] {
         let n = all.iter().filter(|f| f.format.tools == Some(format)).count();
         assert!(n >= 2, "{format:?} has {n} fixtures");
@@ -248,7 +249,7 @@ fn unreadable_calls_are_passed_on_as_text() {
         (ToolFormat::Mistral, "[TOOL_CALLS] not json at all"),
         (ToolFormat::Mistral, "[TOOL_CALLS]unknown_tool[ARGS]{\"a\": 1}"),
         (ToolFormat::Gemma, "<|tool_call>get_weather{location:<|\"|>Paris<|\"|>}<tool_call|>"),
-        (ToolFormat::Gemma, "<start_function_call>call:nope{}<end_function_call>"),
+        (ToolFormat::FunctionGemma, "<start_function_call>call:nope{}<end_function_call>"),
     ];
     let declared = tools(&["get_weather", "search"]);
     for &(tools_format, output) in cases {
@@ -426,7 +427,7 @@ fn the_format_comes_from_real_chat_templates() {
     // mlx-lm's own markers for the formats without a template here.
     let coder = "{{- '<tool_call>\\n<function=' + tool_call.name + '>\\n' }}";
     assert_eq!(OutputFormat::from_template(coder).tools, Some(ToolFormat::Qwen3Coder));
-    assert_eq!(OutputFormat::from_template("<start_function_call>").tools, Some(ToolFormat::Gemma));
+    assert_eq!(OutputFormat::from_template("<start_function_call>").tools, Some(ToolFormat::FunctionGemma));
 }
 
 #[test]
@@ -532,12 +533,12 @@ proptest! {
     fn arbitrary_output_parses_the_same_in_any_split(
         output in arbitrary_output(),
         cuts in proptest::collection::vec(0..200usize, 0..16),
-        which in 0..6usize,
+        which in 0..7usize,
         think in any::<bool>(),
         in_reasoning in any::<bool>(),
         with_tools in any::<bool>(),
     ) {
-        let formats = [ToolFormat::Hermes, ToolFormat::Qwen3Coder, ToolFormat::Llama3, ToolFormat::Mistral, ToolFormat::Harmony, ToolFormat::Gemma];
+        let formats = [ToolFormat::Hermes, ToolFormat::Qwen3Coder, ToolFormat::Llama3, ToolFormat::Mistral, ToolFormat::Harmony, ToolFormat::Gemma, ToolFormat::FunctionGemma];
         let declared = json!([{"type": "function", "function": {"name": "get_weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
         let format = format(formats[which], think);

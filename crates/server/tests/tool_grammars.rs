@@ -13,6 +13,14 @@ use common::TestServer;
 use mlx_manager_engine::tiny::write_scripted_model;
 use serde_json::{json, Value};
 
+/// get_weather(city, days) with `days` in 1..=7 and a bounded `city` (a random model would
+/// otherwise write one city name forever): the scripted models' tool.
+fn days_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"]}}})
+}
+
 /// The first call of `r` is get_weather for Paris with `days` held to its 1..=7 (the scripted
 /// models write a sloppy `"days": "three"`).
 fn assert_held_paris_call(r: &Value) {
@@ -39,9 +47,7 @@ async fn under_auto_a_started_call_follows_the_tool_s_schema() {
     write_scripted_model(&path, &sloppy, &template("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
     s.state.registry.insert("sloppy", &path);
     let mut req = chat("sloppy", false);
-    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-        "required": ["city", "days"]}}}]);
+    req["tools"] = json!([days_tool()]);
     req["max_tokens"] = json!(120);
     let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
     let message = &r["choices"][0]["message"];
@@ -62,10 +68,7 @@ async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
     mlx_manager_engine::tiny::write_templated_model(&path, &template, HARMONY, &["<|call|>", "<|return|>"]).unwrap();
     s.state.registry.insert("random-oss", &path);
     let mut req = chat("random-oss", false);
-    // Bounded strings: a random model would otherwise write one city name forever.
-    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-        "required": ["city", "days"]}}}]);
+    req["tools"] = json!([days_tool()]);
     req["tool_choice"] = json!("required");
     req["max_tokens"] = json!(400);
     let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
@@ -82,15 +85,7 @@ async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_call_is_written_in_qwen3_coder_syntax_by_a_random_model() {
     let (s, dir) = server().await;
-    let path = dir.path().join("random-coder");
-    let specials = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"];
-    let template = template("Qwen-Qwen2.5-7B-Instruct.jinja");
-    mlx_manager_engine::tiny::write_templated_model(&path, &template, &specials, &["<|im_end|>"]).unwrap();
-    let tc = path.join("tokenizer_config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
-    config["tool_parser_type"] = json!("qwen3_coder");
-    std::fs::write(&tc, config.to_string()).unwrap();
-    s.state.registry.insert("random-coder", &path);
+    random_coder(&s, dir.path(), "random-coder");
     let mut req = chat("random-coder", false);
     req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
         "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
@@ -120,6 +115,43 @@ fn random_model(s: &TestServer, dir: &Path, name: &str, template: &str, specials
     s.state.registry.insert(name, &path);
 }
 
+/// A random-weight Qwen3-Coder-style model: Qwen's template and tokens, `tool_parser_type`
+/// qwen3_coder.
+fn random_coder(s: &TestServer, dir: &Path, name: &str) {
+    let specials = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"];
+    random_model(s, dir, name, &template("Qwen-Qwen2.5-7B-Instruct.jinja"), &specials, &["<|im_end|>"]);
+    set_tool_parser(&dir.join(name), "qwen3_coder");
+}
+
+/// Gemma 4's special tokens.
+const GEMMA4: &[&str] = &["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
+
+/// FunctionGemma's special tokens (added special tokens in google/functiongemma-270m-it).
+const FUNCTION_GEMMA: &[&str] = &[
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_function_declaration>",
+    "<end_function_declaration>",
+    "<start_function_call>",
+    "<end_function_call>",
+    "<start_function_response>",
+    "<end_function_response>",
+    "<escape>",
+];
+
+/// FunctionGemma's turns (its template also declares the tools; calls are told apart by
+/// `<start_function_call>`).
+const FUNCTION_GEMMA_TEMPLATE: &str = "{%- for m in messages %}<start_of_turn>{{ m.role }}\n\
+    {{ m.content }}<end_of_turn>\n{%- endfor %}{#- calls: <start_function_call>call:NAME{k:<escape>v<escape>}\
+    <end_function_call> #}<start_of_turn>model\n";
+
+/// A random-weight FunctionGemma-style model (its template and tokens; it stops at the end of
+/// its turn or where a function's response would start).
+fn random_function_gemma(s: &TestServer, dir: &Path, name: &str) {
+    let eos = ["<end_of_turn>", "<start_function_response>"];
+    random_model(s, dir, name, FUNCTION_GEMMA_TEMPLATE, FUNCTION_GEMMA, &eos);
+}
+
 /// get_weather with bounded strings (a random model would otherwise write one city forever), an
 /// integer range, an enum and a required nested object with an array (a random model leaves
 /// optional ones out).
@@ -138,12 +170,20 @@ fn time_tool() -> Value {
         "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}})
 }
 
-/// The one call of a forced answer, checked against its tool's schema (by hand: the keys, types
-/// and bounds `weather_tool` and `time_tool` declare, nothing else).
+/// The one call of a forced answer, valid for its tool's schema, and nothing else.
 fn assert_valid_call(r: &Value) {
     let calls = r["choices"][0]["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("no call: {r}"));
     assert_eq!(calls.len(), 1, "{r}");
-    let call = &calls[0]["function"];
+    assert_valid_arguments(r);
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+    // No text: the grammar starts with the call.
+    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{r}");
+}
+
+/// The first call of `r` is one of `weather_tool` or `time_tool` with arguments valid for its
+/// schema (checked by hand: the keys, types and bounds they declare, nothing else).
+fn assert_valid_arguments(r: &Value) {
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
     let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
     let obj = args.as_object().unwrap_or_else(|| panic!("{args}"));
     match call["name"].as_str() {
@@ -162,9 +202,6 @@ fn assert_valid_call(r: &Value) {
         Some("get_time") => assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{args}"),
         _ => panic!("a call to an undeclared tool: {r}"),
     }
-    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
-    // No text: the grammar starts with the call.
-    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{r}");
 }
 
 /// The model's control tokens in a forced answer are its own special tokens, never their text
@@ -308,8 +345,7 @@ async fn under_auto_a_started_mistral_call_follows_the_tool_s_schema() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
     let (s, dir) = server().await;
-    let specials = ["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
-    random_model(&s, dir.path(), "random-gemma", &template("google-gemma-4-31B-it.jinja"), &specials, &["<turn|>"]);
+    random_model(&s, dir.path(), "random-gemma", &template("google-gemma-4-31B-it.jinja"), GEMMA4, &["<turn|>"]);
     assert_forced_calls(&s, "random-gemma", &["<|tool_call>", "<|\"|>", "<tool_call|>"]).await;
     // Anthropic's `tool_choice: any` takes the same path.
     let req = json!({"model": "random-gemma", "max_tokens": 300, "temperature": 1.0,
@@ -323,16 +359,25 @@ async fn a_forced_call_is_written_in_gemma_syntax_by_a_random_model() {
     assert!(block["input"] == json!({"zone": "UTC"}) || block["input"] == json!({"zone": "CET"}), "{r}");
 }
 
-/// FunctionGemma's calls (`<start_function_call>…<escape>…`) share Gemma's parser but not Gemma
-/// 4's quote token, which the grammar names: a forced call there is refused, not left free.
+/// FunctionGemma's syntax (`<start_function_call>call:NAME{key:<escape>text<escape>}
+/// <end_function_call>`, Gemma 4's values with other delimiters): forced calls by a random-weight
+/// model, named and `required`, read back as arguments valid for the schema; its tags and quote
+/// are its own special tokens.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_forced_call_on_function_gemma_is_refused_not_ignored() {
+async fn a_forced_call_is_written_in_function_gemma_syntax_by_a_random_model() {
     let (s, dir) = server().await;
-    let template = "{%- for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{%- endfor %}\
-        {#- calls: <start_function_call>call:NAME{k:<escape>v<escape>}<end_function_call> #}<start_of_turn>model\n";
-    let specials = ["<start_function_call>", "<end_function_call>", "<escape>"];
-    random_model(&s, dir.path(), "random-fg", template, &specials, &[]);
-    let mut req = chat("random-fg", false);
+    random_function_gemma(&s, dir.path(), "random-fg");
+    assert_forced_calls(&s, "random-fg", &["<start_function_call>", "<escape>", "<end_function_call>"]).await;
+}
+
+/// Gemma 4's grammar names its quote token: on a vocabulary without it (FunctionGemma's, told
+/// to parse Gemma 4's syntax) a forced call is refused, not left free or spelled out as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_gemma4_call_without_its_quote_token_is_refused_not_ignored() {
+    let (s, dir) = server().await;
+    random_function_gemma(&s, dir.path(), "fg-as-gemma4");
+    set_tool_parser(&dir.path().join("fg-as-gemma4"), "gemma4");
+    let mut req = chat("fg-as-gemma4", false);
     req["tools"] = json!([time_tool()]);
     req["tool_choice"] = json!("required");
     let r = s.post("/v1/chat/completions", req).send().await.unwrap();
@@ -358,9 +403,7 @@ async fn under_auto_a_started_harmony_call_follows_the_tool_s_schema() {
     write_scripted_model(&path, &sloppy, &template("openai-gpt-oss-120b.jinja")).unwrap();
     s.state.registry.insert("sloppy-oss", &path);
     let mut req = chat("sloppy-oss", false);
-    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-        "required": ["city", "days"]}}},
+    req["tools"] = json!([days_tool(),
         // A second tool, so that only the `.` after the recipient's `functions` is forced: a
         // longer forced text is written in the tokenizer's own tokens, not the script's.
         {"type": "function", "function": {"name": "lookup", "description": "Look up", "parameters": {"type": "object"}}}]);
@@ -396,9 +439,7 @@ async fn under_auto_a_started_llama3_call_follows_the_tool_s_schema() {
         s.state.registry.insert(name, &path);
     }
     let mut req = chat("sloppy-llama", false);
-    req["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-        "required": ["city", "days"]}}}]);
+    req["tools"] = json!([days_tool()]);
     req["max_tokens"] = json!(120);
     let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
     let message = &r["choices"][0]["message"];
@@ -410,6 +451,115 @@ async fn under_auto_a_started_llama3_call_follows_the_tool_s_schema() {
     let message = &r["choices"][0]["message"];
     assert_eq!(message["content"], "Here: {\"name\": \"Ada\", \"age\": 36}", "{r}");
     assert!(message.get("tool_calls").is_none(), "{r}");
+}
+
+/// A Qwen3-Coder call with a sloppy `days` (`three` for an integer), after a short text.
+const SLOPPY_CODER: &[&str] = &[
+    "I will call it.",
+    "\n<tool_call>",
+    "\n<function=get_weather>\n<parameter=city>\n",
+    "Paris",
+    "\n</parameter>\n<parameter=days>\nthree\n</parameter>\n</function>\n",
+    "</tool_call>",
+];
+
+/// A Gemma 4 call with a sloppy `days` (`three`, read back as a string), after a short text.
+const SLOPPY_GEMMA4: &[&str] =
+    &["Checking.", "<|tool_call>", "call:get_weather{city:", "<|\"|>", "Paris", "<|\"|>,days:three}", "<tool_call|>"];
+
+/// The same in FunctionGemma's syntax.
+const SLOPPY_FUNCTION_GEMMA: &[&str] = &[
+    "Checking.",
+    "<start_function_call>",
+    "call:get_weather{city:",
+    "<escape>",
+    "Paris",
+    "<escape>,days:three}",
+    "<end_function_call>",
+];
+
+/// The scripted models with sloppy calls in Qwen3-Coder's, Gemma 4's and FunctionGemma's syntax:
+/// (name, call start, call end). Gemma's tags and quote are special tokens, as in those models'
+/// tokenizers (Qwen's `<tool_call>` is an ordinary added token in its own).
+fn sloppy_models(s: &TestServer, dir: &Path) -> [(&'static str, &'static str, &'static str); 3] {
+    let models: [(&str, &[&str], String, &[&str]); 3] = [
+        ("sloppy-coder", SLOPPY_CODER, template("Qwen-Qwen2.5-7B-Instruct.jinja"), &[]),
+        (
+            "sloppy-gemma",
+            SLOPPY_GEMMA4,
+            template("google-gemma-4-31B-it.jinja"),
+            &["<|tool_call>", "<|\"|>", "<tool_call|>"],
+        ),
+        (
+            "sloppy-fg",
+            SLOPPY_FUNCTION_GEMMA,
+            FUNCTION_GEMMA_TEMPLATE.into(),
+            &["<start_function_call>", "<escape>", "<end_function_call>"],
+        ),
+    ];
+    for (name, script, template, special) in models {
+        let path = dir.join(name);
+        write_scripted_model(&path, script, &template).unwrap();
+        mark_special(&path, special);
+        s.state.registry.insert(name, &path);
+    }
+    set_tool_parser(&dir.join("sloppy-coder"), "qwen3_coder");
+    [
+        ("sloppy-coder", "<tool_call>", "</tool_call>"),
+        ("sloppy-gemma", "<|tool_call>", "<tool_call|>"),
+        ("sloppy-fg", "<start_function_call>", "<end_function_call>"),
+    ]
+}
+
+/// Under `auto`, a Qwen3-Coder, Gemma 4 or FunctionGemma call is held to the tool's schema once
+/// its start is written: a model that would write `three` for an integer writes an integer; the
+/// text before the call is free.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_started_qwen3_coder_or_gemma_call_follows_the_tool_s_schema() {
+    let (s, dir) = server().await;
+    for ((name, _, _), text) in
+        sloppy_models(&s, dir.path()).into_iter().zip(["I will call it.", "Checking.", "Checking."])
+    {
+        let mut req = chat(name, false);
+        req["tools"] = json!([days_tool()]);
+        req["max_tokens"] = json!(120);
+        let r: Value = s.post("/v1/chat/completions", req).send().await.unwrap().json().await.unwrap();
+        let message = &r["choices"][0]["message"];
+        assert!(message["content"].as_str().is_some_and(|t| t.starts_with(text)), "{name}: {r}");
+        assert_held_paris_call(&r);
+    }
+}
+
+/// Under `auto`, sampled at temperature over several seeds: once a model has started a call
+/// (the scripted ones start theirs, then sample among what the grammar allows where their
+/// script is refused), the call it completes is valid for its tool's schema — get_weather's
+/// nested object and array included, or get_time.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_sampled_qwen3_coder_and_gemma_calls_follow_the_tools_schemas() {
+    let (s, dir) = server().await;
+    for (name, start, end) in sloppy_models(&s, dir.path()) {
+        let mut req = chat(name, false);
+        req["logprobs"] = json!(true);
+        req["tools"] = json!([weather_tool(), time_tool()]);
+        req["parallel_tool_calls"] = json!(false);
+        // Room for the blanks a model writes between JSON tokens (up to 24 a gap).
+        req["max_tokens"] = json!(600);
+        req["temperature"] = json!(1.0);
+        let mut calls = 0;
+        for seed in 0..6 {
+            req["seed"] = json!(seed);
+            let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
+            let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap_or_else(|| panic!("{r}"));
+            let text: String = content.iter().map(|t| t["token"].as_str().unwrap()).collect();
+            let Some(at) = text.find(start) else { continue };
+            // (A call cut short by max_tokens is no call.)
+            if text[at..].contains(end) {
+                assert_valid_arguments(&r);
+                calls += 1;
+            }
+        }
+        assert!(calls >= 4, "{name}: {calls} calls in 6");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

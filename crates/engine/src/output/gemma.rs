@@ -11,7 +11,8 @@ use super::scan::{Cursor, Read, Stop};
 use super::tagged::{Opened, Reader, Step, Syntax};
 use super::Ctx;
 
-/// The Gemma syntax (both variants).
+/// The Gemma syntax, for both `ToolFormat::Gemma` and `ToolFormat::FunctionGemma`: each block is
+/// read by its own marker's end tag and quote, whichever format the model was given.
 pub(super) struct Gemma;
 
 /// Per marker: the block's end tag and the string quote.

@@ -50,15 +50,18 @@ pub enum ToolFormat {
     /// gpt-oss: harmony channels. `analysis` is reasoning, `final` is text, a `commentary` message
     /// to `functions.NAME` is a call whose body is the arguments JSON.
     Harmony,
-    /// Gemma 4 `<|tool_call>call:NAME{key:<|"|>str<|"|>,n:1}<tool_call|>` and FunctionGemma
-    /// `<start_function_call>call:NAME{key:<escape>str<escape>}<end_function_call>`.
+    /// Gemma 4: `<|tool_call>call:NAME{key:<|"|>str<|"|>,n:1}<tool_call|>`.
     Gemma,
+    /// FunctionGemma: `<start_function_call>call:NAME{key:<escape>str<escape>}<end_function_call>`,
+    /// Gemma 4's value syntax with other delimiters (one parser reads both; a grammar that writes
+    /// calls needs the model's own).
+    FunctionGemma,
 }
 
 impl ToolFormat {
-    /// A format by name: ours (`hermes`, `qwen3_coder`, `llama3`, `mistral`, `harmony`, `gemma`)
-    /// or the parser module names mlx-lm's `tool_parser_type` uses (`json_tools`, `gemma4`,
-    /// `function_gemma`).
+    /// A format by name: ours (`hermes`, `qwen3_coder`, `llama3`, `mistral`, `harmony`, `gemma`,
+    /// `function_gemma`) or the parser module names mlx-lm's `tool_parser_type` uses
+    /// (`json_tools`, `gemma4`).
     pub fn from_name(name: &str) -> Option<ToolFormat> {
         Some(match name {
             "hermes" | "json_tools" => ToolFormat::Hermes,
@@ -66,7 +69,8 @@ impl ToolFormat {
             "llama3" | "llama3_json" => ToolFormat::Llama3,
             "mistral" => ToolFormat::Mistral,
             "harmony" | "gpt_oss" => ToolFormat::Harmony,
-            "gemma" | "gemma4" | "function_gemma" => ToolFormat::Gemma,
+            "gemma" | "gemma4" => ToolFormat::Gemma,
+            "function_gemma" => ToolFormat::FunctionGemma,
             _ => return None,
         })
     }
@@ -91,8 +95,10 @@ impl OutputFormat {
         if has("<|channel|>") {
             return OutputFormat { tools: Some(ToolFormat::Harmony), reasoning: None };
         }
-        let tools = if (has("<|tool_call>") && has("<tool_call|>")) || has("<start_function_call>") {
+        let tools = if has("<|tool_call>") && has("<tool_call|>") {
             Some(ToolFormat::Gemma)
+        } else if has("<start_function_call>") {
+            Some(ToolFormat::FunctionGemma)
         } else if has("<tool_call>\\n<function=") || has("<tool_call>\n<function=") {
             Some(ToolFormat::Qwen3Coder)
         } else if has("[TOOL_CALLS]") {
@@ -243,7 +249,7 @@ fn syntax(format: ToolFormat) -> Option<Box<dyn Syntax>> {
         ToolFormat::Qwen3Coder => Box::new(qwen3_coder::Qwen3Coder),
         ToolFormat::Llama3 => Box::new(llama3::Llama3),
         ToolFormat::Mistral => Box::new(mistral::Mistral),
-        ToolFormat::Gemma => Box::new(gemma::Gemma),
+        ToolFormat::Gemma | ToolFormat::FunctionGemma => Box::new(gemma::Gemma),
         ToolFormat::Harmony => return None,
     })
 }

@@ -40,11 +40,17 @@ pub async fn server() -> (TestServer, tempfile::TempDir) {
         s.state.registry.insert(name, dir.path().join(name));
     }
     // The coder's template says Hermes; its tokenizer_config.json says otherwise (mlx-lm's key).
-    let tc = dir.path().join(CODER).join("tokenizer_config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
-    config["tool_parser_type"] = json!("qwen3_coder");
-    std::fs::write(&tc, config.to_string()).unwrap();
+    set_tool_parser(&dir.path().join(CODER), "qwen3_coder");
     (s, dir)
+}
+
+/// Sets the model's `tool_parser_type` (mlx-lm's key in tokenizer_config.json, which overrides
+/// the format its template implies).
+pub fn set_tool_parser(model: &Path, name: &str) {
+    let tc = model.join("tokenizer_config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    config["tool_parser_type"] = json!(name);
+    std::fs::write(&tc, config.to_string()).unwrap();
 }
 
 pub fn tools() -> Value {

@@ -1,7 +1,8 @@
 //! The grammar a local generation follows: the request's structured output (`response_format`,
 //! vLLM's `guided_json` / `guided_regex` / `guided_grammar` / `guided_choice`), or — for
 //! `tool_choice: required` or a named tool — a call in the model's own tool-call syntax whose
-//! arguments follow the tool's parameter schema, so the output parser reads it back as a call.
+//! arguments follow the tool's parameter schema, so the output parser reads it back as a call;
+//! under `tool_choice: auto`, the rest of one such call once the model has written its start.
 //! Grammars are compiled once before anything is loaded (a schema llguidance cannot compile is a
 //! 422 naming the field).
 
@@ -11,6 +12,8 @@ use mlx_manager_engine::{EngineError, Grammar};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, FieldError};
+
+mod gemma;
 
 fn refused(field: &str, e: EngineError) -> ApiError {
     let message = match e {
@@ -128,14 +131,31 @@ fn call_schema(tools: &[&Tool], arguments: &str) -> Value {
     mlx_manager_engine::bounded_whitespace(json!({"anyOf": each}))
 }
 
-/// A Qwen3-Coder call of any allowed tool, as its template writes calls: one
-/// `<parameter=KEY>\nVALUE\n</parameter>` per argument, the required ones in declared order, then
-/// the others, each optional. A string value is plain text on one line, without `<` (at most its
-/// `maxLength`, else 256 characters); any other value is JSON following its schema (the parser
-/// converts by the declared type).
-fn qwen3_coder_call(tools: &[&Tool]) -> String {
-    let fns: Vec<String> = (0..tools.len()).map(|i| format!("fn_{i}")).collect();
-    let mut lark = format!("call: \"<tool_call>\" \"\\n\" ({}) \"</tool_call>\"\n", fns.join(" | "));
+/// Hermes and Qwen3-Coder calls: `<tool_call>`, then `rest` (the rest of one call, with the
+/// rules it uses), each further call (when `parallel`) on a new line.
+fn tool_calls(rest: &str, parallel: bool) -> String {
+    let more = if parallel { " (\"\\n\" call)*" } else { "" };
+    format!("start: call{more}\ncall: \"<tool_call>\" rest\n{rest}")
+}
+
+/// Under `auto`, a Hermes or Qwen3-Coder call once `<tool_call>` is written (its text, as
+/// decoded): `rest`, the rest of one call.
+fn after_tool_call(rest: &str) -> (Grammar, String) {
+    (Grammar::Lark(format!("start: rest\n{rest}")), "<tool_call>".into())
+}
+
+/// The rest of a Hermes call of any allowed tool after `<tool_call>`: the JSON object on a line.
+fn hermes_rest(tools: &[&Tool]) -> String {
+    format!("rest: \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}\n", call_schema(tools, "arguments"))
+}
+
+/// The rest of a Qwen3-Coder call of any allowed tool after `<tool_call>`, as its template writes
+/// calls: one `<parameter=KEY>\nVALUE\n</parameter>` per argument, the required ones in declared
+/// order, then the others, each optional. A string value is plain text on one line, without `<`
+/// (at most its `maxLength`, else 256 characters); any other value is JSON following its schema
+/// (the parser converts by the declared type).
+fn qwen3_coder_rest(tools: &[&Tool]) -> String {
+    let mut lark = format!("rest: \"\\n\" ({}) \"</tool_call>\"\n", alternatives("fn", tools.len()));
     for (i, tool) in tools.iter().enumerate() {
         let schema = parameters(tool);
         let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -196,217 +216,6 @@ fn mistral_after_tag(tools: &[&Tool], parallel: bool) -> String {
     lark
 }
 
-/// Gemma's value syntax, one grammar rule per schema node: strings between the quote, numbers,
-/// booleans and null bare (as JSON writes them), objects `{key:value,…}` with bare keys in sorted
-/// order (the template's `dictsort`), arrays `[…]`; no whitespace (the template writes none).
-struct GemmaValues {
-    /// The Lark expression of the string quote.
-    quote: &'static str,
-    /// The rules written so far (`v_N`, and `v_any` for a value of any type).
-    rules: Vec<String>,
-}
-
-impl GemmaValues {
-    /// A new rule with `body`; its name.
-    fn rule(&mut self, body: String) -> String {
-        let name = format!("v_{}", self.rules.len());
-        self.rules.push(format!("{name}: {body}"));
-        name
-    }
-
-    /// Lark for the fixed value `v`.
-    fn literal(&self, v: &Value) -> String {
-        let lit = |s: &str| Value::String(s.to_string()).to_string();
-        match v {
-            Value::String(s) if s.is_empty() => format!("{q} {q}", q = self.quote),
-            Value::String(s) => format!("{q} {} {q}", lit(s), q = self.quote),
-            Value::Array(items) => {
-                let inner: Vec<String> = items.iter().map(|i| self.literal(i)).collect();
-                format!("\"[\" {} \"]\"", inner.join(" \",\" "))
-            }
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let inner: Vec<String> =
-                    keys.iter().map(|k| format!("{} {}", self.key(k), self.literal(&map[*k]))).collect();
-                format!("\"{{\" {} \"}}\"", inner.join(" \",\" "))
-            }
-            other => lit(&other.to_string()),
-        }
-    }
-
-    /// A key and its `:`: a bare word where the parser reads one back, else quoted.
-    fn key(&self, key: &str) -> String {
-        let bare = !key.is_empty()
-            && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            && !key.starts_with(|c: char| c.is_ascii_digit() || c == '-');
-        if bare {
-            Value::String(format!("{key}:")).to_string()
-        } else {
-            format!("{q} {} {q} \":\"", Value::String(key.to_string()), q = self.quote)
-        }
-    }
-
-    /// Any value (for a schema without a type, or one this writer does not follow).
-    fn any(&mut self) -> String {
-        let name = "v_any".to_string();
-        if !self.rules.iter().any(|r| r.starts_with(&format!("{name}:"))) {
-            let q = self.quote;
-            self.rules.push(format!(
-                "{name}: {q} /[^<]{{0,256}}/ {q} | /-?(0|[1-9][0-9]{{0,15}})(\\.[0-9]{{1,16}})?/ | \"true\" | \"false\" \
-                 | \"null\" | \"{{\" ({name}_kv (\",\" {name}_kv)*)? \"}}\" | \"[\" ({name} (\",\" {name})*)? \"]\"\n\
-                 {name}_kv: /[A-Za-z_][A-Za-z0-9_]{{0,63}}/ \":\" {name}"
-            ));
-        }
-        name
-    }
-
-    /// The rule of a value valid for `schema`.
-    fn value(&mut self, schema: &Value) -> String {
-        let Some(obj) = schema.as_object() else {
-            return self.any();
-        };
-        if let Some(c) = obj.get("const") {
-            let body = self.literal(c);
-            return self.rule(body);
-        }
-        if let Some(choices) = obj.get("enum").and_then(Value::as_array) {
-            let body: Vec<String> = choices.iter().map(|c| self.literal(c)).collect();
-            return self.rule(body.join(" | "));
-        }
-        if let Some(alternatives) = obj.get("anyOf").or_else(|| obj.get("oneOf")).and_then(Value::as_array) {
-            let body: Vec<String> = alternatives.iter().map(|a| self.value(a)).collect();
-            return self.rule(body.join(" | "));
-        }
-        let types: Vec<&str> = match obj.get("type") {
-            Some(Value::String(t)) => vec![t.as_str()],
-            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-            _ if obj.contains_key("properties") => vec!["object"],
-            _ if obj.contains_key("items") => vec!["array"],
-            _ => return self.any(),
-        };
-        let body: Vec<String> = types.into_iter().map(|t| self.typed(obj, t)).collect();
-        self.rule(body.join(" | "))
-    }
-
-    /// The Lark of a value of type `t` under the keywords of `schema`.
-    fn typed(&mut self, schema: &serde_json::Map<String, Value>, t: &str) -> String {
-        let q = self.quote;
-        match t {
-            // With a pattern or a format: a JSON string, which the parser reads back as a bare
-            // token (valid as long as the text has no `,`, `}` or `]`).
-            "string" if schema.contains_key("pattern") || schema.contains_key("format") => {
-                let mut sub = Value::Object(schema.clone());
-                sub["type"] = json!("string");
-                format!("%json {sub}")
-            }
-            // Plain text without `<` (no quote inside), `maxLength` or else 256 characters.
-            "string" => {
-                let least = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0);
-                let most = schema.get("maxLength").and_then(Value::as_u64).unwrap_or(256).max(least);
-                if most == 0 {
-                    format!("{q} {q}")
-                } else {
-                    format!("{q} /[^<]{{{least},{most}}}/ {q}")
-                }
-            }
-            "integer" | "number" | "boolean" | "null" => {
-                let mut sub = Value::Object(schema.clone());
-                sub["type"] = json!(t);
-                format!("%json {}", mlx_manager_engine::bounded_whitespace(sub))
-            }
-            "object" => self.object(schema),
-            "array" => {
-                let item = match schema.get("items") {
-                    Some(items) => self.value(items),
-                    None => self.any(),
-                };
-                let least = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
-                let most = schema.get("maxItems").and_then(Value::as_u64);
-                // (A Lark range cannot end at 0.)
-                let rest = match most {
-                    Some(0 | 1) => String::new(),
-                    Some(most) => format!(" (\",\" {item}){{{},{}}}", least.saturating_sub(1), most - 1),
-                    None if least > 1 => format!(" (\",\" {item}){{{},}}", least - 1),
-                    None => format!(" (\",\" {item})*"),
-                };
-                match (least, most) {
-                    (_, Some(0)) => "\"[\" \"]\"".into(),
-                    (0, _) => format!("\"[\" ({item}{rest})? \"]\""),
-                    _ => format!("\"[\" {item}{rest} \"]\""),
-                }
-            }
-            _ => self.any(),
-        }
-    }
-
-    /// `{key:value,…}`: the declared properties in sorted order, the required ones always, the
-    /// others optional, commas only between those written.
-    fn object(&mut self, schema: &serde_json::Map<String, Value>) -> String {
-        let props = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-        let required: Vec<&str> =
-            schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-        let mut keys: Vec<&String> = props.keys().collect();
-        keys.sort();
-        let pairs: Vec<(String, bool)> = keys
-            .iter()
-            .map(|k| {
-                let value = self.value(&props[*k]);
-                (format!("{} {value}", self.key(k)), required.contains(&k.as_str()))
-            })
-            .collect();
-        // From the last property back: `after` writes properties k.. once one was written (each
-        // after a comma), `first` writes them when none was yet.
-        let (mut after, mut first) = (None::<String>, None::<String>);
-        for (pair, needed) in pairs.into_iter().rev() {
-            let tail = |rule: &Option<String>| rule.as_ref().map(|r| format!(" {r}")).unwrap_or_default();
-            let with_comma = if needed {
-                format!("\",\" {pair}{}", tail(&after))
-            } else {
-                format!("(\",\" {pair})?{}", tail(&after))
-            };
-            let leading = if needed {
-                format!("{pair}{}", tail(&after))
-            } else {
-                match &first {
-                    Some(f) => format!("{pair}{} | {f}", tail(&after)),
-                    None => format!("({pair})?"),
-                }
-            };
-            after = Some(self.rule(with_comma));
-            first = Some(self.rule(leading));
-        }
-        match first {
-            Some(f) => format!("\"{{\" {f} \"}}\""),
-            None => "\"{\" \"}\"".into(),
-        }
-    }
-}
-
-/// A Gemma 4 call of any allowed tool as its template writes calls, one block per call:
-/// `<|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|>` (the quoted tags are the model's
-/// special tokens, as the engine writes such literals). The string quote is named as a token
-/// (`<|"|>`), not quoted: a quoted one would stay text on a vocabulary without that token, while
-/// named it makes the grammar fail to compile there, so a forced call on FunctionGemma (same
-/// parser, calls in `<start_function_call>…<escape>…`) is refused (422) instead of being held to
-/// Gemma 4's syntax spelled out as text.
-fn gemma_calls(tools: &[&Tool], parallel: bool) -> String {
-    let mut values = GemmaValues { quote: "<|\"|>", rules: Vec::new() };
-    let mut calls = Vec::new();
-    for tool in tools {
-        let args = values.object(parameters(tool).as_object().unwrap_or(&serde_json::Map::new()));
-        let head = Value::String(format!("call:{}", tool.function().name));
-        calls.push(format!("{head} {args}"));
-    }
-    let more = if parallel { " block*" } else { "" };
-    let mut lark = format!("start: block{more}\nblock: \"<|tool_call>\" ({}) \"<tool_call|>\"\n", calls.join(" | "));
-    for rule in values.rules {
-        lark.push_str(&rule);
-        lark.push('\n');
-    }
-    lark
-}
-
 /// The grammar of a forced call in `format` (None: the choice forces nothing).
 pub(crate) fn forced_call(
     format: Option<ToolFormat>,
@@ -416,18 +225,9 @@ pub(crate) fn forced_call(
 ) -> Option<Grammar> {
     let allowed = forced(tools, choice)?;
     let lark = match format? {
-        ToolFormat::Hermes => {
-            let more = if parallel { " (\"\\n\" call)*" } else { "" };
-            format!(
-                "start: call{more}\ncall: \"<tool_call>\" \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}",
-                call_schema(&allowed, "arguments")
-            )
-        }
+        ToolFormat::Hermes => tool_calls(&hermes_rest(&allowed), parallel),
+        ToolFormat::Qwen3Coder => tool_calls(&qwen3_coder_rest(&allowed), parallel),
         ToolFormat::Llama3 => format!("start: body\nbody: %json {}", call_schema(&allowed, "parameters")),
-        ToolFormat::Qwen3Coder => {
-            let more = if parallel { " (\"\\n\" call)*" } else { "" };
-            format!("start: call{more}\n{}", qwen3_coder_call(&allowed))
-        }
         // gpt-oss: the prompt ends with `<|start|>assistant`; a call is the recipient, the
         // commentary channel and the arguments (as its template writes calls), then `<|call|>`.
         ToolFormat::Harmony => {
@@ -442,14 +242,15 @@ pub(crate) fn forced_call(
             lark
         }
         ToolFormat::Mistral => mistral_calls(&allowed, parallel),
-        ToolFormat::Gemma => gemma_calls(&allowed, parallel),
+        ToolFormat::Gemma => gemma::GEMMA4.calls(&allowed, parallel),
+        ToolFormat::FunctionGemma => gemma::FUNCTION_GEMMA.calls(&allowed, parallel),
     };
     Some(Grammar::Lark(lark))
 }
 
 /// Under `tool_choice: auto` the model may answer in text or start a call; once it writes the
 /// start of a call, the call follows the tools' schemas. The grammar of one call after its start,
-/// and that start (the trigger). None where no grammar is written for the format yet.
+/// and that start (the trigger).
 pub(crate) fn started_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -460,11 +261,8 @@ pub(crate) fn started_call(
     }
     let all: Vec<&Tool> = tools.iter().collect();
     match format? {
-        ToolFormat::Hermes => {
-            let lark =
-                format!("start: \"\\n\" body \"\\n\" \"</tool_call>\"\nbody: %json {}", call_schema(&all, "arguments"));
-            Some((Grammar::Lark(lark), "<tool_call>".into()))
-        }
+        ToolFormat::Hermes => Some(after_tool_call(&hermes_rest(&all))),
+        ToolFormat::Qwen3Coder => Some(after_tool_call(&qwen3_coder_rest(&all))),
         // gpt-oss: a message to `functions.NAME`; the trigger stops short of the `.` because
         // o200k's pre-tokenizer joins it to the name (`.get`), so the text never ends with it.
         // After the name, the rest of the header in any of the forms the parser reads (the
@@ -477,7 +275,8 @@ pub(crate) fn started_call(
             let lark = format!("start: list | named\n{}", mistral_after_tag(&all, true));
             Some((Grammar::Lark(lark), "[TOOL_CALLS]".into()))
         }
-        _ => None,
+        ToolFormat::Gemma => Some(gemma::GEMMA4.started(&all)),
+        ToolFormat::FunctionGemma => Some(gemma::FUNCTION_GEMMA.started(&all)),
     }
 }
 
@@ -558,7 +357,7 @@ mod tests {
     fn forced_calls_compile_for_every_format() {
         let tools = weather();
         let required = ToolChoice::Mode(ToolChoiceMode::Required);
-        // (Gemma's grammar names its quote token, which the byte tokenizer of `check` lacks.)
+        // (Gemma's grammars name their quote token, which the byte tokenizer of `check` lacks.)
         for format in [ToolFormat::Hermes, ToolFormat::Qwen3Coder, ToolFormat::Llama3, ToolFormat::Mistral] {
             for parallel in [false, true] {
                 let grammar = forced_call(Some(format), &tools, Some(&required), parallel).unwrap();
@@ -567,20 +366,36 @@ mod tests {
                 }
             }
         }
-        // Gemma's, with its quote token as text.
-        let Some(Grammar::Lark(gemma)) = forced_call(Some(ToolFormat::Gemma), &tools, Some(&required), true) else {
-            panic!("no Gemma grammar")
+        // Gemma's, with the quote token as text.
+        let quoted = |format: ToolFormat, lark: String| {
+            let quote = if format == ToolFormat::Gemma { "<|\"|>" } else { "<escape>" };
+            assert!(lark.contains(quote), "{lark}");
+            let text = Grammar::Lark(lark.replace(quote, "\"'\""));
+            text.check().unwrap_or_else(|e| panic!("{format:?}: {e}\n{lark}"));
         };
-        let text = Grammar::Lark(gemma.replace("<|\"|>", "\"'\""));
-        text.check().unwrap_or_else(|e| panic!("{e}\n{gemma}"));
-        let (grammar, trigger) = started_call(Some(ToolFormat::Harmony), &tools, None).unwrap();
-        assert_eq!(trigger, "to=functions");
-        grammar.check().unwrap();
-        let (grammar, trigger) = started_call(Some(ToolFormat::Mistral), &tools, None).unwrap();
-        assert_eq!(trigger, "[TOOL_CALLS]");
-        grammar.check().unwrap_or_else(|e| panic!("{e}\n{grammar:?}"));
-        let (grammar, trigger) = started_call(Some(ToolFormat::Llama3), &tools, None).unwrap();
-        assert_eq!(trigger, "{\"name\":");
-        grammar.check().unwrap_or_else(|e| panic!("{e}\n{grammar:?}"));
+        for format in [ToolFormat::Gemma, ToolFormat::FunctionGemma] {
+            let Some(Grammar::Lark(lark)) = forced_call(Some(format), &tools, Some(&required), true) else {
+                panic!("no {format:?} grammar")
+            };
+            quoted(format, lark);
+            let Some((Grammar::Lark(lark), _)) = started_call(Some(format), &tools, None) else {
+                panic!("no started {format:?} grammar")
+            };
+            quoted(format, lark);
+        }
+        let triggers = [
+            (ToolFormat::Hermes, "<tool_call>"),
+            (ToolFormat::Qwen3Coder, "<tool_call>"),
+            (ToolFormat::Harmony, "to=functions"),
+            (ToolFormat::Mistral, "[TOOL_CALLS]"),
+            (ToolFormat::Llama3, "{\"name\":"),
+        ];
+        for (format, expected) in triggers {
+            let (grammar, trigger) = started_call(Some(format), &tools, None).unwrap();
+            assert_eq!(trigger, expected);
+            grammar.check().unwrap_or_else(|e| panic!("{format:?}: {e}\n{grammar:?}"));
+        }
+        assert_eq!(started_call(Some(ToolFormat::Gemma), &tools, None).unwrap().1, "<|tool_call>");
+        assert_eq!(started_call(Some(ToolFormat::FunctionGemma), &tools, None).unwrap().1, "<start_function_call>");
     }
 }
