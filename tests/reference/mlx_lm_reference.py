@@ -53,7 +53,9 @@ def greedy(args):
 
 def constrained(args):
     """Greedy decoding under a grammar, the reference way: mlx-lm's logits, llguidance's own
-    Python matcher and mask (same tokenizer, the model's EOS ids). Prints {"tokens": [...]}."""
+    Python matcher and mask (same tokenizer, the model's EOS ids), and its fast-forward tokens
+    after each sampled one (up to 16, leaving room in max_tokens for one sampled after them)
+    run through the model as one pass, as llguidance's interface suggests. Prints {"tokens": [...]}."""
     mx = _mlx()
     import llguidance
     import llguidance.hf
@@ -79,7 +81,7 @@ def constrained(args):
     logits = model(prompt, cache=cache)[:, -1, :]
     mask = allocate_token_bitmask(1, vocab)
     out = []
-    for _ in range(args.max_tokens):
+    while len(out) < args.max_tokens:
         fill_next_token_bitmask(matcher, mask)
         row = np.array(logits.astype(mx.float32))
         apply_token_bitmask_inplace(row, mask)
@@ -87,8 +89,16 @@ def constrained(args):
         if tok in eos:
             break
         out.append(tok)
+        if len(out) == args.max_tokens:
+            break
         assert matcher.consume_token(tok), matcher.get_error()
         logits = model(mx.array([[tok]]), cache=cache)[:, -1, :]
+        forced = matcher.compute_ff_tokens()[: min(16, args.max_tokens - len(out) - 1)]
+        forced = forced[: matcher.validate_tokens(forced)] if forced else []
+        if forced:
+            assert matcher.consume_tokens(forced), matcher.get_error()
+            out.extend(forced)
+            logits = model(mx.array([forced]), cache=cache)[:, -1, :]
     print(json.dumps({"tokens": out}))
 
 

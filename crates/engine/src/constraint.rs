@@ -9,6 +9,11 @@
 //! computes its next mask on rayon's pool while MLX runs the model, and only the masked sampling
 //! waits for both. Rows without a grammar in the same batch are not touched.
 //!
+//! Forced tokens: where the grammar allows only one way on for several tokens (a tool call's
+//! `{"name": "get_weather", "arguments": {` once the call has started), llguidance's fast-forward
+//! tokens are appended without a forward pass each: the matcher takes them with the token just
+//! read, and the sequence runs them through the model as one pass (see `generate`).
+//!
 //! Reasoning models: when the model's output format has reasoning tags, the grammar starts after
 //! the reasoning block (the first token may also open it).
 
@@ -249,7 +254,8 @@ impl Compile {
             }
         };
         let mut c = Constraint::new(&guide, &self.grammar, self.reasoning, self.reasoning_open, self.trigger)?;
-        c.compute()?;
+        // No fast-forward before the first token: that one comes from the prompt's own pass.
+        c.compute(0)?;
         Ok(c)
     }
 }
@@ -276,7 +282,14 @@ pub(crate) struct Constraint {
     trigger: Option<String>,
     /// The next step's mask, once computed.
     mask: Option<SimpleVob>,
+    /// Tokens the grammar forced after the last token read, already taken by the matcher (the
+    /// next mask is the one after them).
+    forced: Vec<u32>,
 }
+
+/// At most this many forced tokens are taken at once (the rest come in later steps): every one
+/// is an event the reader's buffer must have room for.
+pub(crate) const MAX_FORCED: usize = 16;
 
 impl Constraint {
     /// A constraint for `grammar` on the model of `guide`. `reasoning`: the model's reasoning
@@ -303,7 +316,7 @@ impl Constraint {
             (Some(_), Gate::Open | Gate::MayReason { .. }) => Gate::Waiting { tail: String::new() },
             (_, gate) => gate,
         };
-        Ok(Constraint { matcher: Matcher::new(Ok(parser)), gate, trigger, mask: None })
+        Ok(Constraint { matcher: Matcher::new(Ok(parser)), gate, trigger, mask: None, forced: Vec::new() })
     }
 
     /// Reads the token the sequence just produced (before the next mask).
@@ -348,8 +361,26 @@ impl Constraint {
         Ok(())
     }
 
-    /// Computes the next step's mask (None while reasoning: no constraint).
-    pub(crate) fn compute(&mut self) -> Result<()> {
+    /// Takes the tokens the grammar forces next, at most `limit` of them (llguidance's
+    /// fast-forward tokens: the canonical tokenization of bytes only one way on allows, checked
+    /// against the grammar before they are taken), then computes the mask after them (None while
+    /// reasoning or waiting for the trigger: no constraint).
+    pub(crate) fn compute(&mut self, limit: usize) -> Result<()> {
+        self.forced.clear();
+        if self.gate == Gate::Open && limit > 0 {
+            let mut forced = self.matcher.compute_ff_tokens();
+            forced.truncate(limit);
+            let valid = self.matcher.validate_tokens(&forced).map_err(grammar_error)?;
+            forced.truncate(valid);
+            if !forced.is_empty() {
+                self.matcher.consume_tokens(&forced).map_err(grammar_error)?;
+                self.forced = forced;
+                if self.trigger.is_some() && self.matcher.is_stopped() {
+                    self.matcher.reset().map_err(grammar_error)?;
+                    self.gate = Gate::Waiting { tail: String::new() };
+                }
+            }
+        }
         self.mask = match &self.gate {
             Gate::Reasoning { .. } | Gate::Waiting { .. } => None,
             Gate::Open => Some(self.matcher.compute_mask_or_eos().map_err(grammar_error)?),
@@ -360,6 +391,11 @@ impl Constraint {
             }
         };
         Ok(())
+    }
+
+    /// The tokens forced after the last one read (see [`Constraint::compute`]), taken out.
+    pub(crate) fn take_forced(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.forced)
     }
 
     /// The computed mask as additive logits `[1, vocab]` (0 allowed, −∞ not), if any.
@@ -385,25 +421,25 @@ fn keep_tail(tail: &mut String, len: usize) {
 }
 
 /// For each row: reads the token it just produced (waiting for it if it is still being computed),
-/// then advances its matcher and computes its next mask, all rows at once on rayon's pool (off
-/// the engine thread, while MLX runs the step's forward pass). A row whose token ends the
-/// generation needs no further mask.
+/// then advances its matcher, takes up to its limit of forced tokens and computes its next mask,
+/// all rows at once on rayon's pool (off the engine thread, while MLX runs the step's forward
+/// pass). A row whose token ends the generation needs no further mask.
 pub(crate) fn prepare(
-    rows: Vec<(&mut Constraint, &Array)>,
+    rows: Vec<(&mut Constraint, &Array, usize)>,
     tokenizer: &Tokenizer,
     eos: &std::collections::BTreeSet<u32>,
 ) -> Result<()> {
     use rayon::prelude::*;
     let mut going = Vec::with_capacity(rows.len());
-    for (c, token) in rows {
+    for (c, token, limit) in rows {
         let id = token.try_item_cast::<u32>().map_err(|e| EngineError::Mlx { message: e.to_string() })?;
         if !eos.contains(&id) {
-            going.push((c, id));
+            going.push((c, id, limit));
         }
     }
-    going.par_iter_mut().try_for_each(|(c, id)| {
+    going.par_iter_mut().try_for_each(|(c, id, limit)| {
         c.advance(*id, tokenizer)?;
-        c.compute()
+        c.compute(*limit)
     })
 }
 

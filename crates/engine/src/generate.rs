@@ -14,6 +14,7 @@ use crate::model::Model;
 use crate::sampler::Sampler;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 
+mod forced;
 mod prefill;
 mod speculative;
 mod stop;
@@ -63,6 +64,9 @@ pub(crate) struct Sequence {
     first_token: Option<Instant>,
     /// The grammar its tokens must follow.
     constraint: Option<Constraint>,
+    /// Tokens its grammar forced after the token being read, already run through the model with
+    /// it: sent right after it.
+    forced: Vec<u32>,
     /// Its draft model's state, when it decodes speculatively.
     draft: Option<DraftState>,
 }
@@ -200,6 +204,7 @@ impl Sequence {
             started: Instant::now(),
             first_token: None,
             constraint: None,
+            forced: Vec::new(),
             draft: None,
         })
     }
@@ -228,10 +233,14 @@ impl Sequence {
         input: &Array,
         read: Option<(&Tokenizer, &std::collections::BTreeSet<u32>)>,
     ) -> Result<(Array, Option<Array>)> {
-        let logits = model.logits(input, &mut self.cache)?;
+        let mut logits = model.logits(input, &mut self.cache)?;
+        let limit = self.forced_limit();
         if let (Some(c), Some((tokenizer, eos))) = (self.constraint.as_mut(), read) {
             mlx_rs::transforms::async_eval([&logits])?;
-            crate::constraint::prepare(vec![(c, input)], tokenizer, eos)?;
+            crate::constraint::prepare(vec![(c, input, limit)], tokenizer, eos)?;
+            if let Some(after) = self.run_forced(model)? {
+                logits = after;
+            }
         }
         let (token, logprob) = self.sample(logits)?;
         let mut outputs = vec![&token];
@@ -359,12 +368,15 @@ impl Sequence {
                 model.decode_rows(&tokens, &mut caches)?
             };
             // Constrained rows read their token and compute their next mask while the pass runs.
-            let rows: Vec<(&mut Constraint, &Array)> = seqs
+            let rows: Vec<(&mut Constraint, &Array, usize)> = seqs
                 .iter_mut()
                 .zip(&pending)
                 .enumerate()
                 .filter(|(i, _)| going.contains(i))
-                .filter_map(|(_, (s, p))| s.constraint.as_mut().map(|c| (c, &p.0)))
+                .filter_map(|(_, (s, p))| {
+                    let limit = s.forced_limit();
+                    s.constraint.as_mut().map(|c| (c, &p.0, limit))
+                })
                 .collect();
             if !rows.is_empty() {
                 mlx_rs::transforms::async_eval([&logits])?;
@@ -373,7 +385,12 @@ impl Sequence {
             let mut outputs = Vec::new();
             for (row, &i) in going.iter().enumerate() {
                 let row = row as i32;
-                let (token, logprob) = seqs[i].sample(logits.try_index((row..row + 1, ..))?)?;
+                // A row whose grammar forced tokens runs them on its own, after the batch.
+                let logits = match seqs[i].run_forced(model)? {
+                    Some(after) => after,
+                    None => logits.try_index((row..row + 1, ..))?,
+                };
+                let (token, logprob) = seqs[i].sample(logits)?;
                 outputs.push(token.clone());
                 outputs.extend(logprob.iter().cloned());
                 next[i] = Some((token, logprob));
@@ -388,8 +405,9 @@ impl Sequence {
             .collect())
     }
 
-    /// Reads the token `current` (computed by an earlier step) and reports it; `next` is the
-    /// following token, already scheduled, unless this one is the last.
+    /// Reads the token `current` (computed by an earlier step) and reports it, with the tokens
+    /// its grammar forced after it (their log-probability is 0: the grammar left no other
+    /// choice); `next` is the following token, already scheduled, unless this one is the last.
     fn emit(
         &mut self,
         tokenizer: &Tokenizer,
@@ -398,13 +416,31 @@ impl Sequence {
         next: Option<(Array, Option<Array>)>,
     ) -> Result<Step> {
         let (id, logprob) = read_token(current)?;
-        match self.take(tokenizer, eos, id, logprob, next.is_none())? {
-            Taken::Token(event) => {
-                self.phase = Phase::Decode { pending: next.expect("not the last") };
-                Ok(Step::Token(event))
+        let forced = std::mem::take(&mut self.forced);
+        let certain = logprob.map(|_| 0.0);
+        let mut events = Vec::with_capacity(1 + forced.len());
+        let read = std::iter::once((id, logprob)).chain(forced.iter().map(|&f| (f, certain)));
+        for (n, (id, logprob)) in read.enumerate() {
+            match self.take(tokenizer, eos, id, logprob, next.is_none())? {
+                Taken::Token(event) => events.push(event),
+                Taken::End(step) => {
+                    // The model read the forced tokens after this one too.
+                    self.history.extend(forced.iter().skip(n));
+                    return Ok(match step {
+                        Step::Finished(mut end) => {
+                            events.append(&mut end);
+                            Step::Finished(events)
+                        }
+                        other => other,
+                    });
+                }
             }
-            Taken::End(step) => Ok(step),
         }
+        self.phase = Phase::Decode { pending: next.expect("not the last") };
+        Ok(match events.len() {
+            1 => Step::Token(events.pop().expect("one")),
+            _ => Step::Tokens(events),
+        })
     }
 
     /// Takes generated token `id`: its event, or the end of the sequence (a stop token or string,

@@ -98,9 +98,14 @@ impl Sequence {
         self.draft.is_some() && self.decoding()
     }
 
-    /// Room a step needs in the reader's buffer: every token a round can emit and the final event.
+    /// Room a step needs in the reader's buffer: every token a round (or a token and those its
+    /// grammar forces) can emit, and the final event.
     pub(crate) fn room(&self) -> usize {
-        self.draft.as_ref().map_or(2, |d| d.tokens + 2)
+        match (&self.draft, &self.constraint) {
+            (Some(d), _) => d.tokens + 2,
+            (None, Some(_)) => crate::constraint::MAX_FORCED + 2,
+            (None, None) => 2,
+        }
     }
 
     /// One speculative round: up to `tokens` proposals and one token of the model's own.
