@@ -55,7 +55,8 @@ def constrained(args):
     """Greedy decoding under a grammar, the reference way: mlx-lm's logits, llguidance's own
     Python matcher and mask (same tokenizer, the model's EOS ids), and its fast-forward tokens
     after each sampled one (up to 16, leaving room in max_tokens for one sampled after them)
-    run through the model as one pass, as llguidance's interface suggests. Prints {"tokens": [...]}."""
+    run through the model as one pass, as llguidance's interface suggests. Prints {"tokens": [...],
+    "generation_tps": ...} (tokens after the first over the time after it, as the bench command)."""
     mx = _mlx()
     import llguidance
     import llguidance.hf
@@ -81,6 +82,7 @@ def constrained(args):
     logits = model(prompt, cache=cache)[:, -1, :]
     mask = allocate_token_bitmask(1, vocab)
     out = []
+    first = None
     while len(out) < args.max_tokens:
         fill_next_token_bitmask(matcher, mask)
         row = np.array(logits.astype(mx.float32))
@@ -89,6 +91,8 @@ def constrained(args):
         if tok in eos:
             break
         out.append(tok)
+        if first is None:
+            first = time.perf_counter()
         if len(out) == args.max_tokens:
             break
         assert matcher.consume_token(tok), matcher.get_error()
@@ -99,7 +103,9 @@ def constrained(args):
             assert matcher.consume_tokens(forced), matcher.get_error()
             out.extend(forced)
             logits = model(mx.array([forced]), cache=cache)[:, -1, :]
-    print(json.dumps({"tokens": out}))
+    end = time.perf_counter()
+    tps = (len(out) - 1) / (end - first) if first is not None and len(out) > 1 else None
+    print(json.dumps({"tokens": out, "generation_tps": tps}))
 
 
 def validate(args):

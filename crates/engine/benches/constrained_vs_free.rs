@@ -1,7 +1,10 @@
 //! What a grammar costs: decode tok/s of the same model generating freely and under a JSON
 //! Schema constraint (llguidance masks), alternating in one run, on the tiny test model and the
 //! 512-wide bench model; the difference per token is the constraint's overhead (mask
-//! computation not hidden behind the forward pass, plus applying it).
+//! computation not hidden behind the forward pass, plus applying it). A third grammar, records
+//! whose keys and punctuation are forced, shows what appending forced tokens without a forward
+//! pass each gains; both grammars are also run by the reference (llguidance's Python matcher on
+//! mlx-lm's logits, fast-forwarding the same way) for a side-by-side ratio.
 //!
 //! Real vocabularies are far larger than the tiny models' (Qwen2.5/3: 151,643 tokens + specials,
 //! 151,936 rows; gpt-oss: ~200k), and llguidance's mask walks the whole token trie. So the bench
@@ -70,6 +73,28 @@ fn decode_tps(handle: &EngineHandle, prompt: &[u32], gen: usize, grammar: Option
         }
     }
     out
+}
+
+/// The reference's decode tok/s under `grammar` (`kind`: json_schema or lark): llguidance's Python
+/// matcher on mlx-lm's logits, fast-forwarding forced tokens as the engine does
+/// (tests/reference/mlx_lm_reference.py `constrained`), one run after one warm-up.
+fn reference_tps(path: &Path, prompt: &[u32], gen: usize, kind: &str, grammar: &str) -> f64 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/mlx_lm_reference.py");
+    let tokens: Vec<String> = prompt.iter().map(u32::to_string).collect();
+    let mut last = 0.0;
+    for _ in 0..2 {
+        let out = std::process::Command::new(common::python())
+            .arg(&script)
+            .args(["constrained", "--model", path.to_str().expect("utf-8 path"), "--tokens", &tokens.join(",")])
+            .args(["--kind", kind, "--grammar", grammar, "--max-tokens", &gen.to_string()])
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(json["tokens"].as_array().map(Vec::len), Some(gen), "the reference stopped early");
+        last = json["generation_tps"].as_f64().expect("tok/s");
+    }
+    last
 }
 
 /// GPT-2's byte-level alphabet: the character that stands for each byte in tokenizer.json.
@@ -337,20 +362,36 @@ fn main() {
 
     println!();
     println!("{prompt_len}-token prompt, {gen} tokens generated; median of {} runs each, alternating", rounds * runs);
-    println!("| model | free decode tok/s | JSON Schema decode tok/s | ratio | overhead per token | forced-heavy records tok/s | ratio |");
+    println!(
+        "| model | free decode tok/s | JSON Schema decode tok/s | ratio | overhead per token | forced-heavy records tok/s | ratio to free |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut against = Vec::new();
     for (label, path, _) in &models {
         let engine = Engine::start().expect("engine");
         let handle = engine.handle();
         handle.load_blocking("bench", path).expect("load");
         let (mut free, mut constrained, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ref_schema, mut ref_records) = (Vec::new(), Vec::new());
+        let bounded = bounded_whitespace(schema()).to_string();
         for _ in 0..rounds {
             free.extend(decode_tps(&handle, &prompt, gen, None, runs));
             constrained.extend(decode_tps(&handle, &prompt, gen, Some(Grammar::JsonSchema(schema())), runs));
             records.extend(decode_tps(&handle, &prompt, gen, Some(Grammar::Lark(RECORDS.into())), runs));
+            ref_schema.push(reference_tps(path, &prompt, gen, "json_schema", &bounded));
+            ref_records.push(reference_tps(path, &prompt, gen, "lark", RECORDS));
         }
         let (f, c, r) = (median(free), median(constrained), median(records));
         let overhead_us = (1.0 / c - 1.0 / f) * 1e6;
         println!("| {label} | {f:.1} | {c:.1} | {:.2}× | {overhead_us:.0} µs | {r:.1} | {:.2}× |", c / f, r / f);
+        let (rs, rr) = (median(ref_schema), median(ref_records));
+        against.push(format!("| {label} | {c:.1} | {rs:.1} | {:.2}× | {r:.1} | {rr:.1} | {:.2}× |", c / rs, r / rr));
+    }
+    println!();
+    println!("Against the reference (llguidance's Python matcher on mlx-lm's logits, forced tokens fast-forwarded too), median of {rounds} runs each:");
+    println!("| model | ours JSON Schema tok/s | reference | ratio | ours records tok/s | reference | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in against {
+        println!("{row}");
     }
 }

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use llguidance::api::TopLevelGrammar;
-use llguidance::toktrie::{ApproximateTokEnv, SimpleVob, TokEnv};
+use llguidance::toktrie::{ApproximateTokEnv, SimpleVob, TokEnv, TokTrie, TokenId, TokenizerEnv};
 use llguidance::{Matcher, ParserFactory};
 use mlx_rs::Array;
 use serde::{Deserialize, Serialize};
@@ -95,7 +95,7 @@ impl Guide {
     fn new(tokenizer_json: &std::path::Path, eos: &[u32], vocab: usize) -> Result<Guide> {
         let mut bytes = toktrie_hf_tokenizers::ByteTokenizer::from_file(tokenizer_json).map_err(grammar_error)?;
         bytes.set_eos_tokens(eos);
-        let env: TokEnv = bytes.into_tok_env(Some(vocab)).map_err(grammar_error)?;
+        let env: TokEnv = Arc::new(TextTokens(bytes.into_tok_env(Some(vocab)).map_err(grammar_error)?));
         let mut factory = ParserFactory::new_simple(&env).map_err(grammar_error)?;
         factory.quiet();
         Ok(Guide { factory })
@@ -109,14 +109,45 @@ impl Guide {
     }
 }
 
+/// The model's tokenizer as llguidance sees it, except that text never becomes a special token.
+/// llguidance writes the bytes a grammar forces as tokens with `tokenize_bytes` (its fast-forward
+/// tokens, and the one-token mask it gives while bytes are forced), and the HF tokenizer finds its
+/// added tokens in any text: forced text such as the JSON string `"<|im_end|>"` or the terminal
+/// `TAG: "</tool_call>"` came back as the special token, which is never that text (its bytes in the
+/// trie carry the 0xFF marker), so the mask allowed only it and taking it failed, or ended the
+/// generation where it is an EOS. Here such a token is spelled with ordinary tokens instead (the
+/// longest-match tokenization of its text). Special tokens a grammar names (`<[id]>`, `<|…|>`)
+/// reach llguidance marked and are tokenized apart from this, so they stay special.
+struct TextTokens(TokEnv);
+
+impl TokenizerEnv for TextTokens {
+    fn tok_trie(&self) -> &TokTrie {
+        self.0.tok_trie()
+    }
+
+    fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
+        let trie = self.0.tok_trie();
+        let tokens = self.0.tokenize_bytes(s);
+        if !tokens.iter().any(|&t| trie.is_special_token(t)) {
+            return tokens;
+        }
+        let spell =
+            |t: TokenId| if trie.is_special_token(t) { trie.greedy_tokenize(&trie.token(t)[1..]) } else { vec![t] };
+        tokens.into_iter().flat_map(spell).collect()
+    }
+
+    fn tokenize_bytes_special(&self, s: &[u8]) -> Vec<TokenId> {
+        self.0.tokenize_bytes_special(s)
+    }
+}
+
 /// `lark` with each quoted literal of a rule whose text is exactly one special token of the
 /// vocabulary (`special`: its id) written as a reference to that token, `<[id]>`: `"</tool_call>"`,
 /// Mistral's `"[TOOL_CALLS]"`, Gemma 4's `"<|\"|>"`. Special here is llguidance's reading of
 /// tokenizer.json: an added token marked `special`, or any added `<…>` one. Such a token is never
-/// the text it shows, so as text the literal could only be spelled out byte by byte, and where it
-/// is the only way on llguidance writes it in the model's own tokenization, which gives the special
-/// token, one the text grammar refuses (the generation fails). Where the vocabulary has no such
-/// special token the literal stays text. Terminals and directives (which take no tokens),
+/// the text it shows, so as text the literal would be spelled out with ordinary tokens (see
+/// [`TextTokens`]), not written as the token the model's format has there. Where the vocabulary
+/// has no such special token the literal stays text. Terminals and directives (which take no tokens),
 /// case-insensitive literals and ranges stay as written, as does everything inside regexes,
 /// comments, `<…>` token references and `%json` / `%regex` / `%llguidance` values.
 fn special_literals(lark: &str, special: impl Fn(&str) -> Option<u32>) -> String {

@@ -210,6 +210,53 @@ async fn quoted_control_tokens_are_the_model_s_own_special_tokens() {
     Grammar::Lark(GEMMA_CALL.into()).check().unwrap();
 }
 
+/// A control token's text inside a JSON string or a Lark terminal is text: where it is the only way
+/// on, it is spelled with ordinary tokens. (Before, llguidance forced it in the model's own
+/// tokenization, which gives the special token: taking it failed the request, or, where it was an
+/// EOS, ended it with invalid JSON.) A rule's quoted literal stays the special token.
+#[tokio::test]
+async fn a_control_token_s_text_inside_a_string_is_spelled_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model");
+    let specials = ["[TOOL_CALLS]", "</tool_call>", "<|im_end|>"];
+    let template = "{% for m in messages %}{{ m.content }}{% endfor %}";
+    // `<|im_end|>` is this model's EOS too.
+    mlx_manager_engine::tiny::write_templated_model(&path, template, &specials, &["<|im_end|>"]).unwrap();
+    let id = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    engine().load(&id, &path).await.unwrap();
+    let vocab = tokenizers::Tokenizer::from_file(path.join("tokenizer.json")).unwrap();
+    let special: Vec<u32> = specials.iter().map(|t| vocab.token_to_id(t).unwrap()).collect();
+    let prompt = || tokens(&[5, 100, 200, 17, 42, 99]);
+    let cases = [
+        (Grammar::JsonSchema(json!({"type": "string", "const": "<|im_end|>"})), "\"<|im_end|>\""),
+        (Grammar::JsonSchema(json!({"enum": ["[TOOL_CALLS]"]})), "\"[TOOL_CALLS]\""),
+        (
+            Grammar::JsonSchema(
+                json!({"type": "object", "properties": {"t": {"const": "</tool_call>"}}, "required": ["t"], "additionalProperties": false}),
+            ),
+            "",
+        ),
+        (Grammar::Lark("start: \"a\" TAG\nTAG: \"</tool_call>\"\n".into()), "a</tool_call>"),
+    ];
+    for (grammar, expected) in cases {
+        let name = format!("{grammar:?}");
+        let out = generate(&id, prompt(), GenerationParams { grammar: Some(grammar), ..greedy(60) }).await;
+        let out = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(out.finish, FinishReason::Stop, "{name}: {out:?}");
+        if expected.is_empty() {
+            let value: Value = serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{name}: {e}: {}", out.text));
+            assert_eq!(value, json!({"t": "</tool_call>"}), "{name}");
+        } else {
+            assert_eq!(out.text, expected, "{name}");
+        }
+        assert!(!out.ids.iter().any(|t| special.contains(t)), "{name}: {:?}", out.pieces);
+    }
+    // A rule's quoted literal is the token.
+    let rule = Grammar::Lark("start: \"a\" \"</tool_call>\"\n".into());
+    let out = generate(&id, prompt(), GenerationParams { grammar: Some(rule), ..greedy(20) }).await.unwrap();
+    assert_eq!(out.ids.last(), Some(&special[1]), "{:?}", out.pieces);
+}
+
 /// `[TOOL_CALLS]get_time[ARGS]{"zone": …}` with one of the schema's zones.
 fn assert_zone_call(text: &str) {
     let args = text.strip_prefix("[TOOL_CALLS]get_time[ARGS]").unwrap_or_else(|| panic!("{text}"));
