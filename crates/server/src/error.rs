@@ -150,6 +150,20 @@ impl Flavor {
 }
 
 impl ApiError {
+    /// Names `field` in a validation error that names none (an engine error about a request
+    /// value the engine does not know the field of, such as a grammar built from it).
+    pub fn on_field(self, field: &str) -> ApiError {
+        match self {
+            ApiError::Validation(mut errors) => {
+                for e in errors.iter_mut().filter(|e| e.field.is_empty()) {
+                    e.field = field.to_string();
+                }
+                ApiError::Validation(errors)
+            }
+            other => other,
+        }
+    }
+
     /// Maps an engine error; internal details go to the log, not the client.
     pub fn from_engine(e: EngineError, model: &str) -> ApiError {
         match e {
@@ -167,9 +181,11 @@ impl ApiError {
                     "the prompt is {bytes} bytes, at least {min_tokens} tokens; this model's context is {context_length}"
                 ),
             }]),
+            // llguidance's message can go on with the whole grammar and token lists: its first
+            // line says what is wrong. (The field is the caller's: see `ApiError::on_field`.)
             EngineError::Grammar { message } => ApiError::Validation(vec![FieldError {
                 field: String::new(),
-                message: format!("the output constraint cannot be enforced on this model: {message}"),
+                message: format!("the output constraint cannot be enforced on this model: {}", first_line(&message, 200)),
             }]),
             EngineError::ChatTemplate { message } => ApiError::Validation(vec![FieldError {
                 field: "messages".into(),
@@ -520,4 +536,13 @@ pub fn render(error: &ApiError, flavor: Flavor, instance: &str, request_id: &str
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
+}
+
+/// The first line of `text`, cut at `max` characters (with `…` when cut).
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
 }

@@ -8,28 +8,11 @@ mod common;
 
 use std::path::Path;
 
+use common::grammar_models::*;
 use common::tool_models::*;
 use common::TestServer;
 use mlx_manager_engine::tiny::write_scripted_model;
 use serde_json::{json, Value};
-
-/// get_weather(city, days) with `days` in 1..=7 and a bounded `city` (a random model would
-/// otherwise write one city name forever): the scripted models' tool.
-fn days_tool() -> Value {
-    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-        "required": ["city", "days"]}}})
-}
-
-/// The first call of `r` is get_weather for Paris with `days` held to its 1..=7 (the scripted
-/// models write a sloppy `"days": "three"`).
-fn assert_held_paris_call(r: &Value) {
-    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
-    assert_eq!(call["name"], "get_weather", "{r}");
-    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
-    assert!(args["city"].as_str().unwrap().starts_with("Paris"), "{args}");
-    assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn under_auto_a_started_call_follows_the_tool_s_schema() {
@@ -55,10 +38,6 @@ async fn under_auto_a_started_call_follows_the_tool_s_schema() {
     assert!(message["content"].as_str().unwrap().starts_with("I will call it."), "{r}");
     assert_held_paris_call(&r);
 }
-
-/// gpt-oss's harmony tokens.
-const HARMONY: &[&str] =
-    &["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|return|>", "<|call|>", "<|final|>"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_call_is_written_in_harmony_by_a_random_gpt_oss_style_model() {
@@ -108,147 +87,6 @@ async fn a_forced_call_is_written_in_qwen3_coder_syntax_by_a_random_model() {
     }
 }
 
-/// A random-weight model with `template` (and its tool-call tokens as special tokens) under `name`.
-fn random_model(s: &TestServer, dir: &Path, name: &str, template: &str, specials: &[&str], eos: &[&str]) {
-    let path = dir.join(name);
-    mlx_manager_engine::tiny::write_templated_model(&path, template, specials, eos).unwrap();
-    s.state.registry.insert(name, &path);
-}
-
-/// A random-weight Qwen3-Coder-style model: Qwen's template and tokens, `tool_parser_type`
-/// qwen3_coder.
-fn random_coder(s: &TestServer, dir: &Path, name: &str) {
-    let specials = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"];
-    random_model(s, dir, name, &template("Qwen-Qwen2.5-7B-Instruct.jinja"), &specials, &["<|im_end|>"]);
-    set_tool_parser(&dir.join(name), "qwen3_coder");
-}
-
-/// Gemma 4's special tokens.
-const GEMMA4: &[&str] = &["<|turn>", "<turn|>", "<|tool_call>", "<tool_call|>", "<|\"|>", "<|channel>", "<channel|>"];
-
-/// FunctionGemma's special tokens (added special tokens in google/functiongemma-270m-it).
-const FUNCTION_GEMMA: &[&str] = &[
-    "<start_of_turn>",
-    "<end_of_turn>",
-    "<start_function_declaration>",
-    "<end_function_declaration>",
-    "<start_function_call>",
-    "<end_function_call>",
-    "<start_function_response>",
-    "<end_function_response>",
-    "<escape>",
-];
-
-/// FunctionGemma's turns (its template also declares the tools; calls are told apart by
-/// `<start_function_call>`).
-const FUNCTION_GEMMA_TEMPLATE: &str = "{%- for m in messages %}<start_of_turn>{{ m.role }}\n\
-    {{ m.content }}<end_of_turn>\n{%- endfor %}{#- calls: <start_function_call>call:NAME{k:<escape>v<escape>}\
-    <end_function_call> #}<start_of_turn>model\n";
-
-/// A random-weight FunctionGemma-style model (its template and tokens; it stops at the end of
-/// its turn or where a function's response would start).
-fn random_function_gemma(s: &TestServer, dir: &Path, name: &str) {
-    let eos = ["<end_of_turn>", "<start_function_response>"];
-    random_model(s, dir, name, FUNCTION_GEMMA_TEMPLATE, FUNCTION_GEMMA, &eos);
-}
-
-/// get_weather with bounded strings (a random model would otherwise write one city forever), an
-/// integer range, an enum and a required nested object with an array (a random model leaves
-/// optional ones out).
-fn weather_tool() -> Value {
-    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 8}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            "options": {"type": "object", "properties": {"metric": {"type": "boolean"},
-                "hours": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 23}, "maxItems": 3}},
-                "required": ["metric", "hours"]}},
-        "required": ["city", "days", "options"]}}})
-}
-
-fn time_tool() -> Value {
-    json!({"type": "function", "function": {"name": "get_time", "description": "Time", "parameters": {"type": "object",
-        "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"]}}})
-}
-
-/// The one call of a forced answer, valid for its tool's schema, and nothing else.
-fn assert_valid_call(r: &Value) {
-    let calls = r["choices"][0]["message"]["tool_calls"].as_array().unwrap_or_else(|| panic!("no call: {r}"));
-    assert_eq!(calls.len(), 1, "{r}");
-    assert_valid_arguments(r);
-    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
-    // No text: the grammar starts with the call.
-    assert!(r["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{r}");
-}
-
-/// The first call of `r` is one of `weather_tool` or `time_tool` with arguments valid for its
-/// schema (checked by hand: the keys, types and bounds they declare, nothing else).
-fn assert_valid_arguments(r: &Value) {
-    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
-    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"));
-    let obj = args.as_object().unwrap_or_else(|| panic!("{args}"));
-    match call["name"].as_str() {
-        Some("get_weather") => {
-            assert!(obj.keys().all(|k| ["city", "days", "unit", "options"].contains(&k.as_str())), "{args}");
-            assert!(args["city"].as_str().is_some_and(|c| c.chars().count() <= 8), "{args}");
-            assert!(args["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{args}");
-            assert!(args.get("unit").is_none_or(|u| u == "celsius" || u == "fahrenheit"), "{args}");
-            let options = args["options"].as_object().unwrap_or_else(|| panic!("{args}"));
-            assert!(options.keys().all(|k| k == "metric" || k == "hours"), "{args}");
-            assert!(options["metric"].is_boolean(), "{args}");
-            let hours = options["hours"].as_array().unwrap_or_else(|| panic!("{args}"));
-            assert!(hours.len() <= 3, "{args}");
-            assert!(hours.iter().all(|h| h.as_i64().is_some_and(|h| (0..=23).contains(&h))), "{args}");
-        }
-        Some("get_time") => assert!(args == json!({"zone": "UTC"}) || args == json!({"zone": "CET"}), "{args}"),
-        _ => panic!("a call to an undeclared tool: {r}"),
-    }
-}
-
-/// The model's control tokens in a forced answer are its own special tokens, never their text
-/// spelled out: each of `controls` the answer holds is one token of its own (by the logprobs,
-/// one entry a token; the tiny models' other tokens are single bytes) as often as the answer's
-/// text holds it; the first one is there.
-fn assert_control_tokens(r: &Value, controls: &[&str]) {
-    let content = r["choices"][0]["logprobs"]["content"].as_array().unwrap_or_else(|| panic!("no logprobs: {r}"));
-    let tokens: Vec<&str> = content.iter().map(|t| t["token"].as_str().unwrap()).collect();
-    let text = tokens.concat();
-    assert!(text.starts_with(controls[0]), "{tokens:?}");
-    for control in controls {
-        let whole = tokens.iter().filter(|t| *t == control).count();
-        assert_eq!(whole, text.matches(control).count(), "{control} spelled out: {tokens:?}");
-    }
-}
-
-/// Forced calls by random-weight models, over several seeds: named, then `required` with two tools;
-/// `controls`: the format's control tokens, the first one the call's start.
-async fn assert_forced_calls(s: &TestServer, model: &str, controls: &[&str]) {
-    let mut req = chat(model, false);
-    req["logprobs"] = json!(true);
-    // A short system prompt instead of Mistral Small's long default one.
-    req["messages"] =
-        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]);
-    req["tools"] = json!([weather_tool(), time_tool()]);
-    req["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
-    req["parallel_tool_calls"] = json!(false);
-    // Room for the blanks a random model writes between JSON tokens (up to 24 a gap).
-    req["max_tokens"] = json!(1000);
-    req["temperature"] = json!(1.0);
-    for seed in 0..4 {
-        req["seed"] = json!(seed);
-        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
-        assert_valid_call(&r);
-        assert_control_tokens(&r, controls);
-        assert_eq!(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather", "{r}");
-    }
-    req["tool_choice"] = json!("required");
-    for seed in 0..4 {
-        req["seed"] = json!(seed);
-        let r: Value = s.post("/v1/chat/completions", req.clone()).send().await.unwrap().json().await.unwrap();
-        assert_valid_call(&r);
-        assert_control_tokens(&r, controls);
-    }
-}
-
 /// Mistral's two syntaxes, each model under its own template: the older JSON list (Nemo) and
 /// v11's `NAME[ARGS]{…}` (Small 3.2); the grammar allows both, the parser reads either back.
 /// `[TOOL_CALLS]` and `[ARGS]` are the model's special tokens, written as those tokens.
@@ -264,19 +102,6 @@ async fn a_forced_call_is_written_in_mistral_syntax_by_a_random_model() {
         random_model(&s, dir.path(), name, &template(file), &specials, &[]);
         assert_forced_calls(&s, name, &["[TOOL_CALLS]", "[ARGS]"]).await;
     }
-}
-
-/// Marks the added tokens `tokens` of a model special in its tokenizer.json, as Mistral's own
-/// tokenizers have their control tokens (a scripted model's pieces are plain added tokens).
-fn mark_special(model: &Path, tokens: &[&str]) {
-    let path = model.join("tokenizer.json");
-    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    for added in tokenizer["added_tokens"].as_array_mut().unwrap() {
-        if tokens.contains(&added["content"].as_str().unwrap()) {
-            added["special"] = json!(true);
-        }
-    }
-    std::fs::write(&path, tokenizer.to_string()).unwrap();
 }
 
 /// Mistral v11's `[TOOL_CALLS]NAME[ARGS]{…}` (a random model above mostly takes the JSON list):
@@ -382,7 +207,46 @@ async fn a_forced_gemma4_call_without_its_quote_token_is_refused_not_ignored() {
     req["tool_choice"] = json!("required");
     let r = s.post("/v1/chat/completions", req).send().await.unwrap();
     let problem = common::assert_problem(r, 422, "validation_error").await;
-    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("cannot be enforced"), "{problem}");
+    let error = &problem["errors"][0];
+    assert_eq!(error["field"], "tool_choice", "{problem}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("cannot be enforced"), "{problem}");
+    // llguidance's first line, not the grammar and token lists after it.
+    assert!(message.chars().count() < 300 && !message.contains('\n'), "{problem}");
+}
+
+/// Under `auto`, a tool whose parameters llguidance cannot compile (valid JSON Schema it does not
+/// implement, `if`/`then` here) leaves the calls free as before, rather than refusing every
+/// request that declares it: `auto` asked for no constraint. (Before, the request failed with a
+/// 422 once the grammar met the model.)
+#[tokio::test(flavor = "multi_thread")]
+async fn under_auto_a_tool_schema_llguidance_cannot_compile_leaves_calls_free() {
+    let (s, dir) = server().await;
+    let sloppy = [
+        "\n<tool_call>",
+        "\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": \"three\"}}\n",
+        "</tool_call>",
+    ];
+    let path = dir.path().join("sloppy-free");
+    write_scripted_model(&path, &sloppy, &template("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
+    s.state.registry.insert("sloppy-free", &path);
+    let mut tool = days_tool();
+    tool["function"]["parameters"]["if"] = json!({"properties": {"city": {"const": "Paris"}}});
+    tool["function"]["parameters"]["then"] = json!({"required": ["days"]});
+    let mut req = chat("sloppy-free", false);
+    req["tools"] = json!([tool]);
+    req["max_tokens"] = json!(120);
+    let r = s.post("/v1/chat/completions", req.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().await.unwrap();
+    let call = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"city": "Paris", "days": "three"}), "{r}");
+    // Forced, the same tool is refused by name before anything runs.
+    req["tool_choice"] = json!("required");
+    let r = s.post("/v1/chat/completions", req).send().await.unwrap();
+    let problem = common::assert_problem(r, 422, "validation_error").await;
+    assert_eq!(problem["errors"][0]["field"], "tools[0].function.parameters", "{problem}");
 }
 
 /// Under `auto`, gpt-oss's call (a message to `functions.NAME`) is held to the tool's schema

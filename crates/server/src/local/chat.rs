@@ -103,8 +103,14 @@ pub(crate) async fn serve(
     let mut params = Sampling::from(&req).params(max_tokens, req.logprobs == Some(true));
     let parallel = req.parallel_tool_calls != Some(false);
     let declared = req.tools.as_deref().unwrap_or_default();
-    params.grammar = super::grammar::forced_call(info.output.tools, declared, req.tool_choice.as_ref(), parallel)
-        .or_else(|| super::grammar::requested(req.response_format.as_ref(), &req.guided).map(|(g, _)| g));
+    // The grammar, and the field it comes from (named by an error compiling it for this model).
+    let forced = super::grammar::forced_call(info.output.tools, declared, req.tool_choice.as_ref(), parallel);
+    let (grammar, source) = match forced {
+        Some(grammar) => (Some(grammar), "tool_choice"),
+        None => super::grammar::requested(req.response_format.as_ref(), &req.guided)
+            .map_or((None, "tools"), |(grammar, field)| (Some(grammar), field)),
+    };
+    params.grammar = grammar;
     if params.grammar.is_none() {
         if let Some((grammar, trigger)) =
             super::grammar::started_call(info.output.tools, declared, req.tool_choice.as_ref())
@@ -114,7 +120,7 @@ pub(crate) async fn serve(
         }
     }
     params.draft = super::draft::draft(state, &req.model, &req.speculative, params.grammar.is_some(), deadline).await?;
-    let run = Run::start(state, &req.model, prompt, params, deadline).await?;
+    let run = Run::start(state, &req.model, prompt, params, deadline).await.map_err(|e| e.on_field(source))?;
     let ids = if info.output.tools == Some(ToolFormat::Mistral) { CallIds::Mistral } else { ids };
     let parser = OutputParser::new(&info.output, tools_json.as_ref(), run.reasoning_open);
     let single = req.parallel_tool_calls == Some(false);

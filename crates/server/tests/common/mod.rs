@@ -2,6 +2,7 @@
 //! thread per test binary.
 #![allow(dead_code)]
 
+pub mod grammar_models;
 pub mod tool_models;
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -250,7 +250,10 @@ pub(crate) fn forced_call(
 
 /// Under `tool_choice: auto` the model may answer in text or start a call; once it writes the
 /// start of a call, the call follows the tools' schemas. The grammar of one call after its start,
-/// and that start (the trigger).
+/// and that start (the trigger). None also where llguidance cannot compile a tool's parameters
+/// (valid JSON Schema it does not implement: `if`/`then`, look-around in a `pattern`): `auto`
+/// asks for no constraint, so such a request is not refused, its calls are left free (logged),
+/// as a forced choice's are refused with a 422 (see [`check`]).
 pub(crate) fn started_call(
     format: Option<ToolFormat>,
     tools: &[Tool],
@@ -258,6 +261,14 @@ pub(crate) fn started_call(
 ) -> Option<(Grammar, String)> {
     if tools.is_empty() || !matches!(choice, None | Some(ToolChoice::Mode(ToolChoiceMode::Auto))) {
         return None;
+    }
+    format?;
+    for tool in tools {
+        if let Err(e) = Grammar::JsonSchema(parameters(tool)).check() {
+            let name = &tool.function().name;
+            tracing::warn!(tool = %name, error = %e, "tool parameters cannot be enforced; calls under auto stay free");
+            return None;
+        }
     }
     let all: Vec<&Tool> = tools.iter().collect();
     match format? {
