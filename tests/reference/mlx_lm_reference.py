@@ -54,7 +54,7 @@ def greedy(args):
 def constrained(args):
     """Greedy decoding under a grammar, the reference way: mlx-lm's logits, llguidance's own
     Python matcher and mask (same tokenizer, the model's EOS ids), and its fast-forward tokens
-    after each sampled one (up to 16, leaving room in max_tokens for one sampled after them)
+    after each sampled one (2 to 16 of them, leaving room in max_tokens for one sampled after them)
     run through the model as one pass, as llguidance's interface suggests. Prints {"tokens": [...],
     "generation_tps": ...} (tokens after the first over the time after it, as the bench command)."""
     mx = _mlx()
@@ -99,7 +99,7 @@ def constrained(args):
         logits = model(mx.array([[tok]]), cache=cache)[:, -1, :]
         forced = matcher.compute_ff_tokens()[: min(16, args.max_tokens - len(out) - 1)]
         forced = forced[: matcher.validate_tokens(forced)] if forced else []
-        if forced:
+        if len(forced) >= 2:
             assert matcher.consume_tokens(forced), matcher.get_error()
             out.extend(forced)
             logits = model(mx.array([forced]), cache=cache)[:, -1, :]

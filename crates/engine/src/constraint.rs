@@ -322,6 +322,11 @@ pub(crate) struct Constraint {
 /// is an event the reader's buffer must have room for.
 pub(crate) const MAX_FORCED: usize = 16;
 
+/// Fewer forced tokens than this are left to the mask. One saves no pass (the forced pass
+/// replaces the next step's), and in a batch its pass would run apart from the other rows', an
+/// extra pass for all of them.
+pub(crate) const MIN_FORCED: usize = 2;
+
 impl Constraint {
     /// A constraint for `grammar` on the model of `guide`. `reasoning`: the model's reasoning
     /// tags (the start tag's token when it is one token, the end tag) and whether the prompt
@@ -392,18 +397,18 @@ impl Constraint {
         Ok(())
     }
 
-    /// Takes the tokens the grammar forces next, at most `limit` of them (llguidance's
-    /// fast-forward tokens: the canonical tokenization of bytes only one way on allows, checked
-    /// against the grammar before they are taken), then computes the mask after them (None while
+    /// Takes the tokens the grammar forces next, at most `limit` of them and none unless
+    /// [`MIN_FORCED`] (llguidance's fast-forward tokens: the canonical tokenization of bytes only
+    /// one way on allows, checked against the grammar before they are taken), then computes the mask after them (None while
     /// reasoning or waiting for the trigger: no constraint).
     pub(crate) fn compute(&mut self, limit: usize) -> Result<()> {
         self.forced.clear();
-        if self.gate == Gate::Open && limit > 0 {
+        if self.gate == Gate::Open && limit >= MIN_FORCED {
             let mut forced = self.matcher.compute_ff_tokens();
             forced.truncate(limit);
             let valid = self.matcher.validate_tokens(&forced).map_err(grammar_error)?;
             forced.truncate(valid);
-            if !forced.is_empty() {
+            if forced.len() >= MIN_FORCED {
                 self.matcher.consume_tokens(&forced).map_err(grammar_error)?;
                 self.forced = forced;
                 if self.trigger.is_some() && self.matcher.is_stopped() {
