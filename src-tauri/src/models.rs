@@ -31,8 +31,13 @@ pub struct LoadedModel {
     pub model_type: String,
     /// Weight dtype.
     pub dtype: String,
-    /// `4-bit, group 64` when quantized.
+    /// `4-bit, group 64` when quantized (as its files store it).
     pub quantization: Option<String>,
+    /// The bits of its quantized weights when they run from a dense copy made at load (on the
+    /// CPU, when the copy fits the budget): why a 4-bit model's memory is several times its
+    /// size on disk, and why it is fast there (the CPU's dense kernels; its quantized ones are
+    /// many times slower). `serve --keep-quantized` turns the copy off.
+    pub dequantized_from_bits: Option<i32>,
     /// Bytes in memory: weights plus the key/value cache of its running requests.
     #[specta(type = u32)]
     pub memory_bytes: u64,
@@ -81,6 +86,7 @@ impl ModelPool {
             .into_iter()
             .map(|l| LoadedModel {
                 quantization: l.quantization.map(|(bits, group)| format!("{bits}-bit, group {group}")),
+                dequantized_from_bits: l.quantization.filter(|_| l.dequantized).map(|(bits, _)| bits),
                 memory_bytes: (l.weight_bytes + l.kv_cache_bytes) as u64,
                 kv_cache_bytes: l.kv_cache_bytes as u64,
                 id: l.id,
@@ -105,5 +111,41 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{:.0} MB", b / 1e6)
     } else {
         format!("{:.0} KB", b / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, quantization: Option<(i32, i32)>, dequantized: bool) -> ModelInfo {
+        ModelInfo {
+            id: id.into(),
+            path: id.into(),
+            model_type: "llama".into(),
+            dtype: "float32".into(),
+            quantization,
+            dequantized,
+            weight_bytes: 6_400,
+            kv_cache_bytes: 0,
+            context_length: None,
+            pinned: false,
+            requests_served: 0,
+            idle_seconds: 0,
+            output: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_model_running_from_a_dense_copy_names_the_bits_it_was_dequantized_from() {
+        let loaded =
+            vec![info("copy", Some((4, 64)), true), info("packed", Some((8, 32)), false), info("fp", None, false)];
+        let pool = ModelPool::new(&[], loaded, None);
+        let shown: Vec<_> =
+            pool.loaded.iter().map(|l| (l.id.as_str(), l.quantization.as_deref(), l.dequantized_from_bits)).collect();
+        assert_eq!(
+            shown,
+            [("copy", Some("4-bit, group 64"), Some(4)), ("packed", Some("8-bit, group 32"), None), ("fp", None, None)]
+        );
     }
 }

@@ -206,6 +206,27 @@ async fn idle_ttl_and_keep_alive_apply_to_openai_and_anthropic_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn admin_models_says_when_a_quantized_model_runs_from_a_dequantized_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let q4 = dir.path().join("tiny-q4");
+    write_tiny_model(&q4, &TinySpec { quantize: Some((4, 64)), ..TinySpec::new(TinyFamily::Llama) }).unwrap();
+    let client = reqwest::Client::new();
+    // On the CPU the copy is the default; --keep-quantized keeps the packed weights.
+    for (flag, dequantized) in [(None, true), (Some("--keep-quantized"), false)] {
+        let mut args = vec!["--model", q4.to_str().unwrap()];
+        args.extend(flag);
+        let server = start(&args);
+        let r = client.post(format!("{}/admin/models/tiny-q4/preload", server.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{flag:?}");
+        let pool: serde_json::Value =
+            client.get(format!("{}/admin/models", server.url)).send().await.unwrap().json().await.unwrap();
+        let model = pool["loaded"].as_array().unwrap().iter().find(|m| m["id"] == "tiny-q4").expect("loaded");
+        assert_eq!(model["quantization"], serde_json::json!([4, 64]), "{flag:?}: the files' bits either way");
+        assert_eq!(model["dequantized"], dequantized, "{flag:?}: {model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn preloaded_models_are_loaded_and_pinned_at_start_up() {
     let server = start(&["--preload", "tiny-qwen", "--idle-ttl-seconds", "1"]);
     let client = reqwest::Client::new();

@@ -99,6 +99,7 @@ pub(crate) fn load_model(
         model_type: c.model_type.clone(),
         dtype: format!("{:?}", model.dtype()).to_lowercase(),
         quantization: c.quantization.map(|q| (q.bits, q.group_size)),
+        dequantized: dense,
         weight_bytes: model.weight_bytes(),
         kv_cache_bytes: 0,
         context_length: c.max_position_embeddings,

@@ -15,7 +15,11 @@ const PROMPT: &[u32] = &[5, 100, 200, 300, 17, 42, 99, 3, 8];
 const MAX_TOKENS: usize = 40;
 
 fn start(memory_budget_bytes: Option<u64>) -> Engine {
-    Engine::start_with(PoolConfig { max_loaded_models: 8, memory_budget_bytes, idle_ttl: None, dense_on_cpu: true })
+    start_dense(memory_budget_bytes, true)
+}
+
+fn start_dense(memory_budget_bytes: Option<u64>, dense_on_cpu: bool) -> Engine {
+    Engine::start_with(PoolConfig { max_loaded_models: 8, memory_budget_bytes, idle_ttl: None, dense_on_cpu })
         .expect("engine starts")
 }
 
@@ -94,6 +98,7 @@ async fn quantized_models_run_dense_with_mlx_lm_dequantized_numbers() {
             info.weight_bytes,
             weight_file_bytes(m)
         );
+        assert!(info.dequantized, "{name}: loaded dense but not reported as dequantized");
         let ours = greedy_ids(&h, &m.id).await;
         assert_eq!(ours, mlx_lm_greedy(m, true), "{name}: greedy tokens differ from mlx-lm's on the dequantized model");
     }
@@ -107,5 +112,34 @@ async fn a_copy_that_does_not_fit_keeps_the_packed_weights() {
     let h = engine.handle();
     let info = h.load(&m.id, m.path()).await.expect("loads");
     assert!(info.weight_bytes <= weight_file_bytes(&m), "{} bytes: dequantized past the budget", info.weight_bytes);
+    assert!(!info.dequantized, "packed weights reported as dequantized");
     assert_eq!(greedy_ids(&h, &m.id).await, mlx_lm_greedy(&m, false), "packed: mlx-lm's quantized numbers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_says_which_models_run_dequantized() {
+    let m = quantized(TinyFamily::Llama, 4, TinyDtype::F32, false);
+    let plain = write_tiny(TinySpec::new(TinyFamily::Qwen2));
+    // The dense copy: the status (what `/admin/models` and the app's pool list show) says so,
+    // beside the file's quantization.
+    let engine = start(None);
+    let h = engine.handle();
+    assert!(h.load(&m.id, m.path()).await.expect("loads").dequantized);
+    assert!(!h.load(&plain.id, plain.path()).await.expect("loads").dequantized, "an unquantized model has no copy");
+    let status = h.status().await.unwrap();
+    let of = |id: &str| status.loaded.iter().find(|l| l.id == id).map(|l| (l.quantization, l.dequantized));
+    assert_eq!((of(&m.id), of(&plain.id)), (Some((Some((4, 64)), true)), Some((None, false))));
+
+    drop(engine);
+
+    // `serve --keep-quantized`: the packed weights, and it says so.
+    let engine = start_dense(None, false);
+    let h = engine.handle();
+    let info = h.load(&m.id, m.path()).await.expect("loads");
+    assert!(!info.dequantized);
+    assert!(
+        info.weight_bytes <= weight_file_bytes(&m),
+        "{} bytes: dequantized with dense_on_cpu off",
+        info.weight_bytes
+    );
 }

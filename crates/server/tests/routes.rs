@@ -180,6 +180,8 @@ async fn models_and_admin_routes() {
     let admin: serde_json::Value = s.get("/admin/models").send().await.unwrap().json().await.unwrap();
     assert_eq!(admin["available"][0]["loaded"], true);
     assert!(admin["available"][0]["size_bytes"].as_u64().unwrap() > 0);
+    // An unquantized model has no dense copy (crates/cli/tests/serve.rs covers a quantized one).
+    assert_eq!(admin["loaded"][0]["dequantized"], false);
     let health: serde_json::Value = s.get("/health").send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     // `force` must be a boolean; checked before anything is unloaded.

@@ -525,8 +525,15 @@ export type LoadedModel = {
 	model_type: string,
 	/**  Weight dtype. */
 	dtype: string,
-	/**  `4-bit, group 64` when quantized. */
+	/**  `4-bit, group 64` when quantized (as its files store it). */
 	quantization: string | null,
+	/**
+	 *  The bits of its quantized weights when they run from a dense copy made at load (on the
+	 *  CPU, when the copy fits the budget): why a 4-bit model's memory is several times its
+	 *  size on disk, and why it is fast there (the CPU's dense kernels; its quantized ones are
+	 *  many times slower). `serve --keep-quantized` turns the copy off.
+	 */
+	dequantized_from_bits: number | null,
 	/**  Bytes in memory: weights plus the key/value cache of its running requests. */
 	memory_bytes: number,
 	/**  Of which key/value cache. */

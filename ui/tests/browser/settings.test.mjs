@@ -77,6 +77,30 @@ describe("model pool", () => {
     await page.close();
   });
 
+  test("a model that runs from a dequantized copy says so, and the tooltip says why", async () => {
+    const { page, errors } = await openWindow();
+    await page.getByTestId("tab-pool").click();
+    const loaded = (id, quantization, dequantized_from_bits, memory_bytes) =>
+      ({ id, model_type: "qwen2", dtype: "float32", quantization, dequantized_from_bits, memory_bytes, kv_cache_bytes: 0, pinned: false, idle_seconds: 3, requests_served: 1 });
+    await page.evaluate((pool) => window.__emit("model-pool-changed", pool), {
+      available: ["tiny-llama", "tiny-qwen"].map((id) => ({ id, path: `/models/${id}`, size_bytes: 2_400_000, loaded: true, model_type: "qwen2", supported: true })),
+      // tiny-qwen: a 4-bit copy at 6.4x its files; tiny-llama kept packed (serve --keep-quantized).
+      loaded: [loaded("tiny-qwen", "4-bit, group 64", 4, 15_360_000), loaded("tiny-llama", "4-bit, group 64", null, 2_400_000)],
+      memory_in_use_bytes: 17_760_000,
+      memory_budget_bytes: 18_000_000_000,
+    });
+    const note = page.getByTestId("pool-dequantized-tiny-qwen");
+    await note.filter({ hasText: "dequantized from 4-bit (CPU)" }).waitFor();
+    const title = await note.getAttribute("title");
+    assert.match(title, /fast dense kernels/);
+    assert.match(title, /~6\.4× the files' size/);
+    assert.match(title, /--keep-quantized/);
+    assert.equal(await page.getByTestId("pool-dequantized-tiny-llama").count(), 0);
+    assert.match(await page.getByTestId("pool-row-tiny-llama").textContent(), /4-bit, group 64/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test("a model's draft is chosen from the other models and saved in the pool settings", async () => {
     const { page, errors } = await openWindow();
     await page.getByTestId("tab-pool").click();

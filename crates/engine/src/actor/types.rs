@@ -18,9 +18,17 @@ pub struct ModelInfo {
     pub model_type: String,
     /// Weight dtype (`float32`, `bfloat16`, …).
     pub dtype: String,
-    /// `(bits, group_size)` when quantized.
+    /// `(bits, group_size)` when quantized (as the files store it, also when `dequantized`).
     pub quantization: Option<(i32, i32)>,
-    /// Bytes of weights in memory.
+    /// Its quantized weights run from a dense copy made at load (CPU only, when the copy fits the
+    /// memory budget without evicting anything; `PoolConfig::dense_on_cpu`). It says why a 4-bit
+    /// model uses several times its file's size (`weight_bytes` is the copy's: ~6× the file for
+    /// 4-bit weights with f32 scales) and why it is fast on the CPU: libmlx's CPU quantized
+    /// products are 4× to 100s of times slower than the dense ones. Its numbers are then
+    /// mlx-lm's on the dequantized model. False when not quantized, on the GPU, when the copy
+    /// would not fit, and under `serve --keep-quantized`.
+    pub dequantized: bool,
+    /// Bytes of weights in memory (of the dense copy when `dequantized`).
     pub weight_bytes: usize,
     /// Bytes of key/value cache held by its running requests now.
     pub kv_cache_bytes: usize,
