@@ -256,7 +256,9 @@ pub struct JsonSchemaFormat {
     /// The JSON Schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
-    /// Follow the schema exactly (constrained decoding always does).
+    /// Follow the schema exactly (constrained decoding always does); objects that do not say
+    /// whether they take other properties are then closed, as OpenAI's strict mode requires them
+    /// to be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }

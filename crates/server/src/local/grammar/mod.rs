@@ -26,7 +26,13 @@ fn refused(field: &str, e: EngineError) -> ApiError {
 /// The structured output a request asks for, and the field that asked.
 pub(crate) fn requested(format: Option<&ResponseFormat>, guided: &Guided) -> Option<(Grammar, &'static str)> {
     if let Some(ResponseFormat::JsonSchema { json_schema }) = format {
-        let schema = json_schema.schema.clone().unwrap_or(Value::Bool(true));
+        let mut schema = json_schema.schema.clone().unwrap_or(Value::Bool(true));
+        // OpenAI's strict mode takes only objects closed to other properties; here one that does
+        // not say is closed rather than refused (a small model would otherwise add keys to it
+        // for as long as it is let).
+        if json_schema.strict == Some(true) {
+            strict(&mut schema);
+        }
         return Some((Grammar::JsonSchema(schema), "response_format.json_schema.schema"));
     }
     if let Some(ResponseFormat::JsonObject) = format {
@@ -332,6 +338,35 @@ fn harmony_started(tools: &[&Tool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlx_manager_api::openai::JsonSchemaFormat;
+
+    #[test]
+    fn a_strict_response_format_closes_objects_that_do_not_say_and_a_plain_one_does_not() {
+        let schema = json!({"type": "object", "properties": {"owner": {"type": "object",
+            "properties": {"city": {"type": "string"}}}, "extra": {"type": "object", "additionalProperties": true}}});
+        let format = |strict| ResponseFormat::JsonSchema {
+            json_schema: JsonSchemaFormat {
+                name: "pet".into(),
+                description: None,
+                schema: Some(schema.clone()),
+                strict,
+            },
+        };
+        let Some((Grammar::JsonSchema(closed), field)) = requested(Some(&format(Some(true))), &Guided::default())
+        else {
+            panic!("a schema")
+        };
+        assert_eq!(field, "response_format.json_schema.schema");
+        assert_eq!(closed["additionalProperties"], false);
+        assert_eq!(closed["properties"]["owner"]["additionalProperties"], false);
+        assert_eq!(closed["properties"]["extra"]["additionalProperties"], true);
+        for strict in [None, Some(false)] {
+            let Some((Grammar::JsonSchema(open), _)) = requested(Some(&format(strict)), &Guided::default()) else {
+                panic!("a schema")
+            };
+            assert_eq!(open, schema);
+        }
+    }
 
     #[test]
     fn tool_parameters_are_closed_at_every_depth_unless_they_say_otherwise() {
