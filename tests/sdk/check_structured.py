@@ -85,6 +85,17 @@ for choice in [{"type": "any"}, {"type": "tool", "name": "get_pet"}]:
     for u in uses:
         jsonschema.validate(u.input, schemas[u.name])
 
+# The anthropic SDK's structured outputs (output_config.format; Anthropic's are strict), whole
+# and streamed.
+out = {"format": {"type": "json_schema", "schema": pet}}
+m = an.messages.create(model=model, max_tokens=1000, messages=ask, output_config=out)
+check(m.stop_reason == "end_turn", f"anthropic structured answer ends by itself: {m.content}")
+jsonschema.validate(json.loads(m.content[0].text), closed)
+with an.messages.stream(model=model, max_tokens=1000, messages=ask, output_config=out) as s:
+    final = s.get_final_message()
+jsonschema.validate(json.loads(final.content[0].text), closed)
+check(True, "anthropic structured output validates")
+
 # A schema that cannot be enforced is a 422 naming it, before anything runs.
 try:
     bad = {"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "object", "properties": {"a": {"type": "strng"}}}}}

@@ -8,8 +8,8 @@ use crate::anthropic::{self as an, Block, MessagesRequest, Role};
 use crate::encode::arguments_object;
 use crate::error::ApiTypeError;
 use crate::openai::{
-    ChatRequest, Content, FunctionDef, FunctionName, Message, NamedToolChoice, Stop, StreamOptions, Tool, ToolCall,
-    ToolChoice, ToolChoiceMode,
+    ChatRequest, Content, FunctionDef, FunctionName, JsonSchemaFormat, Message, NamedToolChoice, ResponseFormat, Stop,
+    StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceMode,
 };
 
 type Result<T> = std::result::Result<T, ApiTypeError>;
@@ -59,7 +59,9 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
     refuse_extra(&req.extra, "Anthropic Messages API")?;
     let neutral: [(&str, bool); 16] = [
         ("seed", req.seed.is_none()),
-        ("response_format", matches!(req.response_format, None | Some(crate::openai::ResponseFormat::Text))),
+        // A schema is Anthropic's structured outputs (`output_config.format`); any JSON object has
+        // no equivalent there.
+        ("response_format", !matches!(req.response_format, Some(ResponseFormat::JsonObject))),
         ("guided_json", req.guided.guided_json.is_none()),
         ("guided_regex", req.guided.guided_regex.is_none()),
         ("guided_grammar", req.guided.guided_grammar.is_none()),
@@ -169,12 +171,16 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
                 .iter()
                 .map(|t| {
                     let f = t.function();
+                    let mut rest = Map::new();
+                    if let Some(strict) = f.strict {
+                        rest.insert("strict".into(), Value::Bool(strict));
+                    }
                     an::Tool {
                         name: f.name.clone(),
                         description: f.description.clone(),
                         input_schema: Some(f.parameters.clone().unwrap_or_else(empty_object_schema)),
                         kind: None,
-                        rest: Map::new(),
+                        rest,
                     }
                 })
                 .collect()
@@ -182,6 +188,16 @@ pub fn chat_to_messages(req: &ChatRequest) -> Result<MessagesRequest> {
         tool_choice,
         thinking,
         metadata: req.user.as_ref().map(|u| an::Metadata { user_id: Some(u.clone()) }),
+        output_config: match &req.response_format {
+            Some(ResponseFormat::JsonSchema { json_schema }) => Some(an::OutputConfig {
+                effort: None,
+                format: Some(an::OutputFormat::JsonSchema {
+                    schema: json_schema.schema.clone().unwrap_or_else(|| Value::Object(Map::new())),
+                }),
+            }),
+            _ => None,
+        },
+        output_format: None,
         keep_alive: None,
         extra: Map::new(),
     })
@@ -291,7 +307,7 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
                 name: t.name.clone(),
                 description: t.description.clone(),
                 parameters: t.input_schema.clone(),
-                strict: None,
+                strict: t.rest.get("strict").and_then(Value::as_bool),
             },
         });
     }
@@ -323,6 +339,23 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
             (None, k)
         }
     };
+    // Anthropic's effort, where thinking does not set one: its three lower levels are OpenAI's;
+    // `xhigh` and `max` go as `high`, the most both APIs share.
+    let effort = req.output_config.as_ref().and_then(|c| c.effort.as_deref()).map(|e| match e {
+        "xhigh" | "max" => "high".to_string(),
+        other => other.to_string(),
+    });
+    let reasoning_effort = reasoning_effort.or(effort);
+    // Structured outputs: the answer is JSON valid for the schema (Anthropic's are strict).
+    let response_format =
+        req.output_format().map(|(an::OutputFormat::JsonSchema { schema }, _)| ResponseFormat::JsonSchema {
+            json_schema: JsonSchemaFormat {
+                name: "output".into(),
+                description: None,
+                schema: Some(schema.clone()),
+                strict: Some(true),
+            },
+        });
     let streams = req.streams();
     let mut chat = ChatRequest {
         model: req.model.clone(),
@@ -340,6 +373,7 @@ pub fn messages_to_chat(req: &MessagesRequest, dialect: ChatDialect) -> Result<C
         tool_choice,
         parallel_tool_calls: parallel,
         reasoning_effort,
+        response_format,
         chat_template_kwargs: Some(kwargs).filter(|k| !k.is_empty()),
         keep_alive: req.keep_alive.clone().filter(|_| dialect == ChatDialect::Local),
         user: req.metadata.as_ref().and_then(|m| m.user_id.clone()),

@@ -269,6 +269,16 @@ impl MessagesRequest {
             ),
             _ => {}
         }
+        if let Some((an::OutputFormat::JsonSchema { schema }, field)) = self.output_format() {
+            c.check(schema.is_object(), format!("{field}.schema"), "must be a JSON Schema object");
+        }
+        if let Some(effort) = self.output_config.as_ref().and_then(|o| o.effort.as_deref()) {
+            c.check(
+                ["low", "medium", "high", "xhigh", "max"].contains(&effort),
+                "output_config.effort",
+                "must be low, medium, high, xhigh or max",
+            );
+        }
         if let Some(an::Thinking::Enabled { budget_tokens }) = &self.thinking {
             c.check(*budget_tokens >= 1024, "thinking.budget_tokens", "must be at least 1024");
             c.check(*budget_tokens < self.max_tokens, "thinking.budget_tokens", "must be less than max_tokens");

@@ -187,3 +187,51 @@ fn checks_name_the_field() {
     let fields: Vec<String> = anthropic.validate().into_iter().map(|e| e.field).collect();
     assert_eq!(fields, ["temperature", "thinking.budget_tokens"]);
 }
+
+/// Structured outputs cross between the APIs: OpenAI's `response_format` json_schema is
+/// Anthropic's `output_config.format` (strict, as Anthropic's are), either way, and so is the
+/// beta's `output_format`; a tool's `strict` goes along; Anthropic's effort is OpenAI's
+/// reasoning effort. Any JSON object has no Anthropic equivalent (refused above).
+#[test]
+fn structured_outputs_cross_between_the_apis() {
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+        "additionalProperties": false});
+    let mut body = agent_chat();
+    body["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": true}});
+    body["tools"][0]["function"]["strict"] = json!(true);
+    let req: ChatRequest = serde_json::from_value(body).unwrap();
+    let anthropic = serde_json::to_value(chat_to_messages(&req).unwrap()).unwrap();
+    assert_eq!(anthropic["output_config"], json!({"format": {"type": "json_schema", "schema": schema}}));
+    assert_eq!(anthropic["tools"][0]["strict"], true);
+
+    for (field, value) in [
+        ("output_config", json!({"format": {"type": "json_schema", "schema": schema}, "effort": "max"})),
+        ("output_format", json!({"type": "json_schema", "schema": schema})),
+    ] {
+        let mut body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}, "strict": true}]});
+        body[field] = value;
+        let req: MessagesRequest = serde_json::from_value(body).unwrap();
+        assert!(req.validate().is_empty(), "{:?}", req.validate());
+        for dialect in [ChatDialect::Local, ChatDialect::OpenAi] {
+            let chat = serde_json::to_value(messages_to_chat(&req, dialect).unwrap()).unwrap();
+            assert_eq!(
+                chat["response_format"],
+                json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}}),
+                "{field}"
+            );
+            assert_eq!(chat["tools"][0]["function"]["strict"], true);
+            let effort = if field == "output_config" { json!("high") } else { serde_json::Value::Null };
+            assert_eq!(chat["reasoning_effort"], effort, "{field}");
+        }
+    }
+
+    // The checks name the field.
+    let req: MessagesRequest = serde_json::from_value(json!({"model": "m", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"format": {"type": "json_schema", "schema": "not a schema"}, "effort": "extreme"}}))
+    .unwrap();
+    let fields: Vec<String> = req.validate().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["output_config.format.schema", "output_config.effort"]);
+}

@@ -224,14 +224,29 @@ async fn rules_route_translate_fall_back_and_audit_without_leaking_the_key() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("checks passed"), "{stdout}");
 
-    // Structured output goes where it can be enforced: through to the OpenAI-format upstream, and
-    // refused by name for the Anthropic-format one (never silently dropped).
+    // Structured output goes where it can be enforced: through to the OpenAI-format upstream; a
+    // schema to the Anthropic-format one as its structured outputs (`output_config.format`, which
+    // that upstream, a local engine, enforces), and any JSON object, which Anthropic's API cannot
+    // ask for, refused by name (never silently dropped).
     let mut structured = chat("claude-3-haiku", false);
     structured["response_format"] = json!({"type": "json_object"});
-    let (status, _, text) = api.post("/v1/chat/completions", structured).await;
+    let (status, _, text) = api.post("/v1/chat/completions", structured.clone()).await;
     assert_eq!(status, 422, "{text}");
     let problem: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(problem["error"]["param"], "response_format", "{problem}");
+    let digit = json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}},
+        "required": ["n"], "additionalProperties": false});
+    structured["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "digit", "schema": digit, "strict": true}});
+    structured["max_tokens"] = json!(200);
+    let (status, headers, text) = api.post("/v1/chat/completions", structured).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(backend(&headers), ("up-anthropic".to_string(), false));
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    let value: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let n = value.as_object().filter(|o| o.len() == 1).and_then(|o| o["n"].as_i64());
+    assert!(n.is_some_and(|n| (0..=9).contains(&n)), "{answer}");
     let mut structured = chat("gpt-4o", false);
     structured["response_format"] = json!({"type": "json_object"});
     structured["max_tokens"] = json!(200);

@@ -232,6 +232,28 @@ pub struct Metadata {
     pub user_id: Option<String>,
 }
 
+/// A structured output's format: the answer is JSON valid for the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// JSON valid for `schema`.
+    JsonSchema {
+        /// The JSON Schema.
+        schema: Value,
+    },
+}
+
+/// `output_config`: structured outputs (`format`) and how much effort the model spends.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutputConfig {
+    /// `low`, `medium`, `high`, `xhigh` or `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// The answer's format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<OutputFormat>,
+}
+
 /// `POST /v1/messages`. Unknown fields are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessagesRequest {
@@ -271,6 +293,12 @@ pub struct MessagesRequest {
     /// `{"user_id": …}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
+    /// Structured outputs and effort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig>,
+    /// The structured-outputs beta's name for `output_config.format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
     /// How long the model stays loaded afterwards (extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<Value>,
@@ -283,6 +311,16 @@ impl MessagesRequest {
     /// Whether the answer is streamed.
     pub fn streams(&self) -> bool {
         self.stream == Some(true)
+    }
+
+    /// The structured output asked for (`output_config.format`, or the beta's `output_format`),
+    /// and the field that asked.
+    pub fn output_format(&self) -> Option<(&OutputFormat, &'static str)> {
+        match (self.output_config.as_ref().and_then(|c| c.format.as_ref()), &self.output_format) {
+            (Some(format), _) => Some((format, "output_config.format")),
+            (None, Some(format)) => Some((format, "output_format")),
+            (None, None) => None,
+        }
     }
 }
 
