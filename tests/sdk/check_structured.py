@@ -7,6 +7,7 @@ first failed check."""
 import json
 import sys
 
+import anthropic
 import jsonschema
 import openai
 from sdk_check import check, clients, done
@@ -103,5 +104,10 @@ try:
     check(False, "an invalid schema must be refused")
 except openai.UnprocessableEntityError as e:
     check(e.body and "response_format.json_schema.schema" in json.dumps(e.body), f"names the field: {e.body}")
+try:
+    an.messages.create(model=model, max_tokens=5, messages=ask, output_config={"format": {"type": "json_schema", "schema": bad["json_schema"]["schema"]}})
+    check(False, "an invalid output_config schema must be refused")
+except anthropic.UnprocessableEntityError as e:
+    check(e.body and "output_config.format.schema" in json.dumps(e.body), f"names the anthropic field: {e.body}")
 
 done()

@@ -110,6 +110,11 @@ pub(crate) fn chat(req: &ChatRequest) -> Result<(), ApiError> {
 pub(crate) fn messages(req: &MessagesRequest) -> Result<(), ApiError> {
     let mut e = Errors(Vec::new());
     e.extra(&req.extra);
+    if let Some((an::OutputFormat::JsonSchema { schema }, field)) = req.output_format() {
+        if let Err(ApiError::Validation(errors)) = super::grammar::check_schema(schema, &format!("{field}.schema")) {
+            e.0.extend(errors);
+        }
+    }
     for (i, m) in req.messages.iter().enumerate() {
         let an::Content::Blocks(blocks) = &m.content else { continue };
         for (j, block) in blocks.iter().enumerate() {

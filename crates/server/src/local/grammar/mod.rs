@@ -125,6 +125,12 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// Before anything is loaded: a schema given as `field` compiles (Anthropic's structured outputs,
+/// checked in the client's own shape so that the error names its field).
+pub(crate) fn check_schema(schema: &Value, field: &str) -> Result<(), ApiError> {
+    Grammar::JsonSchema(schema.clone()).check().map_err(|e| refused(field, e))
+}
+
 /// One call of any allowed tool as a JSON object `{"name": …, <arguments key>: …}`.
 fn call_schema(tools: &[&Tool], arguments: &str) -> Value {
     let each: Vec<Value> = tools
