@@ -86,7 +86,7 @@ impl ModelPool {
             .into_iter()
             .map(|l| LoadedModel {
                 quantization: l.quantization.map(|(bits, group)| format!("{bits}-bit, group {group}")),
-                dequantized_from_bits: l.quantization.filter(|_| l.dequantized).map(|(bits, _)| bits),
+                dequantized_from_bits: dequantized_from_bits(l.quantization, l.dequantized),
                 memory_bytes: (l.weight_bytes + l.kv_cache_bytes) as u64,
                 kv_cache_bytes: l.kv_cache_bytes as u64,
                 id: l.id,
@@ -100,6 +100,13 @@ impl ModelPool {
         let memory_in_use_bytes = loaded.iter().map(|l| l.memory_bytes).sum();
         ModelPool { available, loaded, memory_in_use_bytes, memory_budget_bytes: budget }
     }
+}
+
+/// The bits a model's weights were dequantized from, when it runs from a dense copy
+/// (`ModelInfo::dequantized`, `LoadState::Ready`'s `dequantized`); None when it runs packed or
+/// was never quantized.
+pub(crate) fn dequantized_from_bits(quantization: Option<(i32, i32)>, dequantized: bool) -> Option<i32> {
+    quantization.filter(|_| dequantized).map(|(bits, _)| bits)
 }
 
 /// `1.2 GB`, `340 MB`, `12 KB`.

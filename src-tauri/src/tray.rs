@@ -8,7 +8,7 @@ use tauri::{AppHandle, Runtime};
 
 use crate::controller::{Controller, ServerStatus};
 use crate::library::Download;
-use crate::models::{human_bytes, ModelPool};
+use crate::models::{human_bytes, LoadedModel, ModelPool};
 
 const TRAY_ID: &str = "mlx-manager";
 const UNLOAD_PREFIX: &str = "unload:";
@@ -35,8 +35,7 @@ fn menu<R: Runtime>(
     }
     for m in loaded {
         let unload = MenuItemBuilder::with_id(format!("{UNLOAD_PREFIX}{}", m.id), "Unload").build(app)?;
-        let label = format!("{} — {}{}", m.id, human_bytes(m.memory_bytes), if m.pinned { " (pinned)" } else { "" });
-        models = models.item(&SubmenuBuilder::new(app, label).item(&unload).build()?);
+        models = models.item(&SubmenuBuilder::new(app, model_label(m)).item(&unload).build()?);
     }
     let settings = MenuItemBuilder::with_id("settings", "Open Settings…").build(app)?;
     let quit = MenuItemBuilder::with_id("quit", "Quit MLX Manager").build(app)?;
@@ -47,6 +46,20 @@ fn menu<R: Runtime>(
         .separator()
         .items(&[&settings, &quit])
         .build()
+}
+
+/// A loaded model's entry in the Models submenu: its id, memory, whether it runs from a
+/// dequantized copy (which explains memory several times its files; the settings window's Model
+/// pool says why) and whether it is pinned — "tiny-q4 — 15 MB · dequantized from 4-bit (pinned)".
+pub fn model_label(m: &LoadedModel) -> String {
+    let mut label = format!("{} — {}", m.id, human_bytes(m.memory_bytes));
+    if let Some(bits) = m.dequantized_from_bits {
+        label.push_str(&format!(" · dequantized from {bits}-bit"));
+    }
+    if m.pinned {
+        label.push_str(" (pinned)");
+    }
+    label
 }
 
 /// The title next to the icon (macOS menu bar; the indicator's label on Linux): short, since it
@@ -139,6 +152,32 @@ mod tests {
             url: running.then(|| "http://127.0.0.1:10242".to_string()),
             error: error.map(str::to_string),
         }
+    }
+
+    fn loaded(id: &str, memory_bytes: u64, dequantized_from_bits: Option<i32>, pinned: bool) -> LoadedModel {
+        LoadedModel {
+            id: id.into(),
+            model_type: "llama".into(),
+            dtype: "float32".into(),
+            quantization: Some("4-bit, group 64".into()),
+            dequantized_from_bits,
+            memory_bytes,
+            kv_cache_bytes: 0,
+            pinned,
+            idle_seconds: 0,
+            requests_served: 0,
+        }
+    }
+
+    #[test]
+    fn a_model_entry_says_its_memory_and_whether_it_runs_dequantized_or_pinned() {
+        assert_eq!(model_label(&loaded("packed", 2_400_000, None, false)), "packed — 2 MB");
+        assert_eq!(model_label(&loaded("copy", 15_360_000, Some(4), false)), "copy — 15 MB · dequantized from 4-bit");
+        assert_eq!(
+            model_label(&loaded("copy", 1_500_000_000, Some(8), true)),
+            "copy — 1.5 GB · dequantized from 8-bit (pinned)"
+        );
+        assert_eq!(model_label(&loaded("pinned", 2_400_000, None, true)), "pinned — 2 MB (pinned)");
     }
 
     #[test]

@@ -223,6 +223,14 @@ async fn admin_models_says_when_a_quantized_model_runs_from_a_dequantized_copy()
         let model = pool["loaded"].as_array().unwrap().iter().find(|m| m["id"] == "tiny-q4").expect("loaded");
         assert_eq!(model["quantization"], serde_json::json!([4, 64]), "{flag:?}: the files' bits either way");
         assert_eq!(model["dequantized"], dequantized, "{flag:?}: {model}");
+        // The loading-progress stream's `ready` says it too (a late subscriber gets it at once).
+        let r = client.get(format!("{}/admin/models/tiny-q4/loading-progress", server.url)).send().await.unwrap();
+        let events = sse_events(r, |_| false).await;
+        let [ready] = events.as_slice() else { panic!("{flag:?}: {events:?}") };
+        assert_eq!(ready["state"], "ready", "{flag:?}: {ready}");
+        assert_eq!(ready["quantization"], serde_json::json!([4, 64]), "{flag:?}: {ready}");
+        assert_eq!(ready["dequantized"], dequantized, "{flag:?}: {ready}");
+        assert_eq!(ready["weight_bytes"], model["weight_bytes"], "{flag:?}: the copy's bytes when dequantized");
     }
 }
 
@@ -313,6 +321,8 @@ async fn loading_progress_streams_from_not_loaded_to_ready_and_late_subscribers_
     let ready = events.last().unwrap();
     assert_eq!(ready["model"], "tiny-qwen");
     assert!(ready["weight_bytes"].as_u64().unwrap() > 0);
+    // Unquantized: no dense copy (a 4-bit one: admin_models_says_when_a_quantized_model_runs_…).
+    assert_eq!((&ready["quantization"], &ready["dequantized"]), (&serde_json::Value::Null, &serde_json::json!(false)));
 
     // A late subscriber is told `ready` at once, and the stream ends.
     let r = client.get(&progress).send().await.unwrap();

@@ -22,8 +22,14 @@ pub enum LoadState {
     },
     /// In memory and serving.
     Ready {
-        /// Bytes of weights in memory.
+        /// Bytes of weights in memory (of the dense copy when `dequantized`).
         weight_bytes: u64,
+        /// `(bits, group_size)` when quantized, as the files store it (`ModelInfo::quantization`).
+        quantization: Option<(i32, i32)>,
+        /// Its quantized weights run from a dense copy made at load (`ModelInfo::dequantized`):
+        /// said as the load ends, since it explains `weight_bytes` (several times the files)
+        /// and the speed on the CPU.
+        dequantized: bool,
         /// How long the load took.
         load_ms: u64,
     },

@@ -8,7 +8,9 @@ mod common;
 
 use common::{reference, tokens, write_tiny, TinyModel};
 use mlx_manager_engine::tiny::{TinyDtype, TinyFamily, TinySpec};
-use mlx_manager_engine::{Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, PoolConfig};
+use mlx_manager_engine::{
+    Engine, EngineHandle, GenerateRequest, GenerationEvent, GenerationParams, LoadState, PoolConfig,
+};
 use serde_json::json;
 
 const PROMPT: &[u32] = &[5, 100, 200, 300, 17, 42, 99, 3, 8];
@@ -129,6 +131,12 @@ async fn the_pool_says_which_models_run_dequantized() {
     let status = h.status().await.unwrap();
     let of = |id: &str| status.loaded.iter().find(|l| l.id == id).map(|l| (l.quantization, l.dequantized));
     assert_eq!((of(&m.id), of(&plain.id)), (Some((Some((4, 64)), true)), Some((None, false))));
+    // And the load's `Ready` (the loading-progress stream, the app's `model-loading` event).
+    let ready = |h: &EngineHandle, id: &str| match h.load_state(id).borrow().clone() {
+        LoadState::Ready { quantization, dequantized, .. } => (quantization, dequantized),
+        other => panic!("{id}: {other:?}"),
+    };
+    assert_eq!((ready(&h, &m.id), ready(&h, &plain.id)), ((Some((4, 64)), true), (None, false)));
 
     drop(engine);
 
@@ -137,6 +145,7 @@ async fn the_pool_says_which_models_run_dequantized() {
     let h = engine.handle();
     let info = h.load(&m.id, m.path()).await.expect("loads");
     assert!(!info.dequantized);
+    assert_eq!(ready(&h, &m.id), (Some((4, 64)), false));
     assert!(
         info.weight_bytes <= weight_file_bytes(&m),
         "{} bytes: dequantized with dense_on_cpu off",

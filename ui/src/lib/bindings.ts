@@ -565,6 +565,11 @@ export type ModelLoading = {
 	fraction: number | null,
 	/**  Why the load failed, when `failed`. */
 	message: string | null,
+	/**
+	 *  When `ready`: the bits of its quantized weights if they run from a dense copy made at
+	 *  load, as `LoadedModel::dequantized_from_bits` (why its memory is several times its files).
+	 */
+	dequantized_from_bits: number | null,
 };
 
 /**  Available and loaded models, and the memory they use. */

@@ -194,6 +194,8 @@ impl Actor {
             &id,
             LoadState::Ready {
                 weight_bytes: loaded.info.weight_bytes as u64,
+                quantization: loaded.info.quantization,
+                dequantized: loaded.info.dequantized,
                 load_ms: started.elapsed().as_millis() as u64,
             },
         );
