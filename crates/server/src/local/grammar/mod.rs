@@ -6,6 +6,8 @@
 //! Grammars are compiled once before anything is loaded (a schema llguidance cannot compile is a
 //! 422 naming the field).
 
+use std::sync::Mutex;
+
 use mlx_manager_api::openai::{Guided, NamedToolChoice, ResponseFormat, Tool, ToolChoice, ToolChoiceMode};
 use mlx_manager_engine::output::ToolFormat;
 use mlx_manager_engine::{EngineError, Grammar};
@@ -118,9 +120,7 @@ pub(crate) fn check(
     }
     for tool in forced(tools, choice).unwrap_or_default() {
         let i = tools.iter().position(|t| std::ptr::eq(t, tool)).unwrap_or_default();
-        Grammar::JsonSchema(parameters(tool))
-            .check()
-            .map_err(|e| refused(&format!("tools[{i}].function.parameters"), e))?;
+        check_schema(&parameters(tool), &format!("tools[{i}].function.parameters"))?;
     }
     Ok(())
 }
@@ -128,7 +128,29 @@ pub(crate) fn check(
 /// Before anything is loaded: a schema given as `field` compiles (Anthropic's structured outputs,
 /// checked in the client's own shape so that the error names its field).
 pub(crate) fn check_schema(schema: &Value, field: &str) -> Result<(), ApiError> {
-    Grammar::JsonSchema(schema.clone()).check().map_err(|e| refused(field, e))
+    compiles(schema).map_err(|e| refused(field, e))
+}
+
+/// Whether llguidance compiles `schema` ([`Grammar::check`]), remembering the schemas that did:
+/// an agent sends the same tools with every request, and each check costs up to a millisecond on
+/// the request's thread. (Failures are not kept: they are rare, and each needs its reason.)
+fn compiles(schema: &Value) -> Result<(), EngineError> {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    static COMPILED: std::sync::LazyLock<(RandomState, Mutex<HashSet<u64>>)> =
+        std::sync::LazyLock::new(Default::default);
+    let (state, compiled) = &*COMPILED;
+    let key = state.hash_one(schema.to_string());
+    if compiled.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+        return Ok(());
+    }
+    Grammar::JsonSchema(schema.clone()).check()?;
+    let mut compiled = compiled.lock().unwrap_or_else(|p| p.into_inner());
+    if compiled.len() >= 4096 {
+        compiled.clear();
+    }
+    compiled.insert(key);
+    Ok(())
 }
 
 /// One call of any allowed tool as a JSON object `{"name": …, <arguments key>: …}`.
@@ -276,7 +298,7 @@ pub(crate) fn started_call(
     }
     format?;
     for tool in tools {
-        if let Err(e) = Grammar::JsonSchema(parameters(tool)).check() {
+        if let Err(e) = compiles(&parameters(tool)) {
             let name = &tool.function().name;
             tracing::warn!(tool = %name, error = %e, "tool parameters cannot be enforced; calls under auto stay free");
             return None;
